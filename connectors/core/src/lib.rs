@@ -1,0 +1,159 @@
+//! The contract between Koios and its connectors.
+//!
+//! A *connector* knows one kind of backend (`files`, `postgres`, …) and turns a
+//! [`SourceSpec`] from configuration into a live [`Source`]. A source exposes
+//! its tables as one DataFusion [`CatalogProvider`]: the source name is the
+//! catalog, so `<source>.<schema>.<table>` addresses any table from any session.
+//!
+//! Keeping this crate tiny lets every connector crate depend on it without
+//! depending on the server, and lets the server treat all backends alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::CatalogProvider;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnv;
+
+/// One `[[source]]` entry from the configuration, after `${ENV}` expansion.
+#[derive(Clone, PartialEq)]
+pub struct SourceSpec {
+    /// Catalog name clients use (`<name>.<schema>.<table>`).
+    pub name: String,
+    /// Connector kind, e.g. `files`.
+    pub kind: String,
+    /// Where the data lives; may carry credentials, so it is never printed.
+    pub url: String,
+    /// Every other key of the entry, interpreted by the connector.
+    pub options: BTreeMap<String, toml::Value>,
+}
+
+impl fmt::Debug for SourceSpec {
+    // Hand-written so a URL with a password never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &redact_url(&self.url))
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SourceSpec {
+    /// A string option, or `None` when absent.
+    pub fn option_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.options.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.option_error(key, "a string", other)),
+        }
+    }
+
+    /// A boolean option, or `None` when absent.
+    pub fn option_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.options.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.option_error(key, "true or false", other)),
+        }
+    }
+
+    /// A non-negative integer option, or `None` when absent.
+    pub fn option_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.options.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) if *i >= 0 => Ok(Some(*i as usize)),
+            Some(other) => Err(self.option_error(key, "a non-negative integer", other)),
+        }
+    }
+
+    /// Fails on any option the connector does not know, so typos are caught
+    /// at start instead of being silently ignored.
+    pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {
+        for key in self.options.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(DataFusionError::Configuration(format!(
+                    "source '{}' (kind {}): unknown option '{key}'; known options: {}",
+                    self.name,
+                    self.kind,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn option_error(&self, key: &str, expected: &str, got: &toml::Value) -> DataFusionError {
+        DataFusionError::Configuration(format!(
+            "source '{}': option '{key}' must be {expected}, got {}",
+            self.name,
+            got.type_str()
+        ))
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+/// A live, attached source.
+#[async_trait]
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The catalog holding this source's schemas and tables.
+    fn catalog(&self) -> Arc<dyn CatalogProvider>;
+
+    /// Re-reads the backend's list of schemas and tables, so objects created
+    /// remotely become visible without a restart.
+    async fn refresh(&self) -> Result<()>;
+}
+
+/// Knows how to attach sources of one kind.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The `kind = "…"` value this connector handles.
+    fn kind(&self) -> &'static str;
+
+    /// Attaches a source. Errors must name the source and never contain secrets.
+    ///
+    /// `runtime` is the engine's shared runtime: connectors that read through
+    /// `object_store` register their stores there so every session can scan.
+    async fn connect(&self, spec: &SourceSpec, runtime: &Arc<RuntimeEnv>)
+    -> Result<Arc<dyn Source>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cr@t@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact_url("file:///data/demo"), "file:///data/demo");
+    }
+}

@@ -1,0 +1,209 @@
+//! Koios's one error type and `Result` alias.
+//!
+//! Query-time errors are DataFusion errors (connectors and the engine share
+//! them); this type adds what happens around queries: configuration, I/O and
+//! start-up. [`sqlstate`] turns any error into the SQLSTATE a PostgreSQL
+//! client expects.
+
+use datafusion::error::DataFusionError;
+
+/// Result alias used throughout the `koios` crate.
+pub type Result<T, E = KoiosError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong outside a single query.
+#[derive(Debug, thiserror::Error)]
+pub enum KoiosError {
+    /// A problem in the configuration file; the message names file, line and key.
+    #[error("{0}")]
+    Config(String),
+    /// A query or catalog error.
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl KoiosError {
+    /// Wraps an I/O error with what Koios was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        KoiosError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A SQL error with the SQLSTATE code a PostgreSQL client expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl SqlError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (SQLSTATE {})", self.message, self.code)
+    }
+}
+
+/// SQLSTATE codes Koios emits.
+pub mod codes {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_SCHEMA: &str = "3F000";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const GROUPING_ERROR: &str = "42803";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const CONNECTION_FAILURE: &str = "08006";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const OUT_OF_MEMORY: &str = "53200";
+    pub const CONFIG_FILE_ERROR: &str = "F0000";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const INTERNAL_ERROR: &str = "XX000";
+}
+
+/// Classifies a DataFusion error into a SQLSTATE and a client-facing message.
+///
+/// DataFusion's errors are typed only coarsely (a missing table and a missing
+/// function are both `Plan` errors), so the text is inspected as well.
+pub fn sqlstate(error: &DataFusionError) -> SqlError {
+    use codes::*;
+    let error = unwrap_context(error);
+    let message = clean_message(error);
+    let code = match error {
+        DataFusionError::SQL(_, _) => SYNTAX_ERROR,
+        DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+            datafusion::common::SchemaError::AmbiguousReference { .. } => AMBIGUOUS_COLUMN,
+            _ => INTERNAL_ERROR,
+        },
+        DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            arrow::error::ArrowError::DivideByZero => DIVISION_BY_ZERO,
+            arrow::error::ArrowError::CastError(_) | arrow::error::ArrowError::ParseError(_) => {
+                INVALID_TEXT_REPRESENTATION
+            }
+            arrow::error::ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+            _ => INTERNAL_ERROR,
+        },
+        DataFusionError::Plan(m) => classify_plan_message(m),
+        DataFusionError::Execution(m) => classify_execution_message(m),
+        DataFusionError::Configuration(_) => INVALID_PARAMETER_VALUE,
+        _ => INTERNAL_ERROR,
+    };
+    SqlError::new(code, message)
+}
+
+fn classify_plan_message(m: &str) -> &'static str {
+    use codes::*;
+    let lower = m.to_ascii_lowercase();
+    if lower.contains("table '") && lower.contains("not found")
+        || lower.starts_with("table not found")
+    {
+        UNDEFINED_TABLE
+    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+        UNDEFINED_FUNCTION
+    } else if lower.contains("already exists") {
+        DUPLICATE_TABLE
+    } else if lower.contains("schema") && lower.contains("not found")
+        || lower.contains("failed to resolve schema")
+    {
+        UNDEFINED_SCHEMA
+    } else if lower.contains("no field named") {
+        UNDEFINED_COLUMN
+    } else if lower.contains("group by") || lower.contains("aggregate") && lower.contains("must appear") {
+        GROUPING_ERROR
+    } else if lower.contains("cannot infer common") || lower.contains("type") && lower.contains("coercion") {
+        DATATYPE_MISMATCH
+    } else if lower.contains("unsupported") || lower.contains("not supported") {
+        FEATURE_NOT_SUPPORTED
+    } else {
+        SYNTAX_ERROR_OR_ANALYSIS
+    }
+}
+
+/// PostgreSQL's class 42 catch-all for semantic errors.
+const SYNTAX_ERROR_OR_ANALYSIS: &str = "42000";
+
+fn classify_execution_message(m: &str) -> &'static str {
+    use codes::*;
+    let lower = m.to_ascii_lowercase();
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        DIVISION_BY_ZERO
+    } else if lower.contains("overflow") {
+        NUMERIC_VALUE_OUT_OF_RANGE
+    } else if lower.contains("unavailable") || lower.contains("cannot connect") {
+        CONNECTION_FAILURE
+    } else if lower.contains("not supported") {
+        FEATURE_NOT_SUPPORTED
+    } else {
+        INTERNAL_ERROR
+    }
+}
+
+/// Strips `Context(...)` wrappers to reach the error that decides the code.
+fn unwrap_context(error: &DataFusionError) -> &DataFusionError {
+    match error {
+        DataFusionError::Context(_, inner) => unwrap_context(inner),
+        DataFusionError::Shared(inner) => unwrap_context(inner),
+        DataFusionError::Diagnostic(_, inner) => unwrap_context(inner),
+        other => other,
+    }
+}
+
+/// DataFusion prefixes messages with e.g. "Error during planning: "; clients
+/// want the message itself, without the backtrace placeholder.
+fn clean_message(error: &DataFusionError) -> String {
+    let text = match error {
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m)
+        | DataFusionError::Configuration(m) => m.clone(),
+        DataFusionError::SQL(e, _) => format!("syntax error: {e}"),
+        other => other.to_string(),
+    };
+    text.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::common::DataFusionError;
+
+    #[test]
+    fn maps_common_errors() {
+        let missing = DataFusionError::Plan("table 'koios.public.nope' not found".into());
+        assert_eq!(sqlstate(&missing).code, codes::UNDEFINED_TABLE);
+        let nyi = DataFusionError::NotImplemented("x".into());
+        assert_eq!(sqlstate(&nyi).code, codes::FEATURE_NOT_SUPPORTED);
+        let ctx = DataFusionError::Context("while planning".into(), Box::new(missing));
+        assert_eq!(sqlstate(&ctx).code, codes::UNDEFINED_TABLE);
+    }
+}

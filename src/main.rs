@@ -1,0 +1,130 @@
+//! The `koios` command: `koios serve` runs the server, `koios query` runs one
+//! query in-process and prints the result.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use koios::config::Config;
+use koios::engine::{Engine, KOIOS_CATALOG};
+use koios::error::{KoiosError, Result};
+use koios::server::Server;
+use koios::session::{Output, Session};
+
+#[derive(Parser)]
+#[command(name = "koios", version, about = "A federated SQL query engine speaking the PostgreSQL protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Configuration file; without it Koios serves the embedded TPC-H demo.
+    #[arg(long, short, env = "KOIOS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Scale factor of the embedded demo (0.1 ≈ 600k lineitem rows).
+    #[arg(long, default_value_t = koios::demo::DEFAULT_SCALE_FACTOR)]
+    demo_scale: f64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the PostgreSQL wire protocol.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Listen address, e.g. 127.0.0.1:5433 (overrides [server] listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run SQL in-process and print the result like psql.
+    Query {
+        #[command(flatten)]
+        common: Common,
+        /// Database (catalog) unqualified names resolve in.
+        #[arg(long, short, default_value = KOIOS_CATALOG)]
+        database: String,
+        /// One or more SQL statements.
+        sql: String,
+    },
+}
+
+fn load_config(common: &Common) -> Result<Config> {
+    let config = match &common.config {
+        Some(path) => Config::load(path)?,
+        None => Config::embedded_default(),
+    };
+    Ok(config.with_demo_scale_factor(common.demo_scale))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { common, listen } => serve(common, listen).await,
+        Command::Query { common, database, sql } => query(common, &database, &sql).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(KoiosError::Config(message)) => {
+            eprintln!("koios: configuration error: {message}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("koios: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(common: Common, listen: Option<SocketAddr>) -> Result<()> {
+    let mut config = load_config(&common)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    let engine = Engine::start(&config).await?;
+    let server = Server::bind(engine, config.server.listen).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "Koios is ready: psql -h {} -p {} -U koios", addr.ip(), addr.port());
+    tokio::select! {
+        result = server.run() => result,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn query(common: Common, database: &str, sql: &str) -> Result<()> {
+    let config = load_config(&common)?;
+    let engine = Engine::start(&config).await?;
+    if !engine.has_database(database) {
+        return Err(KoiosError::Config(format!("database \"{database}\" does not exist")));
+    }
+    let session = Session::new(engine, database);
+    for output in session.run_sql(sql).await? {
+        match output {
+            Output::Rows { stream, .. } => {
+                let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
+                print!("{}", koios::pgtypes::render_table(&batches, &session.settings())?);
+            }
+            Output::Done { tag, rows } => match rows {
+                Some(n) if tag == "INSERT" => println!("INSERT 0 {n}"),
+                Some(n) => println!("{tag} {n}"),
+                None => println!("{tag}"),
+            },
+            Output::TransactionStart => println!("BEGIN"),
+            Output::TransactionEnd(tag) => println!("{tag}"),
+        }
+    }
+    Ok(())
+}

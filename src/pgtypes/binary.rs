@@ -1,0 +1,297 @@
+//! PostgreSQL binary (send/recv) formats for Arrow values.
+
+use arrow::array::*;
+use arrow::datatypes::*;
+use bytes::{BufMut, BytesMut};
+use datafusion::error::{DataFusionError, Result};
+use postgres_types::Type;
+
+use super::text::{
+    binary_value, date_days, decimal_parts, format_decimal, interval_parts, list_value,
+    string_value, time_micros, timestamp_micros, write_text, TextContext,
+};
+use super::{innermost, pg_type};
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days between 1970-01-01 and 2000-01-01.
+const PG_EPOCH_DAYS: i64 = 10_957;
+
+/// Appends the binary form of a non-null value (without length prefix).
+pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
+    let dt = array.data_type();
+    match dt {
+        DataType::Boolean => out.put_u8(array.as_boolean().value(row) as u8),
+        DataType::Int8 => out.put_i16(array.as_primitive::<Int8Type>().value(row) as i16),
+        DataType::Int16 => out.put_i16(array.as_primitive::<Int16Type>().value(row)),
+        DataType::UInt8 => out.put_i16(array.as_primitive::<UInt8Type>().value(row) as i16),
+        DataType::Int32 => out.put_i32(array.as_primitive::<Int32Type>().value(row)),
+        DataType::UInt16 => out.put_i32(array.as_primitive::<UInt16Type>().value(row) as i32),
+        DataType::Int64 => out.put_i64(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt32 => out.put_i64(array.as_primitive::<UInt32Type>().value(row) as i64),
+        DataType::Float16 => out.put_f32(array.as_primitive::<Float16Type>().value(row).to_f32()),
+        DataType::Float32 => out.put_f32(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => out.put_f64(array.as_primitive::<Float64Type>().value(row)),
+        DataType::UInt64
+        | DataType::Decimal32(_, _)
+        | DataType::Decimal64(_, _)
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => {
+            let (unscaled, scale) = decimal_parts(array, row).unwrap_or_default();
+            write_numeric(out, &format_decimal(&unscaled, scale));
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            out.put_slice(string_value(array, row).unwrap_or_default().as_bytes())
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            out.put_slice(binary_value(array, row).unwrap_or_default())
+        }
+        DataType::Date32 | DataType::Date64 => {
+            let days = date_days(array, row).unwrap_or_default() - PG_EPOCH_DAYS;
+            out.put_i32(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
+        }
+        DataType::Time32(_) | DataType::Time64(_) => out.put_i64(time_micros(array, row).unwrap_or_default()),
+        DataType::Timestamp(_, _) => {
+            out.put_i64(timestamp_micros(array, row).unwrap_or_default().saturating_sub(PG_EPOCH_MICROS))
+        }
+        DataType::Interval(_) | DataType::Duration(_) => {
+            let (months, days, micros) = interval_parts(array, row).unwrap_or_default();
+            out.put_i64(micros);
+            out.put_i32(days);
+            out.put_i32(months);
+        }
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::ListView(field)
+        | DataType::LargeListView(field) => {
+            let values = list_value(array, row).ok_or_else(|| unsupported(dt))?;
+            write_array(out, values.as_ref(), &pg_type(innermost(field).data_type()), ctx)?;
+        }
+        DataType::Struct(_) => {
+            let strukt = array.as_struct();
+            out.put_i32(strukt.num_columns() as i32);
+            for column in strukt.columns() {
+                out.put_u32(pg_type(column.data_type()).oid());
+                write_element(out, column.as_ref(), row, ctx)?;
+            }
+        }
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_any_dictionary();
+            let key = dict.normalized_keys()[row];
+            write_binary(out, dict.values().as_ref(), key, ctx)?;
+        }
+        DataType::Null => {}
+        _ => {
+            // Types presented as text (maps, unions) send their text form.
+            let mut text = String::new();
+            write_text(&mut text, array, row, ctx)?;
+            out.put_slice(text.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// A length-prefixed element (`-1` for NULL), as inside arrays and records.
+fn write_element(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
+    if array.is_null(row) {
+        out.put_i32(-1);
+        return Ok(());
+    }
+    let at = out.len();
+    out.put_i32(0);
+    write_binary(out, array, row, ctx)?;
+    let len = (out.len() - at - 4) as i32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// PostgreSQL's array_send: dimensions, then the flattened elements.
+fn write_array(out: &mut BytesMut, values: &dyn Array, element: &Type, ctx: &TextContext) -> Result<()> {
+    // Walk down nested lists to find each dimension's length; PostgreSQL
+    // arrays are rectangular, so ragged nests cannot be sent.
+    let mut dims = vec![values.len()];
+    let mut leaves: Vec<ArrayRef> = vec![make_array(values.to_data())];
+    while let Some(first) = leaves.first() {
+        if !matches!(
+            first.data_type(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _)
+        ) {
+            break;
+        }
+        let mut next = Vec::new();
+        let mut width = None;
+        for level in &leaves {
+            for i in 0..level.len() {
+                let child = list_value(level.as_ref(), i)
+                    .filter(|_| !level.is_null(i))
+                    .ok_or_else(|| ragged())?;
+                if *width.get_or_insert(child.len()) != child.len() {
+                    return Err(ragged());
+                }
+                next.push(child);
+            }
+        }
+        match width {
+            Some(w) => dims.push(w),
+            None => break,
+        }
+        leaves = next;
+    }
+    let has_nulls = leaves.iter().any(|l| l.null_count() > 0);
+    let total: usize = leaves.iter().map(|l| l.len()).sum();
+    if total == 0 {
+        out.put_i32(0);
+        out.put_i32(0);
+        out.put_u32(element.oid());
+        return Ok(());
+    }
+    out.put_i32(dims.len() as i32);
+    out.put_i32(has_nulls as i32);
+    out.put_u32(element.oid());
+    for dim in &dims {
+        out.put_i32(*dim as i32);
+        out.put_i32(1);
+    }
+    for leaf in &leaves {
+        for i in 0..leaf.len() {
+            write_element(out, leaf.as_ref(), i, ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL's numeric_send from a decimal string such as `-123.4500`.
+pub fn write_numeric(out: &mut BytesMut, decimal: &str) {
+    let (negative, digits) = match decimal.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, decimal),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let dscale = frac_part.len() as u16;
+    let int_part = int_part.trim_start_matches('0');
+    // Base-10000 groups aligned on the decimal point.
+    let int_pad = (4 - int_part.len() % 4) % 4;
+    let int_digits = format!("{}{int_part}", "0".repeat(int_pad));
+    let frac_pad = (4 - frac_part.len() % 4) % 4;
+    let frac_digits = format!("{frac_part}{}", "0".repeat(frac_pad));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
+            .collect()
+    };
+    let int_groups = group(&int_digits);
+    let frac_groups = group(&frac_digits);
+    let mut weight = int_groups.len() as i16 - 1;
+    let mut groups: Vec<i16> = int_groups.into_iter().chain(frac_groups).collect();
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(groups.len() as i16);
+    out.put_i16(weight);
+    out.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
+    out.put_u16(dscale);
+    for g in groups {
+        out.put_i16(g);
+    }
+}
+
+/// Decodes numeric_send bytes into a decimal string (used for parameters).
+pub fn read_numeric(bytes: &[u8]) -> Result<String> {
+    let bad = || DataFusionError::Execution("malformed binary numeric value".into());
+    if bytes.len() < 8 {
+        return Err(bad());
+    }
+    let be16 = |i: usize| i16::from_be_bytes([bytes[i], bytes[i + 1]]);
+    let ndigits = be16(0) as usize;
+    let weight = be16(2) as i32;
+    let sign = be16(4) as u16;
+    let dscale = be16(6) as usize;
+    if bytes.len() != 8 + ndigits * 2 {
+        return Err(bad());
+    }
+    match sign {
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        0x0000 | 0x4000 => {}
+        _ => return Err(bad()),
+    }
+    let groups: Vec<i16> = (0..ndigits).map(|i| be16(8 + i * 2)).collect();
+    let mut int = String::new();
+    let mut frac = String::new();
+    for (i, g) in groups.iter().enumerate() {
+        if !(0..10000).contains(g) {
+            return Err(bad());
+        }
+        let position = weight - i as i32;
+        if position >= 0 {
+            int.push_str(&format!("{g:04}"));
+        } else {
+            while (frac.len() as i32) < (-position - 1) * 4 {
+                frac.push_str("0000");
+            }
+            frac.push_str(&format!("{g:04}"));
+        }
+    }
+    // Integer groups missing after the last stored one are zeros.
+    let last_int_position = weight - ndigits as i32 + 1;
+    if last_int_position > 0 {
+        for _ in 0..last_int_position {
+            int.push_str("0000");
+        }
+    }
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let mut frac = frac;
+    frac.truncate(dscale.min(frac.len()));
+    while frac.len() < dscale {
+        frac.push('0');
+    }
+    let sign = if sign == 0x4000 { "-" } else { "" };
+    Ok(if dscale > 0 {
+        format!("{sign}{int}.{frac}")
+    } else {
+        format!("{sign}{int}")
+    })
+}
+
+fn ragged() -> DataFusionError {
+    DataFusionError::Execution(
+        "cannot send a nested list with rows of different lengths as a PostgreSQL array; \
+         request text format for this column"
+            .into(),
+    )
+}
+
+fn unsupported(dt: &DataType) -> DataFusionError {
+    DataFusionError::NotImplemented(format!("cannot send values of type {dt} in binary format"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(s: &str) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        write_numeric(&mut out, s);
+        out.to_vec()
+    }
+
+    #[test]
+    fn numeric_round_trips() {
+        for s in ["0", "1", "-1", "123.45", "0.0001", "10000", "-99999999.123456789", "0.00", "1000000.5"] {
+            assert_eq!(read_numeric(&numeric(s)).expect("decodes"), s, "{s}");
+        }
+        // 123.45 = groups [123, 4500], weight 0, dscale 2.
+        assert_eq!(numeric("123.45"), vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]);
+    }
+}

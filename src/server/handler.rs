@@ -1,0 +1,374 @@
+//! Simple and extended query protocol handlers for one connection.
+
+use std::fmt::Debug;
+use std::sync::{Arc, OnceLock};
+
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+use futures::{Sink, StreamExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, RandomPidSecretKeyGenerator,
+    Type,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::encode::{conform, encode_batch, field_infos};
+use super::startup::KoiosStartup;
+use crate::engine::Engine;
+use crate::error::{codes, sqlstate};
+use crate::pgtypes::params::{decode_param, describe_param_type};
+use crate::pgtypes::text::TextContext;
+use crate::pgtypes::{arrow_type, parse_time_zone};
+use crate::session::{Output, Prepared, Session, parse_sql};
+
+/// Everything one connection needs; created per accepted socket.
+pub struct ConnectionHandlers {
+    engine: Arc<Engine>,
+    session: Arc<OnceLock<Arc<Session>>>,
+    connections: Arc<ConnectionManager>,
+    handler: Arc<QueryHandler>,
+}
+
+impl ConnectionHandlers {
+    pub fn new(engine: Arc<Engine>, connections: Arc<ConnectionManager>) -> Self {
+        let session = Arc::new(OnceLock::new());
+        let handler = Arc::new(QueryHandler {
+            parser: Arc::new(KoiosParser {
+                session: Arc::clone(&session),
+            }),
+            session: Arc::clone(&session),
+        });
+        Self {
+            engine,
+            session,
+            connections,
+            handler,
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.handler)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.handler)
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        Arc::new(KoiosStartup {
+            engine: Arc::clone(&self.engine),
+            session: Arc::clone(&self.session),
+            connections: Arc::clone(&self.connections),
+            pids: RandomPidSecretKeyGenerator::default(),
+        })
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(Arc::clone(&self.connections)))
+    }
+}
+
+/// Converts an engine error into the ErrorResponse the client sees.
+pub fn to_pg_error(error: &DataFusionError) -> PgWireError {
+    let sql = sqlstate(error);
+    tracing::debug!(code = sql.code, message = %sql.message, "query failed");
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), sql.code.into(), sql.message)))
+}
+
+fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
+}
+
+fn session_of(cell: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
+    cell.get()
+        .cloned()
+        .ok_or_else(|| user_error(codes::PROTOCOL_VIOLATION, "query before the session started"))
+}
+
+/// A statement stored by Parse: the plan plus its parameter and row types.
+#[derive(Debug, Clone)]
+pub struct KoiosStatement {
+    prepared: Prepared,
+    /// Wire type of each parameter (declared by the client, else inferred).
+    param_types: Vec<Type>,
+    schema: SchemaRef,
+}
+
+/// Plans statements at Parse time, so Describe can answer with real types.
+pub struct KoiosParser {
+    session: Arc<OnceLock<Arc<Session>>>,
+}
+
+#[async_trait]
+impl QueryParser for KoiosParser {
+    type Statement = KoiosStatement;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<KoiosStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = session_of(&self.session)?;
+        let mut statements = parse_sql(sql).map_err(|e| to_pg_error(&e))?;
+        if statements.len() > 1 {
+            return Err(user_error(
+                codes::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let declared: Vec<Option<Type>> = types
+            .iter()
+            .map(|t| t.clone().filter(|t| *t != Type::UNKNOWN))
+            .collect();
+        let client_types: Vec<Option<DataType>> =
+            declared.iter().map(|t| t.as_ref().and_then(arrow_type)).collect();
+        let prepared = session
+            .prepare(&statement, &client_types)
+            .await
+            .map_err(|e| to_pg_error(&e))?;
+        let inferred = prepared.param_types();
+        let param_types = inferred
+            .iter()
+            .enumerate()
+            .map(|(i, dt)| {
+                declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| describe_param_type(dt.as_ref()))
+            })
+            .collect();
+        let schema = prepared.output_schema();
+        Ok(Some(KoiosStatement {
+            prepared,
+            param_types,
+            schema,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &KoiosStatement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(&self, stmt: &KoiosStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        let format = format.cloned().unwrap_or(Format::UnifiedText);
+        check_format_count(&format, stmt.schema.fields().len())?;
+        Ok(field_infos(&stmt.schema, &format))
+    }
+}
+
+/// A result-format list must name one format for all columns or one each;
+/// anything else is a protocol error (and would index out of bounds).
+fn check_format_count(format: &Format, columns: usize) -> PgWireResult<()> {
+    match format {
+        Format::Individual(codes) if codes.len() != columns => Err(user_error(
+            codes::PROTOCOL_VIOLATION,
+            format!("{} format codes given for {columns} columns", codes.len()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Answers queries for one connection.
+pub struct QueryHandler {
+    parser: Arc<KoiosParser>,
+    session: Arc<OnceLock<Arc<Session>>>,
+}
+
+impl QueryHandler {
+    /// Turns an execution output into a pgwire response.
+    async fn respond(
+        &self,
+        session: &Session,
+        output: Output,
+        format: &Format,
+        expected: Option<SchemaRef>,
+        buffer: bool,
+    ) -> PgWireResult<Response> {
+        Ok(match output {
+            Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
+            Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+            Output::Done { tag, rows } => {
+                let mut t = Tag::new(&tag);
+                if tag == "INSERT" {
+                    t = t.with_oid(0);
+                }
+                if let Some(rows) = rows {
+                    t = t.with_rows(rows);
+                }
+                Response::Execution(t)
+            }
+            Output::Rows { schema, stream, tag } => {
+                let schema = expected.unwrap_or(schema);
+                check_format_count(format, schema.fields().len())?;
+                let fields = Arc::new(field_infos(&schema, format));
+                let ctx = TextContext {
+                    time_zone: parse_time_zone(session.settings().time_zone())
+                        .unwrap_or_else(|| TextContext::default().time_zone),
+                };
+                let encode_fields = Arc::clone(&fields);
+                let rows = stream
+                    .map(move |batch| {
+                        match batch
+                            .and_then(|b| conform(b, &schema))
+                            .and_then(|b| encode_batch(&b, &encode_fields, &ctx))
+                        {
+                            Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                            Err(e) => vec![Err(to_pg_error(&e))],
+                        }
+                    })
+                    .flat_map(futures::stream::iter);
+                let mut response = if buffer {
+                    // Later statements of the same simple query must not run
+                    // before this one's rows are read.
+                    let collected: Vec<_> = rows.collect().await;
+                    QueryResponse::new(fields, futures::stream::iter(collected))
+                } else {
+                    QueryResponse::new(fields, rows)
+                };
+                response.set_command_tag(&tag);
+                Response::Query(response)
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.session)?;
+        let statements = match parse_sql(query) {
+            Ok(s) => s,
+            Err(e) => return Err(to_pg_error(&e)),
+        };
+        let count = statements.len();
+        let mut responses = Vec::with_capacity(count);
+        for (i, statement) in statements.iter().enumerate() {
+            let result = async {
+                let prepared = session.prepare(statement, &[]).await?;
+                session.execute(&prepared, Vec::new()).await
+            }
+            .await;
+            match result {
+                Ok(output) => {
+                    let last = i + 1 == count;
+                    responses.push(self.respond(&session, output, &Format::UnifiedText, None, !last).await?);
+                }
+                Err(e) => {
+                    // Statements after a failed one are not run, as in PostgreSQL.
+                    let PgWireError::UserError(info) = to_pg_error(&e) else {
+                        unreachable!("to_pg_error builds user errors")
+                    };
+                    responses.push(Response::Error(info));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = KoiosStatement;
+    type QueryParser = KoiosParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<KoiosStatement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = KoiosStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &target.statement;
+        Ok(DescribeStatementResponse::new(
+            stmt.param_types.clone(),
+            field_infos(&stmt.schema, &Format::UnifiedText),
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        target: &Portal<KoiosStatement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = KoiosStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &target.statement.statement;
+        check_format_count(&target.result_column_format, stmt.schema.fields().len())?;
+        Ok(DescribePortalResponse::new(field_infos(&stmt.schema, &target.result_column_format)))
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<KoiosStatement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = KoiosStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.session)?;
+        let stmt = &portal.statement.statement;
+        let expected = stmt.param_types.len();
+        if portal.parameters.len() != expected {
+            return Err(user_error(
+                codes::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {expected}",
+                    portal.parameters.len()
+                ),
+            ));
+        }
+        check_format_count(&portal.parameter_format, expected)?;
+        let targets = stmt.prepared.param_types();
+        let mut params = Vec::with_capacity(expected);
+        for (i, bytes) in portal.parameters.iter().enumerate() {
+            let value = decode_param(
+                i,
+                bytes.as_deref(),
+                portal.parameter_format.is_binary(i),
+                &stmt.param_types[i],
+                targets.get(i).and_then(|t| t.as_ref()),
+            )
+            .map_err(|e| user_error(codes::INVALID_TEXT_REPRESENTATION, e.to_string()))?;
+            params.push(value);
+        }
+        let output = session
+            .execute(&stmt.prepared, params)
+            .await
+            .map_err(|e| to_pg_error(&e))?;
+        self.respond(&session, output, &portal.result_column_format, Some(Arc::clone(&stmt.schema)), false)
+            .await
+    }
+}

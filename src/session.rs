@@ -1,0 +1,616 @@
+//! A SQL session over the engine, independent of any wire protocol.
+//!
+//! The pgwire server keeps one [`Session`] per connection and `koios query`
+//! uses one for its single statement. A session parses PostgreSQL-dialect SQL
+//! (plus Koios's own commands such as `REFRESH SOURCE name`), answers the
+//! session commands PostgreSQL clients send (`BEGIN`, `SET`, `SHOW` …) and
+//! hands everything else to DataFusion.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParserBuilder, ResetStatement, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectName, Statement as SqlStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::Token;
+use futures::StreamExt;
+
+use crate::engine::Engine;
+
+/// One statement of a query string.
+#[derive(Debug, Clone)]
+pub enum KoiosStatement {
+    /// Anything DataFusion's parser understands.
+    Sql(Box<DfStatement>),
+    /// `REFRESH SOURCE name`: re-discover a source's tables.
+    RefreshSource(String),
+}
+
+/// Splits a query string into statements. Empty statements (`;;`) vanish.
+pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = DFParserBuilder::new(sql).with_dialect(&dialect).build()?;
+    let mut statements = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while parser.parser.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        let next = parser.parser.peek_token();
+        if next.token == Token::EOF {
+            break;
+        }
+        if expecting_delimiter {
+            return Err(DataFusionError::SQL(
+                Box::new(datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                    "Expected: end of statement, found: {}",
+                    next.token
+                ))),
+                None,
+            ));
+        }
+        if word_is(&next.token, "refresh") && word_is(&parser.parser.peek_nth_token(1).token, "source")
+        {
+            parser.parser.next_token();
+            parser.parser.next_token();
+            let name = parser.parser.parse_identifier().map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+            statements.push(KoiosStatement::RefreshSource(name.value));
+        } else {
+            statements.push(KoiosStatement::Sql(Box::new(parser.parse_statement()?)));
+        }
+        expecting_delimiter = true;
+    }
+    Ok(statements)
+}
+
+fn word_is(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
+}
+
+/// A statement ready to run, possibly many times with different parameters.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// A DataFusion plan; `$n` placeholders are bound at execution.
+    Plan {
+        plan: LogicalPlan,
+        /// Type of each `$n`, in order (`None` when nothing constrains it).
+        param_types: Vec<Option<DataType>>,
+        /// What the command tag says, e.g. `SELECT`, `INSERT`, `CREATE VIEW`.
+        tag: String,
+        /// DML and DDL report a row count instead of rows.
+        counts_rows: bool,
+    },
+    /// Handled by the session itself.
+    Command(Command),
+}
+
+impl Prepared {
+    /// Schema of the rows this statement returns (empty for commands).
+    pub fn output_schema(&self) -> SchemaRef {
+        match self {
+            Prepared::Plan {
+                plan,
+                counts_rows: false,
+                ..
+            } => Arc::new(plan.schema().as_arrow().clone()),
+            Prepared::Command(Command::Show(name)) => show_schema(name),
+            _ => Arc::new(Schema::empty()),
+        }
+    }
+
+    /// Types of the `$n` parameters.
+    pub fn param_types(&self) -> Vec<Option<DataType>> {
+        match self {
+            Prepared::Plan { param_types, .. } => param_types.clone(),
+            Prepared::Command(_) => Vec::new(),
+        }
+    }
+}
+
+/// Session-level commands answered without DataFusion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Begin,
+    Commit,
+    Rollback,
+    Set { name: String, value: String },
+    Show(String),
+    Reset(Option<String>),
+    RefreshSource(String),
+    /// Accepted and ignored, answered with this tag (e.g. `DISCARD ALL`).
+    Ignored(String),
+}
+
+/// What executing a statement produced.
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        tag: String,
+    },
+    Done {
+        tag: String,
+        rows: Option<usize>,
+    },
+    TransactionStart,
+    TransactionEnd(String),
+}
+
+/// PostgreSQL session parameters Koios keeps (name → default value).
+/// Names are matched case-insensitively, as PostgreSQL does.
+pub const PG_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_messages", "C"),
+    ("max_identifier_length", "63"),
+    ("search_path", "public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", crate::SERVER_VERSION),
+    ("server_version_num", crate::SERVER_VERSION_NUM),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+/// Settings that are reported but cannot be changed.
+const READ_ONLY_SETTINGS: &[&str] = &[
+    "integer_datetimes",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+    "max_identifier_length",
+];
+
+/// Values a session holds for PostgreSQL parameters.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            values: PG_SETTINGS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The session time zone used to render `timestamptz` values.
+    pub fn time_zone(&self) -> &str {
+        self.get("timezone").unwrap_or("UTC")
+    }
+}
+
+/// One client's session.
+pub struct Session {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    database: String,
+    settings: Mutex<Settings>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session whose unqualified names resolve in `database` (a catalog).
+    pub fn new(engine: Arc<Engine>, database: &str) -> Self {
+        let ctx = engine.new_context(database);
+        Self {
+            engine,
+            ctx,
+            database: database.to_string(),
+            settings: Mutex::new(Settings::default()),
+        }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// A snapshot of the session parameters.
+    pub fn settings(&self) -> Settings {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets a parameter the client sent at connection start (e.g. `application_name`).
+    pub fn set_startup_parameter(&self, name: &str, value: &str) {
+        let key = name.to_ascii_lowercase();
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if settings.values.contains_key(&key) && !READ_ONLY_SETTINGS.contains(&key.as_str()) {
+            settings.values.insert(key, value.to_string());
+        }
+    }
+
+    /// Plans one statement. `client_types` are the parameter types the client
+    /// declared (`None` where it left the choice to the server).
+    pub async fn prepare(&self, statement: &KoiosStatement, client_types: &[Option<DataType>]) -> Result<Prepared> {
+        let statement = match statement {
+            KoiosStatement::RefreshSource(name) => {
+                return Ok(Prepared::Command(Command::RefreshSource(name.clone())));
+            }
+            KoiosStatement::Sql(s) => s.as_ref(),
+        };
+        if let Some(command) = session_command(statement)? {
+            return Ok(Prepared::Command(command));
+        }
+        let (tag, counts_rows) = command_tag(statement);
+        let plan = self.ctx.state().statement_to_plan(statement.clone()).await?;
+        let inferred = plan.get_parameter_types()?;
+        let count = inferred
+            .keys()
+            .filter_map(|k| k.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()))
+            .max()
+            .unwrap_or(0)
+            .max(client_types.len());
+        let param_types = (1..=count)
+            .map(|i| {
+                client_types
+                    .get(i - 1)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| inferred.get(&format!("${i}")).cloned().flatten())
+            })
+            .collect();
+        Ok(Prepared::Plan {
+            plan,
+            param_types,
+            tag,
+            counts_rows,
+        })
+    }
+
+    /// Runs a prepared statement with its parameter values.
+    pub async fn execute(&self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        match prepared {
+            Prepared::Command(command) => self.run_command(command).await,
+            Prepared::Plan {
+                plan,
+                tag,
+                counts_rows,
+                ..
+            } => {
+                let plan = if params.is_empty() {
+                    plan.clone()
+                } else {
+                    let values = params.into_iter().map(Into::into).collect::<Vec<_>>();
+                    plan.clone().with_param_values(ParamValues::List(values))?
+                };
+                let frame = self.ctx.execute_logical_plan(plan).await?;
+                if *counts_rows {
+                    let batches = frame.collect().await?;
+                    Ok(Output::Done {
+                        tag: tag.clone(),
+                        rows: count_rows(tag, &batches),
+                    })
+                } else {
+                    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                    let stream = frame.execute_stream().await?;
+                    Ok(Output::Rows {
+                        schema,
+                        stream,
+                        tag: tag.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Parses, plans and runs every statement of `sql` in order, stopping at the
+    /// first error (like PostgreSQL's simple query protocol).
+    pub async fn run_sql(&self, sql: &str) -> Result<Vec<Output>> {
+        let mut outputs = Vec::new();
+        for statement in parse_sql(sql)? {
+            let prepared = self.prepare(&statement, &[]).await?;
+            outputs.push(self.execute(&prepared, Vec::new()).await?);
+        }
+        Ok(outputs)
+    }
+
+    async fn run_command(&self, command: &Command) -> Result<Output> {
+        let done = |tag: &str| Output::Done {
+            tag: tag.to_string(),
+            rows: None,
+        };
+        match command {
+            Command::Begin => Ok(Output::TransactionStart),
+            Command::Commit => Ok(Output::TransactionEnd("COMMIT".into())),
+            Command::Rollback => Ok(Output::TransactionEnd("ROLLBACK".into())),
+            Command::Ignored(tag) => Ok(done(tag)),
+            Command::RefreshSource(name) => {
+                self.engine.refresh_source(name).await?;
+                Ok(done("REFRESH SOURCE"))
+            }
+            Command::Set { name, value } => {
+                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+                if READ_ONLY_SETTINGS.contains(&name.as_str()) {
+                    return Err(DataFusionError::Plan(format!(
+                        "parameter \"{name}\" cannot be changed"
+                    )));
+                }
+                if !settings.values.contains_key(name) {
+                    return Err(unknown_setting(name));
+                }
+                if name == "timezone" {
+                    validate_time_zone(value)?;
+                }
+                settings.values.insert(name.clone(), value.clone());
+                Ok(done("SET"))
+            }
+            Command::Reset(name) => {
+                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+                match name {
+                    None => *settings = Settings::default(),
+                    Some(name) => {
+                        let default = PG_SETTINGS
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .ok_or_else(|| unknown_setting(name))?;
+                        settings.values.insert(name.clone(), default.1.to_string());
+                    }
+                }
+                Ok(done("RESET"))
+            }
+            Command::Show(name) => {
+                let settings = self.settings();
+                let schema = show_schema(name);
+                let columns: Vec<ArrayRef> = if name == "all" {
+                    let names: Vec<&str> = settings.values.keys().map(String::as_str).collect();
+                    let values: Vec<&str> = settings.values.values().map(String::as_str).collect();
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(StringArray::from(values)),
+                    ]
+                } else {
+                    let value = settings.get(name).ok_or_else(|| unknown_setting(name))?;
+                    vec![Arc::new(StringArray::from(vec![value]))]
+                };
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+                let stream = futures::stream::iter(vec![Ok(batch)]).boxed();
+                Ok(Output::Rows {
+                    schema: Arc::clone(&schema),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+                    tag: "SHOW".into(),
+                })
+            }
+        }
+    }
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+        ]))
+    } else {
+        Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+    }
+}
+
+fn unknown_setting(name: &str) -> DataFusionError {
+    DataFusionError::Plan(format!("unrecognized configuration parameter \"{name}\""))
+}
+
+fn validate_time_zone(value: &str) -> Result<()> {
+    crate::pgtypes::parse_time_zone(value)
+        .map(|_| ())
+        .ok_or_else(|| DataFusionError::Plan(format!("invalid value for parameter \"TimeZone\": \"{value}\"")))
+}
+
+/// Recognises the statements the session answers itself.
+fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
+    let sql = match statement {
+        DfStatement::Reset(ResetStatement::Variable(name)) => {
+            let name = object_name(name);
+            return Ok(if name.starts_with("datafusion.") {
+                None
+            } else if name == "all" {
+                Some(Command::Reset(None))
+            } else {
+                Some(Command::Reset(Some(name)))
+            });
+        }
+        DfStatement::Statement(s) => s.as_ref(),
+        _ => return Ok(None),
+    };
+    Ok(match sql {
+        SqlStatement::StartTransaction { .. } => Some(Command::Begin),
+        SqlStatement::Commit { .. } => Some(Command::Commit),
+        SqlStatement::Rollback { savepoint: None, .. } => Some(Command::Rollback),
+        SqlStatement::Rollback { savepoint: Some(_), .. } => Some(Command::Ignored("ROLLBACK".into())),
+        SqlStatement::Savepoint { .. } => Some(Command::Ignored("SAVEPOINT".into())),
+        SqlStatement::ReleaseSavepoint { .. } => Some(Command::Ignored("RELEASE".into())),
+        SqlStatement::Discard { .. } => Some(Command::Ignored("DISCARD ALL".into())),
+        SqlStatement::Set(set) => match set {
+            ast::Set::SingleAssignment { variable, values, .. } => {
+                let name = object_name(variable);
+                if name.starts_with("datafusion.") {
+                    None
+                } else {
+                    Some(Command::Set {
+                        name,
+                        value: values.iter().map(setting_value).collect::<Vec<_>>().join(", "),
+                    })
+                }
+            }
+            ast::Set::SetTimeZone { value, .. } => Some(Command::Set {
+                name: "timezone".into(),
+                value: setting_value(value),
+            }),
+            ast::Set::SetNames { charset_name, .. } => Some(Command::Set {
+                name: "client_encoding".into(),
+                value: charset_name.value.clone(),
+            }),
+            _ => {
+                return Err(DataFusionError::NotImplemented(format!(
+                    "this form of SET is not supported: {sql}"
+                )));
+            }
+        },
+        SqlStatement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let name = if name == "time zone" { "timezone".to_string() } else { name };
+            if name.starts_with("datafusion.") {
+                None
+            } else {
+                Some(Command::Show(name))
+            }
+        }
+        _ => None,
+    })
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) => ident.value.to_ascii_lowercase(),
+            None => part.to_string().to_ascii_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The text PostgreSQL would store for a `SET` value.
+fn setting_value(expr: &SqlExpr) -> String {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        SqlExpr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The command tag PostgreSQL reports for a statement, and whether the
+/// statement reports a row count rather than rows.
+fn command_tag(statement: &DfStatement) -> (String, bool) {
+    let sql = match statement {
+        DfStatement::Statement(s) => s.as_ref(),
+        DfStatement::Explain(_) => return ("EXPLAIN".into(), false),
+        DfStatement::CreateExternalTable(_) => return ("CREATE EXTERNAL TABLE".into(), true),
+        DfStatement::CopyTo(_) => return ("COPY".into(), true),
+        DfStatement::Reset(_) => return ("RESET".into(), true),
+    };
+    let (tag, counts): (String, bool) = match sql {
+        SqlStatement::Query(_) => ("SELECT".into(), false),
+        SqlStatement::Insert(_) => ("INSERT".into(), true),
+        SqlStatement::Update(_) => ("UPDATE".into(), true),
+        SqlStatement::Delete(_) => ("DELETE".into(), true),
+        SqlStatement::Explain { .. } => ("EXPLAIN".into(), false),
+        SqlStatement::ShowVariable { .. }
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowColumns { .. } => ("SHOW".into(), false),
+        SqlStatement::CreateView(_) => ("CREATE VIEW".into(), true),
+        SqlStatement::CreateTable(t) if t.query.is_some() => ("SELECT".into(), true),
+        SqlStatement::CreateTable(_) => ("CREATE TABLE".into(), true),
+        SqlStatement::CreateSchema { .. } => ("CREATE SCHEMA".into(), true),
+        SqlStatement::Drop { object_type, .. } => (format!("DROP {object_type}"), true),
+        SqlStatement::Set(_) => ("SET".into(), true),
+        SqlStatement::Truncate(_) => ("TRUNCATE TABLE".into(), true),
+        other => {
+            let text = other.to_string();
+            let word = text.split_whitespace().next().unwrap_or("OK").to_ascii_uppercase();
+            (word, true)
+        }
+    };
+    (tag, counts)
+}
+
+/// Row count reported in the command tag of DML (`INSERT 0 n`) and CTAS.
+fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
+    if !matches!(tag, "INSERT" | "UPDATE" | "DELETE" | "SELECT" | "COPY") {
+        return None;
+    }
+    let mut total = 0usize;
+    for batch in batches {
+        match batch
+            .column_by_name("count")
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        {
+            Some(counts) => total += counts.iter().flatten().sum::<u64>() as usize,
+            None => total += batch.num_rows(),
+        }
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_custom_commands() {
+        let statements = parse_sql("select 1; ; REFRESH SOURCE pg; select ';'").expect("parses");
+        assert_eq!(statements.len(), 3);
+        assert!(matches!(&statements[1], KoiosStatement::RefreshSource(n) if n == "pg"));
+        assert!(parse_sql("select 1 select 2").is_err());
+        assert!(parse_sql("  ;; ").expect("parses").is_empty());
+    }
+
+    #[test]
+    fn recognises_session_commands() {
+        let command = |sql: &str| match &parse_sql(sql).expect("parses")[0] {
+            KoiosStatement::Sql(s) => session_command(s).expect("known"),
+            _ => None,
+        };
+        assert_eq!(command("BEGIN"), Some(Command::Begin));
+        assert_eq!(
+            command("SET application_name = 'x'"),
+            Some(Command::Set {
+                name: "application_name".into(),
+                value: "x".into()
+            })
+        );
+        assert_eq!(
+            command("SET TIME ZONE 'Europe/Paris'"),
+            Some(Command::Set {
+                name: "timezone".into(),
+                value: "Europe/Paris".into()
+            })
+        );
+        assert_eq!(command("SHOW TimeZone"), Some(Command::Show("timezone".into())));
+        assert_eq!(command("SET datafusion.execution.batch_size = 10"), None);
+        assert_eq!(command("SELECT 1"), None);
+    }
+}
