@@ -140,6 +140,20 @@ impl Connector for FilesConnector {
         let root = directory_url(&spec.url).map_err(|e| {
             DataFusionError::Configuration(format!("source '{}': {e}", spec.name))
         })?;
+        // Listing a missing local directory yields nothing; say so instead of
+        // serving an empty source.
+        if root.scheme() == "file" {
+            let path = root.get_url().to_file_path().map_err(|()| {
+                DataFusionError::Configuration(format!("source '{}': bad file URL", spec.name))
+            })?;
+            if !path.is_dir() {
+                return Err(DataFusionError::Execution(format!(
+                    "source '{}': directory {} does not exist",
+                    spec.name,
+                    path.display()
+                )));
+            }
+        }
         let source = Arc::new(FilesSource {
             name: spec.name.clone(),
             root,
