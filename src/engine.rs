@@ -191,6 +191,8 @@ impl Engine {
             .with_batch_size(self.server.batch_size);
         let options = config.options_mut();
         options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        // PostgreSQL reads `1.5` as an exact numeric, not a float.
+        options.sql_parser.parse_float_as_decimal = true;
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))

@@ -6,7 +6,7 @@
 //! session commands PostgreSQL clients send (`BEGIN`, `SET`, `SHOW` …) and
 //! hands everything else to DataFusion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
@@ -87,6 +87,8 @@ pub enum Prepared {
         tag: String,
         /// DML and DDL report a row count instead of rows.
         counts_rows: bool,
+        /// Output columns renamed to the names PostgreSQL would give them.
+        renames: Arc<HashMap<String, String>>,
     },
     /// Handled by the session itself.
     Command(Command),
@@ -99,8 +101,9 @@ impl Prepared {
             Prepared::Plan {
                 plan,
                 counts_rows: false,
+                renames,
                 ..
-            } => Arc::new(plan.schema().as_arrow().clone()),
+            } => rename_fields(plan.schema().as_arrow(), renames),
             Prepared::Command(Command::Show(name)) => show_schema(name),
             _ => Arc::new(Schema::empty()),
         }
@@ -269,7 +272,9 @@ impl Session {
             return Ok(Prepared::Command(command));
         }
         let (tag, counts_rows) = command_tag(statement);
-        let plan = self.ctx.state().statement_to_plan(statement.clone()).await?;
+        let mut statement = statement.clone();
+        let renames = Arc::new(assign_output_names(&mut statement));
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
         let inferred = plan.get_parameter_types()?;
         let count = inferred
             .keys()
@@ -291,6 +296,7 @@ impl Session {
             param_types,
             tag,
             counts_rows,
+            renames,
         })
     }
 
@@ -302,6 +308,7 @@ impl Session {
                 plan,
                 tag,
                 counts_rows,
+                renames,
                 ..
             } => {
                 let plan = if params.is_empty() {
@@ -318,7 +325,7 @@ impl Session {
                         rows: count_rows(tag, &batches),
                     })
                 } else {
-                    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                    let schema = rename_fields(frame.schema().as_arrow(), renames);
                     let stream = frame.execute_stream().await?;
                     Ok(Output::Rows {
                         schema,
@@ -522,6 +529,127 @@ fn setting_value(expr: &SqlExpr) -> String {
     }
 }
 
+/// Prefix of the internal aliases given to unnamed output expressions.
+const OUTPUT_ALIAS_PREFIX: &str = "__koios_output_";
+
+/// Gives every unnamed, non-column output expression of a query a unique
+/// internal alias and returns the name PostgreSQL would show for it.
+///
+/// PostgreSQL names `SELECT count(*), 1, 1` as `count`, `?column?`, `?column?`;
+/// DataFusion names them after the expression text and rejects duplicates.
+fn assign_output_names(statement: &mut DfStatement) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    if let DfStatement::Statement(sql) = statement
+        && let SqlStatement::Query(query) = sql.as_mut()
+    {
+        let mut counter = 0;
+        alias_set_expr(query.body.as_mut(), &mut counter, &mut names, true);
+    }
+    names
+}
+
+fn alias_set_expr(body: &mut ast::SetExpr, counter: &mut usize, names: &mut HashMap<String, String>, leftmost: bool) {
+    match body {
+        ast::SetExpr::Select(select) => {
+            for item in select.projection.iter_mut() {
+                if let ast::SelectItem::UnnamedExpr(expr) = item {
+                    if matches!(expr, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)) {
+                        continue;
+                    }
+                    let alias = format!("{OUTPUT_ALIAS_PREFIX}{counter}");
+                    *counter += 1;
+                    if leftmost {
+                        names.insert(alias.clone(), pg_column_name(expr));
+                    }
+                    *item = ast::SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: ast::Ident::new(alias),
+                    };
+                }
+            }
+        }
+        ast::SetExpr::Query(query) => alias_set_expr(query.body.as_mut(), counter, names, leftmost),
+        ast::SetExpr::SetOperation { left, right, .. } => {
+            alias_set_expr(left.as_mut(), counter, names, leftmost);
+            alias_set_expr(right.as_mut(), counter, names, false);
+        }
+        _ => {}
+    }
+}
+
+/// PostgreSQL's FigureColname for the common expression shapes.
+fn pg_column_name(expr: &SqlExpr) -> String {
+    match expr {
+        SqlExpr::Identifier(ident) => ident.value.clone(),
+        SqlExpr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()).unwrap_or_default(),
+        SqlExpr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_else(|| "?column?".into()),
+        SqlExpr::Cast { expr, data_type, .. } => {
+            let inner = pg_column_name(expr);
+            if inner == "?column?" {
+                pg_type_name(&data_type.to_string())
+            } else {
+                inner
+            }
+        }
+        SqlExpr::Nested(inner) => pg_column_name(inner),
+        SqlExpr::Case { .. } => "case".into(),
+        SqlExpr::Exists { .. } => "exists".into(),
+        SqlExpr::Array(_) => "array".into(),
+        SqlExpr::Extract { .. } => "extract".into(),
+        SqlExpr::Substring { .. } => "substring".into(),
+        SqlExpr::Trim { .. } => "btrim".into(),
+        SqlExpr::Position { .. } => "position".into(),
+        SqlExpr::Ceil { .. } => "ceil".into(),
+        SqlExpr::Floor { .. } => "floor".into(),
+        SqlExpr::Overlay { .. } => "overlay".into(),
+        _ => "?column?".into(),
+    }
+}
+
+/// PostgreSQL's internal name of a type as written in a cast.
+fn pg_type_name(written: &str) -> String {
+    let lower = written.to_ascii_lowercase();
+    let base = lower.split('(').next().unwrap_or(&lower).trim();
+    match base {
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "boolean" | "bool" => "bool",
+        "double precision" | "double" | "float8" | "float" => "float8",
+        "real" | "float4" => "float4",
+        "character varying" | "varchar" => "varchar",
+        "character" | "char" | "bpchar" => "bpchar",
+        "decimal" | "numeric" => "numeric",
+        "timestamp with time zone" | "timestamptz" => "timestamptz",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        "time" | "time without time zone" => "time",
+        other => other,
+    }
+    .to_string()
+}
+
+/// `schema` with internal output aliases replaced by their display names.
+fn rename_fields(schema: &Schema, renames: &HashMap<String, String>) -> SchemaRef {
+    if renames.is_empty() {
+        return Arc::new(schema.clone());
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match renames.get(f.name()) {
+            Some(name) => f.as_ref().clone().with_name(name),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// The command tag PostgreSQL reports for a statement, and whether the
 /// statement reports a row count rather than rows.
 fn command_tag(statement: &DfStatement) -> (String, bool) {
@@ -612,5 +740,20 @@ mod tests {
         assert_eq!(command("SHOW TimeZone"), Some(Command::Show("timezone".into())));
         assert_eq!(command("SET datafusion.execution.batch_size = 10"), None);
         assert_eq!(command("SELECT 1"), None);
+    }
+
+    #[test]
+    fn names_output_columns_like_postgres() {
+        let mut statement = match parse_sql("SELECT a, count(*), 1, 1::int, CAST(x AS text), CASE WHEN true THEN 1 END FROM t")
+            .expect("parses")
+            .remove(0)
+        {
+            KoiosStatement::Sql(s) => *s,
+            other => panic!("unexpected {other:?}"),
+        };
+        let names = assign_output_names(&mut statement);
+        let mut shown: Vec<_> = names.values().cloned().collect();
+        shown.sort();
+        assert_eq!(shown, vec!["?column?", "case", "count", "int4", "x"]);
     }
 }

@@ -8,7 +8,7 @@ use postgres_types::Type;
 
 use super::text::{
     binary_value, date_days, decimal_parts, format_decimal, interval_parts, list_value,
-    string_value, time_micros, timestamp_micros, write_text, TextContext,
+    string_value, time_micros, timestamp_micros, value_is_null, write_text, TextContext,
 };
 use super::{innermost, pg_type};
 
@@ -94,7 +94,7 @@ pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &Tex
 
 /// A length-prefixed element (`-1` for NULL), as inside arrays and records.
 fn write_element(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
-    if array.is_null(row) {
+    if value_is_null(array, row) {
         out.put_i32(-1);
         return Ok(());
     }
@@ -138,7 +138,9 @@ fn write_array(out: &mut BytesMut, values: &dyn Array, element: &Type, ctx: &Tex
         }
         leaves = next;
     }
-    let has_nulls = leaves.iter().any(|l| l.null_count() > 0);
+    let has_nulls = leaves
+        .iter()
+        .any(|l| (0..l.len()).any(|i| value_is_null(l.as_ref(), i)));
     let total: usize = leaves.iter().map(|l| l.len()).sum();
     if total == 0 {
         out.put_i32(0);

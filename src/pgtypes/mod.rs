@@ -160,7 +160,6 @@ pub fn render_table(
     batches: &[arrow::array::RecordBatch],
     settings: &crate::session::Settings,
 ) -> datafusion::error::Result<String> {
-    use arrow::array::Array;
     let ctx = text::TextContext {
         time_zone: parse_time_zone(settings.time_zone()).unwrap_or_else(|| text::TextContext::default().time_zone),
     };
@@ -175,7 +174,7 @@ pub fn render_table(
             let mut cells = Vec::with_capacity(batch.num_columns());
             for column in batch.columns() {
                 let mut cell = String::new();
-                if !column.is_null(row) {
+                if !text::value_is_null(column.as_ref(), row) {
                     text::write_text(&mut cell, column.as_ref(), row, &ctx)?;
                 }
                 cells.push(cell);

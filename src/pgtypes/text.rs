@@ -382,6 +382,18 @@ pub fn list_value(array: &dyn Array, row: usize) -> Option<ArrayRef> {
     })
 }
 
+/// Whether a value is NULL, including in arrays without a validity buffer of
+/// their own (`NullArray`, dictionaries whose values are null).
+pub fn value_is_null(array: &dyn Array, row: usize) -> bool {
+    match array.data_type() {
+        DataType::Null => true,
+        DataType::Dictionary(_, _) | DataType::RunEndEncoded(_, _) => {
+            array.logical_nulls().is_some_and(|n| n.is_null(row))
+        }
+        _ => array.is_null(row),
+    }
+}
+
 /// Appends the text form of a non-null value.
 pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
     let dt = array.data_type();
@@ -441,7 +453,7 @@ pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextCon
                 if i > 0 {
                     out.push(',');
                 }
-                if column.is_null(row) {
+                if value_is_null(column.as_ref(), row) {
                     continue;
                 }
                 let mut element = String::new();
@@ -481,7 +493,7 @@ fn write_array_literal(out: &mut String, values: &dyn Array, ctx: &TextContext) 
         if i > 0 {
             out.push(',');
         }
-        if values.is_null(i) {
+        if value_is_null(values, i) {
             out.push_str("NULL");
         } else if nested {
             let inner = list_value(values, i).ok_or_else(|| unsupported(values.data_type()))?;

@@ -42,12 +42,13 @@ pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo], ctx: &TextContext
     let binary: Vec<bool> = (0..columns.len())
         .map(|i| fields.get(i).is_some_and(|f| f.format() == FieldFormat::Binary))
         .collect();
+    let nulls: Vec<Option<arrow::buffer::NullBuffer>> = columns.iter().map(|c| c.logical_nulls()).collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     let mut buf = BytesMut::with_capacity(batch.num_rows().min(1024) * 64);
     let mut text = String::new();
     for row in 0..batch.num_rows() {
-        for (column, is_binary) in columns.iter().zip(&binary) {
-            if column.is_null(row) {
+        for ((column, is_binary), nulls) in columns.iter().zip(&binary).zip(&nulls) {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
                 buf.put_i32(-1);
                 continue;
             }
