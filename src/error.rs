@@ -42,6 +42,8 @@ impl KoiosError {
 pub struct SqlError {
     pub code: &'static str,
     pub message: String,
+    /// Extra help shown by clients on a separate `HINT:` line.
+    pub hint: Option<String>,
 }
 
 impl SqlError {
@@ -49,7 +51,13 @@ impl SqlError {
         Self {
             code,
             message: message.into(),
+            hint: None,
         }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
     }
 }
 
@@ -95,6 +103,9 @@ pub mod codes {
 pub fn sqlstate(error: &DataFusionError) -> SqlError {
     use codes::*;
     let error = unwrap_context(error);
+    if let Some(rewritten) = postgres_wording(error) {
+        return rewritten;
+    }
     let message = clean_message(error);
     let code = match error {
         DataFusionError::SQL(_, _) => SYNTAX_ERROR,
@@ -165,6 +176,49 @@ fn classify_execution_message(m: &str) -> &'static str {
         FEATURE_NOT_SUPPORTED
     } else {
         INTERNAL_ERROR
+    }
+}
+
+/// PostgreSQL's wording for the errors clients most often match on.
+fn postgres_wording(error: &DataFusionError) -> Option<SqlError> {
+    use codes::*;
+    match error {
+        DataFusionError::Plan(m) => {
+            if let Some(rest) = m.strip_prefix("table '")
+                && let Some(name) = rest.strip_suffix("' not found")
+            {
+                return Some(SqlError::new(UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
+            }
+            if let Some(rest) = m.strip_prefix("Invalid function '") {
+                let (name, tail) = rest.split_once('\'').unwrap_or((rest, ""));
+                let err = SqlError::new(UNDEFINED_FUNCTION, format!("function {name} does not exist"));
+                let hint = tail.trim().trim_start_matches('.').trim();
+                return Some(if hint.is_empty() { err } else { err.with_hint(hint) });
+            }
+            None
+        }
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { field, valid_fields } => {
+                let err = SqlError::new(UNDEFINED_COLUMN, format!("column \"{}\" does not exist", field.name()));
+                Some(if valid_fields.is_empty() {
+                    err
+                } else {
+                    let valid: Vec<String> = valid_fields.iter().map(|c| c.name().to_string()).collect();
+                    err.with_hint(format!("available columns: {}", valid.join(", ")))
+                })
+            }
+            _ => None,
+        },
+        DataFusionError::ArrowError(e, _) if matches!(e.as_ref(), arrow::error::ArrowError::DivideByZero) => {
+            Some(SqlError::new(DIVISION_BY_ZERO, "division by zero"))
+        }
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            arrow::error::ArrowError::CastError(m) | arrow::error::ArrowError::ParseError(m) => {
+                Some(SqlError::new(INVALID_TEXT_REPRESENTATION, m.clone()))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 

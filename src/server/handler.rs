@@ -84,7 +84,9 @@ impl PgWireServerHandlers for ConnectionHandlers {
 pub fn to_pg_error(error: &DataFusionError) -> PgWireError {
     let sql = sqlstate(error);
     tracing::debug!(code = sql.code, message = %sql.message, "query failed");
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), sql.code.into(), sql.message)))
+    let mut info = ErrorInfo::new("ERROR".into(), sql.code.into(), sql.message);
+    info.hint = sql.hint;
+    PgWireError::UserError(Box::new(info))
 }
 
 fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -235,7 +237,11 @@ impl QueryHandler {
                 let mut response = if buffer {
                     // Later statements of the same simple query must not run
                     // before this one's rows are read.
-                    let collected: Vec<_> = rows.collect().await;
+                    let mut collected = Vec::new();
+                    let mut rows = std::pin::pin!(rows);
+                    while let Some(row) = rows.next().await {
+                        collected.push(Ok(row?));
+                    }
                     QueryResponse::new(fields, futures::stream::iter(collected))
                 } else {
                     QueryResponse::new(fields, rows)
@@ -269,19 +275,21 @@ impl SimpleQueryHandler for QueryHandler {
                 session.execute(&prepared, Vec::new()).await
             }
             .await;
-            match result {
+            let response = match result {
                 Ok(output) => {
                     let last = i + 1 == count;
-                    responses.push(self.respond(&session, output, &Format::UnifiedText, None, !last).await?);
+                    self.respond(&session, output, &Format::UnifiedText, None, !last).await
                 }
-                Err(e) => {
-                    // Statements after a failed one are not run, as in PostgreSQL.
-                    let PgWireError::UserError(info) = to_pg_error(&e) else {
-                        unreachable!("to_pg_error builds user errors")
-                    };
+                Err(e) => Err(to_pg_error(&e)),
+            };
+            match response {
+                Ok(response) => responses.push(response),
+                // Statements after a failed one are not run, as in PostgreSQL.
+                Err(PgWireError::UserError(info)) => {
                     responses.push(Response::Error(info));
                     break;
                 }
+                Err(other) => return Err(other),
             }
         }
         Ok(responses)
