@@ -275,7 +275,13 @@ impl Session {
         let mut statement = statement.clone();
         let renames = Arc::new(assign_output_names(&mut statement));
         let plan = self.ctx.state().statement_to_plan(statement).await?;
-        let inferred = plan.get_parameter_types()?;
+        let mut inferred = plan.get_parameter_types()?;
+        for (id, dt) in placeholder_cast_types(&plan)? {
+            let entry = inferred.entry(id).or_insert(None);
+            if entry.is_none() {
+                *entry = Some(dt);
+            }
+        }
         let count = inferred
             .keys()
             .filter_map(|k| k.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()))
@@ -527,6 +533,33 @@ fn setting_value(expr: &SqlExpr) -> String {
         SqlExpr::Identifier(ident) => ident.value.clone(),
         other => other.to_string(),
     }
+}
+
+/// Types of `$n` that appear only as `$n::type` (PostgreSQL infers the
+/// parameter's type from such a cast; DataFusion leaves it open).
+fn placeholder_cast_types(plan: &LogicalPlan) -> Result<Vec<(String, DataType)>> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    let mut found = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let cast = match e {
+                    Expr::Cast(Cast { expr, field }) => Some((expr, field.data_type())),
+                    Expr::TryCast(TryCast { expr, field }) => Some((expr, field.data_type())),
+                    _ => None,
+                };
+                if let Some((inner, dt)) = cast
+                    && let Expr::Placeholder(p) = inner.as_ref()
+                    && p.field.is_none()
+                {
+                    found.push((p.id.clone(), dt.clone()));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(found)
 }
 
 /// Prefix of the internal aliases given to unnamed output expressions.

@@ -1,0 +1,207 @@
+//! Wire-protocol behaviour that `.slt` files cannot express: typed and
+//! binary parameters, portals with row limits, databases chosen at connect,
+//! malformed messages, concurrent sessions.
+
+mod support;
+
+use std::io::{Read, Write};
+
+use support::{TestServer, test_config};
+use tokio_postgres::types::Type;
+
+async fn server() -> TestServer {
+    TestServer::start(test_config()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_are_typed_and_bound() {
+    let server = server().await;
+    let client = server.connect("koios").await;
+
+    // The server infers $1 from the column it is compared with.
+    let statement = client
+        .prepare("SELECT n_name FROM demo.public.nation WHERE n_nationkey = $1")
+        .await
+        .expect("prepares");
+    assert_eq!(statement.params(), &[Type::INT8]);
+    assert_eq!(statement.columns()[0].type_(), &Type::TEXT);
+    // One prepared statement, executed many times with different values.
+    for (key, name) in [(0i64, "ALGERIA"), (7, "GERMANY"), (24, "UNITED STATES")] {
+        let rows = client.query(&statement, &[&key]).await.expect("runs");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>(0), name);
+    }
+
+    // Declared parameter types are honoured and converted to the column type.
+    let statement = client
+        .prepare_typed(
+            "SELECT count(*) FROM demo.public.lineitem WHERE l_quantity > $1 AND l_shipmode = $2",
+            &[Type::INT4, Type::TEXT],
+        )
+        .await
+        .expect("prepares");
+    let rows = client.query(&statement, &[&45i32, &"AIR"]).await.expect("runs");
+    let via_params: i64 = rows[0].get(0);
+    let literal = client
+        .query_one(
+            "SELECT count(*) FROM demo.public.lineitem WHERE l_quantity > 45 AND l_shipmode = 'AIR'",
+            &[],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(via_params, literal.get::<_, i64>(0));
+    assert!(via_params > 0);
+
+    // NULL parameters, and several value types in binary form.
+    let row = client
+        .query_one(
+            "SELECT $1::bigint IS NULL, $2::double precision * 2, $3::text || '!', $4::bool, $5::date",
+            &[
+                &None::<i64>,
+                &1.25f64,
+                &"hi",
+                &true,
+                &chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("date"),
+            ],
+        )
+        .await
+        .expect("runs");
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, f64>(1), 2.5);
+    assert_eq!(row.get::<_, String>(2), "hi!");
+    assert!(row.get::<_, bool>(3));
+    assert_eq!(
+        row.get::<_, chrono::NaiveDate>(4),
+        chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("date")
+    );
+
+    // Wrong parameter count is an error, and the connection survives it.
+    let err = client
+        .query("SELECT $1::int", &[])
+        .await
+        .expect_err("missing parameter");
+    assert!(err.to_string().contains("parameter") || err.as_db_error().is_some(), "{err}");
+    let row = client.query_one("SELECT 41 + 1", &[]).await.expect("still usable");
+    assert_eq!(row.get::<_, i64>(0), 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_return_rows_in_chunks() {
+    let server = server().await;
+    let mut client = server.connect("koios").await;
+    let transaction = client.transaction().await.expect("begins");
+    let statement = transaction
+        .prepare("SELECT n_nationkey FROM demo.public.nation ORDER BY n_nationkey")
+        .await
+        .expect("prepares");
+    let portal = transaction.bind(&statement, &[]).await.expect("binds");
+    let mut seen = Vec::new();
+    loop {
+        let chunk = transaction.query_portal(&portal, 10).await.expect("fetches");
+        if chunk.is_empty() {
+            break;
+        }
+        assert!(chunk.len() <= 10);
+        seen.extend(chunk.iter().map(|r| r.get::<_, i64>(0)));
+    }
+    assert_eq!(seen, (0..25).collect::<Vec<i64>>());
+    transaction.commit().await.expect("commits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_name_sets_the_default_catalog() {
+    let server = server().await;
+    let demo = server.connect("demo").await;
+    let row = demo
+        .query_one("SELECT count(*) FROM nation", &[])
+        .await
+        .expect("unqualified names resolve in demo.public");
+    assert_eq!(row.get::<_, i64>(0), 25);
+
+    // Three-part names reach other catalogs from any session.
+    let row = demo
+        .query_one("SELECT count(*) FROM koios.public.asia_nations", &[])
+        .await
+        .expect("three-part name");
+    assert_eq!(row.get::<_, i64>(0), 5);
+
+    let err = tokio_postgres::connect(&server.conn_string("no_such_db"), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("unknown database is refused");
+    assert_eq!(err.code().map(|c| c.code()), Some("3D000"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_do_not_disturb_other_sessions() {
+    let server = server().await;
+    let client = server.connect("koios").await;
+
+    // Garbage instead of a startup packet, a truncated message after startup
+    // and an absurd length: each connection is dropped, nothing else is.
+    let addr = server.addr;
+    let garbage = tokio::task::spawn_blocking(move || {
+        let mut outcomes = Vec::new();
+        for payload in [
+            vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01],
+            vec![0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f], // SSLRequest then hang up
+            vec![0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0],
+        ] {
+            let mut socket = std::net::TcpStream::connect(addr).expect("connects");
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+            let _ = socket.write_all(&payload);
+            let mut buf = [0u8; 64];
+            outcomes.push(socket.read(&mut buf).map(|n| n <= buf.len()).unwrap_or(true));
+        }
+        outcomes
+    })
+    .await
+    .expect("garbage task");
+    assert!(garbage.iter().all(|ok| *ok));
+
+    // A well-formed session sends a query message with a broken body.
+    let row = client.query_one("SELECT 'still here'", &[]).await.expect("unaffected");
+    assert_eq!(row.get::<_, String>(0), "still here");
+    let fresh = server.connect("koios").await;
+    let row = fresh.query_one("SELECT 2::int", &[]).await.expect("new sessions work");
+    assert_eq!(row.get::<_, i32>(0), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_independent() {
+    let server = server().await;
+    let a = server.connect("koios").await;
+    let b = server.connect("koios").await;
+    a.batch_execute("SET application_name = 'first'").await.expect("set");
+    b.batch_execute("SET application_name = 'second'").await.expect("set");
+    assert_eq!(show_application_name(&a).await.as_deref(), Some("first"));
+    assert_eq!(show_application_name(&b).await.as_deref(), Some("second"));
+
+    // Many concurrent queries over separate connections.
+    let mut tasks = Vec::new();
+    for i in 0..8i64 {
+        let client = server.connect("demo").await;
+        tasks.push(tokio::spawn(async move {
+            let row = client
+                .query_one("SELECT count(*) FROM orders WHERE o_orderkey % 8 = $1", &[&i])
+                .await
+                .expect("query");
+            row.get::<_, i64>(0)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("task");
+    }
+    assert_eq!(total, 15_000);
+}
+
+async fn show_application_name(client: &tokio_postgres::Client) -> Option<String> {
+    let messages = client.simple_query("SHOW application_name").await.expect("show");
+    messages.into_iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    })
+}
