@@ -164,15 +164,16 @@ impl Config {
                 server.batch_size = value as usize;
             }
             if let Some(dir) = s.data_dir {
-                let value = expand(dir.get_ref(), env)
-                    .map_err(|m| at(dir.span(), "server.data_dir", m))?;
+                let value =
+                    expand(dir.get_ref(), env).map_err(|m| at(dir.span(), "server.data_dir", m))?;
                 server.data_dir = base_dir.join(value);
             }
         }
 
         let mut startup_sql = Vec::new();
         for sql in raw.startup_sql {
-            startup_sql.push(expand(sql.get_ref(), env).map_err(|m| at(sql.span(), "startup_sql", m))?);
+            startup_sql
+                .push(expand(sql.get_ref(), env).map_err(|m| at(sql.span(), "startup_sql", m))?);
         }
 
         let mut sources: Vec<SourceSpec> = Vec::new();
@@ -180,9 +181,9 @@ impl Config {
             let span = entry.span();
             let mut fields = entry.into_inner();
             let mut take_string = |key: &str| -> Result<String> {
-                let value = fields
-                    .remove(key)
-                    .ok_or_else(|| at(span.clone(), &format!("source.{key}"), "is required".into()))?;
+                let value = fields.remove(key).ok_or_else(|| {
+                    at(span.clone(), &format!("source.{key}"), "is required".into())
+                })?;
                 let span = value.span();
                 match value.into_inner() {
                     toml::Value::String(s) => {
@@ -206,10 +207,18 @@ impl Config {
                 ));
             }
             if name == crate::engine::KOIOS_CATALOG {
-                return Err(at(span, "source.name", "'koios' is the built-in catalog".into()));
+                return Err(at(
+                    span,
+                    "source.name",
+                    "'koios' is the built-in catalog".into(),
+                ));
             }
             if sources.iter().any(|s| s.name == name) {
-                return Err(at(span, "source.name", format!("duplicate source name '{name}'")));
+                return Err(at(
+                    span,
+                    "source.name",
+                    format!("duplicate source name '{name}'"),
+                ));
             }
             let mut options = BTreeMap::new();
             for (key, value) in fields {
@@ -282,7 +291,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Replaces `${VAR}` with the variable's value; `$${` stays a literal `${`.
-fn expand(value: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+fn expand(
+    value: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(pos) = rest.find('$') {
@@ -299,8 +311,8 @@ fn expand(value: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Res
             if name.is_empty() {
                 return Err("empty ${} reference".into());
             }
-            let resolved = env(name)
-                .ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let resolved =
+                env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
             out.push_str(&resolved);
             rest = &body[end + 1..];
         } else {
@@ -343,7 +355,12 @@ fn parse_size(
     let text = match value {
         toml::Value::Integer(i) if *i > 0 => return Ok(*i as usize),
         toml::Value::String(s) => expand(s, env)?,
-        other => return Err(format!("must be a size like \"2GiB\", got {}", other.type_str())),
+        other => {
+            return Err(format!(
+                "must be a size like \"2GiB\", got {}",
+                other.type_str()
+            ));
+        }
     };
     let trimmed = text.trim();
     let split = trimmed
@@ -414,20 +431,30 @@ pool_size = 4
 
     #[test]
     fn errors_name_file_line_and_key() {
-        let err = parse("\n[server]\nbatch_size = 0\n").unwrap_err().to_string();
+        let err = parse("\n[server]\nbatch_size = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/etc/koios/koios.toml:3"), "{err}");
         assert!(err.contains("server.batch_size"), "{err}");
 
         let err = parse("[[source]]\nname='x'\nkind='files'\nurl='${NOPE}'\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains(":4:") && err.contains("NOPE") && err.contains("source.url"), "{err}");
+        assert!(
+            err.contains(":4:") && err.contains("NOPE") && err.contains("source.url"),
+            "{err}"
+        );
 
         let err = parse("[server]\nlisten = 5\n").unwrap_err().to_string();
         assert!(err.contains(":2"), "{err}");
 
-        let err = parse("[[source]]\nname='x'\nkind='files'\n").unwrap_err().to_string();
-        assert!(err.contains("source.url") && err.contains("required"), "{err}");
+        let err = parse("[[source]]\nname='x'\nkind='files'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.url") && err.contains("required"),
+            "{err}"
+        );
     }
 
     #[test]

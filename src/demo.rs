@@ -77,7 +77,9 @@ impl Connector for DemoConnector {
             options: Default::default(),
             ..spec.clone()
         };
-        koios_connector_files::FilesConnector.connect(&files, runtime).await
+        koios_connector_files::FilesConnector
+            .connect(&files, runtime)
+            .await
     }
 }
 
@@ -116,21 +118,52 @@ pub fn ensure_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
     tracing::info!(dir = %dir.display(), scale_factor, "generating TPC-H demo data");
     let started = std::time::Instant::now();
     let sf = scale_factor;
-    write_table(&tmp, "region", RegionArrow::new(RegionGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "nation", NationArrow::new(NationGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "supplier", SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "customer", CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)))?;
+    write_table(
+        &tmp,
+        "region",
+        RegionArrow::new(RegionGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        &tmp,
+        "nation",
+        NationArrow::new(NationGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        &tmp,
+        "supplier",
+        SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        &tmp,
+        "customer",
+        CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)),
+    )?;
     write_table(&tmp, "part", PartArrow::new(PartGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "partsupp", PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "orders", OrderArrow::new(OrderGenerator::new(sf, 1, 1)))?;
-    write_table(&tmp, "lineitem", LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)))?;
+    write_table(
+        &tmp,
+        "partsupp",
+        PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        &tmp,
+        "orders",
+        OrderArrow::new(OrderGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        &tmp,
+        "lineitem",
+        LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)),
+    )?;
     std::fs::write(tmp.join(MARKER), &wanted)
         .map_err(|e| KoiosError::io("cannot write the demo marker", e))?;
 
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir)
         .map_err(|e| KoiosError::io(format!("cannot move demo data to {}", dir.display()), e))?;
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "demo data ready");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "demo data ready"
+    );
     Ok(dir.to_path_buf())
 }
 

@@ -146,7 +146,9 @@ impl Engine {
     pub async fn refresh_source(&self, name: &str) -> DfResult<()> {
         let entry = self.read_sources().get(name).cloned();
         match entry {
-            None => Err(DataFusionError::Plan(format!("source '{name}' does not exist"))),
+            None => Err(DataFusionError::Plan(format!(
+                "source '{name}' does not exist"
+            ))),
             Some((_, SourceState::Ready(source))) => source.refresh().await,
             Some((spec, SourceState::Unavailable(_))) => match self.attach(spec).await {
                 SourceState::Ready(_) => Ok(()),

@@ -139,7 +139,9 @@ fn classify_plan_message(m: &str) -> &'static str {
         || lower.starts_with("table not found")
     {
         UNDEFINED_TABLE
-    } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+    {
         UNDEFINED_FUNCTION
     } else if lower.contains("already exists") {
         DUPLICATE_TABLE
@@ -149,9 +151,13 @@ fn classify_plan_message(m: &str) -> &'static str {
         UNDEFINED_SCHEMA
     } else if lower.contains("no field named") {
         UNDEFINED_COLUMN
-    } else if lower.contains("group by") || lower.contains("aggregate") && lower.contains("must appear") {
+    } else if lower.contains("group by")
+        || lower.contains("aggregate") && lower.contains("must appear")
+    {
         GROUPING_ERROR
-    } else if lower.contains("cannot infer common") || lower.contains("type") && lower.contains("coercion") {
+    } else if lower.contains("cannot infer common")
+        || lower.contains("type") && lower.contains("coercion")
+    {
         DATATYPE_MISMATCH
     } else if lower.contains("unsupported") || lower.contains("not supported") {
         FEATURE_NOT_SUPPORTED
@@ -187,29 +193,48 @@ fn postgres_wording(error: &DataFusionError) -> Option<SqlError> {
             if let Some(rest) = m.strip_prefix("table '")
                 && let Some(name) = rest.strip_suffix("' not found")
             {
-                return Some(SqlError::new(UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")));
+                return Some(SqlError::new(
+                    UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                ));
             }
             if let Some(rest) = m.strip_prefix("Invalid function '") {
                 let (name, tail) = rest.split_once('\'').unwrap_or((rest, ""));
-                let err = SqlError::new(UNDEFINED_FUNCTION, format!("function {name} does not exist"));
+                let err = SqlError::new(
+                    UNDEFINED_FUNCTION,
+                    format!("function {name} does not exist"),
+                );
                 let hint = tail.trim().trim_start_matches('.').trim();
-                return Some(if hint.is_empty() { err } else { err.with_hint(hint) });
+                return Some(if hint.is_empty() {
+                    err
+                } else {
+                    err.with_hint(hint)
+                });
             }
             None
         }
         DataFusionError::SchemaError(e, _) => match e.as_ref() {
-            datafusion::common::SchemaError::FieldNotFound { field, valid_fields } => {
-                let err = SqlError::new(UNDEFINED_COLUMN, format!("column \"{}\" does not exist", field.name()));
+            datafusion::common::SchemaError::FieldNotFound {
+                field,
+                valid_fields,
+            } => {
+                let err = SqlError::new(
+                    UNDEFINED_COLUMN,
+                    format!("column \"{}\" does not exist", field.name()),
+                );
                 Some(if valid_fields.is_empty() {
                     err
                 } else {
-                    let valid: Vec<String> = valid_fields.iter().map(|c| c.name().to_string()).collect();
+                    let valid: Vec<String> =
+                        valid_fields.iter().map(|c| c.name().to_string()).collect();
                     err.with_hint(format!("available columns: {}", valid.join(", ")))
                 })
             }
             _ => None,
         },
-        DataFusionError::ArrowError(e, _) if matches!(e.as_ref(), arrow::error::ArrowError::DivideByZero) => {
+        DataFusionError::ArrowError(e, _)
+            if matches!(e.as_ref(), arrow::error::ArrowError::DivideByZero) =>
+        {
             Some(SqlError::new(DIVISION_BY_ZERO, "division by zero"))
         }
         DataFusionError::ArrowError(e, _) => match e.as_ref() {

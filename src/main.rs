@@ -13,7 +13,11 @@ use koios::server::Server;
 use koios::session::{Output, Session};
 
 #[derive(Parser)]
-#[command(name = "koios", version, about = "A federated SQL query engine speaking the PostgreSQL protocol")]
+#[command(
+    name = "koios",
+    version,
+    about = "A federated SQL query engine speaking the PostgreSQL protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { common, listen } => serve(common, listen).await,
-        Command::Query { common, database, sql } => query(common, &database, &sql).await,
+        Command::Query {
+            common,
+            database,
+            sql,
+        } => query(common, &database, &sql).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,14 +116,19 @@ async fn query(common: Common, database: &str, sql: &str) -> Result<()> {
     let config = load_config(&common)?;
     let engine = Engine::start(&config).await?;
     if !engine.has_database(database) {
-        return Err(KoiosError::Config(format!("database \"{database}\" does not exist")));
+        return Err(KoiosError::Config(format!(
+            "database \"{database}\" does not exist"
+        )));
     }
     let session = Session::new(engine, database);
     for output in session.run_sql(sql).await? {
         match output {
             Output::Rows { stream, .. } => {
                 let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
-                print!("{}", koios::pgtypes::render_table(&batches, &session.settings())?);
+                print!(
+                    "{}",
+                    koios::pgtypes::render_table(&batches, &session.settings())?
+                );
             }
             Output::Done { tag, rows } => match rows {
                 Some(n) if tag == "INSERT" => println!("INSERT 0 {n}"),

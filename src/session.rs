@@ -18,7 +18,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParserBuilder, ResetStatement, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, ObjectName, Statement as SqlStatement};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr as SqlExpr, ObjectName, Statement as SqlStatement,
+};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::StreamExt;
@@ -50,18 +52,24 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
         }
         if expecting_delimiter {
             return Err(DataFusionError::SQL(
-                Box::new(datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
-                    "Expected: end of statement, found: {}",
-                    next.token
-                ))),
+                Box::new(
+                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                        "Expected: end of statement, found: {}",
+                        next.token
+                    )),
+                ),
                 None,
             ));
         }
-        if word_is(&next.token, "refresh") && word_is(&parser.parser.peek_nth_token(1).token, "source")
+        if word_is(&next.token, "refresh")
+            && word_is(&parser.parser.peek_nth_token(1).token, "source")
         {
             parser.parser.next_token();
             parser.parser.next_token();
-            let name = parser.parser.parse_identifier().map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+            let name = parser
+                .parser
+                .parse_identifier()
+                .map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
             statements.push(KoiosStatement::RefreshSource(name.value));
         } else {
             statements.push(KoiosStatement::Sql(Box::new(parser.parse_statement()?)));
@@ -124,7 +132,10 @@ pub enum Command {
     Begin,
     Commit,
     Rollback,
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     Show(String),
     Reset(Option<String>),
     RefreshSource(String),
@@ -200,7 +211,9 @@ impl Default for Settings {
 
 impl Settings {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.values
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The session time zone used to render `timestamptz` values.
@@ -247,7 +260,10 @@ impl Session {
 
     /// A snapshot of the session parameters.
     pub fn settings(&self) -> Settings {
-        self.settings.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sets a parameter the client sent at connection start (e.g. `application_name`).
@@ -261,7 +277,11 @@ impl Session {
 
     /// Plans one statement. `client_types` are the parameter types the client
     /// declared (`None` where it left the choice to the server).
-    pub async fn prepare(&self, statement: &KoiosStatement, client_types: &[Option<DataType>]) -> Result<Prepared> {
+    pub async fn prepare(
+        &self,
+        statement: &KoiosStatement,
+        client_types: &[Option<DataType>],
+    ) -> Result<Prepared> {
         let statement = match statement {
             KoiosStatement::RefreshSource(name) => {
                 return Ok(Prepared::Command(Command::RefreshSource(name.clone())));
@@ -442,7 +462,11 @@ fn unknown_setting(name: &str) -> DataFusionError {
 fn validate_time_zone(value: &str) -> Result<()> {
     crate::pgtypes::parse_time_zone(value)
         .map(|_| ())
-        .ok_or_else(|| DataFusionError::Plan(format!("invalid value for parameter \"TimeZone\": \"{value}\"")))
+        .ok_or_else(|| {
+            DataFusionError::Plan(format!(
+                "invalid value for parameter \"TimeZone\": \"{value}\""
+            ))
+        })
 }
 
 /// Recognises the statements the session answers itself.
@@ -464,20 +488,30 @@ fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
     Ok(match sql {
         SqlStatement::StartTransaction { .. } => Some(Command::Begin),
         SqlStatement::Commit { .. } => Some(Command::Commit),
-        SqlStatement::Rollback { savepoint: None, .. } => Some(Command::Rollback),
-        SqlStatement::Rollback { savepoint: Some(_), .. } => Some(Command::Ignored("ROLLBACK".into())),
+        SqlStatement::Rollback {
+            savepoint: None, ..
+        } => Some(Command::Rollback),
+        SqlStatement::Rollback {
+            savepoint: Some(_), ..
+        } => Some(Command::Ignored("ROLLBACK".into())),
         SqlStatement::Savepoint { .. } => Some(Command::Ignored("SAVEPOINT".into())),
         SqlStatement::ReleaseSavepoint { .. } => Some(Command::Ignored("RELEASE".into())),
         SqlStatement::Discard { .. } => Some(Command::Ignored("DISCARD ALL".into())),
         SqlStatement::Set(set) => match set {
-            ast::Set::SingleAssignment { variable, values, .. } => {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = object_name(variable);
                 if name.starts_with("datafusion.") {
                     None
                 } else {
                     Some(Command::Set {
                         name,
-                        value: values.iter().map(setting_value).collect::<Vec<_>>().join(", "),
+                        value: values
+                            .iter()
+                            .map(setting_value)
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                 }
             }
@@ -501,7 +535,11 @@ fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let name = if name == "time zone" { "timezone".to_string() } else { name };
+            let name = if name == "time zone" {
+                "timezone".to_string()
+            } else {
+                name
+            };
             if name.starts_with("datafusion.") {
                 None
             } else {
@@ -581,12 +619,20 @@ fn assign_output_names(statement: &mut DfStatement) -> HashMap<String, String> {
     names
 }
 
-fn alias_set_expr(body: &mut ast::SetExpr, counter: &mut usize, names: &mut HashMap<String, String>, leftmost: bool) {
+fn alias_set_expr(
+    body: &mut ast::SetExpr,
+    counter: &mut usize,
+    names: &mut HashMap<String, String>,
+    leftmost: bool,
+) {
     match body {
         ast::SetExpr::Select(select) => {
             for item in select.projection.iter_mut() {
                 if let ast::SelectItem::UnnamedExpr(expr) = item {
-                    if matches!(expr, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)) {
+                    if matches!(
+                        expr,
+                        SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)
+                    ) {
                         continue;
                     }
                     let alias = format!("{OUTPUT_ALIAS_PREFIX}{counter}");
@@ -614,7 +660,9 @@ fn alias_set_expr(body: &mut ast::SetExpr, counter: &mut usize, names: &mut Hash
 fn pg_column_name(expr: &SqlExpr) -> String {
     match expr {
         SqlExpr::Identifier(ident) => ident.value.clone(),
-        SqlExpr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()).unwrap_or_default(),
+        SqlExpr::CompoundIdentifier(parts) => {
+            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+        }
         SqlExpr::Function(f) => f
             .name
             .0
@@ -622,7 +670,9 @@ fn pg_column_name(expr: &SqlExpr) -> String {
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())
             .unwrap_or_else(|| "?column?".into()),
-        SqlExpr::Cast { expr, data_type, .. } => {
+        SqlExpr::Cast {
+            expr, data_type, ..
+        } => {
             let inner = pg_column_name(expr);
             if inner == "?column?" {
                 pg_type_name(&data_type.to_string())
@@ -711,7 +761,11 @@ fn command_tag(statement: &DfStatement) -> (String, bool) {
         SqlStatement::Truncate(_) => ("TRUNCATE TABLE".into(), true),
         other => {
             let text = other.to_string();
-            let word = text.split_whitespace().next().unwrap_or("OK").to_ascii_uppercase();
+            let word = text
+                .split_whitespace()
+                .next()
+                .unwrap_or("OK")
+                .to_ascii_uppercase();
             (word, true)
         }
     };
@@ -770,16 +824,21 @@ mod tests {
                 value: "Europe/Paris".into()
             })
         );
-        assert_eq!(command("SHOW TimeZone"), Some(Command::Show("timezone".into())));
+        assert_eq!(
+            command("SHOW TimeZone"),
+            Some(Command::Show("timezone".into()))
+        );
         assert_eq!(command("SET datafusion.execution.batch_size = 10"), None);
         assert_eq!(command("SELECT 1"), None);
     }
 
     #[test]
     fn names_output_columns_like_postgres() {
-        let mut statement = match parse_sql("SELECT a, count(*), 1, 1::int, CAST(x AS text), CASE WHEN true THEN 1 END FROM t")
-            .expect("parses")
-            .remove(0)
+        let mut statement = match parse_sql(
+            "SELECT a, count(*), 1, 1::int, CAST(x AS text), CASE WHEN true THEN 1 END FROM t",
+        )
+        .expect("parses")
+        .remove(0)
         {
             KoiosStatement::Sql(s) => *s,
             other => panic!("unexpected {other:?}"),

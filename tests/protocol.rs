@@ -40,7 +40,10 @@ async fn parameters_are_typed_and_bound() {
         )
         .await
         .expect("prepares");
-    let rows = client.query(&statement, &[&45i32, &"AIR"]).await.expect("runs");
+    let rows = client
+        .query(&statement, &[&45i32, &"AIR"])
+        .await
+        .expect("runs");
     let via_params: i64 = rows[0].get(0);
     let literal = client
         .query_one(
@@ -80,8 +83,14 @@ async fn parameters_are_typed_and_bound() {
         .query("SELECT $1::int", &[])
         .await
         .expect_err("missing parameter");
-    assert!(err.to_string().contains("parameter") || err.as_db_error().is_some(), "{err}");
-    let row = client.query_one("SELECT 41 + 1", &[]).await.expect("still usable");
+    assert!(
+        err.to_string().contains("parameter") || err.as_db_error().is_some(),
+        "{err}"
+    );
+    let row = client
+        .query_one("SELECT 41 + 1", &[])
+        .await
+        .expect("still usable");
     assert_eq!(row.get::<_, i64>(0), 42);
 }
 
@@ -97,7 +106,10 @@ async fn portals_return_rows_in_chunks() {
     let portal = transaction.bind(&statement, &[]).await.expect("binds");
     let mut seen = Vec::new();
     loop {
-        let chunk = transaction.query_portal(&portal, 10).await.expect("fetches");
+        let chunk = transaction
+            .query_portal(&portal, 10)
+            .await
+            .expect("fetches");
         if chunk.is_empty() {
             break;
         }
@@ -153,7 +165,12 @@ async fn malformed_messages_do_not_disturb_other_sessions() {
                 .expect("timeout");
             let _ = socket.write_all(&payload);
             let mut buf = [0u8; 64];
-            outcomes.push(socket.read(&mut buf).map(|n| n <= buf.len()).unwrap_or(true));
+            outcomes.push(
+                socket
+                    .read(&mut buf)
+                    .map(|n| n <= buf.len())
+                    .unwrap_or(true),
+            );
         }
         outcomes
     })
@@ -162,10 +179,16 @@ async fn malformed_messages_do_not_disturb_other_sessions() {
     assert!(garbage.iter().all(|ok| *ok));
 
     // A well-formed session sends a query message with a broken body.
-    let row = client.query_one("SELECT 'still here'", &[]).await.expect("unaffected");
+    let row = client
+        .query_one("SELECT 'still here'", &[])
+        .await
+        .expect("unaffected");
     assert_eq!(row.get::<_, String>(0), "still here");
     let fresh = server.connect("koios").await;
-    let row = fresh.query_one("SELECT 2::int", &[]).await.expect("new sessions work");
+    let row = fresh
+        .query_one("SELECT 2::int", &[])
+        .await
+        .expect("new sessions work");
     assert_eq!(row.get::<_, i32>(0), 2);
 }
 
@@ -174,8 +197,12 @@ async fn sessions_are_independent() {
     let server = server().await;
     let a = server.connect("koios").await;
     let b = server.connect("koios").await;
-    a.batch_execute("SET application_name = 'first'").await.expect("set");
-    b.batch_execute("SET application_name = 'second'").await.expect("set");
+    a.batch_execute("SET application_name = 'first'")
+        .await
+        .expect("set");
+    b.batch_execute("SET application_name = 'second'")
+        .await
+        .expect("set");
     assert_eq!(show_application_name(&a).await.as_deref(), Some("first"));
     assert_eq!(show_application_name(&b).await.as_deref(), Some("second"));
 
@@ -185,7 +212,10 @@ async fn sessions_are_independent() {
         let client = server.connect("demo").await;
         tasks.push(tokio::spawn(async move {
             let row = client
-                .query_one("SELECT count(*) FROM orders WHERE o_orderkey % 8 = $1", &[&i])
+                .query_one(
+                    "SELECT count(*) FROM orders WHERE o_orderkey % 8 = $1",
+                    &[&i],
+                )
                 .await
                 .expect("query");
             row.get::<_, i64>(0)
@@ -199,7 +229,10 @@ async fn sessions_are_independent() {
 }
 
 async fn show_application_name(client: &tokio_postgres::Client) -> Option<String> {
-    let messages = client.simple_query("SHOW application_name").await.expect("show");
+    let messages = client
+        .simple_query("SHOW application_name")
+        .await
+        .expect("show");
     messages.into_iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
         _ => None,

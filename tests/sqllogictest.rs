@@ -31,7 +31,10 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() -> ExitCode {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +47,12 @@ async fn run(filters: Vec<String>) -> ExitCode {
     let mut files = Vec::new();
     slt_files(&root.join("sql-tests"), &mut files);
     files.sort();
-    files.retain(|f| filters.is_empty() || filters.iter().any(|p| f.to_string_lossy().contains(p.as_str())));
+    files.retain(|f| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|p| f.to_string_lossy().contains(p.as_str()))
+    });
     if files.is_empty() {
         eprintln!("no .slt files match {filters:?}");
         return ExitCode::FAILURE;
@@ -54,19 +62,27 @@ async fn run(filters: Vec<String>) -> ExitCode {
     let complete = std::env::var("KOIOS_SLT_COMPLETE").is_ok_and(|v| v == "1");
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
-        let name = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         if complete {
             let conn = server.conn_string("koios");
             let mut runner = Runner::new(move || {
                 let conn = conn.clone();
                 async move {
-                    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
+                    let (client, connection) =
+                        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                            .await
+                            .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
-                    Ok::<_, support::slt::SqlError>(KoiosDb { client, mode: Mode::Extended })
+                    Ok::<_, support::slt::SqlError>(KoiosDb {
+                        client,
+                        mode: Mode::Extended,
+                    })
                 }
             });
             runner.add_label(Mode::Extended.label());
@@ -88,9 +104,10 @@ async fn run(filters: Vec<String>) -> ExitCode {
             let mut runner = Runner::new(move || {
                 let conn = conn.clone();
                 async move {
-                    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-                        .await
-                        .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
+                    let (client, connection) =
+                        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                            .await
+                            .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
@@ -106,7 +123,11 @@ async fn run(filters: Vec<String>) -> ExitCode {
             match runner.run_file_async(file).await {
                 Ok(()) => {
                     passed += 1;
-                    println!("ok   {name} [{}] ({} ms)", mode.label(), started.elapsed().as_millis());
+                    println!(
+                        "ok   {name} [{}] ({} ms)",
+                        mode.label(),
+                        started.elapsed().as_millis()
+                    );
                 }
                 Err(e) => {
                     failed += 1;
@@ -116,5 +137,9 @@ async fn run(filters: Vec<String>) -> ExitCode {
         }
     }
     println!("sqllogictest: {passed} passed, {failed} failed");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -7,8 +7,8 @@ use datafusion::error::{DataFusionError, Result};
 use postgres_types::Type;
 
 use super::text::{
-    binary_value, date_days, decimal_parts, format_decimal, interval_parts, list_value,
-    string_value, time_micros, timestamp_micros, value_is_null, write_text, TextContext,
+    TextContext, binary_value, date_days, decimal_parts, format_decimal, interval_parts,
+    list_value, string_value, time_micros, timestamp_micros, value_is_null, write_text,
 };
 use super::{innermost, pg_type};
 
@@ -18,7 +18,12 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 const PG_EPOCH_DAYS: i64 = 10_957;
 
 /// Appends the binary form of a non-null value (without length prefix).
-pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
+pub fn write_binary(
+    out: &mut BytesMut,
+    array: &dyn Array,
+    row: usize,
+    ctx: &TextContext,
+) -> Result<()> {
     let dt = array.data_type();
     match dt {
         DataType::Boolean => out.put_u8(array.as_boolean().value(row) as u8),
@@ -43,17 +48,24 @@ pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &Tex
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             out.put_slice(string_value(array, row).unwrap_or_default().as_bytes())
         }
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
             out.put_slice(binary_value(array, row).unwrap_or_default())
         }
         DataType::Date32 | DataType::Date64 => {
             let days = date_days(array, row).unwrap_or_default() - PG_EPOCH_DAYS;
             out.put_i32(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32)
         }
-        DataType::Time32(_) | DataType::Time64(_) => out.put_i64(time_micros(array, row).unwrap_or_default()),
-        DataType::Timestamp(_, _) => {
-            out.put_i64(timestamp_micros(array, row).unwrap_or_default().saturating_sub(PG_EPOCH_MICROS))
+        DataType::Time32(_) | DataType::Time64(_) => {
+            out.put_i64(time_micros(array, row).unwrap_or_default())
         }
+        DataType::Timestamp(_, _) => out.put_i64(
+            timestamp_micros(array, row)
+                .unwrap_or_default()
+                .saturating_sub(PG_EPOCH_MICROS),
+        ),
         DataType::Interval(_) | DataType::Duration(_) => {
             let (months, days, micros) = interval_parts(array, row).unwrap_or_default();
             out.put_i64(micros);
@@ -66,7 +78,12 @@ pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &Tex
         | DataType::ListView(field)
         | DataType::LargeListView(field) => {
             let values = list_value(array, row).ok_or_else(|| unsupported(dt))?;
-            write_array(out, values.as_ref(), &pg_type(innermost(field).data_type()), ctx)?;
+            write_array(
+                out,
+                values.as_ref(),
+                &pg_type(innermost(field).data_type()),
+                ctx,
+            )?;
         }
         DataType::Struct(_) => {
             let strukt = array.as_struct();
@@ -93,7 +110,12 @@ pub fn write_binary(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &Tex
 }
 
 /// A length-prefixed element (`-1` for NULL), as inside arrays and records.
-fn write_element(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
+fn write_element(
+    out: &mut BytesMut,
+    array: &dyn Array,
+    row: usize,
+    ctx: &TextContext,
+) -> Result<()> {
     if value_is_null(array, row) {
         out.put_i32(-1);
         return Ok(());
@@ -107,7 +129,12 @@ fn write_element(out: &mut BytesMut, array: &dyn Array, row: usize, ctx: &TextCo
 }
 
 /// PostgreSQL's array_send: dimensions, then the flattened elements.
-fn write_array(out: &mut BytesMut, values: &dyn Array, element: &Type, ctx: &TextContext) -> Result<()> {
+fn write_array(
+    out: &mut BytesMut,
+    values: &dyn Array,
+    element: &Type,
+    ctx: &TextContext,
+) -> Result<()> {
     // Walk down nested lists to find each dimension's length; PostgreSQL
     // arrays are rectangular, so ragged nests cannot be sent.
     let mut dims = vec![values.len()];
@@ -125,7 +152,7 @@ fn write_array(out: &mut BytesMut, values: &dyn Array, element: &Type, ctx: &Tex
             for i in 0..level.len() {
                 let child = list_value(level.as_ref(), i)
                     .filter(|_| !level.is_null(i))
-                    .ok_or_else(|| ragged())?;
+                    .ok_or_else(ragged)?;
                 if *width.get_or_insert(child.len()) != child.len() {
                     return Err(ragged());
                 }
@@ -199,7 +226,11 @@ pub fn write_numeric(out: &mut BytesMut, decimal: &str) {
     }
     out.put_i16(groups.len() as i16);
     out.put_i16(weight);
-    out.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
+    out.put_u16(if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    });
     out.put_u16(dscale);
     for g in groups {
         out.put_i16(g);
@@ -253,7 +284,6 @@ pub fn read_numeric(bytes: &[u8]) -> Result<String> {
     }
     let int = int.trim_start_matches('0');
     let int = if int.is_empty() { "0" } else { int };
-    let mut frac = frac;
     frac.truncate(dscale.min(frac.len()));
     while frac.len() < dscale {
         frac.push('0');
@@ -290,10 +320,23 @@ mod tests {
 
     #[test]
     fn numeric_round_trips() {
-        for s in ["0", "1", "-1", "123.45", "0.0001", "10000", "-99999999.123456789", "0.00", "1000000.5"] {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "123.45",
+            "0.0001",
+            "10000",
+            "-99999999.123456789",
+            "0.00",
+            "1000000.5",
+        ] {
             assert_eq!(read_numeric(&numeric(s)).expect("decodes"), s, "{s}");
         }
         // 123.45 = groups [123, 4500], weight 0, dscale 2.
-        assert_eq!(numeric("123.45"), vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]);
+        assert_eq!(
+            numeric("123.45"),
+            vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
+        );
     }
 }

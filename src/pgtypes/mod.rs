@@ -99,8 +99,14 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         // PostgreSQL's numeric is unbounded; this is the widest exact Arrow decimal
         // that still computes quickly. Wider values fail loudly when cast.
         Type::NUMERIC => DataType::Decimal128(38, 10),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB
-        | Type::UUID | Type::CHAR => DataType::Utf8,
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::JSON
+        | Type::JSONB
+        | Type::UUID
+        | Type::CHAR => DataType::Utf8,
         Type::BYTEA => DataType::Binary,
         Type::DATE => DataType::Date32,
         Type::TIME => DataType::Time64(TimeUnit::Microsecond),
@@ -134,34 +140,14 @@ pub fn type_size(ty: &Type) -> i16 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    #[test]
-    fn maps_types() {
-        assert_eq!(pg_type(&DataType::Int64), Type::INT8);
-        assert_eq!(pg_type(&DataType::Utf8View), Type::TEXT);
-        let list = DataType::List(Arc::new(Field::new_list_field(
-            DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
-            true,
-        )));
-        assert_eq!(pg_type(&list), Type::INT4_ARRAY);
-        assert!(parse_time_zone("Europe/Paris").is_some());
-        assert!(parse_time_zone("utc").is_some());
-        assert!(parse_time_zone("+05:30").is_some());
-        assert!(parse_time_zone("Mars/Olympus").is_none());
-    }
-}
-
 /// Renders batches as psql's aligned output (for `koios query`).
 pub fn render_table(
     batches: &[arrow::array::RecordBatch],
     settings: &crate::session::Settings,
 ) -> datafusion::error::Result<String> {
     let ctx = text::TextContext {
-        time_zone: parse_time_zone(settings.time_zone()).unwrap_or_else(|| text::TextContext::default().time_zone),
+        time_zone: parse_time_zone(settings.time_zone())
+            .unwrap_or_else(|| text::TextContext::default().time_zone),
     };
     let Some(first) = batches.first() else {
         return Ok("(0 rows)\n".into());
@@ -201,12 +187,23 @@ pub fn render_table(
         .zip(&widths)
         .map(|(h, w)| {
             let pad = w - h.chars().count();
-            format!(" {}{}{} ", " ".repeat(pad / 2), h, " ".repeat(pad - pad / 2))
+            format!(
+                " {}{}{} ",
+                " ".repeat(pad / 2),
+                h,
+                " ".repeat(pad - pad / 2)
+            )
         })
         .collect();
     out.push_str(header.join("|").trim_end());
     out.push('\n');
-    out.push_str(&widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+"),
+    );
     out.push('\n');
     for row in &rows {
         let cells: Vec<String> = row
@@ -227,4 +224,25 @@ pub fn render_table(
     let n = rows.len();
     out.push_str(&format!("({n} row{})\n", if n == 1 { "" } else { "s" }));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn maps_types() {
+        assert_eq!(pg_type(&DataType::Int64), Type::INT8);
+        assert_eq!(pg_type(&DataType::Utf8View), Type::TEXT);
+        let list = DataType::List(Arc::new(Field::new_list_field(
+            DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
+            true,
+        )));
+        assert_eq!(pg_type(&list), Type::INT4_ARRAY);
+        assert!(parse_time_zone("Europe/Paris").is_some());
+        assert!(parse_time_zone("utc").is_some());
+        assert!(parse_time_zone("+05:30").is_some());
+        assert!(parse_time_zone("Mars/Olympus").is_none());
+    }
 }

@@ -23,22 +23,29 @@ pub fn decode_param(
     target: Option<&DataType>,
 ) -> Result<ScalarValue> {
     let fail = |msg: String| DataFusionError::Execution(format!("parameter ${}: {msg}", index + 1));
-    let target = target.cloned().or_else(|| super::arrow_type(wire_type)).unwrap_or(DataType::Utf8);
+    let target = target
+        .cloned()
+        .or_else(|| super::arrow_type(wire_type))
+        .unwrap_or(DataType::Utf8);
     let Some(bytes) = bytes else {
         return ScalarValue::try_from(&target).or_else(|_| Ok(ScalarValue::Utf8(None)));
     };
     let value = if binary {
         decode_binary(bytes, wire_type).map_err(fail)?
     } else {
-        let text = std::str::from_utf8(bytes).map_err(|_| fail("text value is not valid UTF-8".into()))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| fail("text value is not valid UTF-8".into()))?;
         return text_to_scalar(text, &target).map_err(|e| fail(e.to_string()));
     };
     if value.data_type() == target {
         return Ok(value);
     }
-    value
-        .cast_to(&target)
-        .map_err(|e| fail(format!("cannot convert {} to {target}: {e}", wire_type.name())))
+    value.cast_to(&target).map_err(|e| {
+        fail(format!(
+            "cannot convert {} to {target}: {e}",
+            wire_type.name()
+        ))
+    })
 }
 
 fn text_to_scalar(text: &str, target: &DataType) -> Result<ScalarValue> {
@@ -61,7 +68,11 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> std::result::Result<ScalarValue, St
         if bytes.len() == n {
             Ok(bytes)
         } else {
-            Err(format!("binary {} value must be {n} bytes, got {}", ty.name(), bytes.len()))
+            Err(format!(
+                "binary {} value must be {n} bytes, got {}",
+                ty.name(),
+                bytes.len()
+            ))
         }
     };
     Ok(match *ty {
@@ -74,20 +85,32 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> std::result::Result<ScalarValue, St
         Type::FLOAT8 => ScalarValue::Float64(Some(f64::from_be_bytes(arr(fixed(8)?)))),
         Type::NUMERIC => {
             let text = read_numeric(bytes).map_err(|e| e.to_string())?;
-            let scale = text.split_once('.').map(|(_, f)| f.len()).unwrap_or(0).min(38);
+            let scale = text
+                .split_once('.')
+                .map(|(_, f)| f.len())
+                .unwrap_or(0)
+                .min(38);
             ScalarValue::try_from_string(text, &DataType::Decimal128(38, scale as i8))
                 .map_err(|e| e.to_string())?
         }
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON | Type::CHAR => {
-            ScalarValue::Utf8(Some(
-                std::str::from_utf8(bytes).map_err(|_| "text value is not valid UTF-8".to_string())?.to_string(),
-            ))
-        }
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::UNKNOWN
+        | Type::JSON
+        | Type::CHAR => ScalarValue::Utf8(Some(
+            std::str::from_utf8(bytes)
+                .map_err(|_| "text value is not valid UTF-8".to_string())?
+                .to_string(),
+        )),
         Type::JSONB => {
             // jsonb_send prefixes a version byte (1).
             let body = bytes.strip_prefix(&[1]).ok_or("unknown jsonb version")?;
             ScalarValue::Utf8(Some(
-                std::str::from_utf8(body).map_err(|_| "jsonb value is not valid UTF-8".to_string())?.to_string(),
+                std::str::from_utf8(body)
+                    .map_err(|_| "jsonb value is not valid UTF-8".to_string())?
+                    .to_string(),
             ))
         }
         Type::UUID => {
@@ -124,7 +147,12 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> std::result::Result<ScalarValue, St
                 micros.saturating_mul(1000),
             )))
         }
-        _ => return Err(format!("binary parameters of type {} are not supported; send it as text", ty.name())),
+        _ => {
+            return Err(format!(
+                "binary parameters of type {} are not supported; send it as text",
+                ty.name()
+            ));
+        }
     })
 }
 
@@ -149,9 +177,23 @@ mod tests {
 
     #[test]
     fn decodes_text_and_binary() {
-        let v = decode_param(0, Some(b"42"), false, &Type::UNKNOWN, Some(&DataType::Int64)).expect("ok");
+        let v = decode_param(
+            0,
+            Some(b"42"),
+            false,
+            &Type::UNKNOWN,
+            Some(&DataType::Int64),
+        )
+        .expect("ok");
         assert_eq!(v, ScalarValue::Int64(Some(42)));
-        let v = decode_param(0, Some(&7i32.to_be_bytes()), true, &Type::INT4, Some(&DataType::Int64)).expect("ok");
+        let v = decode_param(
+            0,
+            Some(&7i32.to_be_bytes()),
+            true,
+            &Type::INT4,
+            Some(&DataType::Int64),
+        )
+        .expect("ok");
         assert_eq!(v, ScalarValue::Int64(Some(7)));
         let v = decode_param(0, Some(b"on"), false, &Type::BOOL, None).expect("ok");
         assert_eq!(v, ScalarValue::Boolean(Some(true)));

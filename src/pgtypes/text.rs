@@ -32,12 +32,24 @@ const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 /// `float8` output: shortest round-trip digits, exponent outside [-4, 15).
 pub fn format_f64(v: f64) -> String {
-    format_float(v.is_nan(), v.is_infinite(), v.is_sign_negative(), || format!("{v:e}"), 15)
+    format_float(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        || format!("{v:e}"),
+        15,
+    )
 }
 
 /// `float4` output: shortest round-trip digits, exponent outside [-4, 6).
 pub fn format_f32(v: f32) -> String {
-    format_float(v.is_nan(), v.is_infinite(), v.is_sign_negative(), || format!("{v:e}"), 6)
+    format_float(
+        v.is_nan(),
+        v.is_infinite(),
+        v.is_sign_negative(),
+        || format!("{v:e}"),
+        6,
+    )
 }
 
 fn format_float(
@@ -51,7 +63,11 @@ fn format_float(
         return "NaN".into();
     }
     if infinite {
-        return if negative { "-Infinity".into() } else { "Infinity".into() };
+        return if negative {
+            "-Infinity".into()
+        } else {
+            "Infinity".into()
+        };
     }
     // Rust's `{:e}` yields the shortest digits that round-trip: "-1.2345e-7".
     let sci = scientific();
@@ -153,7 +169,12 @@ fn write_fraction(out: &mut String, micros: u32) {
 pub fn format_time(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000) as u32;
-    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut out = format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
     write_fraction(&mut out, frac);
     out
 }
@@ -193,7 +214,11 @@ pub fn format_timestamp(micros: i64) -> String {
 pub fn format_timestamptz(micros: i64, tz: &Tz) -> String {
     let mut out = String::with_capacity(32);
     let Some(utc) = naive_from_micros(micros) else {
-        return if micros < 0 { "-infinity".into() } else { "infinity".into() };
+        return if micros < 0 {
+            "-infinity".into()
+        } else {
+            "infinity".into()
+        };
     };
     let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc();
     let local = utc + chrono::Duration::seconds(offset as i64);
@@ -241,7 +266,13 @@ pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
             out,
             "{}{}{:02}:{:02}:{:02}",
             if is_zero { "" } else { " " },
-            if minus { "-" } else if is_before { "+" } else { "" },
+            if minus {
+                "-"
+            } else if is_before {
+                "+"
+            } else {
+                ""
+            },
             secs / 3600,
             (secs / 60) % 60,
             secs % 60
@@ -274,16 +305,22 @@ pub fn to_micros(value: i64, unit: TimeUnit) -> i64 {
 /// Months, days and microseconds of an interval-like value.
 pub fn interval_parts(array: &dyn Array, row: usize) -> Option<(i32, i32, i64)> {
     Some(match array.data_type() {
-        DataType::Interval(IntervalUnit::YearMonth) => {
-            (array.as_primitive::<IntervalYearMonthType>().value(row), 0, 0)
-        }
+        DataType::Interval(IntervalUnit::YearMonth) => (
+            array.as_primitive::<IntervalYearMonthType>().value(row),
+            0,
+            0,
+        ),
         DataType::Interval(IntervalUnit::DayTime) => {
             let v = array.as_primitive::<IntervalDayTimeType>().value(row);
             (0, v.days, v.milliseconds as i64 * 1000)
         }
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
-            (v.months, v.days, to_micros(v.nanoseconds, TimeUnit::Nanosecond))
+            (
+                v.months,
+                v.days,
+                to_micros(v.nanoseconds, TimeUnit::Nanosecond),
+            )
         }
         DataType::Duration(unit) => {
             let raw = match unit {
@@ -318,8 +355,12 @@ pub fn time_micros(array: &dyn Array, row: usize) -> Option<i64> {
         DataType::Time32(TimeUnit::Second) => {
             array.as_primitive::<Time32SecondType>().value(row) as i64 * 1_000_000
         }
-        DataType::Time32(_) => array.as_primitive::<Time32MillisecondType>().value(row) as i64 * 1000,
-        DataType::Time64(TimeUnit::Microsecond) => array.as_primitive::<Time64MicrosecondType>().value(row),
+        DataType::Time32(_) => {
+            array.as_primitive::<Time32MillisecondType>().value(row) as i64 * 1000
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            array.as_primitive::<Time64MicrosecondType>().value(row)
+        }
         DataType::Time64(_) => to_micros(
             array.as_primitive::<Time64NanosecondType>().value(row),
             TimeUnit::Nanosecond,
@@ -332,7 +373,10 @@ pub fn time_micros(array: &dyn Array, row: usize) -> Option<i64> {
 pub fn date_days(array: &dyn Array, row: usize) -> Option<i64> {
     Some(match array.data_type() {
         DataType::Date32 => array.as_primitive::<Date32Type>().value(row) as i64,
-        DataType::Date64 => array.as_primitive::<Date64Type>().value(row).div_euclid(86_400_000),
+        DataType::Date64 => array
+            .as_primitive::<Date64Type>()
+            .value(row)
+            .div_euclid(86_400_000),
         _ => return None,
     })
 }
@@ -340,10 +384,28 @@ pub fn date_days(array: &dyn Array, row: usize) -> Option<i64> {
 /// The unscaled integer text and scale of a decimal value.
 pub fn decimal_parts(array: &dyn Array, row: usize) -> Option<(String, i8)> {
     Some(match array.data_type() {
-        DataType::Decimal32(_, s) => (array.as_primitive::<Decimal32Type>().value(row).to_string(), *s),
-        DataType::Decimal64(_, s) => (array.as_primitive::<Decimal64Type>().value(row).to_string(), *s),
-        DataType::Decimal128(_, s) => (array.as_primitive::<Decimal128Type>().value(row).to_string(), *s),
-        DataType::Decimal256(_, s) => (array.as_primitive::<Decimal256Type>().value(row).to_string(), *s),
+        DataType::Decimal32(_, s) => (
+            array.as_primitive::<Decimal32Type>().value(row).to_string(),
+            *s,
+        ),
+        DataType::Decimal64(_, s) => (
+            array.as_primitive::<Decimal64Type>().value(row).to_string(),
+            *s,
+        ),
+        DataType::Decimal128(_, s) => (
+            array
+                .as_primitive::<Decimal128Type>()
+                .value(row)
+                .to_string(),
+            *s,
+        ),
+        DataType::Decimal256(_, s) => (
+            array
+                .as_primitive::<Decimal256Type>()
+                .value(row)
+                .to_string(),
+            *s,
+        ),
         DataType::UInt64 => (array.as_primitive::<UInt64Type>().value(row).to_string(), 0),
         _ => return None,
     })
@@ -395,10 +457,19 @@ pub fn value_is_null(array: &dyn Array, row: usize) -> bool {
 }
 
 /// Appends the text form of a non-null value.
-pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextContext) -> Result<()> {
+pub fn write_text(
+    out: &mut String,
+    array: &dyn Array,
+    row: usize,
+    ctx: &TextContext,
+) -> Result<()> {
     let dt = array.data_type();
     match dt {
-        DataType::Boolean => out.push(if array.as_boolean().value(row) { 't' } else { 'f' }),
+        DataType::Boolean => out.push(if array.as_boolean().value(row) {
+            't'
+        } else {
+            'f'
+        }),
         DataType::Int8 => push_display(out, array.as_primitive::<Int8Type>().value(row)),
         DataType::Int16 => push_display(out, array.as_primitive::<Int16Type>().value(row)),
         DataType::Int32 => push_display(out, array.as_primitive::<Int32Type>().value(row)),
@@ -407,9 +478,15 @@ pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextCon
         DataType::UInt16 => push_display(out, array.as_primitive::<UInt16Type>().value(row)),
         DataType::UInt32 => push_display(out, array.as_primitive::<UInt32Type>().value(row)),
         DataType::UInt64 => push_display(out, array.as_primitive::<UInt64Type>().value(row)),
-        DataType::Float16 => out.push_str(&format_f32(array.as_primitive::<Float16Type>().value(row).to_f32())),
-        DataType::Float32 => out.push_str(&format_f32(array.as_primitive::<Float32Type>().value(row))),
-        DataType::Float64 => out.push_str(&format_f64(array.as_primitive::<Float64Type>().value(row))),
+        DataType::Float16 => out.push_str(&format_f32(
+            array.as_primitive::<Float16Type>().value(row).to_f32(),
+        )),
+        DataType::Float32 => {
+            out.push_str(&format_f32(array.as_primitive::<Float32Type>().value(row)))
+        }
+        DataType::Float64 => {
+            out.push_str(&format_f64(array.as_primitive::<Float64Type>().value(row)))
+        }
         DataType::Decimal32(_, _)
         | DataType::Decimal64(_, _)
         | DataType::Decimal128(_, _)
@@ -420,16 +497,21 @@ pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextCon
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             out.push_str(string_value(array, row).unwrap_or_default())
         }
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => {
             out.push_str(&format_bytea(binary_value(array, row).unwrap_or_default()))
         }
-        DataType::Date32 | DataType::Date64 => out.push_str(&format_date(date_days(array, row).unwrap_or_default())),
+        DataType::Date32 | DataType::Date64 => {
+            out.push_str(&format_date(date_days(array, row).unwrap_or_default()))
+        }
         DataType::Time32(_) | DataType::Time64(_) => {
             out.push_str(&format_time(time_micros(array, row).unwrap_or_default()))
         }
-        DataType::Timestamp(_, None) => {
-            out.push_str(&format_timestamp(timestamp_micros(array, row).unwrap_or_default()))
-        }
+        DataType::Timestamp(_, None) => out.push_str(&format_timestamp(
+            timestamp_micros(array, row).unwrap_or_default(),
+        )),
         DataType::Timestamp(_, Some(_)) => out.push_str(&format_timestamptz(
             timestamp_micros(array, row).unwrap_or_default(),
             &ctx.time_zone,
@@ -458,9 +540,13 @@ pub fn write_text(out: &mut String, array: &dyn Array, row: usize, ctx: &TextCon
                 }
                 let mut element = String::new();
                 write_text(&mut element, column.as_ref(), row, ctx)?;
-                push_quoted_if_needed(out, &element, |c| {
-                    matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_whitespace()
-                }, false, '"');
+                push_quoted_if_needed(
+                    out,
+                    &element,
+                    |c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_whitespace(),
+                    false,
+                    '"',
+                );
             }
             out.push(')');
         }
@@ -616,7 +702,13 @@ mod tests {
         write_text(&mut out, &list, 0, &TextContext::default()).expect("renders");
         assert_eq!(out, "{1,NULL,3}");
 
-        let strings = StringArray::from(vec![Some("a b"), Some(""), Some("NULL"), Some("x\"y"), Some("z")]);
+        let strings = StringArray::from(vec![
+            Some("a b"),
+            Some(""),
+            Some("NULL"),
+            Some("x\"y"),
+            Some("z"),
+        ]);
         let offsets = arrow::buffer::OffsetBuffer::from_lengths([5]);
         let field = std::sync::Arc::new(Field::new_list_field(DataType::Utf8, true));
         let list = ListArray::new(field, offsets, std::sync::Arc::new(strings), None);

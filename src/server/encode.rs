@@ -23,14 +23,19 @@ pub fn field_infos(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .map(|(i, field)| {
             let ty = pg_type(field.data_type());
             let size = type_size(&ty);
-            FieldInfo::new(field.name().clone(), None, None, ty, format.format_for(i)).with_type_size(size)
+            FieldInfo::new(field.name().clone(), None, None, ty, format.format_for(i))
+                .with_type_size(size)
         })
         .collect()
 }
 
 /// Encodes every row of `batch`. Dictionary columns are unpacked first so
 /// each value is encoded once per distinct type, not per dictionary layout.
-pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo], ctx: &TextContext) -> Result<Vec<DataRow>> {
+pub fn encode_batch(
+    batch: &RecordBatch,
+    fields: &[FieldInfo],
+    ctx: &TextContext,
+) -> Result<Vec<DataRow>> {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
@@ -40,9 +45,14 @@ pub fn encode_batch(batch: &RecordBatch, fields: &[FieldInfo], ctx: &TextContext
         })
         .collect::<std::result::Result<_, _>>()?;
     let binary: Vec<bool> = (0..columns.len())
-        .map(|i| fields.get(i).is_some_and(|f| f.format() == FieldFormat::Binary))
+        .map(|i| {
+            fields
+                .get(i)
+                .is_some_and(|f| f.format() == FieldFormat::Binary)
+        })
         .collect();
-    let nulls: Vec<Option<arrow::buffer::NullBuffer>> = columns.iter().map(|c| c.logical_nulls()).collect();
+    let nulls: Vec<Option<arrow::buffer::NullBuffer>> =
+        columns.iter().map(|c| c.logical_nulls()).collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     let mut buf = BytesMut::with_capacity(batch.num_rows().min(1024) * 64);
     let mut text = String::new();
@@ -98,7 +108,15 @@ pub fn conform(batch: RecordBatch, schema: &Arc<Schema>) -> Result<RecordBatch> 
     let fields: Vec<_> = columns
         .iter()
         .zip(schema.fields())
-        .map(|(c, f)| f.as_ref().clone().with_data_type(c.data_type().clone()).with_nullable(true))
+        .map(|(c, f)| {
+            f.as_ref()
+                .clone()
+                .with_data_type(c.data_type().clone())
+                .with_nullable(true)
+        })
         .collect();
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

@@ -7,6 +7,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use futures::{Sink, StreamExt};
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -15,10 +16,9 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, RandomPidSecretKeyGenerator,
-    Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers,
+    RandomPidSecretKeyGenerator, Type,
 };
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
@@ -90,13 +90,20 @@ pub fn to_pg_error(error: &DataFusionError) -> PgWireError {
 }
 
 fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message.into(),
+    )))
 }
 
 fn session_of(cell: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
-    cell.get()
-        .cloned()
-        .ok_or_else(|| user_error(codes::PROTOCOL_VIOLATION, "query before the session started"))
+    cell.get().cloned().ok_or_else(|| {
+        user_error(
+            codes::PROTOCOL_VIOLATION,
+            "query before the session started",
+        )
+    })
 }
 
 /// A statement stored by Parse: the plan plus its parameter and row types.
@@ -117,7 +124,12 @@ pub struct KoiosParser {
 impl QueryParser for KoiosParser {
     type Statement = KoiosStatement;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<KoiosStatement>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<KoiosStatement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -136,8 +148,10 @@ impl QueryParser for KoiosParser {
             .iter()
             .map(|t| t.clone().filter(|t| *t != Type::UNKNOWN))
             .collect();
-        let client_types: Vec<Option<DataType>> =
-            declared.iter().map(|t| t.as_ref().and_then(arrow_type)).collect();
+        let client_types: Vec<Option<DataType>> = declared
+            .iter()
+            .map(|t| t.as_ref().and_then(arrow_type))
+            .collect();
         let prepared = session
             .prepare(&statement, &client_types)
             .await
@@ -166,7 +180,11 @@ impl QueryParser for KoiosParser {
         Ok(stmt.param_types.clone())
     }
 
-    fn get_result_schema(&self, stmt: &KoiosStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &KoiosStatement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         let format = format.cloned().unwrap_or(Format::UnifiedText);
         check_format_count(&format, stmt.schema.fields().len())?;
         Ok(field_infos(&stmt.schema, &format))
@@ -214,7 +232,11 @@ impl QueryHandler {
                 }
                 Response::Execution(t)
             }
-            Output::Rows { schema, stream, tag } => {
+            Output::Rows {
+                schema,
+                stream,
+                tag,
+            } => {
                 let schema = expected.unwrap_or(schema);
                 check_format_count(format, schema.fields().len())?;
                 let fields = Arc::new(field_infos(&schema, format));
@@ -278,7 +300,8 @@ impl SimpleQueryHandler for QueryHandler {
             let response = match result {
                 Ok(output) => {
                     let last = i + 1 == count;
-                    self.respond(&session, output, &Format::UnifiedText, None, !last).await
+                    self.respond(&session, output, &Format::UnifiedText, None, !last)
+                        .await
                 }
                 Err(e) => Err(to_pg_error(&e)),
             };
@@ -336,10 +359,18 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         let stmt = &target.statement.statement;
         check_format_count(&target.result_column_format, stmt.schema.fields().len())?;
-        Ok(DescribePortalResponse::new(field_infos(&stmt.schema, &target.result_column_format)))
+        Ok(DescribePortalResponse::new(field_infos(
+            &stmt.schema,
+            &target.result_column_format,
+        )))
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<KoiosStatement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<KoiosStatement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = KoiosStatement>,
@@ -376,7 +407,13 @@ impl ExtendedQueryHandler for QueryHandler {
             .execute(&stmt.prepared, params)
             .await
             .map_err(|e| to_pg_error(&e))?;
-        self.respond(&session, output, &portal.result_column_format, Some(Arc::clone(&stmt.schema)), false)
-            .await
+        self.respond(
+            &session,
+            output,
+            &portal.result_column_format,
+            Some(Arc::clone(&stmt.schema)),
+            false,
+        )
+        .await
     }
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
-use pgwire::api::auth::{StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata};
+use pgwire::api::auth::{
+    StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
+};
 use pgwire::api::{
     ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, METADATA_DATABASE,
     METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
@@ -29,7 +31,11 @@ pub struct KoiosStartup {
 }
 
 fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 /// Startup parameters clients may set that the session keeps.
@@ -45,7 +51,11 @@ const SESSION_STARTUP_PARAMETERS: &[&str] = &[
 
 #[async_trait]
 impl StartupHandler for KoiosStartup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -53,7 +63,10 @@ impl StartupHandler for KoiosStartup {
     {
         let PgWireFrontendMessage::Startup(startup) = message else {
             // No authentication exchange exists yet, so nothing else may arrive.
-            return Err(fatal(codes::PROTOCOL_VIOLATION, "unexpected message during startup".into()));
+            return Err(fatal(
+                codes::PROTOCOL_VIOLATION,
+                "unexpected message during startup".into(),
+            ));
         };
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
@@ -70,7 +83,10 @@ impl StartupHandler for KoiosStartup {
         }
 
         let metadata = client.metadata();
-        let user = metadata.get(METADATA_USER).cloned().unwrap_or_else(|| "koios".into());
+        let user = metadata
+            .get(METADATA_USER)
+            .cloned()
+            .unwrap_or_else(|| "koios".into());
         let database = metadata
             .get(METADATA_DATABASE)
             .filter(|d| !d.is_empty())
@@ -106,36 +122,59 @@ impl StartupHandler for KoiosStartup {
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         let (handle, guard) = self.connections.register(pid, secret.clone());
-        client.session_extensions().insert::<Arc<ConnectionHandle>>(handle);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
         client.session_extensions().insert::<ConnectionGuard>(guard);
 
-        client.feed(PgWireBackendMessage::Authentication(Authentication::Ok)).await?;
+        client
+            .feed(PgWireBackendMessage::Authentication(Authentication::Ok))
+            .await?;
         let settings = session.settings();
         let reported = [
             ("server_version", crate::SERVER_VERSION.to_string()),
             ("server_encoding", "UTF8".into()),
-            ("client_encoding", settings.get("client_encoding").unwrap_or("UTF8").to_string()),
-            ("DateStyle", settings.get("datestyle").unwrap_or("ISO, MDY").to_string()),
+            (
+                "client_encoding",
+                settings
+                    .get("client_encoding")
+                    .unwrap_or("UTF8")
+                    .to_string(),
+            ),
+            (
+                "DateStyle",
+                settings.get("datestyle").unwrap_or("ISO, MDY").to_string(),
+            ),
             ("TimeZone", settings.time_zone().to_string()),
             ("IntervalStyle", "postgres".into()),
             ("integer_datetimes", "on".into()),
             ("standard_conforming_strings", "on".into()),
             ("is_superuser", "on".into()),
             ("session_authorization", user),
-            ("application_name", settings.get("application_name").unwrap_or("").to_string()),
+            (
+                "application_name",
+                settings.get("application_name").unwrap_or("").to_string(),
+            ),
             ("default_transaction_read_only", "off".into()),
             ("in_hot_standby", "off".into()),
         ];
         for (name, value) in reported {
             client
-                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name.into(), value)))
+                .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name.into(),
+                    value,
+                )))
                 .await?;
         }
         client
-            .feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(pid, secret)))
+            .feed(PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
+                pid, secret,
+            )))
             .await?;
         client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(TransactionStatus::Idle)))
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                TransactionStatus::Idle,
+            )))
             .await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         tracing::debug!(%database, "session started");

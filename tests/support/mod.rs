@@ -34,7 +34,8 @@ pub fn test_config() -> Config {
         "KOIOS_TEST_DATA_DIR" => Some(data_dir.display().to_string()),
         other => std::env::var(other).ok(),
     };
-    let text = std::fs::read_to_string(&config_path).expect("sql-tests/koios-test.toml is readable");
+    let text =
+        std::fs::read_to_string(&config_path).expect("sql-tests/koios-test.toml is readable");
     Config::parse(&text, &config_path, &env).expect("the test configuration is valid")
 }
 
@@ -68,9 +69,10 @@ impl TestServer {
     }
 
     pub async fn connect(&self, database: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.conn_string(database), tokio_postgres::NoTls)
-            .await
-            .expect("connects to Koios");
+        let (client, connection) =
+            tokio_postgres::connect(&self.conn_string(database), tokio_postgres::NoTls)
+                .await
+                .expect("connects to Koios");
         tokio::spawn(async move {
             let _ = connection.await;
         });

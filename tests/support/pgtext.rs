@@ -41,7 +41,11 @@ fn exact(b: &[u8], n: usize, ty: &Type) -> Result<(), String> {
     if b.len() == n {
         Ok(())
     } else {
-        Err(format!("{} value has {} bytes, expected {n}", ty.name(), b.len()))
+        Err(format!(
+            "{} value has {} bytes, expected {n}",
+            ty.name(),
+            b.len()
+        ))
     }
 }
 
@@ -151,11 +155,20 @@ fn numeric_text(b: &[u8]) -> Result<String, String> {
     }
     frac.truncate(dscale);
     let sign = if sign == 0x4000 { "-" } else { "" };
-    Ok(if dscale > 0 { format!("{sign}{int}.{frac}") } else { format!("{sign}{int}") })
+    Ok(if dscale > 0 {
+        format!("{sign}{int}.{frac}")
+    } else {
+        format!("{sign}{int}")
+    })
 }
 
 fn quote_element(text: &str, specials: &[char], force: bool, double: bool) -> String {
-    if !force && !text.is_empty() && !text.chars().any(|c| specials.contains(&c) || c.is_whitespace()) {
+    if !force
+        && !text.is_empty()
+        && !text
+            .chars()
+            .any(|c| specials.contains(&c) || c.is_whitespace())
+    {
         return text.to_string();
     }
     let mut out = String::from("\"");
@@ -188,11 +201,18 @@ fn array_text(element: &Type, b: &[u8]) -> Result<String, String> {
         if len < 0 {
             elements.push("NULL".to_string());
         } else {
-            let bytes = b.get(at..at + len as usize).ok_or("array element out of bounds")?;
+            let bytes = b
+                .get(at..at + len as usize)
+                .ok_or("array element out of bounds")?;
             at += len as usize;
             let text = binary_to_text(element, bytes)?;
             let force = text.eq_ignore_ascii_case("null");
-            elements.push(quote_element(&text, &['{', '}', '"', '\\', ','], force, false));
+            elements.push(quote_element(
+                &text,
+                &['{', '}', '"', '\\', ','],
+                force,
+                false,
+            ));
         }
     }
     fn nest(dims: &[usize], items: &mut std::slice::Iter<'_, String>) -> String {
@@ -221,11 +241,18 @@ fn record_text(b: &[u8]) -> Result<String, String> {
             parts.push(String::new());
             continue;
         }
-        let bytes = b.get(at..at + len as usize).ok_or("record field out of bounds")?;
+        let bytes = b
+            .get(at..at + len as usize)
+            .ok_or("record field out of bounds")?;
         at += len as usize;
         let ty = Type::from_oid(oid).ok_or_else(|| format!("unknown oid {oid} in record"))?;
         let text = binary_to_text(&ty, bytes)?;
-        parts.push(quote_element(&text, &['"', '\\', '(', ')', ','], false, true));
+        parts.push(quote_element(
+            &text,
+            &['"', '\\', '(', ')', ','],
+            false,
+            true,
+        ));
     }
     Ok(format!("({})", parts.join(",")))
 }

@@ -47,7 +47,12 @@ impl std::error::Error for SqlError {}
 
 fn describe(e: tokio_postgres::Error) -> SqlError {
     match e.as_db_error() {
-        Some(db) => SqlError(format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code())),
+        Some(db) => SqlError(format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        )),
         None => SqlError(format!("client error: {e}")),
     }
 }
@@ -113,10 +118,18 @@ impl AsyncDB for KoiosDb {
             Mode::Extended => {
                 let statement = self.client.prepare(sql).await.map_err(describe)?;
                 if statement.columns().is_empty() {
-                    let n = self.client.execute(&statement, &[]).await.map_err(describe)?;
+                    let n = self
+                        .client
+                        .execute(&statement, &[])
+                        .await
+                        .map_err(describe)?;
                     return Ok(DBOutput::StatementComplete(n));
                 }
-                let types: Vec<_> = statement.columns().iter().map(|c| column_type(c.type_())).collect();
+                let types: Vec<_> = statement
+                    .columns()
+                    .iter()
+                    .map(|c| column_type(c.type_()))
+                    .collect();
                 let result = self.client.query(&statement, &[]).await.map_err(describe)?;
                 let mut rows = Vec::with_capacity(result.len());
                 for row in &result {
@@ -125,9 +138,15 @@ impl AsyncDB for KoiosDb {
                         let raw: Raw<'_> = row.try_get(i).map_err(describe)?;
                         let text = match raw.0 {
                             None => None,
-                            Some(bytes) => Some(binary_to_text(column.type_(), bytes).map_err(|e| {
-                                SqlError(format!("column {}: cannot decode binary {}: {e}", column.name(), column.type_()))
-                            })?),
+                            Some(bytes) => {
+                                Some(binary_to_text(column.type_(), bytes).map_err(|e| {
+                                    SqlError(format!(
+                                        "column {}: cannot decode binary {}: {e}",
+                                        column.name(),
+                                        column.type_()
+                                    ))
+                                })?)
+                            }
                         };
                         values.push(cell(text.as_deref()));
                     }

@@ -139,8 +139,11 @@ pub trait Connector: Send + Sync {
     ///
     /// `runtime` is the engine's shared runtime: connectors that read through
     /// `object_store` register their stores there so every session can scan.
-    async fn connect(&self, spec: &SourceSpec, runtime: &Arc<RuntimeEnv>)
-    -> Result<Arc<dyn Source>>;
+    async fn connect(
+        &self,
+        spec: &SourceSpec,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Arc<dyn Source>>;
 }
 
 #[cfg(test)]

@@ -137,9 +137,8 @@ impl Connector for FilesConnector {
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn Source>> {
         let options = FileOptions::from_spec(spec)?;
-        let root = directory_url(&spec.url).map_err(|e| {
-            DataFusionError::Configuration(format!("source '{}': {e}", spec.name))
-        })?;
+        let root = directory_url(&spec.url)
+            .map_err(|e| DataFusionError::Configuration(format!("source '{}': {e}", spec.name)))?;
         // Listing a missing local directory yields nothing; say so instead of
         // serving an empty source.
         if root.scheme() == "file" {
@@ -189,7 +188,10 @@ pub struct FilesSource {
 impl FilesSource {
     /// Lists the directory and builds one table per data file or data directory.
     async fn discover(&self) -> Result<BTreeMap<String, Arc<ListingTable>>> {
-        let store = self.runtime.object_store(&self.root).map_err(|e| self.error(e))?;
+        let store = self
+            .runtime
+            .object_store(&self.root)
+            .map_err(|e| self.error(e))?;
         let prefix = self.root.prefix().clone();
         let listing = store
             .list_with_delimiter(Some(&prefix))
