@@ -265,7 +265,11 @@ fn clean_message(error: &DataFusionError) -> String {
         | DataFusionError::Execution(m)
         | DataFusionError::NotImplemented(m)
         | DataFusionError::Configuration(m) => m.clone(),
-        DataFusionError::SQL(e, _) => format!("syntax error: {e}"),
+        DataFusionError::SQL(e, _) => {
+            let text = e.to_string();
+            let text = text.strip_prefix("sql parser error: ").unwrap_or(&text);
+            format!("syntax error: {text}")
+        }
         other => other.to_string(),
     };
     text.trim().to_string()

@@ -9,12 +9,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use support::{TestServer, test_config, workspace_root};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-const TABLES: [&str; 8] = ["region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"];
+const TABLES: [&str; 8] = [
+    "region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem",
+];
 
 async fn connect(conn: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(conn, NoTls).await.unwrap_or_else(|e| {
-        panic!("cannot connect to {conn}: {e} (run scripts/services.sh to start PostgreSQL)")
-    });
+    let (client, connection) = tokio_postgres::connect(conn, NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot connect to {conn}: {e} (run scripts/services.sh to start PostgreSQL)")
+        });
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -30,7 +34,9 @@ async fn text_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     messages
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -79,7 +85,10 @@ async fn tpch_answers_match_postgresql() {
     let koios = server.connect("demo").await;
 
     let admin = connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres").await;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
     let database = format!("koios_test_tpch_{}_{nanos}", std::process::id());
     admin
         .batch_execute(&format!("CREATE DATABASE {database}"))
@@ -98,7 +107,10 @@ async fn tpch_answers_match_postgresql() {
 }
 
 async fn compare(koios: &Client, database: &str) {
-    let pg = connect(&format!("host=127.0.0.1 port=5432 user=postgres dbname={database}")).await;
+    let pg = connect(&format!(
+        "host=127.0.0.1 port=5432 user=postgres dbname={database}"
+    ))
+    .await;
     for table in TABLES {
         let columns = text_rows(
             koios,
@@ -110,7 +122,13 @@ async fn compare(koios: &Client, database: &str) {
         .await;
         let ddl: Vec<String> = columns
             .iter()
-            .map(|c| format!("{} {}", c[0].as_deref().unwrap_or_default(), pg_type(c[1].as_deref().unwrap_or_default())))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c[0].as_deref().unwrap_or_default(),
+                    pg_type(c[1].as_deref().unwrap_or_default())
+                )
+            })
             .collect();
         pg.batch_execute(&format!("CREATE TABLE {table} ({})", ddl.join(", ")))
             .await
@@ -126,7 +144,9 @@ async fn compare(koios: &Client, database: &str) {
             .await
             .expect("copy in");
         futures::pin_mut!(sink);
-        futures::SinkExt::send(&mut sink, bytes::Bytes::from(csv)).await.expect("sends rows");
+        futures::SinkExt::send(&mut sink, bytes::Bytes::from(csv))
+            .await
+            .expect("sends rows");
         let loaded = sink.finish().await.expect("copy finishes");
         assert_eq!(loaded as usize, rows.len(), "{table}");
     }
@@ -144,12 +164,25 @@ async fn compare(koios: &Client, database: &str) {
         let sql = std::fs::read_to_string(&path).expect("query file");
         let ours = text_rows(koios, &sql).await;
         let theirs = text_rows(&pg, &sql).await;
-        assert!(!theirs.is_empty(), "{} returned no rows on PostgreSQL", path.display());
-        assert_eq!(ours.len(), theirs.len(), "{}: row counts differ", path.display());
+        assert!(
+            !theirs.is_empty(),
+            "{} returned no rows on PostgreSQL",
+            path.display()
+        );
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{}: row counts differ",
+            path.display()
+        );
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!(a.len(), b.len(), "{} row {i}", path.display());
             for (x, y) in a.iter().zip(b) {
-                assert!(same_value(x, y), "{} row {i}: Koios {a:?} vs PostgreSQL {b:?}", path.display());
+                assert!(
+                    same_value(x, y),
+                    "{} row {i}: Koios {a:?} vs PostgreSQL {b:?}",
+                    path.display()
+                );
             }
         }
     }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs Koios's whole test suite (the README's second command; `.ci/run` calls it):
+# database services, formatting, lints, unit + protocol + sqllogictest suites
+# against the real backends, and real clients (psql, psycopg) against a
+# running `koios serve`. Fails on the first failing step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/koios-target}"
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+step "database services (PostgreSQL, MariaDB)"
+scripts/services.sh
+
+step "rustfmt"
+cargo fmt --all --check || die "code is not formatted: run cargo fmt --all"
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, protocol, TPC-H reference and sqllogictest suites"
+cargo test --workspace --locked
+
+step "real clients against koios serve"
+python3 -c 'import psycopg' 2>/dev/null || {
+  pip install --quiet --disable-pip-version-check "psycopg[binary]>=3.1" \
+    || die "cannot install psycopg (pip install 'psycopg[binary]')"
+}
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log="$CARGO_TARGET_DIR/koios-client-tests.log"
+KOIOS_DATA_DIR="$CARGO_TARGET_DIR/tmp/koios-test-data" \
+  "$CARGO_TARGET_DIR/debug/koios" serve --demo-scale 0.01 --listen "127.0.0.1:$port" >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  kill -0 "$server" 2>/dev/null || { cat "$log"; die "koios serve exited before listening"; }
+  sleep 0.2
+done
+tests/clients/psql_checks.sh 127.0.0.1 "$port"
+python3 tests/clients/psycopg_client.py 127.0.0.1 "$port"
+
+printf '\nkoios: every test step passed\n'

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Drives a running Koios with the real psql client, as the README shows.
+# Usage: psql_checks.sh HOST PORT   (the server must serve the demo at SF 0.01)
+set -uo pipefail
+HOST=$1 PORT=$2
+passed=0 failed=0
+
+check() { # name, expected output, psql args...
+  local name=$1 expected=$2; shift 2
+  local actual
+  actual=$(psql -h "$HOST" -p "$PORT" -U koios -X -At "$@" 2>&1)
+  if [ "$actual" = "$expected" ]; then
+    passed=$((passed + 1)); echo "ok   $name"
+  else
+    failed=$((failed + 1)); printf 'FAIL %s\n--- expected\n%s\n--- actual\n%s\n' "$name" "$expected" "$actual"
+  fi
+}
+
+check "count over the demo" "60175" -c "SELECT count(*) FROM demo.public.lineitem"
+
+check "TPC-H Q6 over the demo" "1193053.2253" -d demo -c "SELECT sum(l_extendedprice * l_discount) FROM lineitem
+  WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01'
+  AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24"
+
+# A bad statement, then a good one on the same connection.
+check "error then next statement" "ERROR:  relation \"koios.public.nope\" does not exist
+42" -c "SELECT * FROM nope" -c "SELECT 42"
+
+check "SQLSTATE shown verbosely" "ERROR:  42601: syntax error: Expected: an SQL statement, found: SELEC at Line: 1, Column: 1" \
+  -v VERBOSITY=verbose -c "SELEC 1"
+
+check "multi-statement query" "1
+2" -c "SELECT 1; SELECT 2"
+
+check "unknown database" "psql: error: connection to server at \"$HOST\", port $PORT failed: FATAL:  database \"nope\" does not exist" -d nope -c "SELECT 1"
+
+echo "psql: $passed passed, $failed failed"
+[ "$failed" = 0 ]
