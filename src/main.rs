@@ -123,11 +123,11 @@ async fn query(common: Common, database: &str, sql: &str) -> Result<()> {
     let session = Session::new(engine, database);
     for output in session.run_sql(sql).await? {
         match output {
-            Output::Rows { stream, .. } => {
+            Output::Rows { schema, stream, .. } => {
                 let batches: Vec<_> = futures::TryStreamExt::try_collect(stream).await?;
                 print!(
                     "{}",
-                    koios::pgtypes::render_table(&batches, &session.settings())?
+                    koios::pgtypes::render_table(&schema, &batches, &session.settings())?
                 );
             }
             Output::Done { tag, rows } => match rows {

@@ -142,6 +142,7 @@ pub fn type_size(ty: &Type) -> i16 {
 
 /// Renders batches as psql's aligned output (for `koios query`).
 pub fn render_table(
+    schema: &arrow::datatypes::Schema,
     batches: &[arrow::array::RecordBatch],
     settings: &crate::session::Settings,
 ) -> datafusion::error::Result<String> {
@@ -149,10 +150,6 @@ pub fn render_table(
         time_zone: parse_time_zone(settings.time_zone())
             .unwrap_or_else(|| text::TextContext::default().time_zone),
     };
-    let Some(first) = batches.first() else {
-        return Ok("(0 rows)\n".into());
-    };
-    let schema = first.schema();
     let headers: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows: Vec<Vec<String>> = Vec::new();
     for batch in batches {
