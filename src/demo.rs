@@ -98,73 +98,101 @@ const MARKER: &str = ".koios-demo-complete";
 /// Generation writes into a sibling temporary directory and renames it into
 /// place, so an interrupted run never leaves a half-written demo behind.
 pub fn ensure_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
+    // Sessions of one process attach concurrently (tests start several
+    // engines at once): generate once, the others wait and reuse.
+    static GENERATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = GENERATING.lock().unwrap_or_else(|p| p.into_inner());
+
     let marker = dir.join(MARKER);
     let wanted = format!("scale_factor={scale_factor}\n");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+    let complete = || std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted);
+    if complete() {
         return Ok(dir.to_path_buf());
     }
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
         .map_err(|e| KoiosError::io(format!("cannot create {}", parent.display()), e))?;
+    // Unique per process and attempt, so concurrent processes never share it.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
     let tmp = parent.join(format!(
-        ".{}.tmp-{}",
+        ".{}.tmp-{}-{nanos}",
         dir.file_name().and_then(|n| n.to_str()).unwrap_or("demo"),
         std::process::id()
     ));
-    let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)
         .map_err(|e| KoiosError::io(format!("cannot create {}", tmp.display()), e))?;
 
     tracing::info!(dir = %dir.display(), scale_factor, "generating TPC-H demo data");
     let started = std::time::Instant::now();
-    let sf = scale_factor;
-    write_table(
-        &tmp,
-        "region",
-        RegionArrow::new(RegionGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(
-        &tmp,
-        "nation",
-        NationArrow::new(NationGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(
-        &tmp,
-        "supplier",
-        SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(
-        &tmp,
-        "customer",
-        CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(&tmp, "part", PartArrow::new(PartGenerator::new(sf, 1, 1)))?;
-    write_table(
-        &tmp,
-        "partsupp",
-        PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(
-        &tmp,
-        "orders",
-        OrderArrow::new(OrderGenerator::new(sf, 1, 1)),
-    )?;
-    write_table(
-        &tmp,
-        "lineitem",
-        LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)),
-    )?;
-    std::fs::write(tmp.join(MARKER), &wanted)
-        .map_err(|e| KoiosError::io("cannot write the demo marker", e))?;
-
+    let generated = generate(&tmp, scale_factor, &wanted);
+    if let Err(e) = generated {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if complete() {
+        // Another process finished first; its copy is as good as ours.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(dir.to_path_buf());
+    }
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir)
-        .map_err(|e| KoiosError::io(format!("cannot move demo data to {}", dir.display()), e))?;
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !complete() {
+            return Err(KoiosError::io(
+                format!("cannot move demo data to {}", dir.display()),
+                e,
+            ));
+        }
+    }
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "demo data ready"
     );
     Ok(dir.to_path_buf())
+}
+
+fn generate(tmp: &Path, sf: f64, marker_text: &str) -> Result<()> {
+    write_table(
+        tmp,
+        "region",
+        RegionArrow::new(RegionGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        tmp,
+        "nation",
+        NationArrow::new(NationGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        tmp,
+        "supplier",
+        SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        tmp,
+        "customer",
+        CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(tmp, "part", PartArrow::new(PartGenerator::new(sf, 1, 1)))?;
+    write_table(
+        tmp,
+        "partsupp",
+        PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        tmp,
+        "orders",
+        OrderArrow::new(OrderGenerator::new(sf, 1, 1)),
+    )?;
+    write_table(
+        tmp,
+        "lineitem",
+        LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)),
+    )?;
+    std::fs::write(tmp.join(MARKER), marker_text)
+        .map_err(|e| KoiosError::io("cannot write the demo marker", e))
 }
 
 fn write_table<I>(dir: &Path, name: &str, batches: I) -> Result<()>

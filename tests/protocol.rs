@@ -78,6 +78,38 @@ async fn parameters_are_typed_and_bound() {
         chrono::NaiveDate::from_ymd_opt(2024, 2, 29).expect("date")
     );
 
+    // Statements without result rows take parameters too.
+    client
+        .execute(
+            "CREATE TABLE koios.public.param_t (k BIGINT, v VARCHAR)",
+            &[],
+        )
+        .await
+        .expect("creates");
+    let insert = client
+        .prepare("INSERT INTO koios.public.param_t VALUES ($1, $2)")
+        .await
+        .expect("prepares");
+    assert!(insert.columns().is_empty());
+    for (k, v) in [(1i64, "one"), (2, "two")] {
+        assert_eq!(
+            client.execute(&insert, &[&k, &v]).await.expect("inserts"),
+            1
+        );
+    }
+    let row = client
+        .query_one(
+            "SELECT string_agg(v, ',' ORDER BY k) FROM koios.public.param_t",
+            &[],
+        )
+        .await
+        .expect("reads back");
+    assert_eq!(row.get::<_, String>(0), "one,two");
+    client
+        .execute("DROP TABLE koios.public.param_t", &[])
+        .await
+        .expect("drops");
+
     // Wrong parameter count is an error, and the connection survives it.
     let err = client
         .query("SELECT $1::int", &[])

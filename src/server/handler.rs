@@ -6,7 +6,9 @@ use std::sync::{Arc, OnceLock};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
+use futures::SinkExt;
 use futures::{Sink, StreamExt};
+use pgwire::api::DEFAULT_NAME;
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -14,6 +16,7 @@ use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers,
@@ -21,6 +24,10 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Describe, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
 
 use super::encode::{conform, encode_batch, field_infos};
 use super::startup::KoiosStartup;
@@ -326,6 +333,56 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// Like pgwire's default, but a statement without result columns answers
+    /// `NoData` after its parameter description, as PostgreSQL does (pgwire
+    /// would send an empty RowDescription when the statement has parameters).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (params, fields) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(stmt)) => {
+                    let response = self.do_describe_statement(client, &stmt).await?;
+                    (Some(response.parameters), response.fields)
+                }
+                Some(Entry::Empty) => (Some(Vec::new()), Vec::new()),
+                None => return Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(portal)) => {
+                    (None, self.do_describe_portal(client, &portal).await?.fields)
+                }
+                Some(Entry::Empty) => (None, Vec::new()),
+                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            },
+            other => return Err(PgWireError::InvalidTargetType(other)),
+        };
+        if let Some(params) = params {
+            client
+                .send(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(params.iter().map(|t| t.oid()).collect()),
+                ))
+                .await?;
+        }
+        if fields.is_empty() {
+            client
+                .send(PgWireBackendMessage::NoData(NoData::new()))
+                .await?;
+        } else {
+            let description =
+                RowDescription::new(fields.iter().map(FieldDescription::from).collect());
+            client
+                .send(PgWireBackendMessage::RowDescription(description))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn do_describe_statement<C>(

@@ -30,6 +30,12 @@ pub struct KoiosStartup {
     pub pids: RandomPidSecretKeyGenerator,
 }
 
+/// With no users configured, only local clients may connect without a password.
+/// (An IPv4 loopback address may arrive IPv6-mapped: `::ffff:127.0.0.1`.)
+pub fn password_less_allowed(peer: std::net::IpAddr) -> bool {
+    peer.to_canonical().is_loopback()
+}
+
 fn fatal(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "FATAL".into(),
@@ -71,7 +77,7 @@ impl StartupHandler for KoiosStartup {
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
 
-        if !client.socket_addr().ip().is_loopback() {
+        if !password_less_allowed(client.socket_addr().ip()) {
             return Err(fatal(
                 codes::INVALID_AUTHORIZATION,
                 format!(
@@ -179,5 +185,29 @@ impl StartupHandler for KoiosStartup {
         client.set_state(PgWireConnectionState::ReadyForQuery);
         tracing::debug!(%database, "session started");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::password_less_allowed;
+
+    #[test]
+    fn only_loopback_peers_connect_without_a_password() {
+        for local in ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"] {
+            assert!(password_less_allowed(local.parse().expect("ip")), "{local}");
+        }
+        for remote in [
+            "10.0.0.5",
+            "192.168.1.2",
+            "8.8.8.8",
+            "::ffff:10.1.1.1",
+            "fe80::1",
+        ] {
+            assert!(
+                !password_less_allowed(remote.parse().expect("ip")),
+                "{remote}"
+            );
+        }
     }
 }
