@@ -22,41 +22,43 @@ fn scratch_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Writes `config` to a fresh file and runs `koios <command> --config FILE [sql]`.
+fn run_with_config(
+    name: &str,
+    config: &str,
+    command: &str,
+    sql: Option<&str>,
+) -> (Option<i32>, String, String) {
+    let path = scratch_dir(name).join("koios.toml");
+    std::fs::write(&path, config).expect("writes the config");
+    let mut cmd = koios();
+    cmd.arg(command).arg("--config").arg(&path);
+    if let Some(sql) = sql {
+        cmd.arg(sql);
+    }
+    let output = cmd.output().expect("runs koios");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn configuration_errors_name_file_line_and_key() {
-    let dir = scratch_dir("badconfig");
-    let path = dir.join("koios.toml");
-    std::fs::write(
-        &path,
-        "[server]\nlisten = \"127.0.0.1:5433\"\nbatch_size = -3\n",
-    )
-    .expect("write");
-    let output = koios()
-        .args(["serve", "--config"])
-        .arg(&path)
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config = "[server]\nlisten = \"127.0.0.1:5433\"\nbatch_size = -3\n";
+    let (code, _, stderr) = run_with_config("bad-batch", config, "serve", None);
+    assert_eq!(code, Some(2));
     assert!(
-        stderr.contains(&format!("{}:3", path.display())),
+        stderr.contains("bad-batch") && stderr.contains("koios.toml:3"),
         "{stderr}"
     );
     assert!(stderr.contains("server.batch_size"), "{stderr}");
 
-    std::fs::write(
-        &path,
-        "[[source]]\nname = \"x\"\nkind = \"files\"\nurl = \"${KOIOS_TEST_UNSET_VARIABLE}\"\n",
-    )
-    .expect("write");
-    let output = koios()
-        .args(["query", "--config"])
-        .arg(&path)
-        .arg("SELECT 1")
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let config =
+        "[[source]]\nname = \"x\"\nkind = \"files\"\nurl = \"${KOIOS_TEST_UNSET_VARIABLE}\"\n";
+    let (code, _, stderr) = run_with_config("unset-env", config, "query", Some("SELECT 1"));
+    assert_eq!(code, Some(2));
     assert!(
         stderr.contains("KOIOS_TEST_UNSET_VARIABLE is not set"),
         "{stderr}"
@@ -66,19 +68,10 @@ fn configuration_errors_name_file_line_and_key() {
         "{stderr}"
     );
 
-    std::fs::write(
-        &path,
-        "[[source]]\nname = \"x\"\nkind = \"warp_drive\"\nurl = \"/tmp\"\n",
-    )
-    .expect("write");
-    let output = koios()
-        .args(["query", "--config"])
-        .arg(&path)
-        .arg("SELECT 1")
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown kind 'warp_drive'"));
+    let config = "[[source]]\nname = \"x\"\nkind = \"warp_drive\"\nurl = \"/tmp\"\n";
+    let (code, _, stderr) = run_with_config("bad-kind", config, "query", Some("SELECT 1"));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("unknown kind 'warp_drive'"), "{stderr}");
 }
 
 #[test]
@@ -103,49 +96,34 @@ fn query_prints_like_psql() {
 fn a_source_down_at_start_does_not_stop_the_others() {
     let dir = scratch_dir("downsource");
     std::fs::write(dir.join("numbers.csv"), "n,word\n1,one\n2,two\n3,three\n").expect("csv");
-    let path = dir.join("koios.toml");
-    std::fs::write(
-        &path,
+    let config = format!(
         r#"
 startup_sql = ["CREATE VIEW koios.public.big AS SELECT * FROM local.public.numbers WHERE n > 1"]
 
 [[source]]
 name = "local"
 kind = "files"
-url = "."
+url = "{}"
 
 [[source]]
 name = "gone"
 kind = "files"
 url = "./does-not-exist"
 "#,
-    )
-    .expect("config");
-    let output = koios()
-        .args(["query", "--config"])
-        .arg(&path)
-        .arg("SELECT word FROM big ORDER BY n")
-        .output()
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        " word\n-------\n two\n three\n(2 rows)\n"
+        dir.display()
     );
+    let sql = "SELECT word FROM big ORDER BY n";
+    let (code, stdout, stderr) = run_with_config("downsource", &config, "query", Some(sql));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, " word\n-------\n two\n three\n(2 rows)\n");
     assert!(
         stderr.contains("source unavailable") && stderr.contains("gone"),
         "{stderr}"
     );
 
-    let output = koios()
-        .args(["query", "--config"])
-        .arg(&path)
-        .arg("SELECT * FROM gone.public.t")
-        .output()
-        .expect("runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let sql = "SELECT * FROM gone.public.t";
+    let (code, _, stderr) = run_with_config("downsource", &config, "query", Some(sql));
+    assert_ne!(code, Some(0));
     assert!(
         stderr.contains("source 'gone' is unavailable") && stderr.contains("does not exist"),
         "{stderr}"

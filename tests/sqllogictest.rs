@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use sqllogictest::{Runner, default_column_validator, strict_column_validator};
-use support::slt::{KoiosDb, Mode};
+use support::slt::{KoiosDb, Mode, SqlError};
 use support::{TestServer, test_config, workspace_root};
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -27,6 +27,26 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
         } else if path.extension().is_some_and(|e| e == "slt") {
             out.push(path);
         }
+    }
+}
+
+/// Opens a fresh Koios connection in `mode` each time the runner asks.
+fn connector(
+    conn: String,
+    mode: Mode,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<KoiosDb, SqlError>> + Send>>
++ Clone {
+    move || {
+        let conn = conn.clone();
+        Box::pin(async move {
+            let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| SqlError(format!("cannot connect: {e}")))?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(KoiosDb { client, mode })
+        })
     }
 }
 
@@ -68,23 +88,7 @@ async fn run(filters: Vec<String>) -> ExitCode {
             .display()
             .to_string();
         if complete {
-            let conn = server.conn_string("koios");
-            let mut runner = Runner::new(move || {
-                let conn = conn.clone();
-                async move {
-                    let (client, connection) =
-                        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-                            .await
-                            .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    Ok::<_, support::slt::SqlError>(KoiosDb {
-                        client,
-                        mode: Mode::Extended,
-                    })
-                }
-            });
+            let mut runner = Runner::new(connector(server.conn_string("koios"), Mode::Extended));
             runner.add_label(Mode::Extended.label());
             if let Err(e) = runner
                 .update_test_file(
@@ -100,20 +104,7 @@ async fn run(filters: Vec<String>) -> ExitCode {
             }
         }
         for mode in [Mode::Simple, Mode::Extended] {
-            let conn = server.conn_string("koios");
-            let mut runner = Runner::new(move || {
-                let conn = conn.clone();
-                async move {
-                    let (client, connection) =
-                        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-                            .await
-                            .map_err(|e| support::slt::SqlError(format!("cannot connect: {e}")))?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    Ok::<_, support::slt::SqlError>(KoiosDb { client, mode })
-                }
-            });
+            let mut runner = Runner::new(connector(server.conn_string("koios"), mode));
             runner.add_label(mode.label());
             runner.with_column_validator(match mode {
                 Mode::Simple => default_column_validator,
