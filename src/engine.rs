@@ -59,6 +59,7 @@ fn builtin_connectors() -> BTreeMap<&'static str, Arc<dyn Connector>> {
     let all: Vec<Arc<dyn Connector>> = vec![
         Arc::new(koios_connector_files::FilesConnector),
         Arc::new(crate::demo::DemoConnector),
+        Arc::new(koios_connector_postgres::PostgresConnector),
     ];
     all.into_iter().map(|c| (c.kind(), c)).collect()
 }

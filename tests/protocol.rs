@@ -6,11 +6,11 @@ mod support;
 
 use std::io::{Read, Write};
 
-use support::{TestServer, test_config};
+use support::TestServer;
 use tokio_postgres::types::Type;
 
 async fn server() -> TestServer {
-    TestServer::start(test_config()).await
+    TestServer::start_test().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use sqllogictest::{Runner, default_column_validator, strict_column_validator};
 use support::slt::{KoiosDb, Mode, SqlError};
-use support::{TestServer, test_config, workspace_root};
+use support::{TestServer, workspace_root};
 
 fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -78,7 +78,7 @@ async fn run(filters: Vec<String>) -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let server = TestServer::start(test_config()).await;
+    let server = TestServer::start_test().await;
     let complete = std::env::var("KOIOS_SLT_COMPLETE").is_ok_and(|v| v == "1");
     let (mut passed, mut failed) = (0, 0);
     for file in &files {
@@ -106,6 +106,9 @@ async fn run(filters: Vec<String>) -> ExitCode {
         for mode in [Mode::Simple, Mode::Extended] {
             let mut runner = Runner::new(connector(server.conn_string("koios"), mode));
             runner.add_label(mode.label());
+            if let Some(pg) = &server.pg {
+                runner.set_var("pg_database".into(), pg.name.clone());
+            }
             runner.with_column_validator(match mode {
                 Mode::Simple => default_column_validator,
                 Mode::Extended => strict_column_validator,

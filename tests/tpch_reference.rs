@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use support::{TestServer, test_config, workspace_root};
+use support::{TestServer, workspace_root};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const TABLES: [&str; 8] = [
@@ -81,7 +81,7 @@ fn same_value(a: &Option<String>, b: &Option<String>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_answers_match_postgresql() {
-    let server = TestServer::start(test_config()).await;
+    let server = TestServer::start_test().await;
     let koios = server.connect("demo").await;
 
     let admin = connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres").await;

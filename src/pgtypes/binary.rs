@@ -191,109 +191,11 @@ fn write_array(
 }
 
 /// PostgreSQL's numeric_send from a decimal string such as `-123.4500`.
-pub fn write_numeric(out: &mut BytesMut, decimal: &str) {
-    let (negative, digits) = match decimal.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, decimal),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    let dscale = frac_part.len() as u16;
-    let int_part = int_part.trim_start_matches('0');
-    // Base-10000 groups aligned on the decimal point.
-    let int_pad = (4 - int_part.len() % 4) % 4;
-    let int_digits = format!("{}{int_part}", "0".repeat(int_pad));
-    let frac_pad = (4 - frac_part.len() % 4) % 4;
-    let frac_digits = format!("{frac_part}{}", "0".repeat(frac_pad));
-    let group = |s: &str| -> Vec<i16> {
-        s.as_bytes()
-            .chunks(4)
-            .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
-            .collect()
-    };
-    let int_groups = group(&int_digits);
-    let frac_groups = group(&frac_digits);
-    let mut weight = int_groups.len() as i16 - 1;
-    let mut groups: Vec<i16> = int_groups.into_iter().chain(frac_groups).collect();
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight);
-    out.put_u16(if negative && !groups.is_empty() {
-        0x4000
-    } else {
-        0
-    });
-    out.put_u16(dscale);
-    for g in groups {
-        out.put_i16(g);
-    }
-}
+pub use koios_connector_postgres::types::write_numeric;
 
 /// Decodes numeric_send bytes into a decimal string (used for parameters).
 pub fn read_numeric(bytes: &[u8]) -> Result<String> {
-    let bad = || DataFusionError::Execution("malformed binary numeric value".into());
-    if bytes.len() < 8 {
-        return Err(bad());
-    }
-    let be16 = |i: usize| i16::from_be_bytes([bytes[i], bytes[i + 1]]);
-    let ndigits = be16(0) as usize;
-    let weight = be16(2) as i32;
-    let sign = be16(4) as u16;
-    let dscale = be16(6) as usize;
-    if bytes.len() != 8 + ndigits * 2 {
-        return Err(bad());
-    }
-    match sign {
-        0xC000 => return Ok("NaN".into()),
-        0xD000 => return Ok("Infinity".into()),
-        0xF000 => return Ok("-Infinity".into()),
-        0x0000 | 0x4000 => {}
-        _ => return Err(bad()),
-    }
-    let groups: Vec<i16> = (0..ndigits).map(|i| be16(8 + i * 2)).collect();
-    let mut int = String::new();
-    let mut frac = String::new();
-    for (i, g) in groups.iter().enumerate() {
-        if !(0..10000).contains(g) {
-            return Err(bad());
-        }
-        let position = weight - i as i32;
-        if position >= 0 {
-            int.push_str(&format!("{g:04}"));
-        } else {
-            while (frac.len() as i32) < (-position - 1) * 4 {
-                frac.push_str("0000");
-            }
-            frac.push_str(&format!("{g:04}"));
-        }
-    }
-    // Integer groups missing after the last stored one are zeros.
-    let last_int_position = weight - ndigits as i32 + 1;
-    if last_int_position > 0 {
-        for _ in 0..last_int_position {
-            int.push_str("0000");
-        }
-    }
-    let int = int.trim_start_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    frac.truncate(dscale.min(frac.len()));
-    while frac.len() < dscale {
-        frac.push('0');
-    }
-    let sign = if sign == 0x4000 { "-" } else { "" };
-    Ok(if dscale > 0 {
-        format!("{sign}{int}.{frac}")
-    } else {
-        format!("{sign}{int}")
-    })
+    koios_connector_postgres::types::read_numeric(bytes).map_err(DataFusionError::Execution)
 }
 
 fn ragged() -> DataFusionError {
@@ -306,37 +208,4 @@ fn ragged() -> DataFusionError {
 
 fn unsupported(dt: &DataType) -> DataFusionError {
     DataFusionError::NotImplemented(format!("cannot send values of type {dt} in binary format"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn numeric(s: &str) -> Vec<u8> {
-        let mut out = BytesMut::new();
-        write_numeric(&mut out, s);
-        out.to_vec()
-    }
-
-    #[test]
-    fn numeric_round_trips() {
-        for s in [
-            "0",
-            "1",
-            "-1",
-            "123.45",
-            "0.0001",
-            "10000",
-            "-99999999.123456789",
-            "0.00",
-            "1000000.5",
-        ] {
-            assert_eq!(read_numeric(&numeric(s)).expect("decodes"), s, "{s}");
-        }
-        // 123.45 = groups [123, 4500], weight 0, dscale 2.
-        assert_eq!(
-            numeric("123.45"),
-            vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
-        );
-    }
 }

@@ -25,28 +25,101 @@ pub fn test_data_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("koios-test-data")
 }
 
-/// Loads `sql-tests/koios-test.toml` with the test data directory filled in.
-pub fn test_config() -> Config {
-    // SAFETY-free: only this test process reads the variable, before any thread uses env.
+/// A scratch PostgreSQL database on 127.0.0.1:5432, loaded with
+/// `sql-tests/fixtures/postgres.sql`, dropped when this value is.
+pub struct PgTestDatabase {
+    pub name: String,
+}
+
+fn psql(database: &str, args: &[&str]) -> Result<(), String> {
+    let output = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-X",
+            "-q",
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-d", database])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+impl PgTestDatabase {
+    pub fn create() -> PgTestDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("koios_test_{}_{nanos}", std::process::id());
+        psql("postgres", &["-c", &format!("CREATE DATABASE {name}")]).unwrap_or_else(|e| {
+            panic!("cannot create a PostgreSQL test database (run scripts/services.sh): {e}")
+        });
+        let database = PgTestDatabase { name };
+        let fixture = workspace_root().join("sql-tests/fixtures/postgres.sql");
+        let fixture = fixture.display().to_string();
+        psql(&database.name, &["-f", &fixture])
+            .unwrap_or_else(|e| panic!("loading {fixture}: {e}"));
+        database
+    }
+
+    /// Runs SQL directly on the test database (as another client would).
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        psql(&self.name, &["-c", sql])
+    }
+}
+
+impl Drop for PgTestDatabase {
+    fn drop(&mut self) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = psql("postgres", &["-c", &drop]);
+    }
+}
+
+/// `sql-tests/koios-test.toml` with the test data directory and a fresh
+/// PostgreSQL database filled in; keep the database value alive while the
+/// configuration is in use.
+pub fn test_config() -> (Config, PgTestDatabase) {
     let data_dir = test_data_dir();
+    let database = PgTestDatabase::create();
     let config_path = workspace_root().join("sql-tests/koios-test.toml");
     let env = |name: &str| match name {
         "KOIOS_TEST_DATA_DIR" => Some(data_dir.display().to_string()),
+        "KOIOS_TEST_PG_DATABASE" => Some(database.name.clone()),
         other => std::env::var(other).ok(),
     };
     let text =
         std::fs::read_to_string(&config_path).expect("sql-tests/koios-test.toml is readable");
-    Config::parse(&text, &config_path, &env).expect("the test configuration is valid")
+    let config = Config::parse(&text, &config_path, &env).expect("the test configuration is valid");
+    (config, database)
 }
 
 /// A Koios server running inside the test process on an ephemeral port.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
+    pub pg: Option<PgTestDatabase>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
+    /// A server with the test configuration and its own PostgreSQL database.
+    pub async fn start_test() -> TestServer {
+        let (config, database) = test_config();
+        let mut server = TestServer::start(config).await;
+        server.pg = Some(database);
+        server
+    }
+
     pub async fn start(config: Config) -> TestServer {
         let engine = Engine::start(&config).await.expect("engine starts");
         let server = Server::bind(Arc::clone(&engine), "127.0.0.1:0".parse().expect("address"))
@@ -56,7 +129,12 @@ impl TestServer {
         let task = tokio::spawn(async move {
             let _ = server.run().await;
         });
-        TestServer { addr, engine, task }
+        TestServer {
+            addr,
+            engine,
+            pg: None,
+            task,
+        }
     }
 
     /// A tokio-postgres connection string for `database`.

@@ -1,0 +1,553 @@
+//! PostgreSQL as a [`SqlBackend`]: discovery from `pg_catalog`, pushdown
+//! rules, split scans, binary-COPY reads and writes over a connection pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::{StreamExt, TryStreamExt};
+use koios_connector_sql::pushdown::{Comparison, ExactColumns, is_exact};
+use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
+use tokio_postgres::NoTls;
+
+use crate::copy::CopyDecoder;
+use crate::options::{PgOptions, SplitPolicy, UnsupportedTypes};
+use crate::types::{PgCodec, TextKind};
+
+/// One attached PostgreSQL database.
+pub struct PgBackend {
+    source: String,
+    pool: Pool,
+    options: PgOptions,
+    dialect: PostgreSqlDialect,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgBackend({})", self.source)
+    }
+}
+
+/// Collations under which PostgreSQL orders text as DataFusion does (by bytes).
+const BYTEWISE_COLLATIONS: &[&str] = &["C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"];
+
+impl PgBackend {
+    /// Builds the pool and checks that the server answers.
+    pub async fn connect(source: &str, url: &str, options: PgOptions) -> Result<PgBackend> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            DataFusionError::Configuration(format!(
+                "source '{source}': invalid PostgreSQL URL: {e}"
+            ))
+        })?;
+        // Literals written by the unparser assume standard strings; results
+        // are decoded from binary, so date styles do not matter.
+        let mut server_options = config.get_options().unwrap_or_default().to_string();
+        server_options.push_str(" -c standard_conforming_strings=on -c TimeZone=UTC");
+        config.options(server_options.trim());
+        if config.get_application_name().is_none() {
+            config.application_name("koios");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_secs(120)))
+            .build()
+            .map_err(|e| DataFusionError::Configuration(format!("source '{source}': {e}")))?;
+        let backend = PgBackend {
+            source: source.to_string(),
+            pool,
+            options,
+            dialect: PostgreSqlDialect {},
+        };
+        drop(backend.client().await?);
+        Ok(backend)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| self.error(format!("cannot connect: {e}")))
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> DataFusionError {
+        DataFusionError::Execution(format!("source '{}': {message}", self.source))
+    }
+
+    fn db_error(&self, what: &str, e: tokio_postgres::Error) -> DataFusionError {
+        match e.as_db_error() {
+            Some(db) => self.error(format!(
+                "{what}: PostgreSQL said: {} ({})",
+                db.message(),
+                db.code().code()
+            )),
+            None => self.error(format!("{what}: {e}")),
+        }
+    }
+
+    async fn database_collation_bytewise(&self, client: &tokio_postgres::Client) -> Result<bool> {
+        let row = client
+            .query_one(
+                "SELECT datcollate FROM pg_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_error("reading the database collation", e))?;
+        let collate: String = row.get(0);
+        Ok(BYTEWISE_COLLATIONS.contains(&collate.as_str()))
+    }
+}
+
+/// Pushdown rules per column, from the codecs.
+struct PgColumns<'a>(&'a RemoteTable<PgCodec>);
+
+impl ExactColumns for PgColumns<'_> {
+    fn is_exact(
+        &self,
+        column: &str,
+        comparison: Comparison,
+        literal: Option<&ScalarValue>,
+    ) -> bool {
+        let Some(column) = self.0.column(column) else {
+            return false;
+        };
+        if comparison == Comparison::NullTest {
+            return true;
+        }
+        // NULL literals compare to NULL on both sides.
+        if literal.is_some_and(|l| l.is_null()) {
+            return true;
+        }
+        match &column.codec {
+            PgCodec::Bool | PgCodec::Int2 | PgCodec::Int4 | PgCodec::Int8 | PgCodec::Oid => {
+                comparison != Comparison::Like
+            }
+            PgCodec::Numeric { .. } | PgCodec::Date | PgCodec::Time | PgCodec::Timestamp => {
+                comparison != Comparison::Like && literal.is_some_and(|l| !has_sub_micros(l))
+            }
+            // Float comparisons differ on NaN and -0; money depends on locale;
+            // intervals compare by justified length in PostgreSQL.
+            PgCodec::Float4 | PgCodec::Float8 | PgCodec::Money | PgCodec::Interval => false,
+            PgCodec::TimestampTz => false,
+            PgCodec::Text {
+                kind,
+                bytewise_order,
+                deterministic,
+            } => {
+                let plain = matches!(kind, TextKind::Plain | TextKind::Name);
+                let is_text_literal = literal.is_some_and(|l| {
+                    matches!(
+                        l,
+                        ScalarValue::Utf8(_) | ScalarValue::Utf8View(_) | ScalarValue::LargeUtf8(_)
+                    )
+                });
+                // PostgreSQL text cannot hold NUL; such a literal is an error there.
+                let nul_free = literal.is_none_or(|l| !l.to_string().contains('\0'));
+                plain
+                    && *deterministic
+                    && is_text_literal
+                    && nul_free
+                    && match comparison {
+                        Comparison::Equality | Comparison::Like => true,
+                        Comparison::Ordering => *bytewise_order,
+                        Comparison::NullTest => true,
+                    }
+            }
+            PgCodec::Bytea | PgCodec::Array { .. } => false,
+        }
+    }
+}
+
+/// Timestamps PostgreSQL would round (it keeps microseconds).
+fn has_sub_micros(value: &ScalarValue) -> bool {
+    matches!(value, ScalarValue::TimestampNanosecond(Some(ns), _) if ns % 1000 != 0)
+        || matches!(value, ScalarValue::Time64Nanosecond(Some(ns)) if ns % 1000 != 0)
+}
+
+#[async_trait]
+impl SqlBackend for PgBackend {
+    type Codec = PgCodec;
+
+    fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn schema_names(&self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT nspname::text FROM pg_catalog.pg_namespace \
+                 WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+                   AND nspname NOT LIKE 'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%' \
+                 ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(|e| self.db_error("listing schemas", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|s| {
+                self.options
+                    .schemas
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.contains(s))
+            })
+            .collect())
+    }
+
+    async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT c.relname::text FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY 1",
+                &[&schema],
+            )
+            .await
+            .map_err(|e| self.db_error("listing tables", e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn describe(&self, name: &RemoteTableName) -> Result<Option<RemoteTable<PgCodec>>> {
+        let client = self.client().await?;
+        let Some(relation) = client
+            .query_opt(
+                "SELECT c.oid, c.relkind::text, greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+                &[&name.schema, &name.table],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("describing {name}"), e))?
+        else {
+            return Ok(None);
+        };
+        let oid: u32 = relation.get(0);
+        let kind: String = relation.get(1);
+        let estimate: f64 = relation.get(2);
+        let database_bytewise = self.database_collation_bytewise(&client).await?;
+        let rows = client
+            .query(
+                "SELECT a.attname::text, \
+                        CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END AS type_oid, \
+                        CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod, \
+                        format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                        coalesce(bt.typtype, t.typtype)::text, coalesce(bt.typname, t.typname)::text, \
+                        coalesce(bt.typcategory, t.typcategory)::text, coalesce(bt.typelem, t.typelem), \
+                        coalesce(et.typname::text, ''), coalesce(et.typtype::text, ''), \
+                        coalesce(co.collname::text, ''), coalesce(co.collisdeterministic, true) \
+                 FROM pg_catalog.pg_attribute a \
+                 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
+                 LEFT JOIN pg_catalog.pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A' \
+                 LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("describing {name}"), e))?;
+        let mut columns = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let column: String = row.get(0);
+            let type_oid: u32 = row.get(1);
+            let typmod: i32 = row.get(2);
+            let written: String = row.get(3);
+            let not_null: bool = row.get(4);
+            let typtype: String = row.get(5);
+            let typname: String = row.get(6);
+            let category: String = row.get(7);
+            let element_oid: u32 = row.get(8);
+            let element_name: String = row.get(9);
+            let element_typtype: String = row.get(10);
+            let collation: String = row.get(11);
+            let deterministic: bool = row.get(12);
+            let bytewise = match collation.as_str() {
+                "" | "default" => database_bytewise,
+                c => BYTEWISE_COLLATIONS.contains(&c),
+            };
+            let codec = if category == "A" && element_oid != 0 {
+                PgCodec::for_type(
+                    element_oid,
+                    &element_name,
+                    &element_typtype,
+                    -1,
+                    bytewise,
+                    deterministic,
+                )
+                .map(|e| PgCodec::Array {
+                    element: Box::new(e),
+                    element_oid,
+                })
+            } else {
+                PgCodec::for_type(
+                    type_oid,
+                    &typname,
+                    &typtype,
+                    typmod,
+                    bytewise,
+                    deterministic,
+                )
+            };
+            let codec = match (codec, self.options.unsupported_types) {
+                (Some(codec), _) => codec,
+                (None, UnsupportedTypes::Text) => PgCodec::as_text(),
+                (None, UnsupportedTypes::Skip) => continue,
+                (None, UnsupportedTypes::Error) => {
+                    return Err(self.error(format!(
+                        "table {name}, column {column}: type {written} is not supported \
+                         (set unsupported_types = \"text\" or \"skip\" on the source)"
+                    )));
+                }
+            };
+            let field = Arc::new(Field::new(&column, codec.data_type(), !not_null));
+            columns.push(RemoteColumn {
+                name: column,
+                remote_type: written,
+                field,
+                codec,
+            });
+        }
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Arc::clone(&c.field))
+                .collect::<Vec<_>>(),
+        ));
+        let is_view = kind == "v";
+        Ok(Some(RemoteTable {
+            source: self.source.clone(),
+            name: name.clone(),
+            columns,
+            schema,
+            pseudo_columns: if is_view {
+                Vec::new()
+            } else {
+                vec![Field::new("ctid", DataType::Utf8, false)]
+            },
+            row_estimate: (!is_view).then_some(estimate as u64),
+            is_view,
+        }))
+    }
+
+    fn filter_pushdown(
+        &self,
+        table: &RemoteTable<PgCodec>,
+        filter: &Expr,
+    ) -> TableProviderFilterPushDown {
+        if is_exact(filter, &PgColumns(table)) {
+            TableProviderFilterPushDown::Exact
+        } else {
+            TableProviderFilterPushDown::Unsupported
+        }
+    }
+
+    fn select_expr(&self, column: &RemoteColumn<PgCodec>) -> Expr {
+        let reference = Expr::Column(Column::new_unqualified(&column.name));
+        match &column.codec {
+            PgCodec::Text {
+                kind: TextKind::Cast,
+                ..
+            } => cast(reference, DataType::Utf8),
+            _ => reference,
+        }
+    }
+
+    async fn split_predicates(
+        &self,
+        table: &RemoteTable<PgCodec>,
+        max_partitions: usize,
+    ) -> Result<Vec<Option<Expr>>> {
+        if table.is_view || table.pseudo_columns.is_empty() {
+            return Ok(vec![None]);
+        }
+        let wanted = match self.options.split {
+            SplitPolicy::Fixed(n) => n,
+            SplitPolicy::Auto { rows_per_partition } => {
+                let rows = table.row_estimate.unwrap_or(0) as usize;
+                (rows / rows_per_partition.max(1)).clamp(1, max_partitions.max(1))
+            }
+        };
+        if wanted <= 1 {
+            return Ok(vec![None]);
+        }
+        // Block ranges of the heap: disjoint, complete, and cheap for
+        // PostgreSQL 14+ (TID range scans).
+        let client = self.client().await?;
+        let qualified = format!(
+            "{}.{}",
+            quote_ident(&table.name.schema),
+            quote_ident(&table.name.table)
+        );
+        let row = client
+            .query_one(
+                "SELECT (pg_relation_size($1::text::regclass) / current_setting('block_size')::int8)::int8",
+                &[&qualified],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("sizing {}", table.name), e))?;
+        let blocks: i64 = row.get(0);
+        if blocks < wanted as i64 {
+            return Ok(vec![None]);
+        }
+        let step = blocks / wanted as i64;
+        let bound = |block: i64| lit(format!("({block},0)"));
+        Ok((0..wanted as i64)
+            .map(|i| {
+                let low = col_ctid().gt_eq(bound(i * step));
+                Some(if i + 1 == wanted as i64 {
+                    // Open-ended, so rows in blocks added since sizing are read too.
+                    low
+                } else {
+                    low.and(col_ctid().lt(bound((i + 1) * step)))
+                })
+            })
+            .collect())
+    }
+
+    fn execute(
+        &self,
+        query: RemoteQuery<PgCodec>,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let sql = query.to_sql(&self.dialect, |i| self.select_expr(&query.table.columns[i]))?;
+        let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let schema = query.output_schema();
+        let codecs: Vec<PgCodec> = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].codec.clone())
+            .collect();
+        let names: Vec<String> = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].name.clone())
+            .collect();
+        let pool = self.pool.clone();
+        let source = self.source.clone();
+        let table = query.table.name.clone();
+        let fail = move |message: String| {
+            DataFusionError::Execution(format!("source '{source}': reading {table}: {message}"))
+        };
+        let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size);
+
+        struct State {
+            _client: deadpool_postgres::Object,
+            rows: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
+            decoder: CopyDecoder,
+            ready: std::collections::VecDeque<datafusion::arrow::array::RecordBatch>,
+            done: bool,
+        }
+        let start = {
+            let fail = fail.clone();
+            async move {
+                let client = pool
+                    .get()
+                    .await
+                    .map_err(|e| fail(format!("cannot connect: {e}")))?;
+                let rows = client
+                    .copy_out(copy.as_str())
+                    .await
+                    .map_err(|e| fail(pg_message(&e)))?;
+                Ok::<_, DataFusionError>(State {
+                    _client: client,
+                    rows: Box::pin(rows),
+                    decoder,
+                    ready: Default::default(),
+                    done: false,
+                })
+            }
+        };
+        let batches = futures::stream::once(start)
+            .map_ok(move |state| {
+                let fail = fail.clone();
+                futures::stream::try_unfold(state, move |mut state| {
+                    let fail = fail.clone();
+                    async move {
+                        loop {
+                            if let Some(batch) = state.ready.pop_front() {
+                                return Ok(Some((batch, state)));
+                            }
+                            if state.done {
+                                return Ok(None);
+                            }
+                            match state.rows.next().await {
+                                Some(chunk) => {
+                                    let chunk = chunk.map_err(|e| fail(pg_message(&e)))?;
+                                    state
+                                        .ready
+                                        .extend(state.decoder.push(&chunk).map_err(&fail)?);
+                                }
+                                None => {
+                                    state.done = true;
+                                    state.ready.extend(state.decoder.finish().map_err(&fail)?);
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+
+    async fn insert(
+        &self,
+        table: Arc<RemoteTable<PgCodec>>,
+        rows: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        crate::write::copy_in(self, &table, rows).await
+    }
+}
+
+fn col_ctid() -> Expr {
+    col("ctid")
+}
+
+/// The server's message for an error, without connection details.
+pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("PostgreSQL said: {} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// `"name"` with embedded quotes doubled: identifiers in the few statements
+/// the unparser does not write (COPY … FROM STDIN, regclass lookups).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl PgBackend {
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+}

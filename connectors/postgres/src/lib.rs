@@ -1,0 +1,46 @@
+//! The `postgres` connector: every schema, table and view of a PostgreSQL
+//! database as `<source>.<schema>.<table>`.
+//!
+//! Built on the shared SQL layer (`koios-connector-sql`); this crate adds
+//! what is PostgreSQL's own: discovery from `pg_catalog` ([`backend`]), the
+//! type mapping and binary decoders ([`types`]), `COPY … TO STDOUT (FORMAT
+//! binary)` scans ([`copy`]) and `COPY … FROM STDIN` inserts ([`write`]).
+
+pub mod backend;
+pub mod copy;
+pub mod options;
+pub mod types;
+pub mod write;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use koios_connector::{Connector, Source, SourceSpec};
+use koios_connector_sql::SqlSource;
+
+pub use backend::PgBackend;
+pub use options::PgOptions;
+
+/// The connector registered under `kind = "postgres"`.
+#[derive(Debug, Default)]
+pub struct PostgresConnector;
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn connect(
+        &self,
+        spec: &SourceSpec,
+        _runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Arc<dyn Source>> {
+        let options = PgOptions::from_spec(spec)?;
+        let backend = Arc::new(PgBackend::connect(&spec.name, &spec.url, options).await?);
+        let source: Arc<dyn Source> = SqlSource::attach(backend).await?;
+        Ok(source)
+    }
+}

@@ -1,0 +1,766 @@
+//! PostgreSQL types as Arrow types, and decoders from PostgreSQL's binary
+//! format straight into Arrow builders.
+//!
+//! The mapping is documented in this crate's README.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::*;
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, IntervalMonthDayNano, TimeUnit, i256,
+};
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Days between 1970-01-01 and 2000-01-01.
+pub const PG_EPOCH_DAYS: i32 = 10_957;
+
+/// Scale given to `numeric` columns declared without precision.
+pub const UNCONSTRAINED_NUMERIC_SCALE: i8 = 10;
+
+/// What a text-like column holds; decides pushdown and decoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// text, varchar: comparable when the collation is bytewise.
+    Plain,
+    /// name: always compared bytewise.
+    Name,
+    /// char(n): padded, compared ignoring trailing spaces.
+    Padded,
+    /// citext, enums, json: comparisons differ from string comparison.
+    Other,
+    /// jsonb: binary form has a version byte.
+    Jsonb,
+    Uuid,
+    Inet,
+    MacAddr,
+    MacAddr8,
+    /// Any type read through a `::text` cast.
+    Cast,
+}
+
+/// How one PostgreSQL column is read (and written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgCodec {
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
+    Money,
+    Text {
+        kind: TextKind,
+        bytewise_order: bool,
+        deterministic: bool,
+    },
+    Bytea,
+    Date,
+    Time,
+    Timestamp,
+    TimestampTz,
+    Interval,
+    /// A one-dimensional array; the element's type oid is needed to write it.
+    Array {
+        element: Box<PgCodec>,
+        element_oid: u32,
+    },
+}
+
+impl PgCodec {
+    /// The Arrow type values of this codec become.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            PgCodec::Bool => DataType::Boolean,
+            PgCodec::Int2 => DataType::Int16,
+            PgCodec::Int4 => DataType::Int32,
+            PgCodec::Int8 | PgCodec::Oid => DataType::Int64,
+            PgCodec::Float4 => DataType::Float32,
+            PgCodec::Float8 => DataType::Float64,
+            PgCodec::Numeric { precision, scale } if *precision <= 38 => {
+                DataType::Decimal128(*precision, *scale)
+            }
+            PgCodec::Numeric { precision, scale } => DataType::Decimal256(*precision, *scale),
+            PgCodec::Money => DataType::Decimal128(18, 2),
+            PgCodec::Text { .. } => DataType::Utf8,
+            PgCodec::Bytea => DataType::Binary,
+            PgCodec::Date => DataType::Date32,
+            PgCodec::Time => DataType::Time64(TimeUnit::Microsecond),
+            PgCodec::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            PgCodec::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            PgCodec::Interval => {
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+            }
+            PgCodec::Array { element, .. } => {
+                DataType::List(Arc::new(Field::new_list_field(element.data_type(), true)))
+            }
+        }
+    }
+
+    /// The codec for a type, from `pg_type` facts; `None` when unsupported.
+    ///
+    /// `typmod` is `pg_attribute.atttypmod`; `collation` the column's collation
+    /// name (empty for "default", resolved by the caller).
+    pub fn for_type(
+        oid: u32,
+        typname: &str,
+        typtype: &str,
+        typmod: i32,
+        order_bytewise: bool,
+        deterministic: bool,
+    ) -> Option<PgCodec> {
+        let text = |kind| PgCodec::Text {
+            kind,
+            bytewise_order: order_bytewise,
+            deterministic,
+        };
+        Some(match oid {
+            16 => PgCodec::Bool,
+            21 => PgCodec::Int2,
+            23 => PgCodec::Int4,
+            20 => PgCodec::Int8,
+            26 => PgCodec::Oid,
+            700 => PgCodec::Float4,
+            701 => PgCodec::Float8,
+            1700 => {
+                if typmod < 4 {
+                    PgCodec::Numeric {
+                        precision: 38,
+                        scale: UNCONSTRAINED_NUMERIC_SCALE,
+                    }
+                } else {
+                    let precision = (((typmod - 4) >> 16) & 0xffff) as u8;
+                    // PostgreSQL 15 allows negative scales; they are stored signed in 11 bits.
+                    let raw_scale = ((typmod - 4) & 0x7ff) as i16;
+                    let scale = if raw_scale > 1023 {
+                        raw_scale - 2048
+                    } else {
+                        raw_scale
+                    } as i8;
+                    if precision == 0 || precision > 76 {
+                        return None;
+                    }
+                    PgCodec::Numeric { precision, scale }
+                }
+            }
+            790 => PgCodec::Money,
+            25 | 1043 => text(TextKind::Plain),
+            19 => PgCodec::Text {
+                kind: TextKind::Name,
+                bytewise_order: true,
+                deterministic: true,
+            },
+            18 | 1042 => text(TextKind::Padded),
+            114 => text(TextKind::Other),
+            3802 => text(TextKind::Jsonb),
+            2950 => text(TextKind::Uuid),
+            869 | 650 => text(TextKind::Inet),
+            829 => text(TextKind::MacAddr),
+            774 => text(TextKind::MacAddr8),
+            17 => PgCodec::Bytea,
+            1082 => PgCodec::Date,
+            1083 => PgCodec::Time,
+            1114 => PgCodec::Timestamp,
+            1184 => PgCodec::TimestampTz,
+            1186 => PgCodec::Interval,
+            _ if typtype == "e" => text(TextKind::Other),
+            _ if typname == "citext" => text(TextKind::Other),
+            _ => return None,
+        })
+    }
+
+    /// The codec for a column read as text through a cast.
+    pub fn as_text() -> PgCodec {
+        PgCodec::Text {
+            kind: TextKind::Cast,
+            bytewise_order: false,
+            deterministic: false,
+        }
+    }
+}
+
+/// Accumulates one column of decoded values.
+pub enum ColumnBuilder {
+    Bool(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder, bool),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal128(Decimal128Builder, u8, i8),
+    Decimal256(Decimal256Builder, u8, i8),
+    Money(Decimal128Builder),
+    Text(StringBuilder, TextKind),
+    Binary(BinaryBuilder),
+    Date(Date32Builder),
+    Time(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    Interval(IntervalMonthDayNanoBuilder),
+    List {
+        field: FieldRef,
+        child: Box<ColumnBuilder>,
+        offsets: Vec<i32>,
+        valid: Vec<bool>,
+    },
+}
+
+fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], String> {
+    b.try_into()
+        .map_err(|_| format!("expected {N} bytes, got {}", b.len()))
+}
+
+impl ColumnBuilder {
+    pub fn new(codec: &PgCodec, capacity: usize) -> ColumnBuilder {
+        match codec {
+            PgCodec::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
+            PgCodec::Int2 => ColumnBuilder::Int16(Int16Builder::with_capacity(capacity)),
+            PgCodec::Int4 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
+            PgCodec::Int8 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity), false),
+            PgCodec::Oid => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity), true),
+            PgCodec::Float4 => ColumnBuilder::Float32(Float32Builder::with_capacity(capacity)),
+            PgCodec::Float8 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
+            PgCodec::Numeric { precision, scale } if *precision <= 38 => ColumnBuilder::Decimal128(
+                Decimal128Builder::with_capacity(capacity).with_data_type(codec.data_type()),
+                *precision,
+                *scale,
+            ),
+            PgCodec::Numeric { precision, scale } => ColumnBuilder::Decimal256(
+                Decimal256Builder::with_capacity(capacity).with_data_type(codec.data_type()),
+                *precision,
+                *scale,
+            ),
+            PgCodec::Money => ColumnBuilder::Money(
+                Decimal128Builder::with_capacity(capacity).with_data_type(codec.data_type()),
+            ),
+            PgCodec::Text { kind, .. } => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16), *kind)
+            }
+            PgCodec::Bytea => {
+                ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
+            PgCodec::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            PgCodec::Time => ColumnBuilder::Time(Time64MicrosecondBuilder::with_capacity(capacity)),
+            PgCodec::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity), None)
+            }
+            PgCodec::TimestampTz => ColumnBuilder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity),
+                Some("UTC".into()),
+            ),
+            PgCodec::Interval => {
+                ColumnBuilder::Interval(IntervalMonthDayNanoBuilder::with_capacity(capacity))
+            }
+            PgCodec::Array { element, .. } => ColumnBuilder::List {
+                field: Arc::new(Field::new_list_field(element.data_type(), true)),
+                child: Box::new(ColumnBuilder::new(element, capacity)),
+                offsets: vec![0],
+                valid: Vec::with_capacity(capacity),
+            },
+        }
+    }
+
+    /// Appends one value in PostgreSQL binary format (`None` is NULL).
+    pub fn append(&mut self, value: Option<&[u8]>) -> Result<(), String> {
+        let Some(b) = value else {
+            self.append_null();
+            return Ok(());
+        };
+        match self {
+            ColumnBuilder::Bool(x) => x.append_value(be::<1>(b)?[0] != 0),
+            ColumnBuilder::Int16(x) => x.append_value(i16::from_be_bytes(be(b)?)),
+            ColumnBuilder::Int32(x) => x.append_value(i32::from_be_bytes(be(b)?)),
+            ColumnBuilder::Int64(x, false) => x.append_value(i64::from_be_bytes(be(b)?)),
+            ColumnBuilder::Int64(x, true) => x.append_value(u32::from_be_bytes(be(b)?) as i64),
+            ColumnBuilder::Float32(x) => x.append_value(f32::from_be_bytes(be(b)?)),
+            ColumnBuilder::Float64(x) => x.append_value(f64::from_be_bytes(be(b)?)),
+            ColumnBuilder::Decimal128(x, precision, scale) => {
+                let v = numeric_to_i128(b, *scale)?;
+                check_precision(v.unsigned_abs(), *precision)?;
+                x.append_value(v)
+            }
+            ColumnBuilder::Decimal256(x, _, scale) => x.append_value(numeric_to_i256(b, *scale)?),
+            ColumnBuilder::Money(x) => x.append_value(i64::from_be_bytes(be(b)?) as i128),
+            ColumnBuilder::Text(x, kind) => match kind {
+                TextKind::Jsonb => {
+                    let body = b.strip_prefix(&[1]).ok_or("unknown jsonb version")?;
+                    x.append_value(utf8(body)?)
+                }
+                TextKind::Uuid => x.append_value(format_uuid(&be::<16>(b)?)),
+                TextKind::Inet => x.append_value(format_inet(b)?),
+                TextKind::MacAddr | TextKind::MacAddr8 => x.append_value(
+                    b.iter()
+                        .map(|o| format!("{o:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+                _ => x.append_value(utf8(b)?),
+            },
+            ColumnBuilder::Binary(x) => x.append_value(b),
+            ColumnBuilder::Date(x) => {
+                let days = i32::from_be_bytes(be(b)?);
+                if days == i32::MAX || days == i32::MIN {
+                    return Err("infinite dates have no Arrow representation".into());
+                }
+                x.append_value(days + PG_EPOCH_DAYS)
+            }
+            ColumnBuilder::Time(x) => x.append_value(i64::from_be_bytes(be(b)?)),
+            ColumnBuilder::Timestamp(x, _) => {
+                let micros = i64::from_be_bytes(be(b)?);
+                if micros == i64::MAX || micros == i64::MIN {
+                    return Err("infinite timestamps have no Arrow representation".into());
+                }
+                x.append_value(micros + PG_EPOCH_MICROS)
+            }
+            ColumnBuilder::Interval(x) => {
+                let b: [u8; 16] = be(b)?;
+                let micros = i64::from_be_bytes(be(&b[0..8])?);
+                let days = i32::from_be_bytes(be(&b[8..12])?);
+                let months = i32::from_be_bytes(be(&b[12..16])?);
+                x.append_value(IntervalMonthDayNano::new(
+                    months,
+                    days,
+                    micros.saturating_mul(1000),
+                ))
+            }
+            ColumnBuilder::List {
+                child,
+                offsets,
+                valid,
+                ..
+            } => {
+                let count = decode_array(b, child)?;
+                let last = *offsets.last().unwrap_or(&0);
+                offsets.push(last + count as i32);
+                valid.push(true);
+            }
+        }
+        Ok(())
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Bool(x) => x.append_null(),
+            ColumnBuilder::Int16(x) => x.append_null(),
+            ColumnBuilder::Int32(x) => x.append_null(),
+            ColumnBuilder::Int64(x, _) => x.append_null(),
+            ColumnBuilder::Float32(x) => x.append_null(),
+            ColumnBuilder::Float64(x) => x.append_null(),
+            ColumnBuilder::Decimal128(x, _, _) | ColumnBuilder::Money(x) => x.append_null(),
+            ColumnBuilder::Decimal256(x, _, _) => x.append_null(),
+            ColumnBuilder::Text(x, _) => x.append_null(),
+            ColumnBuilder::Binary(x) => x.append_null(),
+            ColumnBuilder::Date(x) => x.append_null(),
+            ColumnBuilder::Time(x) => x.append_null(),
+            ColumnBuilder::Timestamp(x, _) => x.append_null(),
+            ColumnBuilder::Interval(x) => x.append_null(),
+            ColumnBuilder::List { offsets, valid, .. } => {
+                let last = *offsets.last().unwrap_or(&0);
+                offsets.push(last);
+                valid.push(false);
+            }
+        }
+    }
+
+    /// The values appended since the last call, as an Arrow array.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Bool(x) => Arc::new(x.finish()),
+            ColumnBuilder::Int16(x) => Arc::new(x.finish()),
+            ColumnBuilder::Int32(x) => Arc::new(x.finish()),
+            ColumnBuilder::Int64(x, _) => Arc::new(x.finish()),
+            ColumnBuilder::Float32(x) => Arc::new(x.finish()),
+            ColumnBuilder::Float64(x) => Arc::new(x.finish()),
+            ColumnBuilder::Decimal128(x, _, _) | ColumnBuilder::Money(x) => Arc::new(x.finish()),
+            ColumnBuilder::Decimal256(x, _, _) => Arc::new(x.finish()),
+            ColumnBuilder::Text(x, _) => Arc::new(x.finish()),
+            ColumnBuilder::Binary(x) => Arc::new(x.finish()),
+            ColumnBuilder::Date(x) => Arc::new(x.finish()),
+            ColumnBuilder::Time(x) => Arc::new(x.finish()),
+            ColumnBuilder::Timestamp(x, tz) => Arc::new(x.finish().with_timezone_opt(tz.clone())),
+            ColumnBuilder::Interval(x) => Arc::new(x.finish()),
+            ColumnBuilder::List {
+                field,
+                child,
+                offsets,
+                valid,
+            } => {
+                let values = child.finish();
+                let offsets_buffer = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+                let nulls = NullBuffer::from(std::mem::take(valid));
+                let nulls = (nulls.null_count() > 0).then_some(nulls);
+                Arc::new(ListArray::new(
+                    Arc::clone(field),
+                    offsets_buffer,
+                    values,
+                    nulls,
+                ))
+            }
+        }
+    }
+}
+
+fn utf8(b: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(b).map_err(|_| "text value is not valid UTF-8".to_string())
+}
+
+/// Decodes a one-dimensional binary array into `child`; returns the element count.
+fn decode_array(b: &[u8], child: &mut ColumnBuilder) -> Result<usize, String> {
+    if b.len() < 12 {
+        return Err("truncated array value".into());
+    }
+    let ndim = i32::from_be_bytes(be(&b[0..4])?);
+    if ndim == 0 {
+        return Ok(0);
+    }
+    if ndim != 1 {
+        return Err(format!(
+            "{ndim}-dimensional arrays are not supported (only one dimension)"
+        ));
+    }
+    let len = i32::from_be_bytes(be(&b[12..16])?) as usize;
+    let mut at = 20;
+    for _ in 0..len {
+        let size = i32::from_be_bytes(be(b.get(at..at + 4).ok_or("truncated array")?)?);
+        at += 4;
+        if size < 0 {
+            child.append(None)?;
+        } else {
+            let end = at + size as usize;
+            child.append(Some(b.get(at..end).ok_or("truncated array element")?))?;
+            at = end;
+        }
+    }
+    Ok(len)
+}
+
+/// Reads numeric_send bytes as an unscaled integer at `scale`, refusing to
+/// lose digits.
+pub fn numeric_to_i128(b: &[u8], scale: i8) -> Result<i128, String> {
+    let (negative, groups, weight, _dscale) = numeric_parts(b)?;
+    let overflow = || format!("numeric value does not fit in decimal(38,{scale})");
+    let mut acc: i128 = 0;
+    for g in &groups {
+        acc = acc
+            .checked_mul(10_000)
+            .and_then(|a| a.checked_add(*g as i128))
+            .ok_or_else(overflow)?;
+    }
+    // acc * 10000^(weight - ndigits + 1) * 10^scale
+    let exponent = 4 * (weight - groups.len() as i32 + 1) + scale as i32;
+    let value = if exponent >= 0 {
+        let factor = 10i128.checked_pow(exponent as u32).ok_or_else(overflow)?;
+        acc.checked_mul(factor).ok_or_else(overflow)?
+    } else {
+        let divisor = 10i128
+            .checked_pow((-exponent) as u32)
+            .ok_or_else(overflow)?;
+        if acc % divisor != 0 {
+            return Err(format!(
+                "numeric value has more than {scale} fractional digits; declare the column numeric(p,s) or read it as text"
+            ));
+        }
+        acc / divisor
+    };
+    Ok(if negative { -value } else { value })
+}
+
+fn numeric_to_i256(b: &[u8], scale: i8) -> Result<i256, String> {
+    let (negative, groups, weight, _) = numeric_parts(b)?;
+    let overflow = || format!("numeric value does not fit in decimal(76,{scale})");
+    let ten_thousand = i256::from_i128(10_000);
+    let ten = i256::from_i128(10);
+    let mut acc = i256::ZERO;
+    for g in &groups {
+        acc = acc
+            .checked_mul(ten_thousand)
+            .and_then(|a| a.checked_add(i256::from_i128(*g as i128)))
+            .ok_or_else(overflow)?;
+    }
+    let exponent = 4 * (weight - groups.len() as i32 + 1) + scale as i32;
+    let value = if exponent >= 0 {
+        acc.checked_mul(ten.checked_pow(exponent as u32).ok_or_else(overflow)?)
+            .ok_or_else(overflow)?
+    } else {
+        let divisor = ten.checked_pow((-exponent) as u32).ok_or_else(overflow)?;
+        if acc.checked_rem(divisor) != Some(i256::ZERO) {
+            return Err(format!(
+                "numeric value has more than {scale} fractional digits"
+            ));
+        }
+        acc.checked_div(divisor).ok_or_else(overflow)?
+    };
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+fn numeric_parts(b: &[u8]) -> Result<(bool, Vec<i16>, i32, u16), String> {
+    if b.len() < 8 {
+        return Err("truncated numeric value".into());
+    }
+    let ndigits = i16::from_be_bytes(be(&b[0..2])?) as usize;
+    let weight = i16::from_be_bytes(be(&b[2..4])?) as i32;
+    let sign = u16::from_be_bytes(be(&b[4..6])?);
+    let dscale = u16::from_be_bytes(be(&b[6..8])?);
+    if b.len() != 8 + 2 * ndigits {
+        return Err("malformed numeric value".into());
+    }
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Err("numeric NaN has no Arrow decimal representation".into()),
+        _ => return Err("numeric infinity has no Arrow decimal representation".into()),
+    }
+    let groups = (0..ndigits)
+        .map(|i| i16::from_be_bytes([b[8 + 2 * i], b[9 + 2 * i]]))
+        .collect();
+    Ok((sign == 0x4000, groups, weight, dscale))
+}
+
+fn check_precision(abs: u128, precision: u8) -> Result<(), String> {
+    if precision < 38 && abs >= 10u128.pow(precision as u32) {
+        return Err(format!("numeric value exceeds precision {precision}"));
+    }
+    Ok(())
+}
+
+fn format_uuid(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// inet/cidr as PostgreSQL prints them: `10.0.0.1`, `10.0.0.0/8`.
+fn format_inet(b: &[u8]) -> Result<String, String> {
+    if b.len() < 4 {
+        return Err("truncated inet value".into());
+    }
+    let (family, bits, is_cidr, n) = (b[0], b[1], b[2], b[3] as usize);
+    let addr = b.get(4..4 + n).ok_or("truncated inet address")?;
+    let (text, max) = match (family, n) {
+        (2, 4) => (
+            std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
+            32,
+        ),
+        (3, 16) => {
+            let octets: [u8; 16] = be(addr)?;
+            (std::net::Ipv6Addr::from(octets).to_string(), 128)
+        }
+        _ => return Err("unknown inet address family".into()),
+    };
+    Ok(if is_cidr != 0 || bits != max {
+        format!("{text}/{bits}")
+    } else {
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(ndigits.to_be_bytes());
+        out.extend(weight.to_be_bytes());
+        out.extend(sign.to_be_bytes());
+        out.extend(dscale.to_be_bytes());
+        for d in digits {
+            out.extend(d.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn numerics_decode_exactly() {
+        // 123.45 = [123, 4500], weight 0
+        assert_eq!(
+            numeric_to_i128(&numeric(2, 0, 0, 2, &[123, 4500]), 2),
+            Ok(12345)
+        );
+        // -0.005 at scale 3
+        assert_eq!(
+            numeric_to_i128(&numeric(1, -1, 0x4000, 3, &[50]), 3),
+            Ok(-5)
+        );
+        // 10000 = [1], weight 1
+        assert_eq!(
+            numeric_to_i128(&numeric(1, 1, 0, 0, &[1]), 2),
+            Ok(1_000_000)
+        );
+        assert_eq!(numeric_to_i128(&numeric(0, 0, 0, 0, &[]), 4), Ok(0));
+        // 0.12345 does not fit scale 2: refuse rather than truncate.
+        assert!(numeric_to_i128(&numeric(2, -1, 0, 5, &[1234, 5000]), 2).is_err());
+        assert!(numeric_to_i128(&numeric(0, 0, 0xC000, 0, &[]), 2).is_err());
+    }
+
+    #[test]
+    fn typmods_map_to_decimals() {
+        let typmod = ((15 << 16) | 2) + 4;
+        assert_eq!(
+            PgCodec::for_type(1700, "numeric", "b", typmod, true, true),
+            Some(PgCodec::Numeric {
+                precision: 15,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            PgCodec::for_type(1700, "numeric", "b", -1, true, true).map(|c| c.data_type()),
+            Some(DataType::Decimal128(38, 10))
+        );
+        assert_eq!(PgCodec::for_type(600, "point", "b", -1, true, true), None);
+    }
+
+    #[test]
+    fn network_addresses_print_like_postgres() {
+        assert_eq!(
+            format_inet(&[2, 32, 0, 4, 10, 0, 0, 1]).as_deref(),
+            Ok("10.0.0.1")
+        );
+        assert_eq!(
+            format_inet(&[2, 8, 1, 4, 10, 0, 0, 0]).as_deref(),
+            Ok("10.0.0.0/8")
+        );
+        assert_eq!(
+            format_inet(&[2, 24, 0, 4, 192, 168, 1, 5]).as_deref(),
+            Ok("192.168.1.5/24")
+        );
+    }
+}
+
+/// Writes a decimal string such as `-123.4500` in numeric_send format.
+pub fn write_numeric(out: &mut bytes::BytesMut, decimal: &str) {
+    use bytes::BufMut;
+    let (negative, digits) = match decimal.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, decimal),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    let dscale = frac_part.len() as u16;
+    let int_part = int_part.trim_start_matches('0');
+    // Base-10000 groups aligned on the decimal point.
+    let int_digits = format!("{}{int_part}", "0".repeat((4 - int_part.len() % 4) % 4));
+    let frac_digits = format!("{frac_part}{}", "0".repeat((4 - frac_part.len() % 4) % 4));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
+            .collect()
+    };
+    let int_groups = group(&int_digits);
+    let mut weight = int_groups.len() as i16 - 1;
+    let mut groups: Vec<i16> = int_groups.into_iter().chain(group(&frac_digits)).collect();
+    while groups.first() == Some(&0) {
+        groups.remove(0);
+        weight -= 1;
+    }
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    if groups.is_empty() {
+        weight = 0;
+    }
+    out.put_i16(groups.len() as i16);
+    out.put_i16(weight);
+    out.put_u16(if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    });
+    out.put_u16(dscale);
+    for g in groups {
+        out.put_i16(g);
+    }
+}
+
+/// Reads numeric_send bytes as a decimal string (`NaN`, `Infinity` included).
+pub fn read_numeric(bytes: &[u8]) -> Result<String, String> {
+    if bytes.len() < 8 {
+        return Err("malformed binary numeric value".into());
+    }
+    let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
+    match sign {
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        _ => {}
+    }
+    let (negative, groups, weight, dscale) = numeric_parts(bytes)?;
+    let mut int = String::new();
+    for position in 0..=weight.max(-1) {
+        let g = groups.get(position as usize).copied().unwrap_or(0);
+        if int.is_empty() {
+            if g != 0 {
+                int = g.to_string();
+            }
+        } else {
+            int.push_str(&format!("{g:04}"));
+        }
+    }
+    if int.is_empty() {
+        int.push('0');
+    }
+    let mut frac = String::new();
+    let mut position = weight + 1;
+    while frac.len() < dscale as usize {
+        let index = position;
+        let g = if index >= 0 {
+            groups.get(index as usize).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        frac.push_str(&format!("{g:04}"));
+        position += 1;
+    }
+    frac.truncate(dscale as usize);
+    let sign = if negative { "-" } else { "" };
+    Ok(if dscale > 0 {
+        format!("{sign}{int}.{frac}")
+    } else {
+        format!("{sign}{int}")
+    })
+}
+
+#[cfg(test)]
+mod numeric_text_tests {
+    use super::*;
+
+    #[test]
+    fn numeric_round_trips() {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "123.45",
+            "0.0001",
+            "10000",
+            "-99999999.123456789",
+            "0.00",
+            "1000000.5",
+            "0.5",
+        ] {
+            let mut out = bytes::BytesMut::new();
+            write_numeric(&mut out, s);
+            assert_eq!(read_numeric(&out).expect("decodes"), s, "{s}");
+        }
+        let mut out = bytes::BytesMut::new();
+        write_numeric(&mut out, "123.45");
+        assert_eq!(
+            out.to_vec(),
+            vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
+        );
+    }
+}

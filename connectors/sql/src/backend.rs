@@ -1,0 +1,124 @@
+//! What a SQL backend provides to the shared layer.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Field, FieldRef, SchemaRef};
+use datafusion::error::Result;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::sql::unparser::dialect::Dialect;
+
+use crate::query::RemoteQuery;
+
+/// `schema.table` on the remote server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteTableName {
+    pub schema: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for RemoteTableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// One exposed column: its Arrow field and how the backend reads it.
+#[derive(Debug, Clone)]
+pub struct RemoteColumn<C> {
+    pub name: String,
+    /// The remote type as the server spells it (`numeric(15,2)`), for messages.
+    pub remote_type: String,
+    pub field: FieldRef,
+    /// Backend-specific knowledge needed to decode and to push filters.
+    pub codec: C,
+}
+
+/// A remote table or view as Koios exposes it.
+#[derive(Debug, Clone)]
+pub struct RemoteTable<C> {
+    pub source: String,
+    pub name: RemoteTableName,
+    pub columns: Vec<RemoteColumn<C>>,
+    /// Arrow schema of `columns`, in order.
+    pub schema: SchemaRef,
+    /// Columns that exist remotely but are not exposed (PostgreSQL's `ctid`),
+    /// usable in split predicates.
+    pub pseudo_columns: Vec<Field>,
+    /// The server's row estimate, if it keeps one.
+    pub row_estimate: Option<u64>,
+    pub is_view: bool,
+}
+
+impl<C> RemoteTable<C> {
+    pub fn column(&self, name: &str) -> Option<&RemoteColumn<C>> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A SQL server Koios reads from and writes to.
+#[async_trait]
+pub trait SqlBackend: Debug + Send + Sync + 'static {
+    /// Per-column information the backend keeps (type codes, collation …).
+    type Codec: Clone + Debug + Send + Sync + 'static;
+
+    /// The Koios source name, used in every message.
+    fn source_name(&self) -> &str;
+
+    /// The unparser dialect remote SQL is written in.
+    fn dialect(&self) -> &dyn Dialect;
+
+    /// Schemas to expose.
+    async fn schema_names(&self) -> Result<Vec<String>>;
+
+    /// Tables and views of one schema.
+    async fn table_names(&self, schema: &str) -> Result<Vec<String>>;
+
+    /// Columns, types and statistics of a table; `None` if it does not exist.
+    async fn describe(&self, name: &RemoteTableName) -> Result<Option<RemoteTable<Self::Codec>>>;
+
+    /// Whether the server evaluates `filter` exactly as DataFusion would.
+    fn filter_pushdown(
+        &self,
+        table: &RemoteTable<Self::Codec>,
+        filter: &Expr,
+    ) -> TableProviderFilterPushDown;
+
+    /// The expression selecting a column (a cast for columns read as text).
+    fn select_expr(&self, column: &RemoteColumn<Self::Codec>) -> Expr {
+        Expr::Column(datafusion::common::Column::new_unqualified(&column.name))
+    }
+
+    /// Predicates splitting a scan into disjoint partitions whose union is
+    /// the whole table (at most `max_partitions`, the session's parallelism,
+    /// unless the source fixes a count); one `None` means "do not split".
+    async fn split_predicates(
+        &self,
+        table: &RemoteTable<Self::Codec>,
+        max_partitions: usize,
+    ) -> Result<Vec<Option<Expr>>>;
+
+    /// Runs a query, streaming batches of `query.output_schema()`.
+    fn execute(
+        &self,
+        query: RemoteQuery<Self::Codec>,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream>;
+
+    /// Appends rows in one transaction; returns the row count.
+    async fn insert(
+        &self,
+        table: Arc<RemoteTable<Self::Codec>>,
+        rows: SendableRecordBatchStream,
+    ) -> Result<u64>;
+
+    /// Drops pooled connections so the next use reconnects (after refresh).
+    fn reset(&self) {}
+}
+
+/// Shorthand for a pushdown decision.
+pub fn unsupported() -> TableProviderFilterPushDown {
+    TableProviderFilterPushDown::Unsupported
+}

@@ -1,0 +1,92 @@
+//! Remote queries and their SQL, written by DataFusion's unparser.
+//!
+//! The query is built as a DataFusion logical plan over a stand-in for the
+//! remote table (scan → filter → projection → limit) and unparsed in the
+//! backend's dialect, so identifiers are quoted and literals escaped by the
+//! unparser — never spliced into SQL by hand.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::TableReference;
+use datafusion::error::Result;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, LogicalTableSource, lit};
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect::Dialect;
+
+use crate::backend::RemoteTable;
+
+/// One scan of one remote table.
+#[derive(Debug, Clone)]
+pub struct RemoteQuery<C> {
+    pub table: Arc<RemoteTable<C>>,
+    /// Indexes of the exposed columns to return; empty for `count(*)`-style scans.
+    pub projection: Vec<usize>,
+    /// Filters the backend promised to evaluate.
+    pub filters: Vec<Expr>,
+    /// The partition's share of the table, if split.
+    pub split: Option<Expr>,
+    pub limit: Option<usize>,
+}
+
+impl<C> RemoteQuery<C> {
+    /// Schema of the batches this query produces.
+    pub fn output_schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.projection
+                .iter()
+                .map(|i| Arc::clone(&self.table.columns[*i].field))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The SQL text sent to the server.
+    ///
+    /// `select` gives the expression reading each column. With an empty
+    /// projection the query selects the constant 1, so rows are still counted.
+    pub fn to_sql(&self, dialect: &dyn Dialect, select: impl Fn(usize) -> Expr) -> Result<String> {
+        let table = &self.table;
+        let mut fields: Vec<_> = table
+            .columns
+            .iter()
+            .map(|c| c.field.as_ref().clone())
+            .collect();
+        fields.extend(table.pseudo_columns.iter().cloned());
+        let source = Arc::new(LogicalTableSource::new(Arc::new(Schema::new(fields))));
+        let reference =
+            TableReference::partial(table.name.schema.as_str(), table.name.table.as_str());
+        let mut builder = LogicalPlanBuilder::scan(reference, source, None)?;
+        let predicates: Vec<Expr> = self
+            .filters
+            .iter()
+            .cloned()
+            .chain(self.split.clone())
+            .collect();
+        if let Some(predicate) = conjunction(predicates) {
+            builder = builder.filter(predicate)?;
+        }
+        let projection: Vec<Expr> = if self.projection.is_empty() {
+            vec![lit(1i32).alias("koios_row")]
+        } else {
+            self.projection
+                .iter()
+                .map(|i| {
+                    let expr = select(*i);
+                    let name = &table.columns[*i].name;
+                    match &expr {
+                        Expr::Column(c) if &c.name == name => expr,
+                        _ => expr.alias(name),
+                    }
+                })
+                .collect()
+        };
+        builder = builder.project(projection)?;
+        if let Some(limit) = self.limit {
+            builder = builder.limit(0, Some(limit))?;
+        }
+        let plan = builder.build()?;
+        let statement = Unparser::new(dialect).plan_to_sql(&plan)?;
+        Ok(statement.to_string())
+    }
+}

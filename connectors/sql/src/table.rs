@@ -1,0 +1,143 @@
+//! A remote table as a DataFusion `TableProvider`: filter, projection and
+//! limit pushdown, split scans, inserts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::TableType;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::backend::{RemoteTable, SqlBackend};
+use crate::query::RemoteQuery;
+use crate::scan::RemoteScanExec;
+use crate::sink::RemoteSink;
+
+/// One remote table or view.
+pub struct SqlTable<B: SqlBackend> {
+    backend: Arc<B>,
+    table: Arc<RemoteTable<B::Codec>>,
+}
+
+impl<B: SqlBackend> SqlTable<B> {
+    pub fn new(backend: Arc<B>, table: RemoteTable<B::Codec>) -> Self {
+        Self {
+            backend,
+            table: Arc::new(table),
+        }
+    }
+}
+
+impl<B: SqlBackend> std::fmt::Debug for SqlTable<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SqlTable({}.{})",
+            self.backend.source_name(),
+            self.table.name
+        )
+    }
+}
+
+#[async_trait]
+impl<B: SqlBackend> TableProvider for SqlTable<B> {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.table.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        if self.table.is_view {
+            TableType::View
+        } else {
+            TableType::Base
+        }
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| self.backend.filter_pushdown(&self.table, f))
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.table.columns.len()).collect(),
+        };
+        // DataFusion only passes filters this table accepted; keep the exact
+        // ones (inexact ones are re-checked above the scan anyway).
+        let filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| {
+                self.backend.filter_pushdown(&self.table, f)
+                    != TableProviderFilterPushDown::Unsupported
+            })
+            .cloned()
+            .collect();
+        // A limited scan reads few rows: one query is cheapest.
+        let splits = if limit.is_some() {
+            vec![None]
+        } else {
+            let max = state.config().target_partitions();
+            self.backend.split_predicates(&self.table, max).await?
+        };
+        let queries: Vec<RemoteQuery<B::Codec>> = splits
+            .into_iter()
+            .map(|split| RemoteQuery {
+                table: Arc::clone(&self.table),
+                projection: projection.clone(),
+                filters: filters.clone(),
+                split,
+                limit,
+            })
+            .collect();
+        let schema = queries.first().map(|q| q.output_schema()).ok_or_else(|| {
+            DataFusionError::Internal("a scan needs at least one partition".into())
+        })?;
+        Ok(Arc::new(RemoteScanExec::try_new(
+            Arc::clone(&self.backend),
+            queries,
+            schema,
+        )?))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} into {}.{} is not supported; only INSERT INTO",
+                self.backend.source_name(),
+                self.table.name
+            )));
+        }
+        if self.table.is_view {
+            return Err(DataFusionError::Plan(format!(
+                "cannot insert into view {}.{}",
+                self.backend.source_name(),
+                self.table.name
+            )));
+        }
+        let sink = RemoteSink::new(Arc::clone(&self.backend), Arc::clone(&self.table));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
