@@ -40,16 +40,16 @@ impl KoiosError {
 /// A SQL error with the SQLSTATE code a PostgreSQL client expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqlError {
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
     /// Extra help shown by clients on a separate `HINT:` line.
     pub hint: Option<String>,
 }
 
 impl SqlError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.to_string(),
             message: message.into(),
             hint: None,
         }
@@ -94,6 +94,7 @@ pub mod codes {
     pub const INVALID_AUTHORIZATION: &str = "28000";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
 }
 
 /// Classifies a DataFusion error into a SQLSTATE and a client-facing message.
@@ -105,6 +106,14 @@ pub fn sqlstate(error: &DataFusionError) -> SqlError {
     let error = unwrap_context(error);
     if let Some(rewritten) = postgres_wording(error) {
         return rewritten;
+    }
+    if let DataFusionError::External(inner) = error
+        && let Some(remote) = inner.downcast_ref::<koios_connector::RemoteError>()
+    {
+        return SqlError::new(
+            remote.sqlstate.as_deref().unwrap_or(CONNECTION_FAILURE),
+            remote.message.clone(),
+        );
     }
     let message = clean_message(error);
     let code = match error {
@@ -122,6 +131,8 @@ pub fn sqlstate(error: &DataFusionError) -> SqlError {
                 INVALID_TEXT_REPRESENTATION
             }
             arrow::error::ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+            // Inserting NULL into a NOT NULL column is caught by Arrow's checks.
+            other if other.to_string().contains("non-nullable") => NOT_NULL_VIOLATION,
             _ => INTERNAL_ERROR,
         },
         DataFusionError::Plan(m) => classify_plan_message(m),
@@ -188,6 +199,11 @@ fn classify_execution_message(m: &str) -> &'static str {
 /// PostgreSQL's wording for the errors clients most often match on.
 fn postgres_wording(error: &DataFusionError) -> Option<SqlError> {
     use codes::*;
+    let text = error.to_string();
+    if text.contains("has null but schema specifies non-nullable") {
+        // Arrow's check of NOT NULL columns, e.g. INSERT of a NULL.
+        return Some(SqlError::new(NOT_NULL_VIOLATION, clean_message(error)));
+    }
     match error {
         DataFusionError::Plan(m) => {
             if let Some(rest) = m.strip_prefix("table '")

@@ -91,7 +91,7 @@ impl PgWireServerHandlers for ConnectionHandlers {
 pub fn to_pg_error(error: &DataFusionError) -> PgWireError {
     let sql = sqlstate(error);
     tracing::debug!(code = sql.code, message = %sql.message, "query failed");
-    let mut info = ErrorInfo::new("ERROR".into(), sql.code.into(), sql.message);
+    let mut info = ErrorInfo::new("ERROR".into(), sql.code, sql.message);
     info.hint = sql.hint;
     PgWireError::UserError(Box::new(info))
 }

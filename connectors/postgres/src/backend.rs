@@ -94,14 +94,7 @@ impl PgBackend {
     }
 
     fn db_error(&self, what: &str, e: tokio_postgres::Error) -> DataFusionError {
-        match e.as_db_error() {
-            Some(db) => self.error(format!(
-                "{what}: PostgreSQL said: {} ({})",
-                db.message(),
-                db.code().code()
-            )),
-            None => self.error(format!("{what}: {e}")),
-        }
+        remote_error(&format!("source '{}': {what}", self.source), &e)
     }
 
     async fn database_collation_bytewise(&self, client: &tokio_postgres::Client) -> Result<bool> {
@@ -450,9 +443,12 @@ impl SqlBackend for PgBackend {
         let pool = self.pool.clone();
         let source = self.source.clone();
         let table = query.table.name.clone();
-        let fail = move |message: String| {
-            DataFusionError::Execution(format!("source '{source}': reading {table}: {message}"))
+        let context = format!("source '{source}': reading {table}");
+        let fail = {
+            let context = context.clone();
+            move |message: String| DataFusionError::Execution(format!("{context}: {message}"))
         };
+        let fail_pg = move |e: tokio_postgres::Error| remote_error(&context, &e);
         let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size);
 
         struct State {
@@ -464,15 +460,13 @@ impl SqlBackend for PgBackend {
         }
         let start = {
             let fail = fail.clone();
+            let fail_pg = fail_pg.clone();
             async move {
                 let client = pool
                     .get()
                     .await
                     .map_err(|e| fail(format!("cannot connect: {e}")))?;
-                let rows = client
-                    .copy_out(copy.as_str())
-                    .await
-                    .map_err(|e| fail(pg_message(&e)))?;
+                let rows = client.copy_out(copy.as_str()).await.map_err(&fail_pg)?;
                 Ok::<_, DataFusionError>(State {
                     _client: client,
                     rows: Box::pin(rows),
@@ -485,8 +479,10 @@ impl SqlBackend for PgBackend {
         let batches = futures::stream::once(start)
             .map_ok(move |state| {
                 let fail = fail.clone();
+                let fail_pg = fail_pg.clone();
                 futures::stream::try_unfold(state, move |mut state| {
                     let fail = fail.clone();
+                    let fail_pg = fail_pg.clone();
                     async move {
                         loop {
                             if let Some(batch) = state.ready.pop_front() {
@@ -497,7 +493,7 @@ impl SqlBackend for PgBackend {
                             }
                             match state.rows.next().await {
                                 Some(chunk) => {
-                                    let chunk = chunk.map_err(|e| fail(pg_message(&e)))?;
+                                    let chunk = chunk.map_err(&fail_pg)?;
                                     state
                                         .ready
                                         .extend(state.decoder.push(&chunk).map_err(&fail)?);
@@ -531,9 +527,18 @@ fn col_ctid() -> Expr {
 /// The server's message for an error, without connection details.
 pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("PostgreSQL said: {} ({})", db.message(), db.code().code()),
+        Some(db) => format!("PostgreSQL said: {}", db.message()),
         None => e.to_string(),
     }
+}
+
+/// A PostgreSQL error as a Koios error keeping the server's SQLSTATE.
+pub(crate) fn remote_error(context: &str, e: &tokio_postgres::Error) -> DataFusionError {
+    koios_connector::RemoteError {
+        sqlstate: e.as_db_error().map(|db| db.code().code().to_string()),
+        message: format!("{context}: {}", pg_message(e)),
+    }
+    .into_datafusion()
 }
 
 /// `"name"` with embedded quotes doubled: identifiers in the few statements

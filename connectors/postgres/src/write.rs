@@ -11,7 +11,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
 use koios_connector_sql::RemoteTable;
 
-use crate::backend::{PgBackend, pg_message, quote_ident};
+use crate::backend::{PgBackend, quote_ident, remote_error};
 use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind, write_numeric};
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -23,13 +23,13 @@ pub async fn copy_in(
     table: &Arc<RemoteTable<PgCodec>>,
     mut rows: SendableRecordBatchStream,
 ) -> Result<u64> {
-    let fail = |message: String| {
-        DataFusionError::Execution(format!(
-            "source '{}': inserting into {}: {message}",
-            backend.source(),
-            table.name
-        ))
-    };
+    let context = format!(
+        "source '{}': inserting into {}",
+        backend.source(),
+        table.name
+    );
+    let fail = |message: String| DataFusionError::Execution(format!("{context}: {message}"));
+    let fail_pg = |e: tokio_postgres::Error| remote_error(&context, &e);
     let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let statement = format!(
         "COPY {}.{} ({}) FROM STDIN (FORMAT binary)",
@@ -42,14 +42,11 @@ pub async fn copy_in(
         .get()
         .await
         .map_err(|e| fail(format!("cannot connect: {e}")))?;
-    let transaction = client
-        .transaction()
-        .await
-        .map_err(|e| fail(pg_message(&e)))?;
+    let transaction = client.transaction().await.map_err(fail_pg)?;
     let sink = transaction
         .copy_in(statement.as_str())
         .await
-        .map_err(|e| fail(pg_message(&e)))?;
+        .map_err(fail_pg)?;
     futures::pin_mut!(sink);
 
     let mut buf = BytesMut::with_capacity(CHUNK + 1024);
@@ -72,21 +69,14 @@ pub async fn copy_in(
                     .map_err(|e| fail(format!("column {}: {e}", remote.name)))?;
             }
             if buf.len() >= CHUNK {
-                sink.send(buf.split().freeze())
-                    .await
-                    .map_err(|e| fail(pg_message(&e)))?;
+                sink.send(buf.split().freeze()).await.map_err(fail_pg)?;
             }
         }
     }
     buf.put_i16(-1);
-    sink.send(buf.split().freeze())
-        .await
-        .map_err(|e| fail(pg_message(&e)))?;
-    let count = sink.finish().await.map_err(|e| fail(pg_message(&e)))?;
-    transaction
-        .commit()
-        .await
-        .map_err(|e| fail(pg_message(&e)))?;
+    sink.send(buf.split().freeze()).await.map_err(fail_pg)?;
+    let count = sink.finish().await.map_err(fail_pg)?;
+    transaction.commit().await.map_err(fail_pg)?;
     Ok(count)
 }
 
