@@ -9,7 +9,6 @@ use datafusion::error::DataFusionError;
 use futures::SinkExt;
 use futures::{Sink, StreamExt};
 use pgwire::api::DEFAULT_NAME;
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -19,8 +18,7 @@ use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers,
-    RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -28,7 +26,9 @@ use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, Row
 use pgwire::messages::extendedquery::{
     Describe, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
+use tokio_util::sync::CancellationToken;
 
+use super::cancel::{CancelRegistry, QueryCanceller};
 use super::encode::{conform, encode_batch, field_infos};
 use super::startup::KoiosStartup;
 use crate::engine::Engine;
@@ -42,23 +42,27 @@ use crate::session::{Output, Prepared, Session, parse_sql};
 pub struct ConnectionHandlers {
     engine: Arc<Engine>,
     session: Arc<OnceLock<Arc<Session>>>,
-    connections: Arc<ConnectionManager>,
+    cancels: Arc<CancelRegistry>,
+    canceller: Arc<QueryCanceller>,
     handler: Arc<QueryHandler>,
 }
 
 impl ConnectionHandlers {
-    pub fn new(engine: Arc<Engine>, connections: Arc<ConnectionManager>) -> Self {
+    pub fn new(engine: Arc<Engine>, cancels: Arc<CancelRegistry>) -> Self {
         let session = Arc::new(OnceLock::new());
+        let canceller = Arc::new(QueryCanceller::default());
         let handler = Arc::new(QueryHandler {
             parser: Arc::new(KoiosParser {
                 session: Arc::clone(&session),
             }),
             session: Arc::clone(&session),
+            canceller: Arc::clone(&canceller),
         });
         Self {
             engine,
             session,
-            connections,
+            cancels,
+            canceller,
             handler,
         }
     }
@@ -77,13 +81,14 @@ impl PgWireServerHandlers for ConnectionHandlers {
         Arc::new(KoiosStartup {
             engine: Arc::clone(&self.engine),
             session: Arc::clone(&self.session),
-            connections: Arc::clone(&self.connections),
+            cancels: Arc::clone(&self.cancels),
+            canceller: Arc::clone(&self.canceller),
             pids: RandomPidSecretKeyGenerator::default(),
         })
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(Arc::clone(&self.connections)))
+        Arc::clone(&self.cancels)
     }
 }
 
@@ -214,6 +219,26 @@ fn check_format_count(format: &Format, columns: usize) -> PgWireResult<()> {
 pub struct QueryHandler {
     parser: Arc<KoiosParser>,
     session: Arc<OnceLock<Arc<Session>>>,
+    canceller: Arc<QueryCanceller>,
+}
+
+fn query_canceled() -> PgWireError {
+    user_error(
+        codes::QUERY_CANCELED,
+        "canceling statement due to user request",
+    )
+}
+
+/// Runs `work` unless `token` fires first.
+async fn cancellable<T>(
+    token: &CancellationToken,
+    work: impl std::future::Future<Output = datafusion::error::Result<T>>,
+) -> PgWireResult<T> {
+    tokio::select! {
+        biased;
+        _ = token.cancelled() => Err(query_canceled()),
+        result = work => result.map_err(|e| to_pg_error(&e)),
+    }
 }
 
 impl QueryHandler {
@@ -225,6 +250,7 @@ impl QueryHandler {
         format: &Format,
         expected: Option<SchemaRef>,
         buffer: bool,
+        token: CancellationToken,
     ) -> PgWireResult<Response> {
         Ok(match output {
             Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
@@ -263,6 +289,19 @@ impl QueryHandler {
                         }
                     })
                     .flat_map(futures::stream::iter);
+                // Rows stop at a cancel request; dropping the rest of the
+                // stream drops the remote scans, which cancel remotely.
+                let rows = futures::stream::unfold(
+                    (Box::pin(rows), Some(token)),
+                    |(mut rows, token)| async move {
+                        let token = token?;
+                        tokio::select! {
+                            biased;
+                            _ = token.cancelled() => Some((Err(query_canceled()), (rows, None))),
+                            item = rows.next() => item.map(|item| (item, (rows, Some(token)))),
+                        }
+                    },
+                );
                 let mut response = if buffer {
                     // Later statements of the same simple query must not run
                     // before this one's rows are read.
@@ -298,19 +337,21 @@ impl SimpleQueryHandler for QueryHandler {
         };
         let count = statements.len();
         let mut responses = Vec::with_capacity(count);
+        let token = self.canceller.start_query();
         for (i, statement) in statements.iter().enumerate() {
-            let result = async {
+            let result = cancellable(&token, async {
                 let prepared = session.prepare(statement, &[]).await?;
                 session.execute(&prepared, Vec::new()).await
-            }
+            })
             .await;
             let response = match result {
                 Ok(output) => {
                     let last = i + 1 == count;
-                    self.respond(&session, output, &Format::UnifiedText, None, !last)
+                    let format = &Format::UnifiedText;
+                    self.respond(&session, output, format, None, !last, token.clone())
                         .await
                 }
-                Err(e) => Err(to_pg_error(&e)),
+                Err(e) => Err(e),
             };
             match response {
                 Ok(response) => responses.push(response),
@@ -460,16 +501,15 @@ impl ExtendedQueryHandler for QueryHandler {
             .map_err(|e| user_error(codes::INVALID_TEXT_REPRESENTATION, e.to_string()))?;
             params.push(value);
         }
-        let output = session
-            .execute(&stmt.prepared, params)
-            .await
-            .map_err(|e| to_pg_error(&e))?;
+        let token = self.canceller.start_query();
+        let output = cancellable(&token, session.execute(&stmt.prepared, params)).await?;
         self.respond(
             &session,
             output,
             &portal.result_column_format,
             Some(Arc::clone(&stmt.schema)),
             false,
+            token,
         )
         .await
     }

@@ -4,6 +4,7 @@
 //! own handlers and session; the engine (catalog, sources) is shared. A panic
 //! or error in one connection never affects another: each runs in its own task.
 
+mod cancel;
 mod encode;
 mod handler;
 mod startup;
@@ -11,7 +12,6 @@ mod startup;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pgwire::api::ConnectionManager;
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
@@ -24,7 +24,7 @@ pub use handler::ConnectionHandlers;
 pub struct Server {
     engine: Arc<Engine>,
     listener: TcpListener,
-    connections: Arc<ConnectionManager>,
+    cancels: Arc<cancel::CancelRegistry>,
 }
 
 impl Server {
@@ -48,7 +48,7 @@ impl Server {
         Ok(Server {
             engine,
             listener,
-            connections: Arc::new(ConnectionManager::new()),
+            cancels: Arc::new(cancel::CancelRegistry::default()),
         })
     }
 
@@ -74,7 +74,7 @@ impl Server {
             let _ = socket.set_nodelay(true);
             let handlers = Arc::new(ConnectionHandlers::new(
                 Arc::clone(&self.engine),
-                Arc::clone(&self.connections),
+                Arc::clone(&self.cancels),
             ));
             tokio::spawn(async move {
                 tracing::debug!(%peer, "connection opened");

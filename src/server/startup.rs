@@ -10,14 +10,15 @@ use pgwire::api::auth::{
     StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
 };
 use pgwire::api::{
-    ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, METADATA_DATABASE,
-    METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+    ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::startup::{Authentication, BackendKeyData, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::cancel::{CancelRegistry, QueryCanceller, Registration};
 use crate::engine::{Engine, KOIOS_CATALOG};
 use crate::error::codes;
 use crate::session::Session;
@@ -26,7 +27,8 @@ use crate::session::Session;
 pub struct KoiosStartup {
     pub engine: Arc<Engine>,
     pub session: Arc<OnceLock<Arc<Session>>>,
-    pub connections: Arc<ConnectionManager>,
+    pub cancels: Arc<CancelRegistry>,
+    pub canceller: Arc<QueryCanceller>,
     pub pids: RandomPidSecretKeyGenerator,
 }
 
@@ -127,11 +129,14 @@ impl StartupHandler for KoiosStartup {
 
         let (pid, secret) = self.pids.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
-        let (handle, guard) = self.connections.register(pid, secret.clone());
+        // Kept in the connection's extensions: dropped (and unregistered)
+        // when the connection ends.
+        let registration = self
+            .cancels
+            .register(pid, secret.clone(), Arc::clone(&self.canceller));
         client
             .session_extensions()
-            .insert::<Arc<ConnectionHandle>>(handle);
-        client.session_extensions().insert::<ConnectionGuard>(guard);
+            .insert::<Registration>(registration);
 
         client
             .feed(PgWireBackendMessage::Authentication(Authentication::Ok))

@@ -452,6 +452,9 @@ impl SqlBackend for PgBackend {
         let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size);
 
         struct State {
+            // Declared first so it drops (and cancels) before the connection
+            // goes back to the pool.
+            cancel: CancelOnDrop,
             _client: deadpool_postgres::Object,
             rows: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
             decoder: CopyDecoder,
@@ -466,8 +469,12 @@ impl SqlBackend for PgBackend {
                     .get()
                     .await
                     .map_err(|e| fail(format!("cannot connect: {e}")))?;
+                // Armed before the statement starts: PostgreSQL may run it for
+                // long before the first row, and a drop then must cancel too.
+                let cancel = CancelOnDrop(Some(client.cancel_token()));
                 let rows = client.copy_out(copy.as_str()).await.map_err(&fail_pg)?;
                 Ok::<_, DataFusionError>(State {
+                    cancel,
                     _client: client,
                     rows: Box::pin(rows),
                     decoder,
@@ -489,6 +496,7 @@ impl SqlBackend for PgBackend {
                                 return Ok(Some((batch, state)));
                             }
                             if state.done {
+                                state.cancel.disarm();
                                 return Ok(None);
                             }
                             match state.rows.next().await {
@@ -517,6 +525,29 @@ impl SqlBackend for PgBackend {
         rows: SendableRecordBatchStream,
     ) -> Result<u64> {
         crate::write::copy_in(self, &table, rows).await
+    }
+}
+
+/// Cancels the running statement on the server when dropped while armed:
+/// a scan abandoned early (LIMIT reached, client cancel, error elsewhere in
+/// the plan) stops instead of running to completion.
+struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+
+impl CancelOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = token.cancel_query(NoTls).await;
+            });
+        }
     }
 }
 

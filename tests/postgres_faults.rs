@@ -1,0 +1,180 @@
+//! PostgreSQL faults: a server that is down at start, connections killed
+//! under Koios, and statements cancelled by the client (which must stop the
+//! statement on PostgreSQL too).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use koios::config::Config;
+use support::TestServer;
+use tokio_postgres::NoTls;
+
+/// Statements Koios is running on the test database (its scans use COPY).
+async fn active_scans(admin: &tokio_postgres::Client, database: &str) -> i64 {
+    let row = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+             AND query LIKE 'COPY (SELECT%slow%' AND pid <> pg_backend_pid()",
+            &[&database],
+        )
+        .await
+        .expect("pg_stat_activity");
+    row.get(0)
+}
+
+async fn postgres_admin() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        NoTls,
+    )
+    .await
+    .expect("connects to PostgreSQL");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_remote_statement() {
+    let server = TestServer::start_test().await;
+    let pg = server.pg.as_ref().expect("test database");
+    pg.execute("CREATE VIEW slow AS SELECT pg_sleep(60)::text AS s")
+        .expect("creates the slow view");
+    let client = server.connect("koios").await;
+    client
+        .batch_execute("REFRESH SOURCE pg")
+        .await
+        .expect("refresh");
+
+    let cancel = client.cancel_token();
+    let started = Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        cancel.cancel_query(NoTls).await
+    });
+    let err = client
+        .simple_query("SELECT * FROM pg.public.slow")
+        .await
+        .expect_err("the query is cancelled");
+    canceller
+        .await
+        .expect("cancel task")
+        .expect("cancel request sent");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+
+    // PostgreSQL stops the statement too, soon after.
+    let admin = postgres_admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while active_scans(&admin, &pg.name).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the remote statement is still running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The session and the source keep working.
+    let row = client
+        .query_one("SELECT count(*) FROM pg.public.nation_stats", &[])
+        .await
+        .expect("still usable");
+    assert_eq!(row.get::<_, i64>(0), 5);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "follow-up waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_fail_clearly_then_recover() {
+    let server = TestServer::start_test().await;
+    let pg = server.pg.as_ref().expect("test database");
+    let client = server.connect("koios").await;
+    let count = "SELECT count(*) FROM pg.public.nation_stats";
+    assert_eq!(
+        client
+            .query_one(count, &[])
+            .await
+            .expect("first")
+            .get::<_, i64>(0),
+        5
+    );
+
+    let admin = postgres_admin().await;
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&pg.name],
+        )
+        .await
+        .expect("terminates Koios's connections");
+
+    // The pool notices dead connections; at worst one query reports it.
+    let mut recovered = false;
+    for _ in 0..3 {
+        match client.query_one(count, &[]).await {
+            Ok(row) => {
+                assert_eq!(row.get::<_, i64>(0), 5);
+                recovered = true;
+                break;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains("source 'pg'"), "{message}");
+            }
+        }
+    }
+    assert!(
+        recovered,
+        "the source did not recover after its connections were killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_reported_without_secrets() {
+    let text = r#"
+[[source]]
+name = "pg_down"
+kind = "postgres"
+url = "postgres://app:hunter2-secret@127.0.0.1:1/nothing"
+
+[[source]]
+name = "bad_url"
+kind = "postgres"
+url = "postgres://app:hunter2-secret@127.0.0.1:notaport/x"
+"#;
+    let config =
+        Config::parse(text, std::path::Path::new("down.toml"), &|_| None).expect("valid config");
+    let server = TestServer::start(config).await;
+    let client = server.connect("koios").await;
+    for sql in [
+        "SELECT * FROM pg_down.public.t",
+        "SELECT * FROM bad_url.public.t",
+    ] {
+        let err = client.simple_query(sql).await.expect_err("source is down");
+        let db = err.as_db_error().expect("a server error");
+        let source = sql.split(['.', ' ']).nth(3).unwrap_or_default();
+        assert!(
+            db.message()
+                .contains(&format!("source '{source}' is unavailable")),
+            "{}",
+            db.message()
+        );
+        assert!(
+            !db.message().contains("hunter2"),
+            "password leaked: {}",
+            db.message()
+        );
+    }
+    // Everything else still works.
+    let row = client.query_one("SELECT 1 + 1", &[]).await.expect("works");
+    assert_eq!(row.get::<_, i64>(0), 2);
+}
