@@ -525,7 +525,7 @@ fn numeric_parts(b: &[u8]) -> Result<(bool, Vec<i16>, i32, u16), String> {
 }
 
 fn check_precision(abs: u128, precision: u8) -> Result<(), String> {
-    if precision < 38 && abs >= 10u128.pow(precision as u32) {
+    if precision <= 38 && abs >= 10u128.pow(precision as u32) {
         return Err(format!("numeric value exceeds precision {precision}"));
     }
     Ok(())

@@ -1,0 +1,256 @@
+//! PostgreSQL scan benchmark (issue: PostgreSQL connector).
+//!
+//! Loads TPC-H `lineitem` at scale factor 1 (6 001 215 rows) into the local
+//! PostgreSQL database `koios_bench` once, then measures in one run:
+//!
+//! * (a) `COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary)` through
+//!   psql into /dev/null — the practical limit for reading PostgreSQL;
+//! * (b) Koios scanning the same table into Arrow record batches, with 1 and
+//!   2 partitions;
+//! * (c) a selective query (`l_orderkey` range, ~40 rows) through Koios over
+//!   the wire vs the same SQL sent to PostgreSQL directly.
+//!
+//! Run: `cargo bench --bench postgres_scan` (PostgreSQL on 127.0.0.1:5432).
+//! `KOIOS_BENCH_SF` changes the scale factor; results go to benches/README.md.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use koios::config::Config;
+use koios::engine::Engine;
+use koios::server::Server;
+use koios::session::{Output, Session};
+use tokio_postgres::NoTls;
+
+const DATABASE: &str = "koios_bench";
+const RUNS: usize = 3;
+
+async fn connect(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
+        NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/services.sh)");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn load(scale_factor: f64) -> u64 {
+    let admin = connect("postgres").await;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
+        .await
+        .expect("pg_database")
+        .is_some();
+    if !exists {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
+            .await
+            .expect("create database");
+    }
+    let db = connect(DATABASE).await;
+    let expected = tpchgen::generators::LineItemGenerator::new(scale_factor, 1, 1)
+        .iter()
+        .count() as i64;
+    let loaded: i64 = db
+        .query_opt("SELECT count(*) FROM lineitem", &[])
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
+        .unwrap_or(-1);
+    if loaded == expected {
+        return expected as u64;
+    }
+    eprintln!("loading lineitem (SF {scale_factor}, {expected} rows) into {DATABASE} ...");
+    db.batch_execute(
+        "DROP TABLE IF EXISTS lineitem;
+         CREATE TABLE lineitem (
+           l_orderkey bigint NOT NULL, l_partkey bigint NOT NULL, l_suppkey bigint NOT NULL,
+           l_linenumber integer NOT NULL, l_quantity numeric(15,2) NOT NULL,
+           l_extendedprice numeric(15,2) NOT NULL, l_discount numeric(15,2) NOT NULL,
+           l_tax numeric(15,2) NOT NULL, l_returnflag char(1) NOT NULL, l_linestatus char(1) NOT NULL,
+           l_shipdate date NOT NULL, l_commitdate date NOT NULL, l_receiptdate date NOT NULL,
+           l_shipinstruct varchar(25) NOT NULL, l_shipmode varchar(10) NOT NULL,
+           l_comment varchar(44) NOT NULL)",
+    )
+    .await
+    .expect("create table");
+    let sink = db
+        .copy_in("COPY lineitem FROM STDIN (FORMAT text, DELIMITER '|')")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    let mut buf = Vec::with_capacity(1 << 22);
+    for row in tpchgen::generators::LineItemGenerator::new(scale_factor, 1, 1).iter() {
+        let line = row.to_string();
+        buf.extend_from_slice(line.trim_end_matches('|').as_bytes());
+        buf.push(b'\n');
+        if buf.len() > 1 << 22 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .expect("send");
+        }
+    }
+    sink.send(bytes::Bytes::from(buf)).await.expect("send");
+    let n = sink.finish().await.expect("finish");
+    db.batch_execute(
+        "CREATE INDEX lineitem_orderkey ON lineitem (l_orderkey); VACUUM ANALYZE lineitem",
+    )
+    .await
+    .expect("index");
+    n
+}
+
+fn best(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[0]
+}
+
+fn psql_copy() -> Duration {
+    let started = Instant::now();
+    let status = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            DATABASE,
+            "-X",
+            "-q",
+            "-c",
+        ])
+        .arg("COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary)")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("psql runs");
+    assert!(status.success());
+    started.elapsed()
+}
+
+async fn koios_scan(engine: &Arc<Engine>, source: &str) -> (Duration, usize) {
+    let session = Session::new(Arc::clone(engine), "koios");
+    let started = Instant::now();
+    let mut rows = 0;
+    for output in session
+        .run_sql(&format!("SELECT * FROM {source}.public.lineitem"))
+        .await
+        .expect("scan plans")
+    {
+        if let Output::Rows { mut stream, .. } = output {
+            while let Some(batch) = stream.next().await {
+                rows += batch.expect("batch").num_rows();
+            }
+        }
+    }
+    (started.elapsed(), rows)
+}
+
+#[tokio::main]
+async fn main() {
+    let scale_factor: f64 = std::env::var("KOIOS_BENCH_SF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let rows = load(scale_factor).await;
+    let config = format!(
+        r#"
+[[source]]
+name = "pg1"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{DATABASE}"
+split_count = 1
+
+[[source]]
+name = "pg2"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{DATABASE}"
+split_count = 2
+"#
+    );
+    let config =
+        Config::parse(&config, std::path::Path::new("bench.toml"), &|_| None).expect("config");
+    let engine = Engine::start(&config).await.expect("engine");
+
+    let copy = best((0..RUNS).map(|_| psql_copy()).collect());
+    let mut one = Vec::new();
+    let mut two = Vec::new();
+    for _ in 0..RUNS {
+        let (t, n) = koios_scan(&engine, "pg1").await;
+        assert_eq!(n as u64, rows);
+        one.push(t);
+        let (t, n) = koios_scan(&engine, "pg2").await;
+        assert_eq!(n as u64, rows);
+        two.push(t);
+    }
+    let (one, two) = (best(one), best(two));
+
+    // Selective query: Koios over the wire vs PostgreSQL directly.
+    let server = Server::bind(Arc::clone(&engine), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr().expect("addr");
+    tokio::spawn(server.run());
+    let (koios, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={} user=koios dbname=pg1", addr.port()),
+        NoTls,
+    )
+    .await
+    .expect("koios");
+    tokio::spawn(connection);
+    let direct = connect(DATABASE).await;
+    let selective = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
+                     WHERE l_orderkey BETWEEN 3000000 AND 3000040";
+    let mut via_koios = Vec::new();
+    let mut via_direct = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let a = direct.simple_query(selective).await.expect("direct").len();
+        via_direct.push(started.elapsed());
+        let started = Instant::now();
+        let b = koios.simple_query(selective).await.expect("koios").len();
+        via_koios.push(started.elapsed());
+        assert_eq!(a, b);
+    }
+    let (sel_koios, sel_direct) = (best(via_koios), best(via_direct));
+
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64();
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "lineitem SF {scale_factor}: {rows} rows, best of {RUNS} runs"
+    );
+    let _ = writeln!(out, "| measurement | time | rows/s | ratio |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| (a) psql COPY binary to /dev/null | {:.2} s | {:.0} | 1.00 (baseline) |",
+        copy.as_secs_f64(),
+        rate(copy)
+    );
+    for (name, t) in [
+        ("(b) Koios scan into Arrow, 1 partition", one),
+        ("(b) Koios scan into Arrow, 2 partitions", two),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} s | {:.0} | {:.2}× the COPY rate |",
+            t.as_secs_f64(),
+            rate(t),
+            rate(t) / rate(copy)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| (c) selective query, direct | {:.2} ms | | 1.00 (baseline) |\n| (c) selective query through Koios | {:.2} ms | | {:.2}× direct time |",
+        sel_direct.as_secs_f64() * 1e3,
+        sel_koios.as_secs_f64() * 1e3,
+        sel_koios.as_secs_f64() / sel_direct.as_secs_f64()
+    );
+}
