@@ -60,6 +60,7 @@ fn builtin_connectors() -> BTreeMap<&'static str, Arc<dyn Connector>> {
         Arc::new(koios_connector_files::FilesConnector),
         Arc::new(crate::demo::DemoConnector),
         Arc::new(koios_connector_postgres::PostgresConnector),
+        Arc::new(koios_connector_mysql::MySqlConnector),
     ];
     all.into_iter().map(|c| (c.kind(), c)).collect()
 }

@@ -14,7 +14,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
-use koios_connector_sql::pushdown::{Comparison, ExactColumns, is_exact};
+use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
 use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
 use tokio_postgres::NoTls;
 
@@ -114,12 +114,19 @@ impl PgBackend {
 struct PgColumns<'a>(&'a RemoteTable<PgCodec>);
 
 impl ExactColumns for PgColumns<'_> {
-    fn is_exact(
+    fn safety(
         &self,
         column: &str,
         comparison: Comparison,
         literal: Option<&ScalarValue>,
-    ) -> bool {
+    ) -> Safety {
+        self.exact(column, comparison, literal).into()
+    }
+}
+
+impl PgColumns<'_> {
+    /// PostgreSQL reports no supersets: a comparison is exact or not pushed.
+    fn exact(&self, column: &str, comparison: Comparison, literal: Option<&ScalarValue>) -> bool {
         let Some(column) = self.0.column(column) else {
             return false;
         };
@@ -343,6 +350,7 @@ impl SqlBackend for PgBackend {
                 vec![Field::new("ctid", DataType::Utf8, false)]
             },
             row_estimate: (!is_view).then_some(estimate as u64),
+            split_column: None,
             is_view,
         }))
     }

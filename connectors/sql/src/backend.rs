@@ -49,6 +49,8 @@ pub struct RemoteTable<C> {
     pub pseudo_columns: Vec<Field>,
     /// The server's row estimate, if it keeps one.
     pub row_estimate: Option<u64>,
+    /// A single-column integer primary key, usable for range splits.
+    pub split_column: Option<String>,
     pub is_view: bool,
 }
 

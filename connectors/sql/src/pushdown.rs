@@ -4,6 +4,12 @@
 //! with AND/OR/NOT. Whether a comparison on a given column is exact is the
 //! backend's call (collations, float NaN rules, type conversions differ per
 //! server); this module walks the expression and asks.
+//!
+//! A comparison can also be a *superset*: the server returns every row
+//! DataFusion would, and maybe more (case-insensitive `=` under MySQL's
+//! default collations). Such a filter is pushed as *Inexact* and DataFusion
+//! re-checks the rows; it stays safe under AND/OR but not under NOT or `<>`,
+//! which turn a superset into a subset.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Like, Operator};
@@ -15,79 +21,132 @@ pub enum Comparison {
     Equality,
     /// `<`, `<=`, `>`, `>=`, `BETWEEN`
     Ordering,
-    /// `LIKE` (case-sensitive, no custom escape)
+    /// `LIKE` (case-sensitive, default escape)
     Like,
     /// `IS [NOT] NULL`
     NullTest,
 }
 
-/// Answers whether `column` compared by `comparison` with `literal` is
-/// evaluated remotely exactly as DataFusion evaluates it.
+/// How a remote evaluation relates to DataFusion's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Safety {
+    /// Not pushable.
+    No,
+    /// The server keeps every row DataFusion keeps, maybe more.
+    Superset,
+    /// Identical results.
+    Exact,
+}
+
+impl From<bool> for Safety {
+    fn from(exact: bool) -> Self {
+        if exact { Safety::Exact } else { Safety::No }
+    }
+}
+
+/// Answers how `column` compared by `comparison` with `literal` is evaluated
+/// remotely, relative to DataFusion.
 pub trait ExactColumns {
-    fn is_exact(&self, column: &str, comparison: Comparison, literal: Option<&ScalarValue>)
-    -> bool;
+    fn safety(&self, column: &str, comparison: Comparison, literal: Option<&ScalarValue>)
+    -> Safety;
 }
 
 /// Whether the whole of `expr` can be evaluated remotely with identical results.
 pub fn is_exact(expr: &Expr, columns: &dyn ExactColumns) -> bool {
+    classify(expr, columns) == Safety::Exact
+}
+
+/// How safely `expr` can be evaluated remotely.
+pub fn classify(expr: &Expr, columns: &dyn ExactColumns) -> Safety {
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
-            Operator::And | Operator::Or => is_exact(left, columns) && is_exact(right, columns),
-            Operator::Eq | Operator::NotEq => compare(left, right, Comparison::Equality, columns),
+            Operator::And | Operator::Or => classify(left, columns).min(classify(right, columns)),
+            Operator::Eq => compare(left, right, Comparison::Equality, columns),
+            // `<>` keeps fewer rows under a coarser comparison: exact only.
+            Operator::NotEq => exact_only(compare(left, right, Comparison::Equality, columns)),
             Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
                 compare(left, right, Comparison::Ordering, columns)
             }
-            _ => false,
+            _ => Safety::No,
         },
-        Expr::Not(inner) => is_exact(inner, columns),
+        // A superset under NOT becomes a subset: only exact parts survive.
+        Expr::Not(inner) => exact_only(classify(inner, columns)),
         Expr::IsNull(inner) | Expr::IsNotNull(inner) => match inner.as_ref() {
-            Expr::Column(c) => columns.is_exact(&c.name, Comparison::NullTest, None),
-            _ => false,
+            Expr::Column(c) => columns.safety(&c.name, Comparison::NullTest, None),
+            _ => Safety::No,
         },
-        Expr::InList(list) => match list.expr.as_ref() {
-            Expr::Column(c) => {
-                !list.list.is_empty()
-                    && list.list.iter().all(|item| match item {
+        Expr::InList(list) => {
+            let safety = match list.expr.as_ref() {
+                Expr::Column(c) if !list.list.is_empty() => list
+                    .list
+                    .iter()
+                    .map(|item| match item {
                         Expr::Literal(value, _) => {
-                            columns.is_exact(&c.name, Comparison::Equality, Some(value))
+                            columns.safety(&c.name, Comparison::Equality, Some(value))
                         }
-                        _ => false,
+                        _ => Safety::No,
                     })
+                    .min()
+                    .unwrap_or(Safety::No),
+                _ => Safety::No,
+            };
+            if list.negated {
+                exact_only(safety)
+            } else {
+                safety
             }
-            _ => false,
-        },
+        }
         Expr::Between(Between {
-            expr, low, high, ..
-        }) => match (expr.as_ref(), low.as_ref(), high.as_ref()) {
-            (Expr::Column(c), Expr::Literal(lo, _), Expr::Literal(hi, _)) => {
-                columns.is_exact(&c.name, Comparison::Ordering, Some(lo))
-                    && columns.is_exact(&c.name, Comparison::Ordering, Some(hi))
-            }
-            _ => false,
-        },
+            expr,
+            negated,
+            low,
+            high,
+        }) => {
+            let safety = match (expr.as_ref(), low.as_ref(), high.as_ref()) {
+                (Expr::Column(c), Expr::Literal(lo, _), Expr::Literal(hi, _)) => columns
+                    .safety(&c.name, Comparison::Ordering, Some(lo))
+                    .min(columns.safety(&c.name, Comparison::Ordering, Some(hi))),
+                _ => Safety::No,
+            };
+            if *negated { exact_only(safety) } else { safety }
+        }
         Expr::Like(Like {
+            negated,
             expr,
             pattern,
-            escape_char,
-            case_insensitive,
-            ..
-        }) => match (expr.as_ref(), pattern.as_ref()) {
-            (Expr::Column(c), Expr::Literal(p, _)) => {
-                escape_char.is_none()
-                    && !case_insensitive
-                    && columns.is_exact(&c.name, Comparison::Like, Some(p))
-            }
-            _ => false,
-        },
-        _ => false,
+            escape_char: None,
+            case_insensitive: false,
+        }) => {
+            let safety = match (expr.as_ref(), pattern.as_ref()) {
+                (Expr::Column(c), Expr::Literal(p, _)) => {
+                    columns.safety(&c.name, Comparison::Like, Some(p))
+                }
+                _ => Safety::No,
+            };
+            if *negated { exact_only(safety) } else { safety }
+        }
+        _ => Safety::No,
     }
 }
 
-fn compare(left: &Expr, right: &Expr, comparison: Comparison, columns: &dyn ExactColumns) -> bool {
+fn exact_only(safety: Safety) -> Safety {
+    if safety == Safety::Exact {
+        Safety::Exact
+    } else {
+        Safety::No
+    }
+}
+
+fn compare(
+    left: &Expr,
+    right: &Expr,
+    comparison: Comparison,
+    columns: &dyn ExactColumns,
+) -> Safety {
     match (left, right) {
         (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
-            columns.is_exact(&c.name, comparison, Some(v))
+            columns.safety(&c.name, comparison, Some(v))
         }
-        _ => false,
+        _ => Safety::No,
     }
 }

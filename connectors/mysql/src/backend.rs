@@ -1,0 +1,634 @@
+//! MySQL/MariaDB as a [`SqlBackend`]: discovery from `information_schema`,
+//! pushdown that respects MySQL's collations, streaming binary-protocol
+//! scans, and inserts as parameterised multi-row statements.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::*;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
+use futures::StreamExt;
+use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, classify};
+use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value};
+
+use crate::options::{MyOptions, UnsupportedTypes};
+use crate::types::{ColumnBuilder, MyCodec};
+
+/// Databases that hold the server's own metadata.
+const SYSTEM_DATABASES: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
+
+/// One attached MySQL or MariaDB server.
+pub struct MyBackend {
+    source: String,
+    pool: Pool,
+    url_database: Option<String>,
+    options: MyOptions,
+    dialect: MySqlDialect,
+}
+
+impl std::fmt::Debug for MyBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MyBackend({})", self.source)
+    }
+}
+
+/// A MySQL error as a Koios error, keeping the server's SQLSTATE.
+fn remote_error(context: &str, e: &mysql_async::Error) -> DataFusionError {
+    let (sqlstate, message) = match e {
+        mysql_async::Error::Server(server) => (
+            Some(server.state.clone()),
+            format!("MySQL said: {}", server.message),
+        ),
+        other => (None, other.to_string()),
+    };
+    koios_connector::RemoteError {
+        sqlstate,
+        message: format!("{context}: {message}"),
+    }
+    .into_datafusion()
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl MyBackend {
+    pub async fn connect(source: &str, url: &str, options: MyOptions) -> Result<MyBackend> {
+        let opts = Opts::from_url(url).map_err(|e| {
+            // The URL error may quote the URL; say only what kind of error it is.
+            let kind = match e {
+                mysql_async::UrlError::Parse(_) => "the URL does not parse".to_string(),
+                mysql_async::UrlError::UnsupportedScheme { .. } => {
+                    "the URL must start with mysql://".to_string()
+                }
+                other => format!("{:?}", std::mem::discriminant(&other)),
+            };
+            DataFusionError::Configuration(format!("source '{source}': invalid MySQL URL: {kind}"))
+        })?;
+        let url_database = opts.db_name().map(str::to_string);
+        let constraints = PoolConstraints::new(0, options.pool_size).unwrap_or_default();
+        let opts = OptsBuilder::from_opts(opts)
+            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            // Literals written by the unparser must mean the same whatever the
+            // server's sql_mode: backslashes are ordinary characters, times UTC.
+            .setup(vec![
+                "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI_QUOTES')",
+                "SET SESSION time_zone = '+00:00'",
+                "SET NAMES utf8mb4",
+            ]);
+        let backend = MyBackend {
+            source: source.to_string(),
+            pool: Pool::new(opts),
+            url_database,
+            options,
+            dialect: MySqlDialect {},
+        };
+        drop(backend.conn().await?);
+        Ok(backend)
+    }
+
+    async fn conn(&self) -> Result<mysql_async::Conn> {
+        self.pool
+            .get_conn()
+            .await
+            .map_err(|e| remote_error(&format!("source '{}': cannot connect", self.source), &e))
+    }
+
+    fn context(&self, what: &str) -> String {
+        format!("source '{}': {what}", self.source)
+    }
+}
+
+/// Pushdown rules per column.
+struct MyColumns<'a>(&'a RemoteTable<MyCodec>);
+
+impl ExactColumns for MyColumns<'_> {
+    fn safety(
+        &self,
+        column: &str,
+        comparison: Comparison,
+        literal: Option<&ScalarValue>,
+    ) -> Safety {
+        let Some(column) = self.0.column(column) else {
+            return Safety::No;
+        };
+        if comparison == Comparison::NullTest || literal.is_some_and(|l| l.is_null()) {
+            return Safety::Exact;
+        }
+        match &column.codec {
+            MyCodec::Int { .. } | MyCodec::Decimal { .. } | MyCodec::Year | MyCodec::Date => {
+                (comparison != Comparison::Like).into()
+            }
+            MyCodec::DateTime => (comparison != Comparison::Like
+                && literal.is_some_and(|l| !matches!(l, ScalarValue::TimestampNanosecond(Some(ns), _) if ns % 1000 != 0)))
+            .into(),
+            MyCodec::Text { .. } => {
+                let Some(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text))) =
+                    literal
+                else {
+                    return Safety::No;
+                };
+                // Backslashes and NULs are never sent: the meaning of `\` in
+                // literals and LIKE patterns depends on sql_mode.
+                if text.contains('\\') || text.contains('\0') {
+                    return Safety::No;
+                }
+                match comparison {
+                    // Every collation treats byte-equal strings as equal, and
+                    // more (case, accents, trailing spaces): a superset.
+                    Comparison::Equality | Comparison::Like => Safety::Superset,
+                    Comparison::Ordering | Comparison::NullTest => Safety::No,
+                }
+            }
+            // Floats: NaN/-0 rules; bit, JSON, enums and sets compare by other
+            // rules; timestamps convert through the session zone.
+            _ => Safety::No,
+        }
+    }
+}
+
+#[async_trait]
+impl SqlBackend for MyBackend {
+    type Codec = MyCodec;
+
+    fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &self.dialect
+    }
+
+    async fn schema_names(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let all: Vec<String> = conn
+            .exec(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1",
+                (),
+            )
+            .await
+            .map_err(|e| remote_error(&self.context("listing databases"), &e))?;
+        let wanted = |name: &String| match (&self.options.databases, &self.url_database) {
+            (Some(list), _) => list.contains(name),
+            (None, Some(db)) => db == name,
+            (None, None) => !SYSTEM_DATABASES.contains(&name.as_str()),
+        };
+        Ok(all.into_iter().filter(wanted).collect())
+    }
+
+    async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        conn.exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1",
+            (schema,),
+        )
+        .await
+        .map_err(|e| remote_error(&self.context("listing tables"), &e))
+    }
+
+    async fn describe(&self, name: &RemoteTableName) -> Result<Option<RemoteTable<MyCodec>>> {
+        let mut conn = self.conn().await?;
+        let context = self.context(&format!("describing {name}"));
+        let table: Option<(String, Option<u64>)> = conn
+            .exec_first(
+                "SELECT TABLE_TYPE, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&name.schema, &name.table),
+            )
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let Some((table_type, rows)) = table else {
+            return Ok(None);
+        };
+        type ColumnRow = (
+            String,
+            String,
+            String,
+            Option<u64>,
+            Option<u64>,
+            Option<String>,
+            String,
+        );
+        let described: Vec<ColumnRow> = conn
+            .exec(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLLATION_NAME, IS_NULLABLE \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (&name.schema, &name.table),
+            )
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let mut columns = Vec::with_capacity(described.len());
+        for (column, data_type, column_type, precision, scale, collation, nullable) in described {
+            let data_type = data_type.to_ascii_lowercase();
+            let codec = match (
+                MyCodec::for_column(
+                    &data_type,
+                    &column_type,
+                    precision,
+                    scale,
+                    collation.as_deref(),
+                ),
+                self.options.unsupported_types,
+            ) {
+                (Some(c), _) => c,
+                (None, UnsupportedTypes::Text) => MyCodec::Cast,
+                (None, UnsupportedTypes::Skip) => continue,
+                (None, UnsupportedTypes::Error) => {
+                    return Err(DataFusionError::Execution(format!(
+                        "{context}: column {column}: type {column_type} is not supported \
+                         (set unsupported_types = \"text\" or \"skip\" on the source)"
+                    )));
+                }
+            };
+            let field = Arc::new(Field::new(&column, codec.data_type(), nullable == "YES"));
+            columns.push(RemoteColumn {
+                name: column,
+                remote_type: column_type,
+                field,
+                codec,
+            });
+        }
+        let keys: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY'",
+                (&name.schema, &name.table),
+            )
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let split_column = match keys.as_slice() {
+            [key]
+                if columns
+                    .iter()
+                    .any(|c| &c.name == key && matches!(c.codec, MyCodec::Int { .. })) =>
+            {
+                Some(key.clone())
+            }
+            _ => None,
+        };
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|c| Arc::clone(&c.field))
+                .collect::<Vec<_>>(),
+        ));
+        let is_view = table_type.eq_ignore_ascii_case("VIEW");
+        Ok(Some(RemoteTable {
+            source: self.source.clone(),
+            name: name.clone(),
+            columns,
+            schema,
+            pseudo_columns: Vec::new(),
+            row_estimate: rows,
+            split_column,
+            is_view,
+        }))
+    }
+
+    fn filter_pushdown(
+        &self,
+        table: &RemoteTable<MyCodec>,
+        filter: &Expr,
+    ) -> TableProviderFilterPushDown {
+        match classify(filter, &MyColumns(table)) {
+            Safety::Exact => TableProviderFilterPushDown::Exact,
+            Safety::Superset => TableProviderFilterPushDown::Inexact,
+            Safety::No => TableProviderFilterPushDown::Unsupported,
+        }
+    }
+
+    fn select_expr(&self, column: &RemoteColumn<MyCodec>) -> Expr {
+        let reference = Expr::Column(Column::new_unqualified(&column.name));
+        match column.codec {
+            MyCodec::Cast => cast(reference, DataType::Utf8),
+            _ => reference,
+        }
+    }
+
+    async fn split_predicates(
+        &self,
+        table: &RemoteTable<MyCodec>,
+        max_partitions: usize,
+    ) -> Result<Vec<Option<Expr>>> {
+        let Some(key) = &table.split_column else {
+            return Ok(vec![None]);
+        };
+        let wanted = match self.options.split_count {
+            Some(n) => n,
+            None => ((table.row_estimate.unwrap_or(0) / 500_000) as usize)
+                .clamp(1, max_partitions.max(1)),
+        };
+        if wanted <= 1 {
+            return Ok(vec![None]);
+        }
+        let mut conn = self.conn().await?;
+        let sql = format!(
+            "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {}.{}",
+            quote_ident(&table.name.schema),
+            quote_ident(&table.name.table),
+            k = quote_ident(key)
+        );
+        let bounds: Option<(Option<i64>, Option<i64>)> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| remote_error(&self.context(&format!("sizing {}", table.name)), &e))?;
+        let Some((Some(low), Some(high))) = bounds else {
+            return Ok(vec![None]);
+        };
+        let span = (high as i128 - low as i128 + 1) as u128;
+        if span < wanted as u128 {
+            return Ok(vec![None]);
+        }
+        let step = span / wanted as u128;
+        let column = col(Column::new_unqualified(key));
+        let boundary = |i: usize| lit((low as i128 + (i as u128 * step) as i128) as i64);
+        Ok((0..wanted)
+            .map(|i| {
+                // First and last ranges are open so nothing is missed.
+                Some(match (i, i + 1 == wanted) {
+                    (0, _) => column.clone().lt(boundary(1)),
+                    (_, true) => column.clone().gt_eq(boundary(i)),
+                    _ => column
+                        .clone()
+                        .gt_eq(boundary(i))
+                        .and(column.clone().lt(boundary(i + 1))),
+                })
+            })
+            .collect())
+    }
+
+    fn execute(
+        &self,
+        query: RemoteQuery<MyCodec>,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let sql = query.to_sql(&self.dialect, |i| self.select_expr(&query.table.columns[i]))?;
+        let schema = query.output_schema();
+        let codecs: Vec<MyCodec> = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].codec.clone())
+            .collect();
+        let names: Vec<String> = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].name.clone())
+            .collect();
+        let pool = self.pool.clone();
+        let context = self.context(&format!("reading {}", query.table.name));
+        let invalid_dates = self.options.invalid_dates;
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
+        let tx = builder.tx();
+        let out_schema = Arc::clone(&schema);
+        builder.spawn(async move {
+            let mut conn = pool
+                .get_conn()
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            // Stops the statement on the server if this task is dropped early.
+            let _kill = KillOnDrop {
+                pool: pool.clone(),
+                id: conn.id(),
+            };
+            let mut rows = conn
+                .exec_stream::<Row, _, _>(sql.as_str(), ())
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            let mut builders: Vec<ColumnBuilder> = codecs
+                .iter()
+                .map(|c| ColumnBuilder::new(c, batch_size, invalid_dates))
+                .collect();
+            let mut count = 0usize;
+            let fail = |i: usize, e: String| {
+                DataFusionError::Execution(format!("{context}: column {}: {e}", names[i]))
+            };
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(|e| remote_error(&context, &e))?;
+                for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
+                    builders[i].append(value).map_err(|e| fail(i, e))?;
+                }
+                count += 1;
+                if count == batch_size {
+                    let batch = finish(&out_schema, &mut builders, count)?;
+                    count = 0;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            drop(rows);
+            std::mem::forget(_kill);
+            if count > 0 {
+                let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
+            }
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+
+    async fn insert(
+        &self,
+        table: Arc<RemoteTable<MyCodec>>,
+        mut rows: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        let context = self.context(&format!("inserting into {}", table.name));
+        let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let per_statement = (60_000 / columns.len().max(1)).clamp(1, 1000);
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let mut total = 0u64;
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            let mut start = 0;
+            while start < batch.num_rows() {
+                let end = (start + per_statement).min(batch.num_rows());
+                let placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
+                let sql = format!(
+                    "INSERT INTO {}.{} ({}) VALUES {}",
+                    quote_ident(&table.name.schema),
+                    quote_ident(&table.name.table),
+                    columns.join(", "),
+                    vec![placeholders; end - start].join(", ")
+                );
+                let mut params = Vec::with_capacity((end - start) * columns.len());
+                for row in start..end {
+                    for (column, remote) in batch.columns().iter().zip(&table.columns) {
+                        params.push(to_value(column.as_ref(), row).map_err(|e| {
+                            DataFusionError::Execution(format!(
+                                "{context}: column {}: {e}",
+                                remote.name
+                            ))
+                        })?);
+                    }
+                }
+                tx.exec_drop(sql, params)
+                    .await
+                    .map_err(|e| remote_error(&context, &e))?;
+                total += (end - start) as u64;
+                start = end;
+            }
+        }
+        tx.commit().await.map_err(|e| remote_error(&context, &e))?;
+        Ok(total)
+    }
+}
+
+fn finish(schema: &SchemaRef, builders: &mut [ColumnBuilder], rows: usize) -> Result<RecordBatch> {
+    let columns = builders.iter_mut().map(|b| b.finish()).collect();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// `KILL QUERY <connection>` when a scan is abandoned before its end.
+struct KillOnDrop {
+    pool: Pool,
+    id: u32,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pool = self.pool.clone();
+            let id = self.id;
+            runtime.spawn(async move {
+                if let Ok(mut conn) = pool.get_conn().await {
+                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+                }
+            });
+        }
+    }
+}
+
+/// Civil date of days since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// An Arrow value as a statement parameter.
+fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String> {
+    if array.is_null(row) {
+        return Ok(Value::NULL);
+    }
+    Ok(match array.data_type() {
+        DataType::Boolean => Value::Int(array.as_boolean().value(row) as i64),
+        DataType::Int8 => Value::Int(array.as_primitive::<Int8Type>().value(row) as i64),
+        DataType::Int16 => Value::Int(array.as_primitive::<Int16Type>().value(row) as i64),
+        DataType::Int32 => Value::Int(array.as_primitive::<Int32Type>().value(row) as i64),
+        DataType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => Value::UInt(array.as_primitive::<UInt8Type>().value(row) as u64),
+        DataType::UInt16 => Value::UInt(array.as_primitive::<UInt16Type>().value(row) as u64),
+        DataType::UInt32 => Value::UInt(array.as_primitive::<UInt32Type>().value(row) as u64),
+        DataType::UInt64 => Value::UInt(array.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => Value::Double(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Decimal128(_, scale) => Value::Bytes(
+            decimal_text(
+                &array
+                    .as_primitive::<Decimal128Type>()
+                    .value(row)
+                    .to_string(),
+                *scale,
+            )
+            .into_bytes(),
+        ),
+        DataType::Decimal256(_, scale) => Value::Bytes(
+            decimal_text(
+                &array
+                    .as_primitive::<Decimal256Type>()
+                    .value(row)
+                    .to_string(),
+                *scale,
+            )
+            .into_bytes(),
+        ),
+        DataType::Utf8 => Value::Bytes(array.as_string::<i32>().value(row).as_bytes().to_vec()),
+        DataType::Utf8View => Value::Bytes(array.as_string_view().value(row).as_bytes().to_vec()),
+        DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
+        DataType::Date32 => {
+            let (y, m, d) = civil_from_days(array.as_primitive::<Date32Type>().value(row) as i64);
+            Value::Date(y as u16, m, d, 0, 0, 0, 0)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
+            let (days, rest) = (
+                micros.div_euclid(86_400_000_000),
+                micros.rem_euclid(86_400_000_000),
+            );
+            let (y, m, d) = civil_from_days(days);
+            let secs = rest / 1_000_000;
+            Value::Date(
+                y as u16,
+                m,
+                d,
+                (secs / 3600) as u8,
+                ((secs / 60) % 60) as u8,
+                (secs % 60) as u8,
+                (rest % 1_000_000) as u32,
+            )
+        }
+        DataType::Duration(TimeUnit::Microsecond) => {
+            let micros = array.as_primitive::<DurationMicrosecondType>().value(row);
+            let abs = micros.unsigned_abs();
+            let secs = abs / 1_000_000;
+            Value::Time(
+                micros < 0,
+                (secs / 86_400) as u32,
+                ((secs / 3600) % 24) as u8,
+                ((secs / 60) % 60) as u8,
+                (secs % 60) as u8,
+                (abs % 1_000_000) as u32,
+            )
+        }
+        other => return Err(format!("cannot write {other} values")),
+    })
+}
+
+fn decimal_text(unscaled: &str, scale: i8) -> String {
+    let (sign, digits) = match unscaled.strip_prefix('-') {
+        Some(d) => ("-", d),
+        None => ("", unscaled),
+    };
+    if scale <= 0 {
+        return format!("{sign}{digits}{}", "0".repeat((-scale) as usize));
+    }
+    let scale = scale as usize;
+    let padded = format!(
+        "{}{digits}",
+        "0".repeat((scale + 1).saturating_sub(digits.len()))
+    );
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}

@@ -1,0 +1,43 @@
+//! The `mysql` connector (MySQL and MariaDB): each exposed database is a
+//! schema, `<source>.<database>.<table>`.
+//!
+//! Built on the shared SQL layer; this crate adds discovery from
+//! `information_schema` and MySQL's type mapping and pushdown rules
+//! ([`backend`], [`types`]).
+
+pub mod backend;
+pub mod options;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use koios_connector::{Connector, Source, SourceSpec};
+use koios_connector_sql::SqlSource;
+
+pub use backend::MyBackend;
+pub use options::MyOptions;
+
+/// The connector registered under `kind = "mysql"`.
+#[derive(Debug, Default)]
+pub struct MySqlConnector;
+
+#[async_trait]
+impl Connector for MySqlConnector {
+    fn kind(&self) -> &'static str {
+        "mysql"
+    }
+
+    async fn connect(
+        &self,
+        spec: &SourceSpec,
+        _runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Arc<dyn Source>> {
+        let options = MyOptions::from_spec(spec)?;
+        let backend = Arc::new(MyBackend::connect(&spec.name, &spec.url, options).await?);
+        let source: Arc<dyn Source> = SqlSource::attach(backend).await?;
+        Ok(source)
+    }
+}
