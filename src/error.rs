@@ -200,6 +200,9 @@ fn classify_execution_message(m: &str) -> &'static str {
 fn postgres_wording(error: &DataFusionError) -> Option<SqlError> {
     use codes::*;
     let text = error.to_string();
+    if text.contains("already exists") {
+        return Some(SqlError::new(DUPLICATE_TABLE, clean_message(error)));
+    }
     if text.contains("has null but schema specifies non-nullable") {
         // Arrow's check of NOT NULL columns, e.g. INSERT of a NULL.
         return Some(SqlError::new(NOT_NULL_VIOLATION, clean_message(error)));

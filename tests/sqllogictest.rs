@@ -50,6 +50,19 @@ fn connector(
     }
 }
 
+/// `$pg_database` and `$my_database` name this run's scratch databases.
+fn set_database_vars<M: sqllogictest::MakeConnection<Conn = KoiosDb>>(
+    runner: &mut Runner<KoiosDb, M>,
+    server: &TestServer,
+) {
+    if let Some(pg) = &server.pg {
+        runner.set_var("pg_database".into(), pg.name.clone());
+    }
+    if let Some(my) = &server.my {
+        runner.set_var("my_database".into(), my.name.clone());
+    }
+}
+
 fn main() -> ExitCode {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -90,6 +103,7 @@ async fn run(filters: Vec<String>) -> ExitCode {
         if complete {
             let mut runner = Runner::new(connector(server.conn_string("koios"), Mode::Extended));
             runner.add_label(Mode::Extended.label());
+            set_database_vars(&mut runner, &server);
             if let Err(e) = runner
                 .update_test_file(
                     file,
@@ -106,9 +120,7 @@ async fn run(filters: Vec<String>) -> ExitCode {
         for mode in [Mode::Simple, Mode::Extended] {
             let mut runner = Runner::new(connector(server.conn_string("koios"), mode));
             runner.add_label(mode.label());
-            if let Some(pg) = &server.pg {
-                runner.set_var("pg_database".into(), pg.name.clone());
-            }
+            set_database_vars(&mut runner, &server);
             runner.with_column_validator(match mode {
                 Mode::Simple => default_column_validator,
                 Mode::Extended => strict_column_validator,

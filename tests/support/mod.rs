@@ -85,22 +85,93 @@ impl Drop for PgTestDatabase {
     }
 }
 
-/// `sql-tests/koios-test.toml` with the test data directory and a fresh
-/// PostgreSQL database filled in; keep the database value alive while the
-/// configuration is in use.
-pub fn test_config() -> (Config, PgTestDatabase) {
+/// A scratch MariaDB/MySQL database on 127.0.0.1:3306, loaded with
+/// `sql-tests/fixtures/mysql.sql`, dropped when this value is.
+pub struct MyTestDatabase {
+    pub name: String,
+}
+
+fn mariadb(database: Option<&str>, sql: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut command = std::process::Command::new("mariadb");
+    command.args(["-h", "127.0.0.1", "-P", "3306", "-u", "root"]);
+    if let Some(database) = database {
+        command.arg(database);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run the mariadb client: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(sql.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+impl MyTestDatabase {
+    pub fn create() -> MyTestDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("koios_test_{}_{nanos}", std::process::id());
+        mariadb(None, &format!("CREATE DATABASE {name}")).unwrap_or_else(|e| {
+            panic!("cannot create a MariaDB test database (run scripts/services.sh): {e}")
+        });
+        let database = MyTestDatabase { name };
+        let fixture = workspace_root().join("sql-tests/fixtures/mysql.sql");
+        let sql = std::fs::read_to_string(&fixture).expect("mysql fixture");
+        mariadb(Some(&database.name), &sql)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", fixture.display()));
+        database
+    }
+
+    /// Runs SQL directly on the test database.
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        mariadb(Some(&self.name), sql)
+    }
+}
+
+impl Drop for MyTestDatabase {
+    fn drop(&mut self) {
+        let _ = mariadb(None, &format!("DROP DATABASE IF EXISTS {}", self.name));
+    }
+}
+
+/// The scratch databases of one test configuration.
+pub struct TestDatabases {
+    pub pg: PgTestDatabase,
+    pub my: MyTestDatabase,
+}
+
+/// `sql-tests/koios-test.toml` with the test data directory and fresh
+/// PostgreSQL and MariaDB databases filled in; keep the databases alive while
+/// the configuration is in use.
+pub fn test_config() -> (Config, TestDatabases) {
     let data_dir = test_data_dir();
     let database = PgTestDatabase::create();
+    let my = MyTestDatabase::create();
     let config_path = workspace_root().join("sql-tests/koios-test.toml");
     let env = |name: &str| match name {
         "KOIOS_TEST_DATA_DIR" => Some(data_dir.display().to_string()),
         "KOIOS_TEST_PG_DATABASE" => Some(database.name.clone()),
+        "KOIOS_TEST_MY_DATABASE" => Some(my.name.clone()),
         other => std::env::var(other).ok(),
     };
     let text =
         std::fs::read_to_string(&config_path).expect("sql-tests/koios-test.toml is readable");
     let config = Config::parse(&text, &config_path, &env).expect("the test configuration is valid");
-    (config, database)
+    (config, TestDatabases { pg: database, my })
 }
 
 /// A Koios server running inside the test process on an ephemeral port.
@@ -108,15 +179,17 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub engine: Arc<Engine>,
     pub pg: Option<PgTestDatabase>,
+    pub my: Option<MyTestDatabase>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
     /// A server with the test configuration and its own PostgreSQL database.
     pub async fn start_test() -> TestServer {
-        let (config, database) = test_config();
+        let (config, databases) = test_config();
         let mut server = TestServer::start(config).await;
-        server.pg = Some(database);
+        server.pg = Some(databases.pg);
+        server.my = Some(databases.my);
         server
     }
 
@@ -133,6 +206,7 @@ impl TestServer {
             addr,
             engine,
             pg: None,
+            my: None,
             task,
         }
     }
