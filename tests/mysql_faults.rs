@@ -11,10 +11,25 @@ use tokio_postgres::NoTls;
 
 fn mariadb_query(sql: &str) -> String {
     let output = std::process::Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", "-e", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            "-e",
+            sql,
+        ])
         .output()
         .expect("the mariadb client runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -38,7 +53,8 @@ kind = "mysql"
 url = "mysql://root:hunter2-secret@127.0.0.1:1/x"
 "#
     );
-    let config = Config::parse(&text, std::path::Path::new("faults.toml"), &|_| None).expect("valid");
+    let config =
+        Config::parse(&text, std::path::Path::new("faults.toml"), &|_| None).expect("valid");
     let server = TestServer::start(config).await;
     let client = server.connect("koios").await;
     for (source, expected) in [("wrong_pw", "Access denied"), ("my_down", "cannot connect")] {
@@ -46,23 +62,39 @@ url = "mysql://root:hunter2-secret@127.0.0.1:1/x"
             .simple_query(&format!("SELECT * FROM {source}.x.t"))
             .await
             .expect_err("source is unavailable");
-        let message = err.as_db_error().expect("server error").message().to_string();
-        assert!(message.contains(&format!("source '{source}' is unavailable")), "{message}");
+        let message = err
+            .as_db_error()
+            .expect("server error")
+            .message()
+            .to_string();
+        assert!(
+            message.contains(&format!("source '{source}' is unavailable")),
+            "{message}"
+        );
         assert!(message.contains(expected), "{message}");
         assert!(!message.contains("hunter2"), "password leaked: {message}");
     }
-    let row = client.query_one("SELECT 40 + 2", &[]).await.expect("still serving");
+    let row = client
+        .query_one("SELECT 40 + 2", &[])
+        .await
+        .expect("still serving");
     assert_eq!(row.get::<_, i64>(0), 42);
-    mariadb_query(&format!("DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost'"));
+    mariadb_query(&format!(
+        "DROP USER IF EXISTS '{user}'@'%'; DROP USER IF EXISTS '{user}'@'localhost'"
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_the_mysql_statement() {
     let server = TestServer::start_test().await;
     let my = server.my.as_ref().expect("test database");
-    my.execute("CREATE VIEW slow AS SELECT SLEEP(60) AS s").expect("creates the slow view");
+    my.execute("CREATE VIEW slow AS SELECT SLEEP(60) AS s")
+        .expect("creates the slow view");
     let client = server.connect("koios").await;
-    client.batch_execute("REFRESH SOURCE my").await.expect("refresh");
+    client
+        .batch_execute("REFRESH SOURCE my")
+        .await
+        .expect("refresh");
 
     let cancel = client.cancel_token();
     let started = Instant::now();
@@ -86,13 +118,23 @@ async fn cancel_stops_the_mysql_statement() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while running() != "0" {
-        assert!(Instant::now() < deadline, "the MySQL statement is still running");
+        assert!(
+            Instant::now() < deadline,
+            "the MySQL statement is still running"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let row = client
-        .query_one(&format!("SELECT count(*) FROM my.{}.nation_codes", my.name), &[])
+        .query_one(
+            &format!("SELECT count(*) FROM my.{}.nation_codes", my.name),
+            &[],
+        )
         .await
         .expect("still usable");
     assert_eq!(row.get::<_, i64>(0), 5);
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
 }
