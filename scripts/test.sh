@@ -29,16 +29,44 @@ python3 -c 'import psycopg' 2>/dev/null || {
 }
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="$CARGO_TARGET_DIR/koios-client-tests.log"
-KOIOS_DATA_DIR="$CARGO_TARGET_DIR/tmp/koios-test-data" \
-  "$CARGO_TARGET_DIR/debug/koios" serve --demo-scale 0.01 --listen "127.0.0.1:$port" >"$log" 2>&1 &
+# Scratch PostgreSQL and MariaDB databases with the test fixtures, dropped on exit.
+scratch="koios_clients_$$"
+cleanup() {
+  kill "${server:-0}" 2>/dev/null || true
+  psql -h 127.0.0.1 -U postgres -d postgres -X -q -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null 2>&1 || true
+  mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $scratch" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+psql -h 127.0.0.1 -U postgres -d postgres -X -q -c "CREATE DATABASE $scratch"
+psql -h 127.0.0.1 -U postgres -d "$scratch" -X -q -v ON_ERROR_STOP=1 -f sql-tests/fixtures/postgres.sql >/dev/null
+mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $scratch"
+mariadb -h 127.0.0.1 -uroot "$scratch" < sql-tests/fixtures/mysql.sql
+config="$CARGO_TARGET_DIR/koios-client-tests.toml"
+cat >"$config" <<TOML
+[[source]]
+name = "demo"
+kind = "demo"
+url = "$CARGO_TARGET_DIR/tmp/koios-test-data/demo"
+scale_factor = 0.01
+
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/$scratch"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/$scratch"
+TOML
+"$CARGO_TARGET_DIR/debug/koios" serve --config "$config" --listen "127.0.0.1:$port" >"$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   kill -0 "$server" 2>/dev/null || { cat "$log"; die "koios serve exited before listening"; }
   sleep 0.2
 done
-tests/clients/psql_checks.sh 127.0.0.1 "$port"
+KOIOS_TEST_MY_DATABASE="$scratch" tests/clients/psql_checks.sh 127.0.0.1 "$port"
 python3 tests/clients/psycopg_client.py 127.0.0.1 "$port"
 
 printf '\nkoios: every test step passed\n'

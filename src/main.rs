@@ -28,9 +28,10 @@ struct Common {
     /// Configuration file; without it Koios serves the embedded TPC-H demo.
     #[arg(long, short, env = "KOIOS_CONFIG")]
     config: Option<PathBuf>,
-    /// Scale factor of the embedded demo (0.1 ≈ 600k lineitem rows).
-    #[arg(long, default_value_t = koios::demo::DEFAULT_SCALE_FACTOR)]
-    demo_scale: f64,
+    /// Scale factor of `demo` sources (default 0.1 ≈ 600k lineitem rows);
+    /// overrides the configuration's `scale_factor` when given.
+    #[arg(long)]
+    demo_scale: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -60,7 +61,10 @@ fn load_config(common: &Common) -> Result<Config> {
         Some(path) => Config::load(path)?,
         None => Config::embedded_default(),
     };
-    Ok(config.with_demo_scale_factor(common.demo_scale))
+    Ok(match common.demo_scale {
+        Some(scale) => config.with_demo_scale_factor(scale),
+        None => config,
+    })
 }
 
 #[tokio::main]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Drives a running Koios with the real psql client, as the README shows.
-# Usage: psql_checks.sh HOST PORT   (the server must serve the demo at SF 0.01)
+# Usage: KOIOS_TEST_MY_DATABASE=db psql_checks.sh HOST PORT
+# (the server serves the demo at SF 0.01 and the test fixtures as `pg` and `my`)
 set -uo pipefail
 HOST=$1 PORT=$2
 passed=0 failed=0
@@ -33,6 +34,20 @@ check "multi-statement query" "1
 2" -c "SELECT 1; SELECT 2"
 
 check "unknown database" "psql: error: connection to server at \"$HOST\", port $PORT failed: FATAL:  database \"nope\" does not exist" -d nope -c "SELECT 1"
+
+# Federation through psql: PostgreSQL × Parquet, and MariaDB × PostgreSQL × Parquet.
+check "PostgreSQL joined with Parquet" "FRANCE|Paris
+GERMANY|Berlin
+INDIA|New Delhi
+JAPAN|Tokyo" -c "SELECT n.n_name, s.capital FROM demo.public.nation n
+  JOIN pg.public.nation_stats s ON s.n_nationkey = n.n_nationkey ORDER BY 1"
+
+check "MariaDB x PostgreSQL x Parquet" "FRANCE|FR|Paris
+GERMANY|DE|Berlin
+INDIA|IN|New Delhi
+JAPAN|JP|Tokyo" -c "SELECT n.n_name, c.iso, s.capital FROM demo.public.nation n
+  JOIN my.${KOIOS_TEST_MY_DATABASE}.nation_codes c ON c.n_nationkey = n.n_nationkey
+  JOIN pg.public.nation_stats s ON s.n_nationkey = n.n_nationkey ORDER BY 1"
 
 echo "psql: $passed passed, $failed failed"
 [ "$failed" = 0 ]
