@@ -178,3 +178,82 @@ url = "postgres://app:hunter2-secret@127.0.0.1:notaport/x"
     let row = client.query_one("SELECT 1 + 1", &[]).await.expect("works");
     assert_eq!(row.get::<_, i64>(0), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_encrypt_and_verify() {
+    let admin = postgres_admin().await;
+    let ssl: String = admin
+        .query_one("SHOW ssl", &[])
+        .await
+        .expect("show ssl")
+        .get(0);
+    let ca = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    assert!(
+        ssl == "on" && std::path::Path::new(ca).exists(),
+        "this test needs the local PostgreSQL to serve TLS with Debian's snakeoil certificate (ssl = {ssl})"
+    );
+    let pg = support::PgTestDatabase::create();
+    let db = &pg.name;
+    let text = format!(
+        r#"
+[[source]]
+name = "plain"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{db}"
+tls = "disable"
+
+[[source]]
+name = "required"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{db}"
+tls = "require"
+
+# The certificate is issued to "localhost": verified when connecting by that name.
+[[source]]
+name = "verified"
+kind = "postgres"
+url = "postgres://postgres@localhost:5432/{db}?hostaddr=127.0.0.1"
+tls = "verify-full"
+tls_ca_file = "{ca}"
+
+[[source]]
+name = "wrong_name"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{db}"
+tls = "verify-full"
+tls_ca_file = "{ca}"
+"#
+    );
+    let config = Config::parse(&text, std::path::Path::new("tls.toml"), &|_| None).expect("valid");
+    let server = TestServer::start(config).await;
+    let client = server.connect("koios").await;
+    for (source, expected) in [("plain", false), ("required", true), ("verified", true)] {
+        let row = client
+            .query_one(
+                &format!("SELECT ssl FROM {source}.public.connection_ssl"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{source}: {e} {:?}",
+                    e.as_db_error().map(|d| d.message().to_string())
+                )
+            });
+        assert_eq!(row.get::<_, bool>(0), expected, "{source}");
+    }
+    let err = client
+        .simple_query("SELECT ssl FROM wrong_name.public.connection_ssl")
+        .await
+        .expect_err("certificate name mismatch is refused");
+    let message = err
+        .as_db_error()
+        .expect("server error")
+        .message()
+        .to_string();
+    assert!(
+        message.contains("source 'wrong_name' is unavailable"),
+        "{message}"
+    );
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+}

@@ -58,13 +58,19 @@ impl PgBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = options.tls.unwrap_or(match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => crate::tls::TlsMode::Disable,
+            tokio_postgres::config::SslMode::Require => crate::tls::TlsMode::Require,
+            _ => crate::tls::TlsMode::Prefer,
+        });
+        config.ssl_mode(tls.ssl_mode());
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match crate::tls::connector(source, tls, options.tls_ca_file.as_deref())? {
+            Some(tls) => Manager::from_config(config, tls, manager_config()),
+            None => Manager::from_config(config, NoTls, manager_config()),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
@@ -86,7 +92,7 @@ impl PgBackend {
         self.pool
             .get()
             .await
-            .map_err(|e| self.error(format!("cannot connect: {e}")))
+            .map_err(|e| self.error(format!("cannot connect: {}", pool_error(&e))))
     }
 
     fn error(&self, message: impl std::fmt::Display) -> DataFusionError {
@@ -476,7 +482,7 @@ impl SqlBackend for PgBackend {
                 let client = pool
                     .get()
                     .await
-                    .map_err(|e| fail(format!("cannot connect: {e}")))?;
+                    .map_err(|e| fail(format!("cannot connect: {}", pool_error(&e))))?;
                 // Armed before the statement starts: PostgreSQL may run it for
                 // long before the first row, and a drop then must cancel too.
                 let cancel = CancelOnDrop(Some(client.cancel_token()));
@@ -561,6 +567,29 @@ impl Drop for CancelOnDrop {
 
 fn col_ctid() -> Expr {
     col("ctid")
+}
+
+/// A pool error with the driver's causes (TLS and authentication details).
+pub(crate) fn pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => error_chain(pg),
+        other => other.to_string(),
+    }
+}
+
+/// An error with its causes (`… TLS handshake: invalid peer certificate: …`).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The server's message for an error, without connection details.

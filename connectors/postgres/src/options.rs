@@ -28,6 +28,9 @@ pub enum SplitPolicy {
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     pub schemas: Option<Vec<String>>,
+    /// `None`: as the URL's `sslmode` says (libpq's default, prefer).
+    pub tls: Option<crate::tls::TlsMode>,
+    pub tls_ca_file: Option<String>,
     pub pool_size: usize,
     pub split: SplitPolicy,
     pub unsupported_types: UnsupportedTypes,
@@ -39,6 +42,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "split_count",
     "unsupported_types",
     "tls",
+    "tls_ca_file",
 ];
 
 impl PgOptions {
@@ -81,24 +85,20 @@ impl PgOptions {
             Some("error") => UnsupportedTypes::Error,
             Some(_) => return Err(bad("unsupported_types", "\"error\", \"skip\" or \"text\"")),
         };
-        match spec.option_str("tls")? {
-            None | Some("disable") | Some("prefer") => {}
-            Some("require") | Some("verify-full") => {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "source '{}': tls = \"require\" / \"verify-full\" is not implemented yet; \
-                     use \"disable\" or \"prefer\" (plain connection)",
-                    spec.name
-                )));
-            }
-            Some(_) => {
-                return Err(bad(
+        let tls = match spec.option_str("tls")? {
+            None => None,
+            Some(mode) => Some(crate::tls::TlsMode::parse(mode).ok_or_else(|| {
+                bad(
                     "tls",
                     "\"disable\", \"prefer\", \"require\" or \"verify-full\"",
-                ));
-            }
-        }
+                )
+            })?),
+        };
+        let tls_ca_file = spec.option_str("tls_ca_file")?.map(str::to_string);
         Ok(Self {
             schemas,
+            tls,
+            tls_ca_file,
             pool_size,
             split,
             unsupported_types,
