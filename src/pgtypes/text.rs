@@ -104,28 +104,7 @@ fn format_float(
 }
 
 /// A decimal from its unscaled integer text (`"-12345"`) and scale: `-123.45`.
-pub fn format_decimal(unscaled: &str, scale: i8) -> String {
-    let (negative, digits) = match unscaled.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, unscaled),
-    };
-    let sign = if negative { "-" } else { "" };
-    if scale <= 0 {
-        let zeros = "0".repeat((-(scale as i32)) as usize);
-        if digits == "0" {
-            return "0".into();
-        }
-        return format!("{sign}{digits}{zeros}");
-    }
-    let scale = scale as usize;
-    let padded = if digits.len() <= scale {
-        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
-    } else {
-        digits.to_string()
-    };
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{sign}{int}.{frac}")
-}
+pub use koios_connector::decimal_string as format_decimal;
 
 fn write_year(out: &mut String, year: i32) {
     // PostgreSQL has no year 0: astronomical year 0 is 1 BC.

@@ -70,6 +70,20 @@ impl SourceSpec {
         }
     }
 
+    /// A list-of-strings option, or `None` when absent.
+    pub fn option_string_list(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.options.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Array(items)) if items.iter().all(|v| v.is_str()) => Ok(Some(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+            )),
+            Some(other) => Err(self.option_error(key, "a list of strings", other)),
+        }
+    }
+
     /// Fails on any option the connector does not know, so typos are caught
     /// at start instead of being silently ignored.
     pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {
@@ -97,6 +111,29 @@ impl SourceSpec {
             got.type_str()
         ))
     }
+}
+
+/// A decimal from its unscaled integer text and scale: (`"-12345"`, 2) → `-123.45`.
+pub fn decimal_string(unscaled: &str, scale: i8) -> String {
+    let (negative, digits) = match unscaled.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, unscaled),
+    };
+    let sign = if negative { "-" } else { "" };
+    if scale <= 0 {
+        if digits == "0" {
+            return "0".into();
+        }
+        return format!("{sign}{digits}{}", "0".repeat((-(scale as i32)) as usize));
+    }
+    let scale = scale as usize;
+    let padded = if digits.len() <= scale {
+        format!("{}{digits}", "0".repeat(scale + 1 - digits.len()))
+    } else {
+        digits.to_string()
+    };
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{sign}{int}.{frac}")
 }
 
 /// Replaces the password of a `scheme://user:password@host` URL with `***`.

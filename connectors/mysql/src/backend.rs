@@ -74,7 +74,7 @@ impl MyBackend {
             DataFusionError::Configuration(format!("source '{source}': invalid MySQL URL: {kind}"))
         })?;
         let url_database = opts.db_name().map(str::to_string);
-        let constraints = PoolConstraints::new(0, options.pool_size).unwrap_or_default();
+        let constraints = PoolConstraints::new(0, options.sql.pool_size).unwrap_or_default();
         let opts = OptsBuilder::from_opts(opts)
             .pool_opts(PoolOpts::default().with_constraints(constraints))
             // Literals written by the unparser must mean the same whatever the
@@ -235,7 +235,7 @@ impl SqlBackend for MyBackend {
                     scale,
                     collation.as_deref(),
                 ),
-                self.options.unsupported_types,
+                self.options.sql.unsupported_types,
             ) {
                 (Some(c), _) => c,
                 (None, UnsupportedTypes::Text) => MyCodec::Cast,
@@ -320,11 +320,10 @@ impl SqlBackend for MyBackend {
         let Some(key) = &table.split_column else {
             return Ok(vec![None]);
         };
-        let wanted = match self.options.split_count {
-            Some(n) => n,
-            None => ((table.row_estimate.unwrap_or(0) / 500_000) as usize)
-                .clamp(1, max_partitions.max(1)),
-        };
+        let wanted = self
+            .options
+            .sql
+            .partitions(table.row_estimate, max_partitions);
         if wanted <= 1 {
             return Ok(vec![None]);
         }
@@ -543,7 +542,7 @@ fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String>
         DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => Value::Double(array.as_primitive::<Float64Type>().value(row)),
         DataType::Decimal128(_, scale) => Value::Bytes(
-            decimal_text(
+            koios_connector::decimal_string(
                 &array
                     .as_primitive::<Decimal128Type>()
                     .value(row)
@@ -553,7 +552,7 @@ fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String>
             .into_bytes(),
         ),
         DataType::Decimal256(_, scale) => Value::Bytes(
-            decimal_text(
+            koios_connector::decimal_string(
                 &array
                     .as_primitive::<Decimal256Type>()
                     .value(row)
@@ -602,23 +601,6 @@ fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String>
         }
         other => return Err(format!("cannot write {other} values")),
     })
-}
-
-fn decimal_text(unscaled: &str, scale: i8) -> String {
-    let (sign, digits) = match unscaled.strip_prefix('-') {
-        Some(d) => ("-", d),
-        None => ("", unscaled),
-    };
-    if scale <= 0 {
-        return format!("{sign}{digits}{}", "0".repeat((-scale) as usize));
-    }
-    let scale = scale as usize;
-    let padded = format!(
-        "{}{digits}",
-        "0".repeat((scale + 1).saturating_sub(digits.len()))
-    );
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{sign}{int}.{frac}")
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableNam
 use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
-use crate::options::{PgOptions, SplitPolicy, UnsupportedTypes};
+use crate::options::{PgOptions, UnsupportedTypes};
 use crate::types::{PgCodec, TextKind};
 
 /// One attached PostgreSQL database.
@@ -72,7 +72,7 @@ impl PgBackend {
             None => Manager::from_config(config, NoTls, manager_config()),
         };
         let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
+            .max_size(options.sql.pool_size)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(Duration::from_secs(15)))
             .wait_timeout(Some(Duration::from_secs(120)))
@@ -319,7 +319,7 @@ impl SqlBackend for PgBackend {
                     deterministic,
                 )
             };
-            let codec = match (codec, self.options.unsupported_types) {
+            let codec = match (codec, self.options.sql.unsupported_types) {
                 (Some(codec), _) => codec,
                 (None, UnsupportedTypes::Text) => PgCodec::as_text(),
                 (None, UnsupportedTypes::Skip) => continue,
@@ -392,13 +392,10 @@ impl SqlBackend for PgBackend {
         if table.is_view || table.pseudo_columns.is_empty() {
             return Ok(vec![None]);
         }
-        let wanted = match self.options.split {
-            SplitPolicy::Fixed(n) => n,
-            SplitPolicy::Auto { rows_per_partition } => {
-                let rows = table.row_estimate.unwrap_or(0) as usize;
-                (rows / rows_per_partition.max(1)).clamp(1, max_partitions.max(1))
-            }
-        };
+        let wanted = self
+            .options
+            .sql
+            .partitions(table.row_estimate, max_partitions);
         if wanted <= 1 {
             return Ok(vec![None]);
         }

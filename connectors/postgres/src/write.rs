@@ -132,11 +132,17 @@ fn write_value(
         }
         (PgCodec::Numeric { .. }, DataType::Decimal128(_, scale)) => {
             let v = array.as_primitive::<Decimal128Type>().value(row);
-            write_numeric(out, &decimal_text(&v.to_string(), *scale))
+            write_numeric(
+                out,
+                &koios_connector::decimal_string(&v.to_string(), *scale),
+            )
         }
         (PgCodec::Numeric { .. }, DataType::Decimal256(_, scale)) => {
             let v = array.as_primitive::<Decimal256Type>().value(row);
-            write_numeric(out, &decimal_text(&v.to_string(), *scale))
+            write_numeric(
+                out,
+                &koios_connector::decimal_string(&v.to_string(), *scale),
+            )
         }
         (PgCodec::Money, DataType::Decimal128(_, 2)) => {
             let v = array.as_primitive::<Decimal128Type>().value(row);
@@ -196,23 +202,6 @@ fn write_value(
         _ => return Err(mismatch(array, codec)),
     }
     Ok(())
-}
-
-fn decimal_text(unscaled: &str, scale: i8) -> String {
-    let (sign, digits) = match unscaled.strip_prefix('-') {
-        Some(d) => ("-", d),
-        None => ("", unscaled),
-    };
-    if scale <= 0 {
-        return format!("{sign}{digits}{}", "0".repeat((-scale) as usize));
-    }
-    let scale = scale as usize;
-    let padded = format!(
-        "{}{digits}",
-        "0".repeat((scale + 1).saturating_sub(digits.len()))
-    );
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{sign}{int}.{frac}")
 }
 
 fn parse_uuid(text: &str) -> std::result::Result<[u8; 16], String> {

@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod options;
 pub mod pushdown;
 pub mod query;
 pub mod scan;
