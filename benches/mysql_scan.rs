@@ -10,13 +10,14 @@
 //!
 //! Run: `cargo bench --bench mysql_scan` (MariaDB on 127.0.0.1:3306).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use common::{best, koios_scan};
+
 use koios::config::Config;
 use koios::engine::Engine;
-use koios::session::{Output, Session};
 
 const DATABASE: &str = "koios_bench";
 const SCALE_FACTOR: f64 = 1.0 / 6.0;
@@ -76,11 +77,6 @@ fn load() -> u64 {
     expected
 }
 
-fn best(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[0]
-}
-
 fn client_quick() -> Duration {
     let started = Instant::now();
     let status = std::process::Command::new("mariadb")
@@ -100,24 +96,6 @@ fn client_quick() -> Duration {
         .expect("mariadb runs");
     assert!(status.success());
     started.elapsed()
-}
-
-async fn koios_scan(engine: &Arc<Engine>, source: &str) -> (Duration, usize) {
-    let session = Session::new(Arc::clone(engine), "koios");
-    let started = Instant::now();
-    let mut rows = 0;
-    for output in session
-        .run_sql(&format!("SELECT * FROM {source}.{DATABASE}.lineitem"))
-        .await
-        .expect("scan plans")
-    {
-        if let Output::Rows { mut stream, .. } = output {
-            while let Some(batch) = stream.next().await {
-                rows += batch.expect("batch").num_rows();
-            }
-        }
-    }
-    (started.elapsed(), rows)
 }
 
 #[tokio::main]
@@ -144,10 +122,10 @@ split_count = 2
     let baseline = best((0..RUNS).map(|_| client_quick()).collect());
     let (mut one, mut two) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        let (t, n) = koios_scan(&engine, "my1").await;
+        let (t, n) = koios_scan(&engine, &format!("my1.{DATABASE}.lineitem")).await;
         assert_eq!(n as u64, rows);
         one.push(t);
-        let (t, n) = koios_scan(&engine, "my2").await;
+        let (t, n) = koios_scan(&engine, &format!("my2.{DATABASE}.lineitem")).await;
         assert_eq!(n as u64, rows);
         two.push(t);
     }

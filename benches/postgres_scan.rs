@@ -13,15 +13,18 @@
 //! Run: `cargo bench --bench postgres_scan` (PostgreSQL on 127.0.0.1:5432).
 //! `KOIOS_BENCH_SF` changes the scale factor; results go to benches/README.md.
 
+mod common;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use common::{best, koios_scan};
+
+use futures::SinkExt;
 use koios::config::Config;
 use koios::engine::Engine;
 use koios::server::Server;
-use koios::session::{Output, Session};
 use tokio_postgres::NoTls;
 
 const DATABASE: &str = "koios_bench";
@@ -114,11 +117,6 @@ async fn prepare(db: &tokio_postgres::Client) {
         .expect("vacuum");
 }
 
-fn best(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[0]
-}
-
 fn psql_copy() -> Duration {
     let started = Instant::now();
     let status = std::process::Command::new("psql")
@@ -139,24 +137,6 @@ fn psql_copy() -> Duration {
         .expect("psql runs");
     assert!(status.success());
     started.elapsed()
-}
-
-async fn koios_scan(engine: &Arc<Engine>, source: &str) -> (Duration, usize) {
-    let session = Session::new(Arc::clone(engine), "koios");
-    let started = Instant::now();
-    let mut rows = 0;
-    for output in session
-        .run_sql(&format!("SELECT * FROM {source}.public.lineitem"))
-        .await
-        .expect("scan plans")
-    {
-        if let Output::Rows { mut stream, .. } = output {
-            while let Some(batch) = stream.next().await {
-                rows += batch.expect("batch").num_rows();
-            }
-        }
-    }
-    (started.elapsed(), rows)
 }
 
 #[tokio::main]
@@ -189,10 +169,10 @@ split_count = 2
     let mut one = Vec::new();
     let mut two = Vec::new();
     for _ in 0..RUNS {
-        let (t, n) = koios_scan(&engine, "pg1").await;
+        let (t, n) = koios_scan(&engine, "pg1.public.lineitem").await;
         assert_eq!(n as u64, rows);
         one.push(t);
-        let (t, n) = koios_scan(&engine, "pg2").await;
+        let (t, n) = koios_scan(&engine, "pg2.public.lineitem").await;
         assert_eq!(n as u64, rows);
         two.push(t);
     }
