@@ -257,3 +257,60 @@ tls_ca_file = "{ca}"
     );
     assert!(message.to_lowercase().contains("certificate"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_types_error_or_skip_by_option() {
+    let pg = support::PgTestDatabase::create();
+    let db = &pg.name;
+    let text = format!(
+        r#"
+[[source]]
+name = "strict"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{db}"
+unsupported_types = "error"
+
+[[source]]
+name = "lenient"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{db}"
+unsupported_types = "skip"
+"#
+    );
+    let config =
+        Config::parse(&text, std::path::Path::new("types.toml"), &|_| None).expect("valid");
+    let server = TestServer::start(config).await;
+    let client = server.connect("koios").await;
+    let err = client
+        .simple_query("SELECT id FROM strict.public.all_types")
+        .await
+        .expect_err("point is not mapped");
+    let message = err
+        .as_db_error()
+        .expect("server error")
+        .message()
+        .to_string();
+    assert!(
+        message.contains(
+            "source 'strict': table public.all_types, column c_point: type point is not supported"
+        ),
+        "{message}"
+    );
+    // Other tables of the strict source still work.
+    let row = client
+        .query_one("SELECT count(*) FROM strict.public.nation_stats", &[])
+        .await
+        .expect("works");
+    assert_eq!(row.get::<_, i64>(0), 5);
+    // "skip" leaves the column out.
+    let err = client
+        .simple_query("SELECT c_point FROM lenient.public.all_types")
+        .await
+        .expect_err("the column is skipped");
+    assert_eq!(err.code().map(|c| c.code()), Some("42703"), "{err}");
+    let row = client
+        .query_one("SELECT count(*) FROM lenient.public.all_types", &[])
+        .await
+        .expect("the rest is readable");
+    assert_eq!(row.get::<_, i64>(0), 2);
+}

@@ -114,16 +114,10 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> std::result::Result<ScalarValue, St
             ))
         }
         Type::UUID => {
-            let b = fixed(16)?;
-            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            ScalarValue::Utf8(Some(format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            )))
+            let b: [u8; 16] = fixed(16)?
+                .try_into()
+                .map_err(|_| "uuid needs 16 bytes".to_string())?;
+            ScalarValue::Utf8(Some(koios_connector_postgres::types::format_uuid(&b)))
         }
         Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
         Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(arr(fixed(4)?)) + PG_EPOCH_DAYS)),

@@ -19,7 +19,7 @@ use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableNam
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value};
 
-use crate::options::{MyOptions, UnsupportedTypes};
+use crate::options::MyOptions;
 use crate::types::{ColumnBuilder, MyCodec};
 
 /// Databases that hold the server's own metadata.
@@ -227,25 +227,23 @@ impl SqlBackend for MyBackend {
         let mut columns = Vec::with_capacity(described.len());
         for (column, data_type, column_type, precision, scale, collation, nullable) in described {
             let data_type = data_type.to_ascii_lowercase();
-            let codec = match (
-                MyCodec::for_column(
-                    &data_type,
-                    &column_type,
-                    precision,
-                    scale,
-                    collation.as_deref(),
-                ),
-                self.options.sql.unsupported_types,
-            ) {
-                (Some(c), _) => c,
-                (None, UnsupportedTypes::Text) => MyCodec::Cast,
-                (None, UnsupportedTypes::Skip) => continue,
-                (None, UnsupportedTypes::Error) => {
-                    return Err(DataFusionError::Execution(format!(
-                        "{context}: column {column}: type {column_type} is not supported \
-                         (set unsupported_types = \"text\" or \"skip\" on the source)"
-                    )));
-                }
+            let mapped = MyCodec::for_column(
+                &data_type,
+                &column_type,
+                precision,
+                scale,
+                collation.as_deref(),
+            );
+            let Some(codec) = self.options.sql.column_codec(
+                mapped,
+                || MyCodec::Cast,
+                &self.source,
+                &name.to_string(),
+                &column,
+                &column_type,
+            )?
+            else {
+                continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), nullable == "YES"));
             columns.push(RemoteColumn {

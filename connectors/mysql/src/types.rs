@@ -45,7 +45,7 @@ pub enum MyCodec {
 impl MyCodec {
     pub fn data_type(&self) -> DataType {
         match self {
-            MyCodec::Int { bits, unsigned } => match (bits, unsigned) {
+            MyCodec::Int { bits, unsigned } => match (*bits, *unsigned) {
                 (8, false) => DataType::Int8,
                 (16, false) => DataType::Int16,
                 (32, false) => DataType::Int32,
@@ -173,20 +173,14 @@ impl ColumnBuilder {
         self.builder.finish()
     }
 
-    fn b<T: 'static>(&mut self) -> Result<&mut T, String> {
-        self.builder
-            .as_any_mut()
-            .downcast_mut::<T>()
-            .ok_or_else(|| "internal: builder type mismatch".to_string())
-    }
-
     /// Appends one value as the binary protocol delivered it.
     pub fn append(&mut self, value: Value) -> Result<(), String> {
         if value == Value::NULL {
-            return self.append_null();
+            return append_null(&mut self.builder);
         }
         let unexpected = |v: &Value| format!("unexpected value {v:?}");
-        match self.codec.clone() {
+        // Borrowed, not cloned: this runs for every value of every row.
+        match &self.codec {
             MyCodec::Int { bits, unsigned } => {
                 let (signed, raw) = match value {
                     Value::Int(i) => (i, i as u64),
@@ -199,42 +193,40 @@ impl ColumnBuilder {
                     other => return Err(unexpected(&other)),
                 };
                 let out_of_range = || format!("value {signed} out of range");
-                match (bits, unsigned) {
-                    (8, false) => self
-                        .b::<Int8Builder>()?
+                match (*bits, *unsigned) {
+                    (8, false) => typed::<Int8Builder>(&mut self.builder)?
                         .append_value(i8::try_from(signed).map_err(|_| out_of_range())?),
-                    (16, false) => self
-                        .b::<Int16Builder>()?
+                    (16, false) => typed::<Int16Builder>(&mut self.builder)?
                         .append_value(i16::try_from(signed).map_err(|_| out_of_range())?),
-                    (32, false) => self
-                        .b::<Int32Builder>()?
+                    (32, false) => typed::<Int32Builder>(&mut self.builder)?
                         .append_value(i32::try_from(signed).map_err(|_| out_of_range())?),
-                    (64, false) => self.b::<Int64Builder>()?.append_value(signed),
-                    (8, true) => self
-                        .b::<UInt8Builder>()?
+                    (64, false) => typed::<Int64Builder>(&mut self.builder)?.append_value(signed),
+                    (8, true) => typed::<UInt8Builder>(&mut self.builder)?
                         .append_value(u8::try_from(raw).map_err(|_| out_of_range())?),
-                    (16, true) => self
-                        .b::<UInt16Builder>()?
+                    (16, true) => typed::<UInt16Builder>(&mut self.builder)?
                         .append_value(u16::try_from(raw).map_err(|_| out_of_range())?),
-                    (32, true) => self
-                        .b::<UInt32Builder>()?
+                    (32, true) => typed::<UInt32Builder>(&mut self.builder)?
                         .append_value(u32::try_from(raw).map_err(|_| out_of_range())?),
-                    _ => self.b::<UInt64Builder>()?.append_value(raw),
+                    _ => typed::<UInt64Builder>(&mut self.builder)?.append_value(raw),
                 }
             }
             MyCodec::Year => match value {
-                Value::Int(i) => self.b::<Int16Builder>()?.append_value(i as i16),
-                Value::UInt(u) => self.b::<Int16Builder>()?.append_value(u as i16),
+                Value::Int(i) => typed::<Int16Builder>(&mut self.builder)?.append_value(i as i16),
+                Value::UInt(u) => typed::<Int16Builder>(&mut self.builder)?.append_value(u as i16),
                 other => return Err(unexpected(&other)),
             },
             MyCodec::Float => match value {
-                Value::Float(f) => self.b::<Float32Builder>()?.append_value(f),
-                Value::Double(f) => self.b::<Float32Builder>()?.append_value(f as f32),
+                Value::Float(f) => typed::<Float32Builder>(&mut self.builder)?.append_value(f),
+                Value::Double(f) => {
+                    typed::<Float32Builder>(&mut self.builder)?.append_value(f as f32)
+                }
                 other => return Err(unexpected(&other)),
             },
             MyCodec::Double => match value {
-                Value::Double(f) => self.b::<Float64Builder>()?.append_value(f),
-                Value::Float(f) => self.b::<Float64Builder>()?.append_value(f as f64),
+                Value::Double(f) => typed::<Float64Builder>(&mut self.builder)?.append_value(f),
+                Value::Float(f) => {
+                    typed::<Float64Builder>(&mut self.builder)?.append_value(f as f64)
+                }
                 other => return Err(unexpected(&other)),
             },
             MyCodec::Decimal { precision, scale } => {
@@ -242,16 +234,16 @@ impl ColumnBuilder {
                     return Err(unexpected(&value));
                 };
                 let text = std::str::from_utf8(&b).map_err(|e| e.to_string())?;
-                let unscaled = parse_decimal(text, scale)?;
-                if precision <= 38 {
+                let unscaled = parse_decimal(text, *scale)?;
+                if *precision <= 38 {
                     let v: i128 = unscaled
                         .parse()
                         .map_err(|_| format!("decimal {text} out of range"))?;
-                    self.b::<Decimal128Builder>()?.append_value(v)
+                    typed::<Decimal128Builder>(&mut self.builder)?.append_value(v)
                 } else {
                     let v = i256::from_string(&unscaled)
                         .ok_or_else(|| format!("decimal {text} out of range"))?;
-                    self.b::<Decimal256Builder>()?.append_value(v)
+                    typed::<Decimal256Builder>(&mut self.builder)?.append_value(v)
                 }
             }
             MyCodec::Bit => {
@@ -259,7 +251,7 @@ impl ColumnBuilder {
                     return Err(unexpected(&value));
                 };
                 let v = b.iter().fold(0u64, |acc, byte| (acc << 8) | *byte as u64);
-                self.b::<UInt64Builder>()?.append_value(v)
+                typed::<UInt64Builder>(&mut self.builder)?.append_value(v)
             }
             MyCodec::Text { .. } | MyCodec::OtherText | MyCodec::Cast => {
                 let Value::Bytes(b) = value else {
@@ -267,10 +259,10 @@ impl ColumnBuilder {
                 };
                 let text = std::str::from_utf8(&b)
                     .map_err(|_| "text value is not valid UTF-8".to_string())?;
-                self.b::<StringBuilder>()?.append_value(text)
+                typed::<StringBuilder>(&mut self.builder)?.append_value(text)
             }
             MyCodec::Binary => match value {
-                Value::Bytes(b) => self.b::<BinaryBuilder>()?.append_value(b),
+                Value::Bytes(b) => typed::<BinaryBuilder>(&mut self.builder)?.append_value(b),
                 other => return Err(unexpected(&other)),
             },
             MyCodec::Date | MyCodec::DateTime | MyCodec::Timestamp => {
@@ -286,7 +278,7 @@ impl ColumnBuilder {
                 };
                 if mo == 0 || d == 0 {
                     return match self.invalid_dates {
-                        InvalidDates::Null => self.append_null(),
+                        InvalidDates::Null => append_null(&mut self.builder),
                         InvalidDates::Error => Err(format!(
                             "invalid date {y:04}-{mo:02}-{d:02} (set invalid_dates = \"null\" on the source to read it as NULL)"
                         )),
@@ -294,13 +286,12 @@ impl ColumnBuilder {
                 }
                 let days = days_from_civil(y as i64, mo as i64, d as i64);
                 if self.codec == MyCodec::Date {
-                    self.b::<Date32Builder>()?.append_value(days as i32)
+                    typed::<Date32Builder>(&mut self.builder)?.append_value(days as i32)
                 } else {
                     let micros = ((days * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64)
                         * 1_000_000)
                         + us as i64;
-                    self.b::<TimestampMicrosecondBuilder>()?
-                        .append_value(micros)
+                    typed::<TimestampMicrosecondBuilder>(&mut self.builder)?.append_value(micros)
                 }
             }
             MyCodec::Time => {
@@ -310,17 +301,30 @@ impl ColumnBuilder {
                 let micros = ((days as i64 * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64)
                     * 1_000_000)
                     + us as i64;
-                self.b::<DurationMicrosecondBuilder>()?
-                    .append_value(if negative { -micros } else { micros })
+                typed::<DurationMicrosecondBuilder>(&mut self.builder)?.append_value(if negative {
+                    -micros
+                } else {
+                    micros
+                })
             }
         }
         Ok(())
     }
+}
 
-    fn append_null(&mut self) -> Result<(), String> {
+/// The builder of a column as its concrete type.
+fn typed<T: 'static>(builder: &mut Box<dyn ArrayBuilder>) -> Result<&mut T, String> {
+    builder
+        .as_any_mut()
+        .downcast_mut::<T>()
+        .ok_or_else(|| "internal: builder type mismatch".to_string())
+}
+
+fn append_null(builder: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
+    {
         macro_rules! null {
             ($($t:ty),*) => {{
-                let any = self.builder.as_any_mut();
+                let any = builder.as_any_mut();
                 $(if let Some(b) = any.downcast_mut::<$t>() { b.append_null(); return Ok(()); })*
                 Err("internal: no builder for NULL".to_string())
             }};

@@ -19,7 +19,7 @@ use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableNam
 use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
-use crate::options::{PgOptions, UnsupportedTypes};
+use crate::options::PgOptions;
 use crate::types::{PgCodec, TextKind};
 
 /// One attached PostgreSQL database.
@@ -319,16 +319,16 @@ impl SqlBackend for PgBackend {
                     deterministic,
                 )
             };
-            let codec = match (codec, self.options.sql.unsupported_types) {
-                (Some(codec), _) => codec,
-                (None, UnsupportedTypes::Text) => PgCodec::as_text(),
-                (None, UnsupportedTypes::Skip) => continue,
-                (None, UnsupportedTypes::Error) => {
-                    return Err(self.error(format!(
-                        "table {name}, column {column}: type {written} is not supported \
-                         (set unsupported_types = \"text\" or \"skip\" on the source)"
-                    )));
-                }
+            let Some(codec) = self.options.sql.column_codec(
+                codec,
+                PgCodec::as_text,
+                &self.source,
+                &name.to_string(),
+                &column,
+                &written,
+            )?
+            else {
+                continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), !not_null));
             columns.push(RemoteColumn {

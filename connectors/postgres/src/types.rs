@@ -531,7 +531,8 @@ fn check_precision(abs: u128, precision: u8) -> Result<(), String> {
     Ok(())
 }
 
-fn format_uuid(b: &[u8; 16]) -> String {
+/// A uuid as PostgreSQL prints it: lower-case, hyphenated.
+pub fn format_uuid(b: &[u8; 16]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

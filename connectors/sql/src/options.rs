@@ -58,6 +58,29 @@ impl SqlOptions {
         })
     }
 
+    /// Applies `unsupported_types` to a column: its codec (`as_text` when the
+    /// type is unmapped and read as text), `None` to skip it, or an error
+    /// naming the source, table, column and type.
+    pub fn column_codec<C>(
+        &self,
+        mapped: Option<C>,
+        as_text: impl FnOnce() -> C,
+        source: &str,
+        table: &str,
+        column: &str,
+        remote_type: &str,
+    ) -> Result<Option<C>> {
+        match (mapped, self.unsupported_types) {
+            (Some(codec), _) => Ok(Some(codec)),
+            (None, UnsupportedTypes::Text) => Ok(Some(as_text())),
+            (None, UnsupportedTypes::Skip) => Ok(None),
+            (None, UnsupportedTypes::Error) => Err(DataFusionError::Execution(format!(
+                "source '{source}': table {table}, column {column}: type {remote_type} is not supported \
+                 (set unsupported_types = \"text\" or \"skip\" on the source)"
+            ))),
+        }
+    }
+
     /// How many partitions to read a table of `rows` estimated rows in.
     pub fn partitions(&self, rows: Option<u64>, max_partitions: usize) -> usize {
         match self.split_count {
