@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the database servers the tests use are running on this machine:
 # PostgreSQL on 127.0.0.1:5432 (trust auth) and MariaDB on 127.0.0.1:3306
-# (root, no password). Starts stopped ones and installs missing ones with
+# (root, no password), and a MongoDB-compatible server on 127.0.0.1:27017.
+# Starts stopped ones and installs missing ones with
 # apt-get; exits non-zero with a clear message when that is impossible.
 set -euo pipefail
 
@@ -73,6 +74,29 @@ ensure_mariadb() {
   die "MariaDB is up but refuses root without a password on 127.0.0.1"
 }
 
+# MongoDB: no genuine server can be installed here, so the tests use the
+# wire-compatible SecantusDB (an external GPL server, never linked), in
+# memory on 127.0.0.1:27017. KOIOS_TEST_MONGODB_URL points them at a real
+# MongoDB instead.
+ensure_mongodb() {
+  if [ -n "${KOIOS_TEST_MONGODB_URL:-}" ]; then
+    log "MongoDB: using KOIOS_TEST_MONGODB_URL"
+    return 0
+  fi
+  port_open 27017 && return 0
+  if ! command -v secantusd-py >/dev/null; then
+    log "installing the MongoDB-compatible test server (pip: secantusdb)"
+    python3 -m pip install -q --pre "secantusdb==0.7.0b3" >/dev/null 2>&1 \
+      || die "pip install secantusdb failed (is PyPI reachable?)"
+  fi
+  command -v secantusd-py >/dev/null || die "secantusd-py is not on PATH after pip install"
+  log "starting the MongoDB-compatible test server on 127.0.0.1:27017"
+  nohup secantusd-py --host 127.0.0.1 --port 27017 --storage-path :memory: \
+    >/tmp/koios-secantusd.log 2>&1 &
+  wait_port 27017 || die "the MongoDB test server did not open 127.0.0.1:27017 (see /tmp/koios-secantusd.log)"
+}
+
 ensure_postgres
 ensure_mariadb
-log "PostgreSQL 127.0.0.1:5432 and MariaDB 127.0.0.1:3306 are ready"
+ensure_mongodb
+log "PostgreSQL 127.0.0.1:5432, MariaDB 127.0.0.1:3306 and MongoDB are ready"

@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/koios-target}"
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
-step "database services (PostgreSQL, MariaDB)"
+step "database services (PostgreSQL, MariaDB, MongoDB)"
 scripts/services.sh
 
 step "rustfmt"
@@ -35,12 +35,18 @@ cleanup() {
   kill "${server:-0}" 2>/dev/null || true
   psql -h 127.0.0.1 -U postgres -d postgres -X -q -c "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null 2>&1 || true
   mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS $scratch" >/dev/null 2>&1 || true
+  python3 tests/clients/mongo_fixture.py "$mongo_url" "$scratch" --drop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 psql -h 127.0.0.1 -U postgres -d postgres -X -q -c "CREATE DATABASE $scratch"
 psql -h 127.0.0.1 -U postgres -d "$scratch" -X -q -v ON_ERROR_STOP=1 -f sql-tests/fixtures/postgres.sql >/dev/null
 mariadb -h 127.0.0.1 -uroot -e "CREATE DATABASE $scratch"
 mariadb -h 127.0.0.1 -uroot "$scratch" < sql-tests/fixtures/mysql.sql
+mongo_url="${KOIOS_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017/?directConnection=true}"
+python3 -c 'import pymongo' 2>/dev/null || {
+  pip install --quiet --disable-pip-version-check "pymongo>=4" || die "cannot install pymongo"
+}
+python3 tests/clients/mongo_fixture.py "$mongo_url" "$scratch"
 config="$CARGO_TARGET_DIR/koios-client-tests.toml"
 cat >"$config" <<TOML
 [[source]]
@@ -58,6 +64,12 @@ url = "postgres://postgres@127.0.0.1:5432/$scratch"
 name = "my"
 kind = "mysql"
 url = "mysql://root@127.0.0.1:3306/$scratch"
+
+[[source]]
+name = "mongo"
+kind = "mongodb"
+url = "$mongo_url"
+databases = ["$scratch"]
 TOML
 "$CARGO_TARGET_DIR/debug/koios" serve --config "$config" --listen "127.0.0.1:$port" >"$log" 2>&1 &
 server=$!
@@ -66,7 +78,7 @@ for _ in $(seq 1 300); do
   kill -0 "$server" 2>/dev/null || { cat "$log"; die "koios serve exited before listening"; }
   sleep 0.2
 done
-KOIOS_TEST_MY_DATABASE="$scratch" tests/clients/psql_checks.sh 127.0.0.1 "$port"
+KOIOS_TEST_MY_DATABASE="$scratch" KOIOS_TEST_MONGO_DATABASE="$scratch" tests/clients/psql_checks.sh 127.0.0.1 "$port"
 python3 tests/clients/psycopg_client.py 127.0.0.1 "$port"
 
 printf '\nkoios: every test step passed\n'

@@ -61,6 +61,7 @@ fn builtin_connectors() -> BTreeMap<&'static str, Arc<dyn Connector>> {
         Arc::new(crate::demo::DemoConnector),
         Arc::new(koios_connector_postgres::PostgresConnector),
         Arc::new(koios_connector_mysql::MySqlConnector),
+        Arc::new(koios_connector_mongodb::MongoConnector),
     ];
     all.into_iter().map(|c| (c.kind(), c)).collect()
 }
@@ -202,6 +203,7 @@ impl Engine {
             .with_runtime_env(Arc::clone(&self.runtime))
             .with_catalog_list(Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>)
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(koios_connector_mongodb::MongoTopN))
             .build();
         SessionContext::new_with_state(state)
     }

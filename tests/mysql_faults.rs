@@ -138,3 +138,226 @@ async fn cancel_stops_the_mysql_statement() {
         started.elapsed()
     );
 }
+
+/// Whether the reading connection is encrypted (SESSION_STATUS is per
+/// connection; the cipher is empty on a plain one).
+const CONNECTION_TLS_VIEW: &str = "CREATE VIEW connection_tls AS SELECT VARIABLE_VALUE AS cipher FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_CIPHER'";
+
+/// A throwaway MariaDB server that speaks TLS with a certificate for
+/// `localhost` signed by a CA of its own (the machine's server has TLS off).
+/// Stopped and removed on drop.
+struct TlsMariaDb {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: std::process::Child,
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TlsMariaDb {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("koios-tlsmy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("server directory");
+        let at = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        // A CA, and a server certificate it signs (webpki refuses a CA
+        // certificate used as the server's own).
+        std::fs::write(
+            at("san.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("extension file");
+        let openssl = |args: &str| run("openssl", &args.split(' ').collect::<Vec<_>>());
+        openssl(&format!(
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=koios-test-ca -keyout {} -out {}",
+            at("ca.key"),
+            at("ca.pem")
+        ));
+        openssl(&format!(
+            "req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout {} -out {}",
+            at("server.key"),
+            at("server.csr")
+        ));
+        openssl(&format!(
+            "x509 -req -in {} -CA {} -CAkey {} -CAcreateserial -days 2 -extfile {} -out {}",
+            at("server.csr"),
+            at("ca.pem"),
+            at("ca.key"),
+            at("san.ext"),
+            at("server.pem")
+        ));
+        run(
+            "mariadb-install-db",
+            &[
+                "--no-defaults",
+                &format!("--datadir={}", at("data")),
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ],
+        );
+        let port = support::free_port();
+        let child = std::process::Command::new("mariadbd")
+            .args([
+                "--no-defaults".to_string(),
+                format!("--datadir={}", at("data")),
+                format!("--socket={}", at("sock")),
+                format!("--port={port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                "--user=root".to_string(),
+                "--skip-log-bin".to_string(),
+                format!("--ssl-ca={}", at("ca.pem")),
+                format!("--ssl-cert={}", at("server.pem")),
+                format!("--ssl-key={}", at("server.key")),
+                format!("--log-error={}", at("error.log")),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        let server = Self { dir, port, child };
+        support::wait_for_port(port, Duration::from_secs(60), || {
+            format!(
+                "the TLS MariaDB did not start: {}",
+                std::fs::read_to_string(server.dir.join("error.log")).unwrap_or_default()
+            )
+        });
+        run(
+            "mariadb",
+            &[
+                &format!("--socket={}", server.dir.join("sock").display()),
+                "-uroot",
+                "-e",
+                &format!("CREATE DATABASE tlsdb; USE tlsdb; {CONNECTION_TLS_VIEW}"),
+            ],
+        );
+        server
+    }
+
+    fn ca_file(&self) -> String {
+        self.dir.join("ca.pem").to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TlsMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_encrypt_verify_and_refuse() {
+    let tls_server = TlsMariaDb::start();
+    let port = tls_server.port;
+    let ca = tls_server.ca_file();
+    let local = support::MyTestDatabase::create();
+    local.execute(CONNECTION_TLS_VIEW).expect("view");
+    let db = &local.name;
+    let text = format!(
+        r#"
+[[source]]
+name = "plain"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:{port}/tlsdb"
+tls = "disable"
+
+[[source]]
+name = "preferred"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:{port}/tlsdb"
+
+[[source]]
+name = "required"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:{port}/tlsdb"
+tls = "require"
+
+# The certificate names "localhost": verified when connecting by that name.
+[[source]]
+name = "verified"
+kind = "mysql"
+url = "mysql://root@localhost:{port}/tlsdb"
+tls = "verify-full"
+tls_ca_file = "{ca}"
+
+[[source]]
+name = "wrong_ca"
+kind = "mysql"
+url = "mysql://root@localhost:{port}/tlsdb"
+tls = "verify-full"
+tls_ca_file = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+
+[[source]]
+name = "no_tls_here"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{db}"
+tls = "require"
+
+[[source]]
+name = "plain_prefer"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{db}"
+tls = "prefer"
+"#
+    );
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    let client = server.connect("koios").await;
+    for (source, encrypted) in [
+        ("plain", false),
+        ("preferred", true),
+        ("required", true),
+        ("verified", true),
+        ("plain_prefer", false),
+    ] {
+        let schema = if source == "plain_prefer" {
+            db.as_str()
+        } else {
+            "tlsdb"
+        };
+        let row = client
+            .query_one(
+                &format!("SELECT cipher FROM {source}.{schema}.connection_tls"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{source}: {e} {:?}",
+                    e.as_db_error().map(|d| d.message().to_string())
+                )
+            });
+        let cipher: Option<String> = row.get(0);
+        assert_eq!(
+            !cipher.unwrap_or_default().is_empty(),
+            encrypted,
+            "{source}"
+        );
+    }
+    for (source, expected) in [
+        ("wrong_ca", "certificate"),
+        ("no_tls_here", "does not offer tls"),
+    ] {
+        let message = support::query_error(
+            &client,
+            &format!("SELECT * FROM {source}.tlsdb.connection_tls"),
+        )
+        .await;
+        assert!(
+            message.contains(&format!("source '{source}' is unavailable")),
+            "{message}"
+        );
+        assert!(message.to_lowercase().contains(expected), "{message}");
+    }
+}

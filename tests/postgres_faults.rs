@@ -314,3 +314,182 @@ unsupported_types = "skip"
         .expect("the rest is readable");
     assert_eq!(row.get::<_, i64>(0), 2);
 }
+
+/// A throwaway PostgreSQL cluster that demands SCRAM passwords: the machine's
+/// own server trusts loopback connections, so a wrong password can only be
+/// tested against a server of our own. Stopped and removed on drop.
+struct PasswordPostgres {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PasswordPostgres {
+    const PASSWORD: &'static str = "the-right-one";
+
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(format!("koios-pwpg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        std::fs::write(dir.join("pw"), Self::PASSWORD).expect("password file");
+        let cluster = Self {
+            bin,
+            dir,
+            port: support::free_port(),
+        };
+        // PostgreSQL refuses to run as root: hand the directory to `postgres`.
+        if Self::as_root() {
+            run("chown", &["-R", "postgres:postgres", &cluster.path("")]);
+        }
+        cluster.run_pg(
+            "initdb",
+            &[
+                "-D",
+                &cluster.path("data"),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", cluster.path("pw")),
+                "-E",
+                "UTF8",
+            ],
+        );
+        cluster.run_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                &cluster.path("data"),
+                "-l",
+                &cluster.path("log"),
+                "-w",
+                "-o",
+                &format!(
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    cluster.port,
+                    cluster.path("")
+                ),
+                "start",
+            ],
+        );
+        cluster
+    }
+
+    fn as_root() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    /// Runs a PostgreSQL tool, as user `postgres` when we are root.
+    fn pg_command(&self, tool: &str, args: &[&str]) -> (String, Vec<String>) {
+        let tool = self.bin.join(tool).to_string_lossy().into_owned();
+        let mut full: Vec<String> = if Self::as_root() {
+            vec!["-u".into(), "postgres".into(), "--".into(), tool]
+        } else {
+            vec![tool]
+        };
+        full.extend(args.iter().map(|a| a.to_string()));
+        if Self::as_root() {
+            ("runuser".into(), full)
+        } else {
+            let program = full.remove(0);
+            (program, full)
+        }
+    }
+
+    fn run_pg(&self, tool: &str, args: &[&str]) {
+        let (program, args) = self.pg_command(tool, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&program, &args);
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Drop for PasswordPostgres {
+    fn drop(&mut self) {
+        let data = self.path("data");
+        let (program, args) = self.pg_command("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+        let _ = std::process::Command::new(program).args(args).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_refused_without_leaking_it() {
+    let cluster = PasswordPostgres::start();
+    let port = cluster.port;
+    let password = PasswordPostgres::PASSWORD;
+    let (direct, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres"),
+        NoTls,
+    )
+    .await
+    .expect("the private cluster accepts its password");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    direct
+        .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 5) AS n")
+        .await
+        .expect("table");
+
+    let text = format!(
+        r#"
+[[source]]
+name = "pg_wrong_pw"
+kind = "postgres"
+url = "postgres://postgres:hunter2-wrong@127.0.0.1:{port}/postgres"
+
+[[source]]
+name = "pg_right_pw"
+kind = "postgres"
+url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
+"#
+    );
+    let env = |name: &str| (name == "PG_TEST_PASSWORD").then(|| password.to_string());
+    let server = TestServer::start_toml(&text, &env).await;
+    let client = server.connect("koios").await;
+
+    let message = support::query_error(&client, "SELECT * FROM pg_wrong_pw.public.t").await;
+    assert!(
+        message.contains("source 'pg_wrong_pw' is unavailable"),
+        "{message}"
+    );
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "password leaked: {message}");
+
+    // The right password (from the environment) works beside it.
+    let row = client
+        .query_one("SELECT sum(n) FROM pg_right_pw.public.t", &[])
+        .await
+        .expect("SCRAM authentication with the right password");
+    assert_eq!(row.get::<_, i64>(0), 15);
+    drop(cluster);
+}

@@ -50,7 +50,8 @@ fn connector(
     }
 }
 
-/// `$pg_database` and `$my_database` name this run's scratch databases.
+/// `$pg_database`, `$my_database` and `$mongo_database` name this run's
+/// scratch databases; `$mongo_url` is where the MongoDB one lives.
 fn set_database_vars<M: sqllogictest::MakeConnection<Conn = KoiosDb>>(
     runner: &mut Runner<KoiosDb, M>,
     server: &TestServer,
@@ -60,6 +61,10 @@ fn set_database_vars<M: sqllogictest::MakeConnection<Conn = KoiosDb>>(
     }
     if let Some(my) = &server.my {
         runner.set_var("my_database".into(), my.name.clone());
+    }
+    if let Some(mongo) = &server.mongo {
+        runner.set_var("mongo_database".into(), mongo.name.clone());
+        runner.set_var("mongo_url".into(), support::mongodb_url());
     }
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Drives a running Koios with the real psql client, as the README shows.
-# Usage: KOIOS_TEST_MY_DATABASE=db psql_checks.sh HOST PORT
-# (the server serves the demo at SF 0.01 and the test fixtures as `pg` and `my`)
+# Usage: KOIOS_TEST_MY_DATABASE=db KOIOS_TEST_MONGO_DATABASE=db psql_checks.sh HOST PORT
+# (the server serves the demo at SF 0.01 and the test fixtures as `pg`, `my` and `mongo`)
 set -uo pipefail
 HOST=$1 PORT=$2
 passed=0 failed=0
@@ -48,6 +48,14 @@ INDIA|IN|New Delhi
 JAPAN|JP|Tokyo" -c "SELECT n.n_name, c.iso, s.capital FROM demo.public.nation n
   JOIN my.${KOIOS_TEST_MY_DATABASE}.nation_codes c ON c.n_nationkey = n.n_nationkey
   JOIN pg.public.nation_stats s ON s.n_nationkey = n.n_nationkey ORDER BY 1"
+
+check "MongoDB x PostgreSQL x Parquet" "Brendan|FRANCE|Paris
+Chloé|FRANCE|Paris
+Ada|GERMANY|Berlin
+Eve|GERMANY|Berlin
+|JAPAN|Tokyo" -c "SELECT p.name, n.n_name, s.capital FROM mongo.${KOIOS_TEST_MONGO_DATABASE}.people p
+  JOIN demo.public.nation n ON n.n_nationkey = p.nation
+  JOIN pg.public.nation_stats s ON s.n_nationkey = p.nation ORDER BY n.n_name, p.name"
 
 echo "psql: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -148,10 +148,95 @@ impl Drop for MyTestDatabase {
     }
 }
 
+/// The MongoDB the tests use: `KOIOS_TEST_MONGODB_URL` (a genuine MongoDB),
+/// else the wire-compatible server `scripts/services.sh` starts on 27017.
+pub fn mongodb_url() -> String {
+    std::env::var("KOIOS_TEST_MONGODB_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017/?directConnection=true".into())
+}
+
+/// Runs `work` with a MongoDB client on a thread of its own, so the sync
+/// helpers here can be used from inside the tests' async runtimes.
+pub fn with_mongo<T, F, Fut>(work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(mongodb::Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let client = mongodb::Client::with_uri_str(mongodb_url())
+                .await
+                .expect("a valid KOIOS_TEST_MONGODB_URL");
+            work(client).await
+        })
+    })
+    .join()
+    .expect("MongoDB helper thread")
+}
+
+/// A scratch MongoDB database loaded with `sql-tests/fixtures/mongodb.json`
+/// (`{"collection": [extended JSON documents]}`), dropped when this value is.
+pub struct MongoTestDatabase {
+    pub name: String,
+}
+
+impl MongoTestDatabase {
+    pub fn create() -> MongoTestDatabase {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let name = format!("koios_test_{}_{nanos}", std::process::id());
+        let fixture = workspace_root().join("sql-tests/fixtures/mongodb.json");
+        let text = std::fs::read_to_string(&fixture).expect("mongodb fixture");
+        let collections: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).expect("the MongoDB fixture is a JSON object");
+        let database = name.clone();
+        with_mongo(move |client| async move {
+            let db = client.database(&database);
+            for (collection, documents) in collections {
+                let documents: Vec<mongodb::bson::Document> = documents
+                    .as_array()
+                    .expect("a list of documents")
+                    .iter()
+                    .map(|d| {
+                        match mongodb::bson::Bson::try_from(d.clone()).expect("extended JSON") {
+                            mongodb::bson::Bson::Document(doc) => doc,
+                            other => panic!("not a document: {other}"),
+                        }
+                    })
+                    .collect();
+                db.collection::<mongodb::bson::Document>(&collection)
+                    .insert_many(documents)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot load the MongoDB fixture (run scripts/services.sh): {e}")
+                    });
+            }
+        });
+        MongoTestDatabase { name }
+    }
+}
+
+impl Drop for MongoTestDatabase {
+    fn drop(&mut self) {
+        let database = self.name.clone();
+        with_mongo(move |client| async move {
+            let _ = client.database(&database).drop().await;
+        });
+    }
+}
+
 /// The scratch databases of one test configuration.
 pub struct TestDatabases {
     pub pg: PgTestDatabase,
     pub my: MyTestDatabase,
+    pub mongo: MongoTestDatabase,
 }
 
 /// `sql-tests/koios-test.toml` with the test data directory and fresh
@@ -161,17 +246,55 @@ pub fn test_config() -> (Config, TestDatabases) {
     let data_dir = test_data_dir();
     let database = PgTestDatabase::create();
     let my = MyTestDatabase::create();
+    let mongo = MongoTestDatabase::create();
     let config_path = workspace_root().join("sql-tests/koios-test.toml");
     let env = |name: &str| match name {
         "KOIOS_TEST_DATA_DIR" => Some(data_dir.display().to_string()),
         "KOIOS_TEST_PG_DATABASE" => Some(database.name.clone()),
         "KOIOS_TEST_MY_DATABASE" => Some(my.name.clone()),
+        "KOIOS_TEST_MONGO_DATABASE" => Some(mongo.name.clone()),
+        "KOIOS_TEST_MONGODB_URL" => Some(mongodb_url()),
         other => std::env::var(other).ok(),
     };
     let text =
         std::fs::read_to_string(&config_path).expect("sql-tests/koios-test.toml is readable");
     let config = Config::parse(&text, &config_path, &env).expect("the test configuration is valid");
-    (config, TestDatabases { pg: database, my })
+    (
+        config,
+        TestDatabases {
+            pg: database,
+            my,
+            mongo,
+        },
+    )
+}
+
+/// The server's message for a statement that must fail.
+pub async fn query_error(client: &tokio_postgres::Client, sql: &str) -> String {
+    let err = client
+        .simple_query(sql)
+        .await
+        .expect_err("the statement fails");
+    err.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| err.to_string())
+}
+
+/// A loopback port nothing listens on (for servers the tests start).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something listens on `port`; `why` says what failed if not.
+pub fn wait_for_port(port: u16, timeout: std::time::Duration, why: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// A Koios server running inside the test process on an ephemeral port.
@@ -180,6 +303,7 @@ pub struct TestServer {
     pub engine: Arc<Engine>,
     pub pg: Option<PgTestDatabase>,
     pub my: Option<MyTestDatabase>,
+    pub mongo: Option<MongoTestDatabase>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -190,7 +314,14 @@ impl TestServer {
         let mut server = TestServer::start(config).await;
         server.pg = Some(databases.pg);
         server.my = Some(databases.my);
+        server.mongo = Some(databases.mongo);
         server
+    }
+
+    /// A server for a configuration written inline; `env` expands `${VAR}`.
+    pub async fn start_toml(text: &str, env: &dyn Fn(&str) -> Option<String>) -> TestServer {
+        let config = Config::parse(text, Path::new("inline.toml"), env).expect("valid test config");
+        TestServer::start(config).await
     }
 
     pub async fn start(config: Config) -> TestServer {
@@ -207,6 +338,7 @@ impl TestServer {
             engine,
             pg: None,
             my: None,
+            mongo: None,
             task,
         }
     }

@@ -17,6 +17,10 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 
+pub mod catalog;
+pub mod tls;
+pub use tls::{TlsMode, TlsOptions};
+
 /// One `[[source]]` entry from the configuration, after `${ENV}` expansion.
 #[derive(Clone, PartialEq)]
 pub struct SourceSpec {

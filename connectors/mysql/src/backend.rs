@@ -14,10 +14,11 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 use futures::StreamExt;
+use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, classify};
 use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, Value};
+use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
 use crate::options::MyOptions;
 use crate::types::{ColumnBuilder, MyCodec};
@@ -56,6 +57,32 @@ fn remote_error(context: &str, e: &mysql_async::Error) -> DataFusionError {
     .into_datafusion()
 }
 
+/// Why a pool could not be opened: the server lacks TLS (which `prefer`
+/// tolerates), or anything else.
+enum OpenError {
+    NoTlsOnServer,
+    Other(DataFusionError),
+}
+use OpenError::{NoTlsOnServer, Other};
+
+/// mysql_async's TLS settings for `mode` (never called for `disable`).
+fn ssl_opts(mode: TlsMode, ca_file: Option<&str>) -> Option<SslOpts> {
+    match mode {
+        TlsMode::Disable => None,
+        TlsMode::Prefer | TlsMode::Require => Some(
+            SslOpts::default()
+                .with_danger_accept_invalid_certs(true)
+                .with_danger_skip_domain_validation(true),
+        ),
+        TlsMode::VerifyFull => Some(match ca_file {
+            Some(path) => SslOpts::default()
+                .with_root_certs(vec![std::path::PathBuf::from(path).into()])
+                .with_disable_built_in_roots(true),
+            None => SslOpts::default(),
+        }),
+    }
+}
+
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
@@ -74,8 +101,9 @@ impl MyBackend {
             DataFusionError::Configuration(format!("source '{source}': invalid MySQL URL: {kind}"))
         })?;
         let url_database = opts.db_name().map(str::to_string);
+        let url_has_tls = opts.ssl_opts().is_some();
         let constraints = PoolConstraints::new(0, options.sql.pool_size).unwrap_or_default();
-        let opts = OptsBuilder::from_opts(opts)
+        let base = OptsBuilder::from_opts(opts)
             .pool_opts(PoolOpts::default().with_constraints(constraints))
             // Literals written by the unparser must mean the same whatever the
             // server's sql_mode: backslashes are ordinary characters, times UTC.
@@ -84,6 +112,50 @@ impl MyBackend {
                 "SET SESSION time_zone = '+00:00'",
                 "SET NAMES utf8mb4",
             ]);
+        let mode = match options.tls.mode {
+            Some(mode) => mode,
+            // The URL's own TLS parameters (`require_ssl=true`, …) stand.
+            None if url_has_tls => TlsMode::Require,
+            None => TlsMode::Prefer,
+        };
+        let with_tls = if url_has_tls && options.tls.mode.is_none() {
+            base.clone()
+        } else {
+            // Over TCP, or the driver would move local connections to the
+            // (unencrypted) Unix socket.
+            base.clone()
+                .prefer_socket(false)
+                .ssl_opts(ssl_opts(mode, options.tls.ca_file.as_deref()))
+        };
+        let opened = match mode {
+            TlsMode::Disable => Self::open(source, base, url_database, options).await,
+            _ => match Self::open(source, with_tls, url_database.clone(), options.clone()).await {
+                // `prefer`: a server without TLS is spoken to in plain text.
+                Err(NoTlsOnServer) if mode == TlsMode::Prefer => {
+                    Self::open(source, base, url_database, options).await
+                }
+                other => other,
+            },
+        };
+        opened.map_err(|e| match e {
+            Other(e) => e,
+            NoTlsOnServer => koios_connector::RemoteError {
+                sqlstate: Some("08001".into()),
+                message: format!(
+                    "source '{source}': cannot connect: the server does not offer TLS, which the source's tls setting demands"
+                ),
+            }
+            .into_datafusion(),
+        })
+    }
+
+    /// A pool for `opts`, checked by taking one connection.
+    async fn open(
+        source: &str,
+        opts: OptsBuilder,
+        url_database: Option<String>,
+        options: MyOptions,
+    ) -> std::result::Result<MyBackend, OpenError> {
         let backend = MyBackend {
             source: source.to_string(),
             pool: Pool::new(opts),
@@ -91,8 +163,19 @@ impl MyBackend {
             options,
             dialect: MySqlDialect {},
         };
-        drop(backend.conn().await?);
-        Ok(backend)
+        match backend.pool.get_conn().await {
+            Ok(conn) => {
+                drop(conn);
+                Ok(backend)
+            }
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => Err(OpenError::NoTlsOnServer),
+            Err(e) => Err(OpenError::Other(remote_error(
+                &format!("source '{source}': cannot connect"),
+                &e,
+            ))),
+        }
     }
 
     async fn conn(&self) -> Result<mysql_async::Conn> {

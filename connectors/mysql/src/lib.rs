@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::SqlSource;
 
 pub use backend::MyBackend;
 pub use options::MyOptions;
@@ -37,7 +36,7 @@ impl Connector for MySqlConnector {
     ) -> Result<Arc<dyn Source>> {
         let options = MyOptions::from_spec(spec)?;
         let backend = Arc::new(MyBackend::connect(&spec.name, &spec.url, options).await?);
-        let source: Arc<dyn Source> = SqlSource::attach(backend).await?;
+        let source: Arc<dyn Source> = koios_connector_sql::catalog::attach(backend).await?;
         Ok(source)
     }
 }

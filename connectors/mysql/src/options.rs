@@ -1,7 +1,7 @@
 //! Options of a `kind = "mysql"` source (MySQL and MariaDB).
 
 use datafusion::error::{DataFusionError, Result};
-use koios_connector::SourceSpec;
+use koios_connector::{SourceSpec, TlsOptions};
 pub use koios_connector_sql::options::{SqlOptions, UnsupportedTypes};
 
 use crate::types::InvalidDates;
@@ -11,15 +11,18 @@ pub struct MyOptions {
     /// Databases exposed as schemas; `None`: the URL's database, or all.
     pub databases: Option<Vec<String>>,
     pub invalid_dates: InvalidDates,
+    /// `mode: None`: TLS settings in the URL if any, else `prefer`.
+    pub tls: TlsOptions,
     pub sql: SqlOptions,
 }
 
-pub const OWN_OPTIONS: &[&str] = &["databases", "invalid_dates", "tls"];
+pub const OWN_OPTIONS: &[&str] = &["databases", "invalid_dates"];
 
 impl MyOptions {
     pub fn from_spec(spec: &SourceSpec) -> Result<Self> {
         let known: Vec<&str> = OWN_OPTIONS
             .iter()
+            .chain(TlsOptions::NAMES)
             .chain(koios_connector_sql::options::SQL_OPTIONS)
             .copied()
             .collect();
@@ -35,18 +38,10 @@ impl MyOptions {
                 ));
             }
         };
-        match spec.option_str("tls")? {
-            None | Some("disable") | Some("prefer") => {}
-            Some(_) => {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "source '{}': TLS to MySQL is not implemented yet; tls must be \"disable\" or \"prefer\" (plain)",
-                    spec.name
-                )));
-            }
-        }
         Ok(Self {
             databases: spec.option_string_list("databases")?,
             invalid_dates,
+            tls: TlsOptions::from_spec(spec)?,
             sql: SqlOptions::from_spec(spec)?,
         })
     }

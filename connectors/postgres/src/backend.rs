@@ -14,6 +14,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
+use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
 use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
 use tokio_postgres::NoTls;
@@ -58,16 +59,16 @@ impl PgBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let tls = options.tls.unwrap_or(match config.get_ssl_mode() {
-            tokio_postgres::config::SslMode::Disable => crate::tls::TlsMode::Disable,
-            tokio_postgres::config::SslMode::Require => crate::tls::TlsMode::Require,
-            _ => crate::tls::TlsMode::Prefer,
+        let tls = options.tls.mode.unwrap_or(match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => TlsMode::Disable,
+            tokio_postgres::config::SslMode::Require => TlsMode::Require,
+            _ => TlsMode::Prefer,
         });
-        config.ssl_mode(tls.ssl_mode());
+        config.ssl_mode(crate::tls::ssl_mode(tls));
         let manager_config = || ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match crate::tls::connector(source, tls, options.tls_ca_file.as_deref())? {
+        let manager = match crate::tls::connector(source, tls, options.tls.ca_file.as_deref())? {
             Some(tls) => Manager::from_config(config, tls, manager_config()),
             None => Manager::from_config(config, NoTls, manager_config()),
         };

@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::SqlSource;
 
 pub use backend::PgBackend;
 pub use options::PgOptions;
@@ -41,7 +40,7 @@ impl Connector for PostgresConnector {
     ) -> Result<Arc<dyn Source>> {
         let options = PgOptions::from_spec(spec)?;
         let backend = Arc::new(PgBackend::connect(&spec.name, &spec.url, options).await?);
-        let source: Arc<dyn Source> = SqlSource::attach(backend).await?;
+        let source: Arc<dyn Source> = koios_connector_sql::catalog::attach(backend).await?;
         Ok(source)
     }
 }

@@ -1,7 +1,4 @@
-//! TLS to PostgreSQL with rustls, following libpq's `sslmode` meanings:
-//! `disable` (plain), `prefer` (TLS if the server offers it, certificate not
-//! checked), `require` (TLS, certificate not checked) and `verify-full` (TLS,
-//! certificate chain checked against `tls_ca_file` and the host name).
+//! TLS to PostgreSQL with rustls, in the modes of [`koios_connector::TlsMode`].
 
 use std::sync::Arc;
 
@@ -13,33 +10,15 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The `tls` option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    Disable,
-    Prefer,
-    Require,
-    VerifyFull,
-}
+pub use koios_connector::TlsMode;
 
-impl TlsMode {
-    pub fn parse(value: &str) -> Option<TlsMode> {
-        Some(match value {
-            "disable" => TlsMode::Disable,
-            "prefer" => TlsMode::Prefer,
-            "require" => TlsMode::Require,
-            "verify-full" => TlsMode::VerifyFull,
-            _ => return None,
-        })
-    }
-
-    pub fn ssl_mode(self) -> tokio_postgres::config::SslMode {
-        use tokio_postgres::config::SslMode;
-        match self {
-            TlsMode::Disable => SslMode::Disable,
-            TlsMode::Prefer => SslMode::Prefer,
-            TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
-        }
+/// tokio-postgres's handshake setting for `mode` (verification is rustls's).
+pub fn ssl_mode(mode: TlsMode) -> tokio_postgres::config::SslMode {
+    use tokio_postgres::config::SslMode;
+    match mode {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        TlsMode::Require | TlsMode::VerifyFull => SslMode::Require,
     }
 }
 

@@ -1,160 +1,57 @@
-//! Remote schemas and tables as a DataFusion catalog.
-//!
-//! Schema and table *names* are read when the source attaches (and again on
-//! refresh), because DataFusion asks for them synchronously; a table's
-//! columns are read the first time a query names it, then cached until the
-//! next refresh. A table created remotely appears after `REFRESH SOURCE`; a
-//! query naming it finds it even before (the lookup asks the server).
+//! SQL backends plugged into the shared lazy catalog
+//! ([`koios_connector::catalog`]): a table is described by the backend and
+//! served by [`SqlTable`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
-use koios_connector::Source;
+use koios_connector::catalog::{Discovery, LazySource};
 
 use crate::backend::{RemoteTableName, SqlBackend};
 use crate::table::SqlTable;
 
 /// An attached SQL source.
-pub struct SqlSource<B: SqlBackend> {
-    backend: Arc<B>,
-    catalog: Arc<SqlCatalog<B>>,
+pub type SqlSource<B> = LazySource<SqlDiscovery<B>>;
+
+/// Attaches a SQL backend: reads its schema and table names once.
+pub async fn attach<B: SqlBackend>(backend: Arc<B>) -> Result<Arc<SqlSource<B>>> {
+    LazySource::attach(Arc::new(SqlDiscovery(backend))).await
 }
 
-impl<B: SqlBackend> std::fmt::Debug for SqlSource<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SqlSource({})", self.backend.source_name())
-    }
-}
-
-impl<B: SqlBackend> SqlSource<B> {
-    /// Attaches: reads the schema and table names once.
-    pub async fn attach(backend: Arc<B>) -> Result<Arc<Self>> {
-        let catalog = Arc::new(SqlCatalog {
-            backend: Arc::clone(&backend),
-            schemas: RwLock::new(BTreeMap::new()),
-        });
-        catalog.load_names().await?;
-        Ok(Arc::new(Self { backend, catalog }))
-    }
-}
+/// A [`SqlBackend`] as the catalog's [`Discovery`].
+pub struct SqlDiscovery<B: SqlBackend>(Arc<B>);
 
 #[async_trait]
-impl<B: SqlBackend> Source for SqlSource<B> {
-    fn catalog(&self) -> Arc<dyn CatalogProvider> {
-        Arc::clone(&self.catalog) as Arc<dyn CatalogProvider>
+impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
+    fn source_name(&self) -> &str {
+        self.0.source_name()
     }
 
-    async fn refresh(&self) -> Result<()> {
-        self.backend.reset();
-        self.catalog.load_names().await
-    }
-}
-
-/// The catalog of one SQL source.
-pub struct SqlCatalog<B: SqlBackend> {
-    backend: Arc<B>,
-    schemas: RwLock<BTreeMap<String, Arc<SqlSchema<B>>>>,
-}
-
-impl<B: SqlBackend> std::fmt::Debug for SqlCatalog<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SqlCatalog({})", self.backend.source_name())
-    }
-}
-
-impl<B: SqlBackend> SqlCatalog<B> {
-    async fn load_names(&self) -> Result<()> {
-        let mut fresh = BTreeMap::new();
-        for schema in self.backend.schema_names().await? {
-            let tables = self.backend.table_names(&schema).await?;
-            fresh.insert(
-                schema.clone(),
-                Arc::new(SqlSchema {
-                    backend: Arc::clone(&self.backend),
-                    schema,
-                    names: tables,
-                    tables: RwLock::new(HashMap::new()),
-                }),
-            );
-        }
-        *self.schemas.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        Ok(())
-    }
-}
-
-impl<B: SqlBackend> CatalogProvider for SqlCatalog<B> {
-    fn schema_names(&self) -> Vec<String> {
-        self.schemas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+    fn reset(&self) {
+        self.0.reset()
     }
 
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        self.schemas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map(|s| Arc::clone(s) as Arc<dyn SchemaProvider>)
-    }
-}
-
-/// One remote schema.
-pub struct SqlSchema<B: SqlBackend> {
-    backend: Arc<B>,
-    schema: String,
-    names: Vec<String>,
-    tables: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
-}
-
-impl<B: SqlBackend> std::fmt::Debug for SqlSchema<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "SqlSchema({}.{})",
-            self.backend.source_name(),
-            self.schema
-        )
-    }
-}
-
-#[async_trait]
-impl<B: SqlBackend> SchemaProvider for SqlSchema<B> {
-    fn table_names(&self) -> Vec<String> {
-        self.names.clone()
+    async fn schema_names(&self) -> Result<Vec<String>> {
+        self.0.schema_names().await
     }
 
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        if let Some(table) = self
-            .tables
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-        {
-            return Ok(Some(Arc::clone(table)));
-        }
+    async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
+        self.0.table_names(schema).await
+    }
+
+    async fn open_table(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>> {
         let remote = RemoteTableName {
-            schema: self.schema.clone(),
-            table: name.to_string(),
+            schema: schema.to_string(),
+            table: table.to_string(),
         };
-        let Some(described) = self.backend.describe(&remote).await? else {
-            return Ok(None);
-        };
-        let table: Arc<dyn TableProvider> =
-            Arc::new(SqlTable::new(Arc::clone(&self.backend), described));
-        self.tables
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), Arc::clone(&table));
-        Ok(Some(table))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
+        Ok(self.0.describe(&remote).await?.map(|described| {
+            Arc::new(SqlTable::new(Arc::clone(&self.0), described)) as Arc<dyn TableProvider>
+        }))
     }
 }

@@ -1,0 +1,138 @@
+//! A MongoDB collection as a DataFusion table: filters and projection become
+//! the `find` command's filter and projection.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use mongodb::bson::{Document, doc};
+
+use crate::discovery::MongoDiscovery;
+use crate::filter::translate;
+use crate::options::InvalidValues;
+use crate::scan::{Find, MongoScanExec};
+use crate::schema::Shape;
+use crate::write::MongoSink;
+
+/// One collection, with its columns as configured or inferred.
+#[derive(Debug)]
+pub struct MongoTable {
+    pub(crate) mongo: Arc<MongoDiscovery>,
+    pub(crate) database: String,
+    pub(crate) collection: String,
+    pub(crate) columns: Arc<Vec<(String, Shape)>>,
+    schema: SchemaRef,
+}
+
+impl MongoTable {
+    pub fn new(
+        mongo: Arc<MongoDiscovery>,
+        database: &str,
+        collection: &str,
+        columns: Vec<(String, Shape)>,
+    ) -> Self {
+        let schema = Shape::schema(&columns);
+        Self {
+            mongo,
+            database: database.to_string(),
+            collection: collection.to_string(),
+            columns: Arc::new(columns),
+            schema,
+        }
+    }
+
+    fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
+        match translate(filter, &self.columns) {
+            None => TableProviderFilterPushDown::Unsupported,
+            // See `filter`: only when a value that does not fit fails the
+            // query can MongoDB's array matching not change a result.
+            Some(t) if t.exact && self.mongo.options.invalid_values == InvalidValues::Error => {
+                TableProviderFilterPushDown::Exact
+            }
+            Some(_) => TableProviderFilterPushDown::Inexact,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for MongoTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters.iter().map(|f| self.pushdown(f)).collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.columns.len()).collect(),
+        };
+        let parts: Vec<Document> = filters
+            .iter()
+            .filter_map(|f| translate(f, &self.columns))
+            .map(|t| t.filter)
+            .collect();
+        let filter = match parts.len() {
+            0 => Document::new(),
+            1 => parts.into_iter().next().unwrap_or_default(),
+            _ => doc! { "$and": parts },
+        };
+        let find = Find {
+            filter,
+            sort: None,
+            limit: limit.map(|l| l as i64),
+        };
+        Ok(Arc::new(MongoScanExec::new(
+            Arc::clone(&self.mongo),
+            self.database.clone(),
+            self.collection.clone(),
+            Arc::clone(&self.columns),
+            projection,
+            vec![find],
+        )))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{insert_op} into {}.{}.{} is not supported; only INSERT INTO",
+                self.mongo.source, self.database, self.collection
+            )));
+        }
+        let sink = MongoSink::new(
+            Arc::clone(&self.mongo),
+            self.database.clone(),
+            self.collection.clone(),
+            Arc::clone(&self.columns),
+            Arc::clone(&self.schema),
+        );
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

@@ -1,0 +1,28 @@
+"""Loads sql-tests/fixtures/mongodb.json into a MongoDB database, drops the
+database, or resets one collection to given documents.
+
+Usage: mongo_fixture.py URL DATABASE            load the fixture
+       mongo_fixture.py URL DATABASE --drop     drop the database
+       mongo_fixture.py URL DATABASE --reset COLLECTION 'EXTENDED-JSON-LIST'
+"""
+import pathlib
+import sys
+
+from bson import json_util
+from pymongo import MongoClient
+
+url, database = sys.argv[1], sys.argv[2]
+client = MongoClient(url)
+if "--reset" in sys.argv:
+    at = sys.argv.index("--reset")
+    collection, documents = sys.argv[at + 1], json_util.loads(sys.argv[at + 2])
+    client[database].drop_collection(collection)
+    client[database].create_collection(collection)
+    if documents:
+        client[database][collection].insert_many(documents)
+    sys.exit(0)
+client.drop_database(database)
+if "--drop" not in sys.argv:
+    fixture = pathlib.Path(__file__).resolve().parents[2] / "sql-tests/fixtures/mongodb.json"
+    for name, documents in json_util.loads(fixture.read_text()).items():
+        client[database][name].insert_many(documents)
