@@ -10,13 +10,17 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -35,30 +39,77 @@ pub struct Find {
     pub limit: Option<i64>,
 }
 
+/// One output column: a top-level field the scan decodes, or a path inside
+/// one (`address.city`), once a projection of nested fields was pushed in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Index into the decoded fields.
+    pub field: usize,
+    /// Path below that field; empty for the field itself.
+    pub subpath: Vec<String>,
+    pub name: String,
+    pub shape: Shape,
+}
+
 /// Reads one collection.
 pub struct MongoScanExec {
     mongo: Arc<MongoDiscovery>,
     database: String,
     collection: String,
-    columns: Arc<Vec<(String, Shape)>>,
-    projection: Vec<usize>,
+    /// Top-level fields decoded, their shapes pruned to the paths read.
+    fields: Vec<(String, Shape)>,
+    /// Per field, the paths below it that are read (`[[]]`: all of it).
+    read_paths: Vec<Vec<Vec<String>>>,
+    outputs: Vec<Output>,
     finds: Vec<Find>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
 
 impl MongoScanExec {
+    /// A scan of the top-level `columns` picked by `projection`.
     pub fn new(
         mongo: Arc<MongoDiscovery>,
         database: String,
         collection: String,
-        columns: Arc<Vec<(String, Shape)>>,
+        columns: &[(String, Shape)],
         projection: Vec<usize>,
         finds: Vec<Find>,
     ) -> Self {
-        let projected: Vec<(String, Shape)> =
-            projection.iter().map(|&i| columns[i].clone()).collect();
-        let schema = Shape::schema(&projected);
+        let fields: Vec<(String, Shape)> = projection.iter().map(|&i| columns[i].clone()).collect();
+        let outputs = fields
+            .iter()
+            .enumerate()
+            .map(|(field, (name, shape))| Output {
+                field,
+                subpath: Vec::new(),
+                name: name.clone(),
+                shape: shape.clone(),
+            })
+            .collect();
+        let read_paths = vec![vec![Vec::new()]; fields.len()];
+        Self::assemble(
+            mongo, database, collection, fields, read_paths, outputs, finds,
+        )
+    }
+
+    fn assemble(
+        mongo: Arc<MongoDiscovery>,
+        database: String,
+        collection: String,
+        fields: Vec<(String, Shape)>,
+        read_paths: Vec<Vec<Vec<String>>>,
+        outputs: Vec<Output>,
+        finds: Vec<Find>,
+    ) -> Self {
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            outputs
+                .iter()
+                .map(|o| {
+                    datafusion::arrow::datatypes::Field::new(&o.name, o.shape.data_type(), true)
+                })
+                .collect::<Vec<_>>(),
+        ));
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -69,19 +120,24 @@ impl MongoScanExec {
             mongo,
             database,
             collection,
-            columns,
-            projection,
+            fields,
+            read_paths,
+            outputs,
             finds,
             schema,
             properties,
         }
     }
 
-    /// The projected columns, in output order.
-    pub fn projected_columns(&self) -> Vec<(String, Shape)> {
-        self.projection
+    /// Each output's dotted path and shape, in output order.
+    pub fn output_paths(&self) -> Vec<(String, Shape)> {
+        self.outputs
             .iter()
-            .map(|&i| self.columns[i].clone())
+            .map(|o| {
+                let mut path = vec![self.fields[o.field].0.clone()];
+                path.extend(o.subpath.iter().cloned());
+                (path.join("."), o.shape.clone())
+            })
             .collect()
     }
 
@@ -91,27 +147,145 @@ impl MongoScanExec {
 
     /// The same scan running other `find` commands.
     pub fn with_finds(&self, finds: Vec<Find>) -> Self {
-        Self::new(
+        Self::assemble(
             Arc::clone(&self.mongo),
             self.database.clone(),
             self.collection.clone(),
-            Arc::clone(&self.columns),
-            self.projection.clone(),
+            self.fields.clone(),
+            self.read_paths.clone(),
+            self.outputs.clone(),
             finds,
         )
     }
 
-    /// The `find` projection: the projected top-level fields, `_id` only if asked for.
+    /// The same scan producing `requests` — (output index it derives from,
+    /// field names below it, output name) — instead; `None` if a name is
+    /// not a field of a document.
+    pub fn with_nested_outputs(&self, requests: &[(usize, Vec<String>, String)]) -> Option<Self> {
+        // Paths from the top-level field, and the leaf shapes.
+        let mut wanted: Vec<(String, Vec<String>, String, Shape)> = Vec::new();
+        for (base, names, alias) in requests {
+            let base = self.outputs.get(*base)?;
+            let mut shape = base.shape.clone();
+            for name in names {
+                if !plain_field_name(name) {
+                    return None;
+                }
+                let Shape::Document(fields) = shape else {
+                    return None;
+                };
+                shape = fields.into_iter().find(|(n, _)| n == name)?.1;
+            }
+            let mut subpath = base.subpath.clone();
+            subpath.extend(names.iter().cloned());
+            wanted.push((
+                self.fields[base.field].0.clone(),
+                subpath,
+                alias.clone(),
+                shape,
+            ));
+        }
+        let mut fields: Vec<(String, Shape)> = Vec::new();
+        let mut read_paths: Vec<Vec<Vec<String>>> = Vec::new();
+        let mut outputs = Vec::new();
+        for (top, subpath, name, shape) in wanted {
+            let field = match fields.iter().position(|(n, _)| *n == top) {
+                Some(i) => i,
+                None => {
+                    let original = self.fields.iter().find(|(n, _)| *n == top)?.1.clone();
+                    fields.push((top.clone(), original));
+                    read_paths.push(Vec::new());
+                    fields.len() - 1
+                }
+            };
+            read_paths[field].push(subpath.clone());
+            outputs.push(Output {
+                field,
+                subpath,
+                name,
+                shape,
+            });
+        }
+        for ((_, shape), paths) in fields.iter_mut().zip(&read_paths) {
+            *shape = prune(shape, paths);
+        }
+        Some(Self::assemble(
+            Arc::clone(&self.mongo),
+            self.database.clone(),
+            self.collection.clone(),
+            fields,
+            read_paths,
+            outputs,
+            self.finds.clone(),
+        ))
+    }
+
+    /// The `find` projection: the fields and paths read, `_id` only if asked
+    /// for. Fields whose names MongoDB would read as paths or operators
+    /// (`a.b`, `$x`) cannot be projected by name: then every field comes.
     pub fn projection_document(&self) -> Document {
         let mut projection = Document::new();
-        for (name, _) in self.projected_columns() {
-            projection.insert(name, 1);
+        for ((name, _), paths) in self.fields.iter().zip(&self.read_paths) {
+            if !plain_field_name(name) {
+                return Document::new();
+            }
+            if paths.iter().any(Vec::is_empty) {
+                projection.insert(name.clone(), 1);
+                continue;
+            }
+            for path in paths {
+                let dotted = format!("{name}.{}", path.join("."));
+                // A path below one already projected adds nothing (and
+                // MongoDB refuses overlapping paths).
+                let covered = projection
+                    .keys()
+                    .any(|k| dotted.starts_with(&format!("{k}.")) || *k == dotted);
+                if !covered {
+                    let deeper: Vec<String> = projection
+                        .keys()
+                        .filter(|k| k.starts_with(&format!("{dotted}.")))
+                        .cloned()
+                        .collect();
+                    for key in deeper {
+                        projection.remove(&key);
+                    }
+                    projection.insert(dotted, 1);
+                }
+            }
         }
         if !projection.contains_key("_id") {
             projection.insert("_id", 0);
         }
         projection
     }
+}
+
+/// A name MongoDB reads as one field (not a path, not an operator).
+pub fn plain_field_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('.') && !name.starts_with('$')
+}
+
+/// `shape` cut down to the `paths` below it (an empty path: all of it).
+fn prune(shape: &Shape, paths: &[Vec<String>]) -> Shape {
+    if paths.iter().any(Vec::is_empty) {
+        return shape.clone();
+    }
+    let Shape::Document(fields) = shape else {
+        return shape.clone();
+    };
+    Shape::Document(
+        fields
+            .iter()
+            .filter_map(|(name, child)| {
+                let below: Vec<Vec<String>> = paths
+                    .iter()
+                    .filter(|p| p.first() == Some(name))
+                    .map(|p| p[1..].to_vec())
+                    .collect();
+                (!below.is_empty()).then(|| (name.clone(), prune(child, &below)))
+            })
+            .collect(),
+    )
 }
 
 impl fmt::Debug for MongoScanExec {
@@ -185,6 +359,28 @@ impl ExecutionPlan for MongoScanExec {
         Ok(self)
     }
 
+    /// Takes in a projection of columns and nested fields (`address['city']`),
+    /// so MongoDB sends only those paths.
+    fn try_swapping_with_projection(
+        &self,
+        projection: &ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let mut requests = Vec::new();
+        for expr in projection.expr() {
+            let Some((base, names)) = field_access(&expr.expr) else {
+                return Ok(None);
+            };
+            requests.push((base, names, expr.alias.clone()));
+        }
+        // Plain column lists gain nothing over the scan's own projection.
+        if requests.iter().all(|(_, names, _)| names.is_empty()) {
+            return Ok(None);
+        }
+        Ok(self
+            .with_nested_outputs(&requests)
+            .map(|scan| Arc::new(scan) as Arc<dyn ExecutionPlan>))
+    }
+
     fn execute(
         &self,
         partition: usize,
@@ -198,7 +394,8 @@ impl ExecutionPlan for MongoScanExec {
         let batch_size = context.session_config().batch_size().max(1);
         let mongo = Arc::clone(&self.mongo);
         let (database, collection) = (self.database.clone(), self.collection.clone());
-        let columns = self.projected_columns();
+        let fields = self.fields.clone();
+        let outputs = self.outputs.clone();
         let projection = self.projection_document();
         let finds = self.finds.clone();
         let schema = Arc::clone(&self.schema);
@@ -215,7 +412,7 @@ impl ExecutionPlan for MongoScanExec {
                 )));
             }
             let handle = mongo.collection::<RawDocumentBuf>(&database, &collection);
-            let mut decoder = RowDecoder::new(&columns, mongo.options.invalid_values);
+            let mut decoder = RowDecoder::new(&fields, mongo.options.invalid_values);
             let mut produced: i64 = 0;
             let cursor_batch = batch_size.min(u32::MAX as usize) as u32;
             for find in finds {
@@ -252,7 +449,7 @@ impl ExecutionPlan for MongoScanExec {
                     })?;
                     taken += 1;
                     if decoder.rows() >= batch_size {
-                        let batch = RecordBatch::try_new(Arc::clone(&schema), decoder.finish())?;
+                        let batch = output_batch(&schema, &outputs, &mut decoder)?;
                         if tx.send(Ok(batch)).await.is_err() {
                             return Ok(()); // the consumer has gone (LIMIT, cancel)
                         }
@@ -264,18 +461,65 @@ impl ExecutionPlan for MongoScanExec {
                 produced += taken;
             }
             if decoder.rows() > 0 {
-                let rows = decoder.rows();
-                let batch = RecordBatch::try_new_with_options(
-                    Arc::clone(&schema),
-                    decoder.finish(),
-                    &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-                )?;
+                let batch = output_batch(&schema, &outputs, &mut decoder)?;
                 let _ = tx.send(Ok(batch)).await;
             }
             Ok(())
         });
         Ok(builder.build())
     }
+}
+
+/// A column, or a chain of `get_field` on one: (column index, field names).
+fn field_access(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<String>)> {
+    if let Some(column) = expr.as_ref().downcast_ref::<Column>() {
+        return Some((column.index(), Vec::new()));
+    }
+    let call = expr.as_ref().downcast_ref::<ScalarFunctionExpr>()?;
+    if call.name() != "get_field" {
+        return None;
+    }
+    let (base, names) = call.args().split_first()?;
+    let (index, mut path) = field_access(base)?;
+    for name in names {
+        let literal = name.as_ref().downcast_ref::<Literal>()?;
+        match literal.value() {
+            ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => path.push(n.clone()),
+            _ => return None,
+        }
+    }
+    Some((index, path))
+}
+
+/// The decoded rows as the scan's output columns (nested paths taken out
+/// of their structs: a field of a NULL document is NULL, as the decoder
+/// appends NULL to every child of a missing or null document).
+fn output_batch(
+    schema: &SchemaRef,
+    outputs: &[Output],
+    decoder: &mut RowDecoder,
+) -> Result<RecordBatch> {
+    let rows = decoder.rows();
+    let decoded = decoder.finish();
+    let mut columns = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let mut array = Arc::clone(&decoded[output.field]);
+        for name in &output.subpath {
+            array = array
+                .as_struct_opt()
+                .and_then(|s| s.column_by_name(name))
+                .cloned()
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!("decoded document has no field {name}"))
+                })?;
+        }
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// `{k: {$ne: null}}` / `{k: {$eq: null}}` added to a filter.

@@ -108,7 +108,7 @@ impl TableProvider for MongoTable {
             Arc::clone(&self.mongo),
             self.database.clone(),
             self.collection.clone(),
-            Arc::clone(&self.columns),
+            &self.columns,
             projection,
             vec![find],
         )))

@@ -88,7 +88,7 @@ fn sorted_finds(sort: &SortExec, scan: &MongoScanExec, fetch: i64) -> Option<Vec
     if find.sort.is_some() || find.limit.is_some() {
         return None;
     }
-    let columns = scan.projected_columns();
+    let columns = scan.output_paths();
     let mut keys = Vec::new();
     for sort_expr in sort.expr().iter() {
         let column = sort_expr.expr.as_ref().downcast_ref::<Column>()?;
@@ -104,7 +104,7 @@ fn sorted_finds(sort: &SortExec, scan: &MongoScanExec, fetch: i64) -> Option<Vec
                 | Shape::ObjectId
                 | Shape::DateTime
         );
-        if !sortable || name.contains('.') || name.starts_with('$') {
+        if !sortable || !name.split('.').all(crate::scan::plain_field_name) {
             return None;
         }
         let descending = sort_expr.options.descending;
