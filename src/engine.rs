@@ -233,6 +233,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Closes every attached source (before the process exits).
+    pub async fn close(&self) {
+        let ready: Vec<Arc<dyn Source>> = self
+            .read_sources()
+            .values()
+            .filter_map(|(_, state)| match state {
+                SourceState::Ready(source) => Some(Arc::clone(source)),
+                SourceState::Unavailable(_) => None,
+            })
+            .collect();
+        for source in ready {
+            source.close().await;
+        }
+    }
+
     fn read_sources(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (SourceSpec, SourceState)>> {

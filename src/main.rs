@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use koios::config::Config;
@@ -125,7 +126,13 @@ async fn query(common: Common, database: &str, sql: &str) -> Result<()> {
             "database \"{database}\" does not exist"
         )));
     }
-    let session = Session::new(engine, database);
+    let session = Session::new(Arc::clone(&engine), database);
+    let printed = print_outputs(&session, sql).await;
+    engine.close().await;
+    printed
+}
+
+async fn print_outputs(session: &Session, sql: &str) -> Result<()> {
     for output in session.run_sql(sql).await? {
         match output {
             Output::Rows { schema, stream, .. } => {

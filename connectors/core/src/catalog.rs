@@ -32,6 +32,9 @@ pub trait Discovery: Send + Sync + 'static {
     /// The table, or `None` when the server has no such table.
     async fn open_table(&self, schema: &str, table: &str)
     -> Result<Option<Arc<dyn TableProvider>>>;
+
+    /// See [`Source::close`].
+    async fn close(&self) {}
 }
 
 /// An attached source whose tables a [`Discovery`] finds.
@@ -67,6 +70,10 @@ impl<D: Discovery> Source for LazySource<D> {
     async fn refresh(&self) -> Result<()> {
         self.discovery.reset();
         self.catalog.load_names().await
+    }
+
+    async fn close(&self) {
+        self.discovery.close().await
     }
 }
 

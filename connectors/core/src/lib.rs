@@ -168,6 +168,11 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// Re-reads the backend's list of schemas and tables, so objects created
     /// remotely become visible without a restart.
     async fn refresh(&self) -> Result<()>;
+
+    /// Releases connections and background tasks before the process exits
+    /// (drivers that run their own tasks must stop them while the runtime
+    /// still runs).
+    async fn close(&self) {}
 }
 
 /// Knows how to attach sources of one kind.

@@ -169,6 +169,11 @@ impl Discovery for MongoDiscovery {
         &self.source
     }
 
+    async fn close(&self) {
+        // The driver's pool workers must stop while the runtime runs.
+        self.client.clone().shutdown().await;
+    }
+
     async fn schema_names(&self) -> Result<Vec<String>> {
         let all = self
             .client
