@@ -212,7 +212,12 @@ impl Discovery for MongoDiscovery {
         if !self.collection_exists(schema, table).await? {
             return Ok(None);
         }
-        let columns = match self.options.schemas.get(&format!("{schema}.{table}")) {
+        let declared = self
+            .options
+            .schemas
+            .get(&format!("{schema}.{table}"))
+            .or_else(|| self.options.schemas.get(table));
+        let columns = match declared {
             Some(declared) => declared.clone(),
             None => {
                 let sample: Vec<Document> = self

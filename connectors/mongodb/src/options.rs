@@ -9,8 +9,9 @@
 //! sample_size = 1000            # documents sampled per collection to infer its columns
 //! max_depth = 4                 # nested documents deeper than this are read as JSON text
 //! invalid_values = "error"      # or "null": a value that does not fit its column
-//! [source.schema]               # explicit columns, no sampling, per collection
+//! [source.schema]               # explicit columns, no sampling: "database.collection"
 //! "shop.orders" = "_id objectid, total decimal(12,2), customer json, items json"
+//! events = "_id objectid, at timestamp"   # a bare name: that collection in any database
 //! ```
 
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ pub struct MongoOptions {
     pub sample_size: usize,
     pub max_depth: usize,
     pub invalid_values: InvalidValues,
-    /// Declared columns per `database.collection`, in order.
+    /// Declared columns per `database.collection` (or `collection`, in any
+    /// exposed database), in order.
     pub schemas: HashMap<String, Vec<(String, Shape)>>,
 }
 
@@ -76,11 +78,6 @@ impl MongoOptions {
                             "schema.\"{collection}\" must be a string of \"name type\" pairs separated by commas"
                         )));
                     };
-                    if !collection.contains('.') {
-                        return Err(fail(format!(
-                            "schema key \"{collection}\" must be \"database.collection\""
-                        )));
-                    }
                     let parsed = Shape::parse_columns(columns)
                         .map_err(|m| fail(format!("schema.\"{collection}\": {m}")))?;
                     schemas.insert(collection.clone(), parsed);
