@@ -159,6 +159,65 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A scan node's plan properties: `partitions` unordered, bounded partitions
+/// emitted incrementally.
+pub fn leaf_plan_properties(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    partitions: usize,
+) -> Arc<datafusion::physical_plan::PlanProperties> {
+    use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+    Arc::new(datafusion::physical_plan::PlanProperties::new(
+        datafusion::physical_expr::EquivalenceProperties::new(Arc::clone(schema)),
+        datafusion::physical_plan::Partitioning::UnknownPartitioning(partitions.max(1)),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
+}
+
+/// The `ExecutionPlan` methods every connector's scan node (a leaf with
+/// `schema` and `properties` fields) writes the same way.
+#[macro_export]
+macro_rules! leaf_execution_plan_methods {
+    ($name:literal) => {
+        fn name(&self) -> &str {
+            $name
+        }
+
+        fn properties(&self) -> &std::sync::Arc<datafusion::physical_plan::PlanProperties> {
+            &self.properties
+        }
+
+        fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+            std::sync::Arc::clone(&self.schema)
+        }
+
+        fn children(&self) -> Vec<&std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+            Vec::new()
+        }
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(
+                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+            ) -> datafusion::error::Result<
+                datafusion::common::tree_node::TreeNodeRecursion,
+            >,
+        ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        }
+
+        #[allow(deprecated)]
+        fn with_new_children(
+            self: std::sync::Arc<Self>,
+            _children: Vec<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        ) -> datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>
+        {
+            // A leaf: there are no children to replace.
+            Ok(self)
+        }
+    };
+}
+
 /// A live, attached source.
 #[async_trait]
 pub trait Source: Send + Sync + fmt::Debug {

@@ -6,14 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
 use crate::backend::SqlBackend;
 use crate::query::RemoteQuery;
@@ -41,12 +36,7 @@ impl<B: SqlBackend> RemoteScanExec<B> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(queries.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let properties = koios_connector::leaf_plan_properties(&schema, queries.len());
         Ok(Self {
             backend,
             queries,
@@ -87,37 +77,7 @@ impl<B: SqlBackend> DisplayAs for RemoteScanExec<B> {
 }
 
 impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
-    fn name(&self) -> &str {
-        "RemoteScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    #[allow(deprecated)]
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        // A leaf: there are no children to replace.
-        Ok(self)
-    }
+    koios_connector::leaf_execution_plan_methods!("RemoteScanExec");
 
     fn execute(
         &self,
