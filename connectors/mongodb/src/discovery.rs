@@ -231,12 +231,15 @@ impl Discovery for MongoDiscovery {
                 crate::schema::infer(&sample, self.options.max_depth)
             }
         };
-        Ok(Some(Arc::new(MongoTable::new(
-            Arc::new(self.clone()),
-            schema,
-            table,
-            columns,
-        ))))
+        // Only a hint for the planner: an error here must not hide the table.
+        let row_estimate = self
+            .collection::<Document>(schema, table)
+            .estimated_document_count()
+            .await
+            .ok();
+        let mut opened = MongoTable::new(Arc::new(self.clone()), schema, table, columns);
+        opened.row_estimate = row_estimate;
+        Ok(Some(Arc::new(opened)))
     }
 }
 

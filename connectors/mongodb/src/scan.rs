@@ -12,13 +12,15 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::ScalarValue;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, Statistics};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use mongodb::bson::{Document, RawDocumentBuf, doc};
@@ -58,6 +60,8 @@ pub struct MongoScanExec {
     read_paths: Vec<Vec<Vec<String>>>,
     outputs: Vec<Output>,
     finds: Vec<Find>,
+    /// `estimatedDocumentCount` when the collection was opened.
+    row_estimate: Option<u64>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -89,6 +93,12 @@ impl MongoScanExec {
         )
     }
 
+    /// The same scan, with the collection's estimated size for the planner.
+    pub fn with_row_estimate(mut self, row_estimate: Option<u64>) -> Self {
+        self.row_estimate = row_estimate;
+        self
+    }
+
     fn assemble(
         mongo: Arc<MongoDiscovery>,
         database: String,
@@ -115,6 +125,7 @@ impl MongoScanExec {
             read_paths,
             outputs,
             finds,
+            row_estimate: None,
             schema,
             properties,
         }
@@ -147,6 +158,7 @@ impl MongoScanExec {
             self.outputs.clone(),
             finds,
         )
+        .with_row_estimate(self.row_estimate)
     }
 
     /// The same scan producing `requests` — (output index it derives from,
@@ -200,15 +212,18 @@ impl MongoScanExec {
         for ((_, shape), paths) in fields.iter_mut().zip(&read_paths) {
             *shape = prune(shape, paths);
         }
-        Some(Self::assemble(
-            Arc::clone(&self.mongo),
-            self.database.clone(),
-            self.collection.clone(),
-            fields,
-            read_paths,
-            outputs,
-            self.finds.clone(),
-        ))
+        Some(
+            Self::assemble(
+                Arc::clone(&self.mongo),
+                self.database.clone(),
+                self.collection.clone(),
+                fields,
+                read_paths,
+                outputs,
+                self.finds.clone(),
+            )
+            .with_row_estimate(self.row_estimate),
+        )
     }
 
     /// The `find` projection: the fields and paths read, `_id` only if asked
@@ -320,6 +335,21 @@ impl DisplayAs for MongoScanExec {
 
 impl ExecutionPlan for MongoScanExec {
     koios_connector::leaf_execution_plan_methods!("MongoScanExec");
+
+    /// The collection's estimated size (at most the limit), for join order.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        if let Some(total) = self.row_estimate {
+            let limit = self.finds.iter().map(|f| f.limit).max().flatten();
+            let rows = limit.map_or(total, |l| total.min(l.max(0) as u64));
+            statistics.num_rows = Precision::Inexact(rows as usize);
+        }
+        Ok(Arc::new(statistics))
+    }
 
     /// Takes in a projection of columns and nested fields (`address['city']`),
     /// so MongoDB sends only those paths.

@@ -28,6 +28,8 @@ pub struct MongoTable {
     pub(crate) database: String,
     pub(crate) collection: String,
     pub(crate) columns: Arc<Vec<(String, Shape)>>,
+    /// `estimatedDocumentCount` when the collection was opened.
+    pub(crate) row_estimate: Option<u64>,
     schema: SchemaRef,
 }
 
@@ -44,6 +46,7 @@ impl MongoTable {
             database: database.to_string(),
             collection: collection.to_string(),
             columns: Arc::new(columns),
+            row_estimate: None,
             schema,
         }
     }
@@ -104,14 +107,17 @@ impl TableProvider for MongoTable {
             sort: None,
             limit: limit.map(|l| l as i64),
         };
-        Ok(Arc::new(MongoScanExec::new(
-            Arc::clone(&self.mongo),
-            self.database.clone(),
-            self.collection.clone(),
-            &self.columns,
-            projection,
-            vec![find],
-        )))
+        Ok(Arc::new(
+            MongoScanExec::new(
+                Arc::clone(&self.mongo),
+                self.database.clone(),
+                self.collection.clone(),
+                &self.columns,
+                projection,
+                vec![find],
+            )
+            .with_row_estimate(self.row_estimate),
+        ))
     }
 
     async fn insert_into(

@@ -356,7 +356,8 @@ impl SqlBackend for PgBackend {
             } else {
                 vec![Field::new("ctid", DataType::Utf8, false)]
             },
-            row_estimate: (!is_view).then_some(estimate as u64),
+            // reltuples is -1 until the table is first vacuumed or analyzed.
+            row_estimate: (!is_view && estimate >= 0.0).then_some(estimate as u64),
             split_column: None,
             is_view,
         }))

@@ -6,8 +6,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
 use crate::backend::SqlBackend;
@@ -78,6 +81,27 @@ impl<B: SqlBackend> DisplayAs for RemoteScanExec<B> {
 
 impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
     koios_connector::leaf_execution_plan_methods!("RemoteScanExec");
+
+    /// The backend's row estimate for the table (at most the LIMIT), so the
+    /// join order can put the smaller input on the build side.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        if let Some(first) = self.queries.first()
+            && let Some(total) = first.table.row_estimate
+        {
+            let rows = match args.partition() {
+                Some(_) => total / self.queries.len().max(1) as u64,
+                None => total,
+            } as usize;
+            let rows = first.limit.map_or(rows, |limit| rows.min(limit));
+            statistics.num_rows = Precision::Inexact(rows);
+        }
+        Ok(Arc::new(statistics))
+    }
 
     fn execute(
         &self,
