@@ -62,6 +62,9 @@ pub struct MongoScanExec {
     finds: Vec<Find>,
     /// `estimatedDocumentCount` when the collection was opened.
     row_estimate: Option<u64>,
+    /// Every column of the table is read whole: no projection is sent (a
+    /// projection costs the server work and saves nothing then).
+    whole_documents: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -88,9 +91,11 @@ impl MongoScanExec {
             })
             .collect();
         let read_paths = vec![vec![Vec::new()]; fields.len()];
-        Self::assemble(
+        let mut scan = Self::assemble(
             mongo, database, collection, fields, read_paths, outputs, finds,
-        )
+        );
+        scan.whole_documents = (0..columns.len()).all(|i| projection.contains(&i));
+        scan
     }
 
     /// The same scan, with the collection's estimated size for the planner.
@@ -126,6 +131,7 @@ impl MongoScanExec {
             outputs,
             finds,
             row_estimate: None,
+            whole_documents: false,
             schema,
             properties,
         }
@@ -149,7 +155,7 @@ impl MongoScanExec {
 
     /// The same scan running other `find` commands.
     pub fn with_finds(&self, finds: Vec<Find>) -> Self {
-        Self::assemble(
+        let mut scan = Self::assemble(
             Arc::clone(&self.mongo),
             self.database.clone(),
             self.collection.clone(),
@@ -158,7 +164,9 @@ impl MongoScanExec {
             self.outputs.clone(),
             finds,
         )
-        .with_row_estimate(self.row_estimate)
+        .with_row_estimate(self.row_estimate);
+        scan.whole_documents = self.whole_documents;
+        scan
     }
 
     /// The same scan producing `requests` — (output index it derives from,
@@ -231,6 +239,9 @@ impl MongoScanExec {
     /// (`a.b`, `$x`) cannot be projected by name: then every field comes.
     pub fn projection_document(&self) -> Document {
         let mut projection = Document::new();
+        if self.whole_documents {
+            return projection;
+        }
         for ((name, _), paths) in self.fields.iter().zip(&self.read_paths) {
             if !plain_field_name(name) {
                 return Document::new();
