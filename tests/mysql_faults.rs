@@ -326,18 +326,11 @@ tls = "prefer"
         } else {
             "tlsdb"
         };
-        let row = client
-            .query_one(
-                &format!("SELECT cipher FROM {source}.{schema}.connection_tls"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{source}: {e} {:?}",
-                    e.as_db_error().map(|d| d.message().to_string())
-                )
-            });
+        let row = support::query_row(
+            &client,
+            &format!("SELECT cipher FROM {source}.{schema}.connection_tls"),
+        )
+        .await;
         let cipher: Option<String> = row.get(0);
         assert_eq!(
             !cipher.unwrap_or_default().is_empty(),

@@ -228,18 +228,11 @@ tls_ca_file = "{ca}"
     let server = TestServer::start(config).await;
     let client = server.connect("koios").await;
     for (source, expected) in [("plain", false), ("required", true), ("verified", true)] {
-        let row = client
-            .query_one(
-                &format!("SELECT ssl FROM {source}.public.connection_ssl"),
-                &[],
-            )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{source}: {e} {:?}",
-                    e.as_db_error().map(|d| d.message().to_string())
-                )
-            });
+        let row = support::query_row(
+            &client,
+            &format!("SELECT ssl FROM {source}.public.connection_ssl"),
+        )
+        .await;
         assert_eq!(row.get::<_, bool>(0), expected, "{source}");
     }
     let err = client

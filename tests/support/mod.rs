@@ -280,6 +280,16 @@ pub async fn query_error(client: &tokio_postgres::Client, sql: &str) -> String {
         .unwrap_or_else(|| err.to_string())
 }
 
+/// The one row `sql` returns; a failure panics with the server's message.
+pub async fn query_row(client: &tokio_postgres::Client, sql: &str) -> tokio_postgres::Row {
+    client.query_one(sql, &[]).await.unwrap_or_else(|e| {
+        panic!(
+            "{sql}: {e} {:?}",
+            e.as_db_error().map(|d| d.message().to_string())
+        )
+    })
+}
+
 /// A loopback port nothing listens on (for servers the tests start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

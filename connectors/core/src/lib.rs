@@ -159,6 +159,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Connectors append rows; `INSERT OVERWRITE`/`REPLACE INTO` are refused
+/// with a message naming the table.
+pub fn append_only(insert_op: datafusion::logical_expr::dml::InsertOp, table: &str) -> Result<()> {
+    if insert_op != datafusion::logical_expr::dml::InsertOp::Append {
+        return Err(DataFusionError::NotImplemented(format!(
+            "{insert_op} into {table} is not supported; only INSERT INTO"
+        )));
+    }
+    Ok(())
+}
+
 /// A scan node's plan properties: `partitions` unordered, bounded partitions
 /// emitted incrementally.
 pub fn leaf_plan_properties(

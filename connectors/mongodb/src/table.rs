@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
@@ -126,12 +126,13 @@ impl TableProvider for MongoTable {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{insert_op} into {}.{}.{} is not supported; only INSERT INTO",
+        koios_connector::append_only(
+            insert_op,
+            &format!(
+                "{}.{}.{}",
                 self.mongo.source, self.database, self.collection
-            )));
-        }
+            ),
+        )?;
         let sink = MongoSink::new(
             Arc::clone(&self.mongo),
             self.database.clone(),

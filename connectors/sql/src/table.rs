@@ -123,13 +123,10 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if insert_op != InsertOp::Append {
-            return Err(DataFusionError::NotImplemented(format!(
-                "{insert_op} into {}.{} is not supported; only INSERT INTO",
-                self.backend.source_name(),
-                self.table.name
-            )));
-        }
+        koios_connector::append_only(
+            insert_op,
+            &format!("{}.{}", self.backend.source_name(), self.table.name),
+        )?;
         if self.table.is_view {
             return Err(DataFusionError::Plan(format!(
                 "cannot insert into view {}.{}",
