@@ -5,12 +5,14 @@
 //! * [`session`]: SQL sessions independent of the wire protocol.
 //! * [`server`]: the pgwire front end.
 //! * [`pgtypes`]: how Arrow values look to PostgreSQL clients.
+//! * [`pgfunctions`]: PostgreSQL's session information functions.
 //! * [`demo`]: the TPC-H demo data of the embedded default.
 
 pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod pgfunctions;
 pub mod pgtypes;
 pub mod server;
 pub mod session;

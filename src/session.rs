@@ -242,6 +242,7 @@ impl Session {
     /// A session whose unqualified names resolve in `database` (a catalog).
     pub fn new(engine: Arc<Engine>, database: &str) -> Self {
         let ctx = engine.new_context(database);
+        crate::pgfunctions::register(&ctx, database, crate::engine::DEFAULT_SCHEMA);
         Self {
             engine,
             ctx,
