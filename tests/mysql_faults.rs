@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use koios::config::Config;
 use support::TestServer;
-use tokio_postgres::NoTls;
 
 fn mariadb_query(sql: &str) -> String {
     let output = std::process::Command::new("mariadb")
@@ -96,18 +95,8 @@ async fn cancel_stops_the_mysql_statement() {
         .await
         .expect("refresh");
 
-    let cancel = client.cancel_token();
-    let started = Instant::now();
-    let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        cancel.cancel_query(NoTls).await
-    });
-    let err = client
-        .simple_query(&format!("SELECT * FROM my.{}.slow", my.name))
-        .await
-        .expect_err("cancelled");
-    canceller.await.expect("task").expect("cancel sent");
-    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    let started =
+        support::cancel_mid_query(&client, &format!("SELECT * FROM my.{}.slow", my.name)).await;
 
     // The server stops the statement (KILL QUERY) soon after.
     let running = || {

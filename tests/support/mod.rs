@@ -290,6 +290,28 @@ pub async fn query_row(client: &tokio_postgres::Client, sql: &str) -> tokio_post
     })
 }
 
+/// Runs `sql` and cancels it from another task (CancelRequest) after
+/// 700 ms; asserts Koios answers with SQLSTATE 57014. Returns when the
+/// query started.
+pub async fn cancel_mid_query(client: &tokio_postgres::Client, sql: &str) -> std::time::Instant {
+    let cancel = client.cancel_token();
+    let started = std::time::Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await
+    });
+    let err = client
+        .simple_query(sql)
+        .await
+        .expect_err("the query is cancelled");
+    canceller
+        .await
+        .expect("cancel task")
+        .expect("cancel request sent");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    started
+}
+
 /// A loopback port nothing listens on (for servers the tests start).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

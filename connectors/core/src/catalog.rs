@@ -16,6 +16,24 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 
+/// Which of a server's databases a source exposes as schemas: those `listed`
+/// in its options, else the one its URL names, else all but the server's
+/// own `system` databases.
+pub fn exposed_databases(
+    all: Vec<String>,
+    listed: Option<&[String]>,
+    url_database: Option<&str>,
+    system: &[&str],
+) -> Vec<String> {
+    all.into_iter()
+        .filter(|name| match (listed, url_database) {
+            (Some(list), _) => list.contains(name),
+            (None, Some(db)) => db == name,
+            (None, None) => !system.contains(&name.as_str()),
+        })
+        .collect()
+}
+
 /// What a connector tells the catalog about its server.
 #[async_trait]
 pub trait Discovery: Send + Sync + 'static {

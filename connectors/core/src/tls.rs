@@ -60,3 +60,33 @@ impl TlsOptions {
         Ok(Self { mode, ca_file })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(options: &str) -> SourceSpec {
+        let options: toml::Table = toml::from_str(options).expect("toml");
+        SourceSpec {
+            name: "db".into(),
+            kind: "mysql".into(),
+            url: String::new(),
+            options: options.into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn parses_modes_and_refuses_verify_full_without_a_ca() {
+        let parsed = TlsOptions::from_spec(&spec("tls = \"require\"")).expect("valid");
+        assert_eq!(parsed.mode, Some(TlsMode::Require));
+        assert_eq!(TlsOptions::from_spec(&spec("")).expect("valid").mode, None);
+        let err = TlsOptions::from_spec(&spec("tls = \"verify-full\"")).expect_err("no CA");
+        assert!(
+            err.to_string()
+                .contains("source 'db': tls = \"verify-full\" needs tls_ca_file"),
+            "{err}"
+        );
+        let err = TlsOptions::from_spec(&spec("tls = \"maybe\"")).expect_err("bad mode");
+        assert!(err.to_string().contains("option 'tls' must be"), "{err}");
+    }
+}

@@ -350,13 +350,21 @@ fn append_fields(
     invalid: InvalidValues,
 ) -> Step {
     let mut outcome = Ok(());
+    // Documents of one collection usually list their fields in the same
+    // order: try the field after the last one found before searching.
+    let mut next = 0;
     for element in doc {
         let Ok((name, value)) = element else {
             continue;
         };
-        let Some(index) = fields.iter().position(|f| f.name() == name) else {
-            continue;
+        let index = match fields.get(next) {
+            Some(field) if field.name() == name => next,
+            _ => match fields.iter().position(|f| f.name() == name) {
+                Some(index) => index,
+                None => continue,
+            },
         };
+        next = index + 1;
         if set[index] {
             continue;
         }

@@ -180,12 +180,12 @@ impl Discovery for MongoDiscovery {
             .list_database_names()
             .await
             .map_err(|e| self.error("listing databases", &e))?;
-        let wanted = |name: &String| match (&self.options.databases, &self.default_database) {
-            (Some(list), _) => list.contains(name),
-            (None, Some(db)) => db == name,
-            (None, None) => !SYSTEM_DATABASES.contains(&name.as_str()),
-        };
-        let mut names: Vec<String> = all.into_iter().filter(wanted).collect();
+        let mut names = koios_connector::catalog::exposed_databases(
+            all,
+            self.options.databases.as_deref(),
+            self.default_database.as_deref(),
+            SYSTEM_DATABASES,
+        );
         names.sort();
         Ok(names)
     }

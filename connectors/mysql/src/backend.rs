@@ -259,12 +259,12 @@ impl SqlBackend for MyBackend {
             )
             .await
             .map_err(|e| remote_error(&self.context("listing databases"), &e))?;
-        let wanted = |name: &String| match (&self.options.databases, &self.url_database) {
-            (Some(list), _) => list.contains(name),
-            (None, Some(db)) => db == name,
-            (None, None) => !SYSTEM_DATABASES.contains(&name.as_str()),
-        };
-        Ok(all.into_iter().filter(wanted).collect())
+        Ok(koios_connector::catalog::exposed_databases(
+            all,
+            self.options.databases.as_deref(),
+            self.url_database.as_deref(),
+            SYSTEM_DATABASES,
+        ))
     }
 
     async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
