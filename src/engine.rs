@@ -198,13 +198,22 @@ impl Engine {
         options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // PostgreSQL reads `1.5` as an exact numeric, not a float.
         options.sql_parser.parse_float_as_decimal = true;
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
             .with_catalog_list(Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(koios_connector_mongodb::MongoTopN))
-            .build();
+            // Plans the remote subqueries the connectors' rules create.
+            .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner));
+        for connector in self.connectors.values() {
+            for rule in connector.optimizer_rules() {
+                state = state.with_optimizer_rule(rule);
+            }
+            for rule in connector.physical_optimizer_rules() {
+                state = state.with_physical_optimizer_rule(rule);
+            }
+        }
+        let state = state.build();
         SessionContext::new_with_state(state)
     }
 

@@ -16,6 +16,8 @@ use async_trait::async_trait;
 use datafusion::catalog::CatalogProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 pub mod catalog;
 pub mod tls;
@@ -260,6 +262,17 @@ pub trait Connector: Send + Sync {
         spec: &SourceSpec,
         runtime: &Arc<RuntimeEnv>,
     ) -> Result<Arc<dyn Source>>;
+
+    /// Logical optimizer rules this kind of source needs (pushdown of whole
+    /// subplans), run after DataFusion's own.
+    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+        Vec::new()
+    }
+
+    /// Physical optimizer rules this kind of source needs.
+    fn physical_optimizer_rules(&self) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

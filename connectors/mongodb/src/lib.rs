@@ -50,4 +50,10 @@ impl Connector for MongoConnector {
         let source: Arc<dyn Source> = LazySource::attach(Arc::new(discovery)).await?;
         Ok(source)
     }
+
+    fn physical_optimizer_rules(
+        &self,
+    ) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+        vec![Arc::new(MongoTopN)]
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::*;
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
@@ -16,7 +16,9 @@ use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 use futures::StreamExt;
 use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, classify};
-use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
+use koios_connector_sql::{
+    RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
@@ -456,61 +458,96 @@ impl SqlBackend for MyBackend {
             .iter()
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
-        let names: Vec<String> = query
-            .projection
-            .iter()
-            .map(|i| query.table.columns[*i].name.clone())
-            .collect();
-        let pool = self.pool.clone();
         let context = self.context(&format!("reading {}", query.table.name));
-        let invalid_dates = self.options.invalid_dates;
-        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
-        let tx = builder.tx();
-        let out_schema = Arc::clone(&schema);
-        builder.spawn(async move {
-            let mut conn = pool
-                .get_conn()
-                .await
-                .map_err(|e| remote_error(&context, &e))?;
-            // Stops the statement on the server if this task is dropped early.
-            let _kill = KillOnDrop {
-                pool: pool.clone(),
-                id: conn.id(),
-            };
-            let mut rows = conn
-                .exec_stream::<Row, _, _>(sql.as_str(), ())
-                .await
-                .map_err(|e| remote_error(&context, &e))?;
-            let mut builders: Vec<ColumnBuilder> = codecs
-                .iter()
-                .map(|c| ColumnBuilder::new(c, batch_size, invalid_dates))
-                .collect();
-            let mut count = 0usize;
-            let fail = |i: usize, e: String| {
-                DataFusionError::Execution(format!("{context}: column {}: {e}", names[i]))
-            };
-            while let Some(row) = rows.next().await {
-                let row = row.map_err(|e| remote_error(&context, &e))?;
-                for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
-                    builders[i].append(value).map_err(|e| fail(i, e))?;
-                }
-                count += 1;
-                if count == batch_size {
-                    let batch = finish(&out_schema, &mut builders, count)?;
-                    count = 0;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            drop(rows);
-            std::mem::forget(_kill);
-            if count > 0 {
-                let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
-            }
-            Ok(())
-        });
-        Ok(builder.build())
+        self.stream(sql, codecs, schema, batch_size, context)
+    }
+
+    fn column_semantics(&self, column: &RemoteColumn<MyCodec>) -> Semantics {
+        match column.codec {
+            MyCodec::Int { .. }
+            | MyCodec::Decimal { .. }
+            | MyCodec::Year
+            | MyCodec::Date
+            | MyCodec::DateTime => Semantics::EXACT,
+            // Collations (case, accents, PAD SPACE), float rules, bit/JSON/
+            // enum/set orders, session-zone timestamps: compared differently.
+            _ => Semantics::NONE,
+        }
+    }
+
+    fn computed_semantics(&self, data_type: &DataType) -> Semantics {
+        match data_type {
+            t if t.is_integer() => Semantics::EXACT,
+            DataType::Boolean | DataType::Decimal128(..) | DataType::Date32 => Semantics::EXACT,
+            _ => Semantics::NONE,
+        }
+    }
+
+    fn literal_pushable(&self, value: &ScalarValue) -> bool {
+        match value {
+            ScalarValue::Null | ScalarValue::Boolean(_) => true,
+            v if v.data_type().is_integer() => true,
+            ScalarValue::Float64(_) | ScalarValue::Decimal128(..) | ScalarValue::Date32(_) => true,
+            // The meaning of `\` depends on sql_mode: never sent.
+            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => s
+                .as_ref()
+                .is_none_or(|s| !s.contains('\\') && !s.contains('\0')),
+            _ => false,
+        }
+    }
+
+    fn result_codec(&self, data_type: &DataType) -> Option<MyCodec> {
+        let codec = match data_type {
+            DataType::Int8 => MyCodec::Int {
+                bits: 8,
+                unsigned: false,
+            },
+            DataType::Int16 => MyCodec::Int {
+                bits: 16,
+                unsigned: false,
+            },
+            DataType::Int32 => MyCodec::Int {
+                bits: 32,
+                unsigned: false,
+            },
+            DataType::Int64 => MyCodec::Int {
+                bits: 64,
+                unsigned: false,
+            },
+            DataType::UInt64 => MyCodec::Int {
+                bits: 64,
+                unsigned: true,
+            },
+            DataType::Float64 => MyCodec::Double,
+            DataType::Decimal128(precision, scale) => MyCodec::Decimal {
+                precision: *precision,
+                scale: *scale,
+            },
+            // CAST(… AS CHAR): read as text.
+            DataType::Utf8 => MyCodec::Cast,
+            DataType::Date32 => MyCodec::Date,
+            _ => return None,
+        };
+        (codec.data_type() == *data_type).then_some(codec)
+    }
+
+    fn supports_join(&self, join_type: JoinType) -> bool {
+        // No FULL JOIN in MySQL.
+        matches!(
+            join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right
+        )
+    }
+
+    fn execute_sql(
+        &self,
+        sql: String,
+        codecs: Vec<MyCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let context = self.context("running a pushed-down query");
+        self.stream(sql, codecs, schema, batch_size, context)
     }
 
     async fn insert(
@@ -560,6 +597,70 @@ impl SqlBackend for MyBackend {
         }
         tx.commit().await.map_err(|e| remote_error(&context, &e))?;
         Ok(total)
+    }
+}
+
+impl MyBackend {
+    /// Streams the rows of `sql` through the binary protocol, decoding each
+    /// result column with its codec.
+    fn stream(
+        &self,
+        sql: String,
+        codecs: Vec<MyCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+        context: String,
+    ) -> Result<SendableRecordBatchStream> {
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let pool = self.pool.clone();
+        let invalid_dates = self.options.invalid_dates;
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
+        let tx = builder.tx();
+        let out_schema = Arc::clone(&schema);
+        builder.spawn(async move {
+            let mut conn = pool
+                .get_conn()
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            // Stops the statement on the server if this task is dropped early.
+            let _kill = KillOnDrop {
+                pool: pool.clone(),
+                id: conn.id(),
+            };
+            let mut rows = conn
+                .exec_stream::<Row, _, _>(sql.as_str(), ())
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            let mut builders: Vec<ColumnBuilder> = codecs
+                .iter()
+                .map(|c| ColumnBuilder::new(c, batch_size, invalid_dates))
+                .collect();
+            let mut count = 0usize;
+            let fail = |i: usize, e: String| {
+                DataFusionError::Execution(format!("{context}: column {}: {e}", names[i]))
+            };
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(|e| remote_error(&context, &e))?;
+                for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
+                    builders[i].append(value).map_err(|e| fail(i, e))?;
+                }
+                count += 1;
+                if count == batch_size {
+                    let batch = finish(&out_schema, &mut builders, count)?;
+                    count = 0;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            drop(rows);
+            std::mem::forget(_kill);
+            if count > 0 {
+                let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
+            }
+            Ok(())
+        });
+        Ok(builder.build())
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::{Column, ScalarValue};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::{Column, JoinType, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
@@ -16,7 +16,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
 use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
-use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, SqlBackend};
+use koios_connector_sql::{
+    RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
+};
 use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
@@ -441,22 +443,134 @@ impl SqlBackend for PgBackend {
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
         let sql = query.to_sql(&self.dialect, |i| self.select_expr(&query.table.columns[i]))?;
-        let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
         let schema = query.output_schema();
         let codecs: Vec<PgCodec> = query
             .projection
             .iter()
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
-        let names: Vec<String> = query
-            .projection
-            .iter()
-            .map(|i| query.table.columns[*i].name.clone())
-            .collect();
+        let context = format!("source '{}': reading {}", self.source, query.table.name);
+        self.copy_out(sql, codecs, schema, batch_size, context)
+    }
+
+    fn column_semantics(&self, column: &RemoteColumn<PgCodec>) -> Semantics {
+        match &column.codec {
+            PgCodec::Bool
+            | PgCodec::Int2
+            | PgCodec::Int4
+            | PgCodec::Int8
+            | PgCodec::Oid
+            | PgCodec::Numeric { .. }
+            | PgCodec::Date
+            | PgCodec::Time
+            | PgCodec::Timestamp => Semantics::EXACT,
+            PgCodec::Text {
+                kind: TextKind::Plain | TextKind::Name,
+                bytewise_order,
+                deterministic: true,
+            } => Semantics {
+                equality: true,
+                ordering: *bytewise_order,
+            },
+            // Floats (NaN, -0), money, intervals, time zones, padded and
+            // case-insensitive text, arrays: compared differently.
+            _ => Semantics::NONE,
+        }
+    }
+
+    fn computed_semantics(&self, data_type: &DataType) -> Semantics {
+        match data_type {
+            t if t.is_integer() => Semantics::EXACT,
+            DataType::Boolean | DataType::Decimal128(..) | DataType::Date32 => Semantics::EXACT,
+            // The database's default collation is deterministic; its order
+            // is not known here.
+            DataType::Utf8 => Semantics {
+                equality: true,
+                ordering: false,
+            },
+            _ => Semantics::NONE,
+        }
+    }
+
+    fn literal_pushable(&self, value: &ScalarValue) -> bool {
+        match value {
+            ScalarValue::Null | ScalarValue::Boolean(_) => true,
+            v if v.data_type().is_integer() => true,
+            ScalarValue::Float64(_) | ScalarValue::Decimal128(..) | ScalarValue::Date32(_) => true,
+            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => {
+                // PostgreSQL text cannot hold NUL.
+                s.as_ref().is_none_or(|s| !s.contains('\0'))
+            }
+            ScalarValue::TimestampMicrosecond(_, None) => true,
+            _ => false,
+        }
+    }
+
+    fn result_codec(&self, data_type: &DataType) -> Option<PgCodec> {
+        let codec = match data_type {
+            DataType::Boolean => PgCodec::Bool,
+            DataType::Int16 => PgCodec::Int2,
+            DataType::Int32 => PgCodec::Int4,
+            DataType::Int64 => PgCodec::Int8,
+            DataType::Float32 => PgCodec::Float4,
+            DataType::Float64 => PgCodec::Float8,
+            DataType::Decimal128(precision, scale) => PgCodec::Numeric {
+                precision: *precision,
+                scale: *scale,
+            },
+            DataType::Utf8 => PgCodec::Text {
+                kind: TextKind::Plain,
+                bytewise_order: false,
+                deterministic: true,
+            },
+            DataType::Date32 => PgCodec::Date,
+            DataType::Timestamp(TimeUnit::Microsecond, None) => PgCodec::Timestamp,
+            _ => return None,
+        };
+        (codec.data_type() == *data_type).then_some(codec)
+    }
+
+    fn supports_join(&self, join_type: JoinType) -> bool {
+        matches!(
+            join_type,
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full
+        )
+    }
+
+    fn execute_sql(
+        &self,
+        sql: String,
+        codecs: Vec<PgCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let context = format!("source '{}': running a pushed-down query", self.source);
+        self.copy_out(sql, codecs, schema, batch_size, context)
+    }
+
+    async fn insert(
+        &self,
+        table: Arc<RemoteTable<PgCodec>>,
+        rows: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        crate::write::copy_in(self, &table, rows).await
+    }
+}
+
+impl PgBackend {
+    /// Streams `COPY (sql) TO STDOUT (FORMAT binary)`, decoding each result
+    /// column with its codec.
+    fn copy_out(
+        &self,
+        sql: String,
+        codecs: Vec<PgCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+        context: String,
+    ) -> Result<SendableRecordBatchStream> {
+        let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let pool = self.pool.clone();
-        let source = self.source.clone();
-        let table = query.table.name.clone();
-        let context = format!("source '{source}': reading {table}");
         let fail = {
             let context = context.clone();
             move |message: String| DataFusionError::Execution(format!("{context}: {message}"))
@@ -530,14 +644,6 @@ impl SqlBackend for PgBackend {
             })
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
-    }
-
-    async fn insert(
-        &self,
-        table: Arc<RemoteTable<PgCodec>>,
-        rows: SendableRecordBatchStream,
-    ) -> Result<u64> {
-        crate::write::copy_in(self, &table, rows).await
     }
 }
 

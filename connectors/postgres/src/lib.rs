@@ -18,7 +18,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::optimizer::OptimizerRule;
 use koios_connector::{Connector, Source, SourceSpec};
+use koios_connector_sql::SubplanPushdown;
 
 pub use backend::PgBackend;
 pub use options::PgOptions;
@@ -42,5 +44,9 @@ impl Connector for PostgresConnector {
         let backend = Arc::new(PgBackend::connect(&spec.name, &spec.url, options).await?);
         let source: Arc<dyn Source> = koios_connector_sql::catalog::attach(backend).await?;
         Ok(source)
+    }
+
+    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+        vec![Arc::new(SubplanPushdown::<PgBackend>::new())]
     }
 }

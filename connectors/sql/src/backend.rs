@@ -4,7 +4,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{Field, FieldRef, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
+use datafusion::common::{JoinType, ScalarValue};
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
@@ -58,6 +59,29 @@ impl<C> RemoteTable<C> {
     pub fn column(&self, name: &str) -> Option<&RemoteColumn<C>> {
         self.columns.iter().find(|c| c.name == name)
     }
+}
+
+/// Which comparisons the server makes on some values exactly as DataFusion
+/// does (byte-wise strings, SQL NULLs, no float NaN/-0 rules): what decides
+/// whether a join key, a GROUP BY, a DISTINCT, an ORDER BY or a min/max can
+/// run remotely.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Semantics {
+    /// `=`, joins, grouping, DISTINCT.
+    pub equality: bool,
+    /// `<`, ORDER BY, min/max.
+    pub ordering: bool,
+}
+
+impl Semantics {
+    pub const EXACT: Semantics = Semantics {
+        equality: true,
+        ordering: true,
+    };
+    pub const NONE: Semantics = Semantics {
+        equality: false,
+        ordering: false,
+    };
 }
 
 /// A SQL server Koios reads from and writes to.
@@ -118,6 +142,49 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
 
     /// Drops pooled connections so the next use reconnects (after refresh).
     fn reset(&self) {}
+
+    // --- Whole-subplan pushdown (see `subplan`). The defaults push nothing.
+
+    /// How the server compares values of `column`.
+    fn column_semantics(&self, _column: &RemoteColumn<Self::Codec>) -> Semantics {
+        Semantics::NONE
+    }
+
+    /// How the server compares values it computed, of `data_type`.
+    fn computed_semantics(&self, _data_type: &DataType) -> Semantics {
+        Semantics::NONE
+    }
+
+    /// Whether `value` can be written into remote SQL and mean the same there.
+    fn literal_pushable(&self, _value: &ScalarValue) -> bool {
+        false
+    }
+
+    /// The codec reading a computed result column that the remote query
+    /// casts to `data_type`; `None` if such values cannot be read back exactly.
+    fn result_codec(&self, _data_type: &DataType) -> Option<Self::Codec> {
+        None
+    }
+
+    /// Whether the dialect has this join.
+    fn supports_join(&self, _join_type: JoinType) -> bool {
+        false
+    }
+
+    /// Runs any query whose result columns are read by `codecs`, streaming
+    /// batches of `schema`.
+    fn execute_sql(
+        &self,
+        _sql: String,
+        _codecs: Vec<Self::Codec>,
+        _schema: SchemaRef,
+        _batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        Err(datafusion::error::DataFusionError::NotImplemented(format!(
+            "source '{}' cannot run pushed-down queries",
+            self.source_name()
+        )))
+    }
 }
 
 /// Shorthand for a pushdown decision.

@@ -32,6 +32,14 @@ impl<B: SqlBackend> SqlTable<B> {
             table: Arc::new(table),
         }
     }
+
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    pub fn remote_table(&self) -> &Arc<RemoteTable<B::Codec>> {
+        &self.table
+    }
 }
 
 impl<B: SqlBackend> std::fmt::Debug for SqlTable<B> {
