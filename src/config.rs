@@ -7,6 +7,7 @@
 //! listen = "127.0.0.1:5433"
 //! memory_limit = "2GiB"
 //! batch_size = 8192
+//! dynamic_filter_max_keys = 10000   # join keys sent to the other side's scan
 //!
 //! [[source]]
 //! name = "demo"
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     pub memory_limit: Option<usize>,
     /// Rows per Arrow record batch.
     pub batch_size: usize,
+    /// Most distinct join keys of a hash join's small side sent into the
+    /// other side's scan (remote SQL `IN (…)`); beyond it only their range.
+    pub dynamic_filter_max_keys: usize,
     /// Where generated data (the demo) is kept.
     pub data_dir: PathBuf,
 }
@@ -59,6 +63,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             memory_limit: None,
             batch_size: 8192,
+            dynamic_filter_max_keys: 10_000,
             data_dir: default_data_dir(),
         }
     }
@@ -92,6 +97,7 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     memory_limit: Option<Spanned<toml::Value>>,
     batch_size: Option<Spanned<i64>>,
+    dynamic_filter_max_keys: Option<Spanned<i64>>,
     data_dir: Option<Spanned<String>>,
 }
 
@@ -162,6 +168,17 @@ impl Config {
                     ));
                 }
                 server.batch_size = value as usize;
+            }
+            if let Some(keys) = s.dynamic_filter_max_keys {
+                let value = *keys.get_ref();
+                if !(0..=1_000_000).contains(&value) {
+                    return Err(at(
+                        keys.span(),
+                        "server.dynamic_filter_max_keys",
+                        format!("must be between 0 and 1000000, got {value}"),
+                    ));
+                }
+                server.dynamic_filter_max_keys = value as usize;
             }
             if let Some(dir) = s.data_dir {
                 let value =

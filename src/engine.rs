@@ -198,6 +198,15 @@ impl Engine {
         options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // PostgreSQL reads `1.5` as an exact numeric, not a float.
         options.sql_parser.parse_float_as_decimal = true;
+        // A hash join's small side hands its keys to the other side's scan as
+        // an IN list (remote scans put it in their SQL) up to this many keys.
+        options
+            .optimizer
+            .hash_join_inlist_pushdown_max_distinct_values = self.server.dynamic_filter_max_keys;
+        options.optimizer.hash_join_inlist_pushdown_max_size = options
+            .optimizer
+            .hash_join_inlist_pushdown_max_size
+            .max(1 << 20);
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))

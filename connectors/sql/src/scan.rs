@@ -1,19 +1,38 @@
 //! The execution node that reads a remote table, one partition per query.
 //!
 //! `EXPLAIN` prints the source and the exact SQL each partition sends.
+//!
+//! The node also takes DataFusion's *dynamic filters*: when a hash join
+//! above has built its (small) side, the join keys it saw — a range and, for
+//! up to `hash_join_inlist_pushdown_max_distinct_values` keys, the list — are
+//! added to the remote query's WHERE before it starts, wherever the server
+//! compares those values exactly as DataFusion does. `EXPLAIN ANALYZE` shows
+//! the SQL that was sent.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::Statistics;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ScalarValue, Statistics};
+use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, Operator, binary_expr, col, in_list, lit};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
+};
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+};
 use datafusion::physical_plan::statistics::StatisticsArgs;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::TryStreamExt;
 
-use crate::backend::SqlBackend;
+use crate::backend::{Semantics, SqlBackend};
 use crate::query::RemoteQuery;
 
 /// Reads one remote table through one query per partition.
@@ -23,6 +42,24 @@ pub struct RemoteScanExec<B: SqlBackend> {
     sql: Vec<String>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Dynamic filters from joins above, applied when a partition starts.
+    dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// The SQL each partition actually sent, once it has run.
+    sent: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl<B: SqlBackend> Clone for RemoteScanExec<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            queries: self.queries.clone(),
+            sql: self.sql.clone(),
+            schema: Arc::clone(&self.schema),
+            properties: Arc::clone(&self.properties),
+            dynamic_filters: self.dynamic_filters.clone(),
+            sent: Arc::new(Mutex::new(vec![None; self.queries.len()])),
+        }
+    }
 }
 
 impl<B: SqlBackend> RemoteScanExec<B> {
@@ -42,10 +79,12 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         let properties = koios_connector::leaf_plan_properties(&schema, queries.len());
         Ok(Self {
             backend,
+            sent: Arc::new(Mutex::new(vec![None; queries.len()])),
             queries,
             sql,
             schema,
             properties,
+            dynamic_filters: Vec::new(),
         })
     }
 
@@ -67,20 +106,67 @@ impl<B: SqlBackend> fmt::Debug for RemoteScanExec<B> {
 impl<B: SqlBackend> DisplayAs for RemoteScanExec<B> {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RemoteScanExec: source={}", self.backend.source_name())?;
-        if self.sql.len() == 1 {
-            write!(f, ", sql={}", self.sql[0])
+        // After execution (EXPLAIN ANALYZE): what was sent, dynamic filters included.
+        let sent = self.sent.lock().map(|s| s.clone()).unwrap_or_default();
+        let sql: Vec<&String> = self
+            .sql
+            .iter()
+            .zip(sent.iter().chain(std::iter::repeat(&None)))
+            .map(|(planned, sent)| sent.as_ref().unwrap_or(planned))
+            .collect();
+        if sql.len() == 1 {
+            write!(f, ", sql={}", sql[0])?;
         } else {
-            write!(f, ", partitions={}", self.sql.len())?;
-            for (i, sql) in self.sql.iter().enumerate() {
+            write!(f, ", partitions={}", sql.len())?;
+            for (i, sql) in sql.iter().enumerate() {
                 write!(f, ", sql[{i}]={sql}")?;
             }
-            Ok(())
         }
+        for filter in &self.dynamic_filters {
+            write!(f, ", dynamic_filter={filter}")?;
+        }
+        Ok(())
     }
 }
 
 impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
-    koios_connector::leaf_execution_plan_methods!("RemoteScanExec");
+    fn name(&self) -> &str {
+        "RemoteScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    /// Visits the dynamic filters: the join producing one only fills it in
+    /// when some node reports using it.
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for filter in &self.dynamic_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // A leaf: there are no children to replace.
+        Ok(self)
+    }
 
     /// The backend's row estimate for the table (at most the LIMIT), so the
     /// join order can put the smaller input on the build side.
@@ -113,8 +199,163 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
                 "no partition {partition} in remote scan"
             ))
         })?;
-        tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
-        self.backend
-            .execute(query, context.session_config().batch_size())
+        let batch_size = context.session_config().batch_size();
+        if self.dynamic_filters.is_empty() {
+            tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
+            return self.backend.execute(query, batch_size);
+        }
+        // Deferred to the first poll: a hash join polls its probe side only
+        // once the build side is complete, so the filter then holds its keys.
+        let backend = Arc::clone(&self.backend);
+        let filters = self.dynamic_filters.clone();
+        let sent = Arc::clone(&self.sent);
+        let start = async move {
+            let mut query = query;
+            for filter in &filters {
+                let current = match filter.as_ref().downcast_ref::<DynamicFilterPhysicalExpr>() {
+                    Some(dynamic) => dynamic.current()?,
+                    None => Arc::clone(filter),
+                };
+                let mut found = Vec::new();
+                collect_predicates(backend.as_ref(), &query, &current, &mut found);
+                query.filters.extend(found);
+            }
+            let sql = query.to_sql(backend.dialect(), |i| {
+                backend.select_expr(&query.table.columns[i])
+            })?;
+            tracing::debug!(source = backend.source_name(), sql = %sql, "remote scan");
+            if let Ok(mut sent) = sent.lock()
+                && let Some(slot) = sent.get_mut(partition)
+            {
+                *slot = Some(sql);
+            }
+            backend.execute(query, batch_size)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures::stream::once(start).try_flatten(),
+        )))
     }
+
+    /// Keeps the dynamic filters of joins above (never claiming them: the
+    /// join still checks every row, so applying part of one is safe).
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let filters = child_pushdown_result.parent_filters;
+        let unclaimed = vec![PushedDown::No; filters.len()];
+        let dynamic: Vec<Arc<dyn PhysicalExpr>> = filters
+            .into_iter()
+            .map(|f| f.filter)
+            .filter(|f| {
+                f.as_ref()
+                    .downcast_ref::<DynamicFilterPhysicalExpr>()
+                    .is_some()
+            })
+            .collect();
+        if phase != FilterPushdownPhase::Post || dynamic.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                unclaimed,
+            ));
+        }
+        let mut updated = self.clone();
+        updated.dynamic_filters.extend(dynamic);
+        Ok(
+            FilterPushdownPropagation::with_parent_pushdown_result(unclaimed)
+                .with_updated_node(Arc::new(updated)),
+        )
+    }
+}
+
+/// Collects the parts of a dynamic filter's current predicate the server
+/// evaluates exactly as DataFusion does, as predicates over the remote
+/// columns: conjuncts of `column op literal` and `column IN (literals)`.
+/// Anything else is left out, which only makes the remote filter weaker.
+fn collect_predicates<B: SqlBackend>(
+    backend: &B,
+    query: &RemoteQuery<B::Codec>,
+    expr: &Arc<dyn PhysicalExpr>,
+    out: &mut Vec<Expr>,
+) {
+    if let Some(binary) = expr.as_ref().downcast_ref::<BinaryExpr>() {
+        let op = *binary.op();
+        if op == Operator::And {
+            collect_predicates(backend, query, binary.left(), out);
+            collect_predicates(backend, query, binary.right(), out);
+            return;
+        }
+        let need: fn(Semantics) -> bool = match op {
+            Operator::Eq => |s| s.equality,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => |s| s.ordering,
+            _ => return,
+        };
+        if let Some((name, semantics, data_type)) = column_of(backend, query, binary.left())
+            && need(semantics)
+            && let Some(value) = literal_of(binary.right(), &data_type)
+            && backend.literal_pushable(&value)
+        {
+            out.push(binary_expr(col(name), op, lit(value)));
+        }
+    } else if let Some(list) = expr.as_ref().downcast_ref::<InListExpr>()
+        && !list.negated()
+        && let Some((name, semantics, data_type)) = column_of(backend, query, list.expr())
+        && semantics.equality
+    {
+        let values: Option<Vec<Expr>> = list
+            .list()
+            .iter()
+            .map(|item| {
+                literal_of(item, &data_type)
+                    .filter(|v| backend.literal_pushable(v))
+                    .map(lit)
+            })
+            .collect();
+        if let Some(values) = values.filter(|v| !v.is_empty()) {
+            out.push(in_list(col(name), values, false));
+        }
+    }
+}
+
+/// The remote column `expr` reads (directly or through a widening cast),
+/// with its comparison semantics and Arrow type.
+fn column_of<B: SqlBackend>(
+    backend: &B,
+    query: &RemoteQuery<B::Codec>,
+    expr: &Arc<dyn PhysicalExpr>,
+) -> Option<(String, Semantics, DataType)> {
+    let (expr, cast_to) = match expr.as_ref().downcast_ref::<CastExpr>() {
+        Some(cast) => (cast.expr(), Some(cast.cast_type())),
+        None => (expr, None),
+    };
+    let column = expr.as_ref().downcast_ref::<Column>()?;
+    let index = *query.projection.get(column.index())?;
+    let remote = query.table.columns.get(index)?;
+    if remote.name != column.name() || !matches!(backend.select_expr(remote), Expr::Column(_)) {
+        return None;
+    }
+    // Only casts that keep the numeric order (int widening, int → decimal).
+    if let Some(to) = cast_to {
+        let from = remote.field.data_type();
+        if !(from.is_integer() && (to.is_integer() || matches!(to, DataType::Decimal128(..)))) {
+            return None;
+        }
+    }
+    Some((
+        remote.name.clone(),
+        backend.column_semantics(remote),
+        remote.field.data_type().clone(),
+    ))
+}
+
+/// A literal as a value of the column's type, if it converts without loss.
+fn literal_of(expr: &Arc<dyn PhysicalExpr>, data_type: &DataType) -> Option<ScalarValue> {
+    let value = expr.as_ref().downcast_ref::<Literal>()?.value();
+    if value.data_type() == *data_type {
+        return Some(value.clone());
+    }
+    let converted = value.cast_to(data_type).ok()?;
+    (converted.cast_to(&value.data_type()).ok()? == *value).then_some(converted)
 }
