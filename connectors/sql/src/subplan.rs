@@ -47,6 +47,9 @@ use datafusion::sql::unparser::Unparser;
 use crate::backend::{Semantics, SqlBackend};
 use crate::table::SqlTable;
 
+/// Longest alias written for a computed column.
+const MAX_ALIAS_LEN: usize = 60;
+
 /// The optimizer rule for sources of backend type `B`.
 pub struct SubplanPushdown<B: SqlBackend> {
     _backend: std::marker::PhantomData<fn() -> B>,
@@ -231,10 +234,25 @@ impl<B: SqlBackend> SubplanPushdown<B> {
                 let checker = Checker::new(backend.as_ref(), input.schema(), &first.origins);
                 checker.boolean(predicate).then(|| inherit(true))
             }
-            LogicalPlan::Projection(Projection { expr, input, .. }) => {
+            LogicalPlan::Projection(Projection {
+                expr,
+                input,
+                schema,
+                ..
+            }) => {
                 // A projection over a pushed sort would lose the order the
                 // local re-sort above the remote query needs; keep it local.
                 if sorted_root(input) {
+                    return None;
+                }
+                // Computed columns are written with their names as aliases,
+                // which servers cut (PostgreSQL at 63 bytes, MySQL refuses
+                // derived-table columns over 64).
+                let long_name = expr
+                    .iter()
+                    .zip(schema.fields())
+                    .any(|(e, f)| !matches!(e, Expr::Column(_)) && f.name().len() > MAX_ALIAS_LEN);
+                if long_name {
                     return None;
                 }
                 let checker = Checker::new(backend.as_ref(), input.schema(), &first.origins);
@@ -247,9 +265,12 @@ impl<B: SqlBackend> SubplanPushdown<B> {
                     ..inherit(false)
                 })
             }
-            LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) => {
-                (!sorted_root(input)).then(|| inherit(false))
-            }
+            // An aggregate's columns are named by their expressions, which
+            // SQL cannot reference from outside its SELECT: it needs the
+            // projection DataFusion usually keeps above it.
+            LogicalPlan::SubqueryAlias(SubqueryAlias { input, .. }) => (!sorted_root(input)
+                && !matches!(input.as_ref(), LogicalPlan::Aggregate(_)))
+            .then(|| inherit(false)),
             LogicalPlan::Limit(limit) => {
                 let literal = matches!(limit.get_skip_type().ok()?, SkipType::Literal(_))
                     && matches!(limit.get_fetch_type().ok()?, FetchType::Literal(_));
@@ -312,6 +333,10 @@ impl<B: SqlBackend> SubplanPushdown<B> {
         let [left, right] = children else {
             return None;
         };
+        let aggregate = |p: &LogicalPlan| matches!(p, LogicalPlan::Aggregate(_));
+        if aggregate(&join.left) || aggregate(&join.right) {
+            return None;
+        }
         if !backend.supports_join(join.join_type)
             || join.null_equality != NullEquality::NullEqualsNothing
             || sorted_root(&join.left)
@@ -736,6 +761,22 @@ fn rename_tables(
         renames.insert(koios.clone(), remote.clone());
     }
     let renamed = plan.transform_up(|node| match node {
+        // A computed column keeps its name in SQL too: a derived table's
+        // column is referenced by that name from the query around it.
+        LogicalPlan::Projection(projection) => {
+            let expr = projection
+                .expr
+                .iter()
+                .zip(projection.schema.fields())
+                .map(|(expr, field)| match expr {
+                    Expr::Column(_) | Expr::Alias(_) => expr.clone(),
+                    _ => expr.clone().alias(field.name()),
+                })
+                .collect();
+            Ok(Transformed::yes(LogicalPlan::Projection(
+                Projection::try_new_with_schema(expr, projection.input, projection.schema)?,
+            )))
+        }
         LogicalPlan::TableScan(scan) => {
             let table_name = renames
                 .get(&scan.table_name)
