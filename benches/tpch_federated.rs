@@ -22,6 +22,7 @@
 //! `scripts/services.sh`). `KOIOS_BENCH_SF` changes the scale factor
 //! (default 1), `KOIOS_BENCH_QUERIES=1,9` runs a subset.
 
+#[allow(dead_code)] // each benchmark uses part of the shared helpers
 mod common;
 
 use std::io::Write;

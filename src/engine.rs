@@ -213,7 +213,10 @@ impl Engine {
             .with_catalog_list(Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>)
             .with_default_features()
             // Plans the remote subqueries the connectors' rules create.
-            .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner));
+            .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
+            // Before the connectors' pushdown rules, which then find the
+            // grouped joins.
+            .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping));
         for connector in self.connectors.values() {
             for rule in connector.optimizer_rules() {
                 state = state.with_optimizer_rule(rule);

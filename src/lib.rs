@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod pgfunctions;
 pub mod pgtypes;
+pub mod planner;
 pub mod server;
 pub mod session;
 

@@ -371,6 +371,7 @@ impl SqlBackend for MyBackend {
             pseudo_columns: Vec::new(),
             row_estimate: rows,
             split_column,
+            primary_key: keys,
             is_view,
         }))
     }

@@ -348,6 +348,18 @@ impl SqlBackend for PgBackend {
                 .collect::<Vec<_>>(),
         ));
         let is_view = kind == "v";
+        let primary_key = client
+            .query(
+                "SELECT a.attname::text FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = $1 AND i.indisprimary",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| self.db_error(&format!("describing {name}"), e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         Ok(Some(RemoteTable {
             source: self.source.clone(),
             name: name.clone(),
@@ -361,6 +373,7 @@ impl SqlBackend for PgBackend {
             // reltuples is -1 until the table is first vacuumed or analyzed.
             row_estimate: (!is_view && estimate >= 0.0).then_some(estimate as u64),
             split_column: None,
+            primary_key,
             is_view,
         }))
     }

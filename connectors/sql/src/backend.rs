@@ -52,6 +52,8 @@ pub struct RemoteTable<C> {
     pub row_estimate: Option<u64>,
     /// A single-column integer primary key, usable for range splits.
     pub split_column: Option<String>,
+    /// The primary key's columns (empty if none): which joins are keyed.
+    pub primary_key: Vec<String>,
     pub is_view: bool,
 }
 

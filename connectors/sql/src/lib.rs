@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod dynamic;
 pub mod options;
 pub mod pushdown;
 pub mod query;

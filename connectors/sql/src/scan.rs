@@ -12,27 +12,25 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{ScalarValue, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{Expr, Operator, binary_expr, col, in_list, lit};
+use datafusion::logical_expr::{Expr, col};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{
-    BinaryExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
-};
 use datafusion::physical_plan::filter_pushdown::{
-    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation, PushedDown,
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
 };
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::TryStreamExt;
 
-use crate::backend::{Semantics, SqlBackend};
+use crate::backend::SqlBackend;
+use crate::dynamic;
 use crate::query::RemoteQuery;
 
 /// Reads one remote table through one query per partition.
@@ -211,15 +209,22 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         let sent = Arc::clone(&self.sent);
         let start = async move {
             let mut query = query;
-            for filter in &filters {
-                let current = match filter.as_ref().downcast_ref::<DynamicFilterPhysicalExpr>() {
-                    Some(dynamic) => dynamic.current()?,
-                    None => Arc::clone(filter),
-                };
-                let mut found = Vec::new();
-                collect_predicates(backend.as_ref(), &query, &current, &mut found);
-                query.filters.extend(found);
-            }
+            let found = dynamic::predicates(
+                &filters,
+                |column| {
+                    let index = *query.projection.get(column.index())?;
+                    let remote = query.table.columns.get(index)?;
+                    // Columns read through a cast compare as their remote type.
+                    let plain = matches!(backend.select_expr(remote), Expr::Column(_));
+                    (remote.name == column.name() && plain).then(|| dynamic::FilterColumn {
+                        expr: col(remote.name.as_str()),
+                        semantics: backend.column_semantics(remote),
+                        data_type: remote.field.data_type().clone(),
+                    })
+                },
+                |value| backend.literal_pushable(value),
+            )?;
+            query.filters.extend(found);
             let sql = query.to_sql(backend.dialect(), |i| {
                 backend.select_expr(&query.table.columns[i])
             })?;
@@ -245,17 +250,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         child_pushdown_result: ChildPushdownResult,
         _config: &ConfigOptions,
     ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        let filters = child_pushdown_result.parent_filters;
-        let unclaimed = vec![PushedDown::No; filters.len()];
-        let dynamic: Vec<Arc<dyn PhysicalExpr>> = filters
-            .into_iter()
-            .map(|f| f.filter)
-            .filter(|f| {
-                f.as_ref()
-                    .downcast_ref::<DynamicFilterPhysicalExpr>()
-                    .is_some()
-            })
-            .collect();
+        let (unclaimed, dynamic) = dynamic::take(child_pushdown_result);
         if phase != FilterPushdownPhase::Post || dynamic.is_empty() {
             return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
                 unclaimed,
@@ -268,94 +263,4 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
                 .with_updated_node(Arc::new(updated)),
         )
     }
-}
-
-/// Collects the parts of a dynamic filter's current predicate the server
-/// evaluates exactly as DataFusion does, as predicates over the remote
-/// columns: conjuncts of `column op literal` and `column IN (literals)`.
-/// Anything else is left out, which only makes the remote filter weaker.
-fn collect_predicates<B: SqlBackend>(
-    backend: &B,
-    query: &RemoteQuery<B::Codec>,
-    expr: &Arc<dyn PhysicalExpr>,
-    out: &mut Vec<Expr>,
-) {
-    if let Some(binary) = expr.as_ref().downcast_ref::<BinaryExpr>() {
-        let op = *binary.op();
-        if op == Operator::And {
-            collect_predicates(backend, query, binary.left(), out);
-            collect_predicates(backend, query, binary.right(), out);
-            return;
-        }
-        let need: fn(Semantics) -> bool = match op {
-            Operator::Eq => |s| s.equality,
-            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => |s| s.ordering,
-            _ => return,
-        };
-        if let Some((name, semantics, data_type)) = column_of(backend, query, binary.left())
-            && need(semantics)
-            && let Some(value) = literal_of(binary.right(), &data_type)
-            && backend.literal_pushable(&value)
-        {
-            out.push(binary_expr(col(name), op, lit(value)));
-        }
-    } else if let Some(list) = expr.as_ref().downcast_ref::<InListExpr>()
-        && !list.negated()
-        && let Some((name, semantics, data_type)) = column_of(backend, query, list.expr())
-        && semantics.equality
-    {
-        let values: Option<Vec<Expr>> = list
-            .list()
-            .iter()
-            .map(|item| {
-                literal_of(item, &data_type)
-                    .filter(|v| backend.literal_pushable(v))
-                    .map(lit)
-            })
-            .collect();
-        if let Some(values) = values.filter(|v| !v.is_empty()) {
-            out.push(in_list(col(name), values, false));
-        }
-    }
-}
-
-/// The remote column `expr` reads (directly or through a widening cast),
-/// with its comparison semantics and Arrow type.
-fn column_of<B: SqlBackend>(
-    backend: &B,
-    query: &RemoteQuery<B::Codec>,
-    expr: &Arc<dyn PhysicalExpr>,
-) -> Option<(String, Semantics, DataType)> {
-    let (expr, cast_to) = match expr.as_ref().downcast_ref::<CastExpr>() {
-        Some(cast) => (cast.expr(), Some(cast.cast_type())),
-        None => (expr, None),
-    };
-    let column = expr.as_ref().downcast_ref::<Column>()?;
-    let index = *query.projection.get(column.index())?;
-    let remote = query.table.columns.get(index)?;
-    if remote.name != column.name() || !matches!(backend.select_expr(remote), Expr::Column(_)) {
-        return None;
-    }
-    // Only casts that keep the numeric order (int widening, int → decimal).
-    if let Some(to) = cast_to {
-        let from = remote.field.data_type();
-        if !(from.is_integer() && (to.is_integer() || matches!(to, DataType::Decimal128(..)))) {
-            return None;
-        }
-    }
-    Some((
-        remote.name.clone(),
-        backend.column_semantics(remote),
-        remote.field.data_type().clone(),
-    ))
-}
-
-/// A literal as a value of the column's type, if it converts without loss.
-fn literal_of(expr: &Arc<dyn PhysicalExpr>, data_type: &DataType) -> Option<ScalarValue> {
-    let value = expr.as_ref().downcast_ref::<Literal>()?.value();
-    if value.data_type() == *data_type {
-        return Some(value.clone());
-    }
-    let converted = value.cast_to(data_type).ok()?;
-    (converted.cast_to(&value.data_type()).ok()? == *value).then_some(converted)
 }

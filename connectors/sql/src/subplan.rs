@@ -19,13 +19,17 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, DFSchemaRef, JoinType, NullEquality, TableReference};
+use datafusion::config::ConfigOptions;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::execution::context::{QueryPlanner, SessionState};
@@ -35,16 +39,26 @@ use datafusion::logical_expr::logical_plan::{
     Aggregate, Distinct, Extension, Filter, Join, Projection, Sort, SubqueryAlias, TableScan,
 };
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Case, Cast, Expr, ExprSchemable, FetchType, Like, LogicalPlan, Operator,
     SkipType, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
+};
+use datafusion::physical_plan::statistics::StatisticsArgs;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::sql::unparser::Unparser;
+use futures::TryStreamExt;
 
 use crate::backend::{Semantics, SqlBackend};
+use crate::dynamic;
 use crate::table::SqlTable;
 
 /// Longest alias written for a computed column.
@@ -94,6 +108,9 @@ struct Pushable<B: SqlBackend> {
     worth: bool,
     /// Koios table reference → remote `schema.table`, per scan.
     tables: Vec<(TableReference, TableReference)>,
+    /// A rough row count (the tables' estimates through the operators), so
+    /// joins above put the smaller input on the build side.
+    rows: Option<u64>,
 }
 
 impl<B: SqlBackend> OptimizerRule for SubplanPushdown<B> {
@@ -162,7 +179,11 @@ impl<B: SqlBackend> SubplanPushdown<B> {
                     plan.expressions(),
                     visited.iter().map(|(p, _)| p.clone()).collect(),
                 )?;
-                self.node(&rebuilt, children).map(|p| (rebuilt, p))
+                let rows: Vec<Option<u64>> = children.iter().map(|c| c.rows).collect();
+                self.node(&rebuilt, children).map(|mut p| {
+                    p.rows = estimate_rows(&rebuilt, &rows);
+                    (rebuilt, p)
+                })
             }
             _ => None,
         };
@@ -209,6 +230,7 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             backend: Arc::clone(backend),
             origins,
             worth: false,
+            rows: remote.row_estimate,
             tables: vec![(
                 scan.table_name.clone(),
                 TableReference::partial(remote.name.schema.as_str(), remote.name.table.as_str()),
@@ -226,6 +248,7 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             origins: first.origins.clone(),
             worth: first.worth || worth,
             tables: tables.clone(),
+            rows: None,
         };
         match plan {
             LogicalPlan::Filter(Filter {
@@ -377,7 +400,32 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             origins,
             worth: true,
             tables,
+            rows: None,
         })
+    }
+}
+
+/// A rough row count of `plan` from its inputs' (DataFusion's default
+/// selectivities: a filter keeps a fifth, grouping a tenth).
+fn estimate_rows(plan: &LogicalPlan, inputs: &[Option<u64>]) -> Option<u64> {
+    let first = (*inputs.first()?)?;
+    let capped = |fetch: Option<usize>| Some(fetch.map_or(first, |f| first.min(f as u64)));
+    match plan {
+        LogicalPlan::Filter(_) => Some(first / 5),
+        LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => Some(1),
+        LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => Some((first / 10).max(1)),
+        LogicalPlan::Join(_) => inputs
+            .iter()
+            .copied()
+            .collect::<Option<Vec<u64>>>()?
+            .into_iter()
+            .max(),
+        LogicalPlan::Limit(limit) => match limit.get_fetch_type().ok()? {
+            FetchType::Literal(fetch) => capped(fetch),
+            _ => Some(first),
+        },
+        LogicalPlan::Sort(sort) => capped(sort.fetch),
+        _ => Some(first),
     }
 }
 
@@ -671,6 +719,8 @@ fn replace<B: SqlBackend>(
             backend: Arc::clone(backend),
             sql,
             codecs,
+            semantics: pushable.origins.iter().map(|o| o.semantics).collect(),
+            rows: pushable.rows,
         }),
     };
     let remote_scan = LogicalPlan::Extension(Extension {
@@ -761,6 +811,14 @@ fn rename_tables(
         renames.insert(koios.clone(), remote.clone());
     }
     let renamed = plan.transform_up(|node| match node {
+        // Nested aliases (a view's name under the query's alias) would be
+        // written with the inner name while columns use the outer one.
+        LogicalPlan::SubqueryAlias(outer) => match outer.input.as_ref() {
+            LogicalPlan::SubqueryAlias(inner) => Ok(Transformed::yes(LogicalPlan::SubqueryAlias(
+                SubqueryAlias::try_new(Arc::clone(&inner.input), outer.alias.clone())?,
+            ))),
+            _ => Ok(Transformed::no(LogicalPlan::SubqueryAlias(outer))),
+        },
         // A computed column keeps its name in SQL too: a derived table's
         // column is referenced by that name from the query around it.
         LogicalPlan::Projection(projection) => {
@@ -801,6 +859,8 @@ struct Runner<B: SqlBackend> {
     backend: Arc<B>,
     sql: String,
     codecs: Vec<B::Codec>,
+    semantics: Vec<Semantics>,
+    rows: Option<u64>,
 }
 
 impl<B: SqlBackend> SubplanRunner for Runner<B> {
@@ -809,8 +869,12 @@ impl<B: SqlBackend> SubplanRunner for Runner<B> {
             backend: Arc::clone(&self.backend),
             sql: self.sql.clone(),
             codecs: self.codecs.clone(),
+            semantics: self.semantics.clone(),
+            rows: self.rows,
             properties: koios_connector::leaf_plan_properties(&schema, 1),
             schema,
+            dynamic_filters: Vec::new(),
+            sent: Arc::new(Mutex::new(None)),
         }))
     }
 }
@@ -929,28 +993,70 @@ impl QueryPlanner for SubplanQueryPlanner {
 }
 
 /// Reads the result of one pushed-down query.
+///
+/// Dynamic filters of joins above are applied around the query when it
+/// starts (`SELECT * FROM (…) AS koios_dynamic WHERE …`, which the server's
+/// planner pushes inside); `EXPLAIN ANALYZE` shows the SQL sent.
 pub struct RemoteSubqueryExec<B: SqlBackend> {
     backend: Arc<B>,
     sql: String,
     codecs: Vec<B::Codec>,
+    /// How the server compares each output column.
+    semantics: Vec<Semantics>,
+    rows: Option<u64>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
+    sent: Arc<Mutex<Option<String>>>,
 }
 
 impl<B: SqlBackend> RemoteSubqueryExec<B> {
     pub fn sql(&self) -> &str {
         &self.sql
     }
+
+    /// The output column `column` as the wrapping query refers to it, if
+    /// its name is unambiguous and short enough to survive the server.
+    fn filter_column(&self, column: &PhysicalColumn) -> Option<dynamic::FilterColumn> {
+        let field = self.schema.fields().get(column.index())?;
+        let name = field.name();
+        let unique = self
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() == name)
+            .count()
+            == 1;
+        (unique && name.len() <= MAX_ALIAS_LEN && name == column.name()).then(|| {
+            dynamic::FilterColumn {
+                expr: Expr::Column(Column::new(Some(DYNAMIC_ALIAS), name)),
+                semantics: self
+                    .semantics
+                    .get(column.index())
+                    .copied()
+                    .unwrap_or_default(),
+                data_type: field.data_type().clone(),
+            }
+        })
+    }
 }
+
+/// The name of the derived table dynamic filters wrap a pushed query in.
+const DYNAMIC_ALIAS: &str = "koios_dynamic";
 
 impl<B: SqlBackend> fmt::Debug for RemoteSubqueryExec<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sent = self.sent.lock().ok().and_then(|s| s.clone());
         write!(
             f,
             "RemoteSubqueryExec: source={}, sql={}",
             self.backend.source_name(),
-            self.sql
-        )
+            sent.as_deref().unwrap_or(&self.sql)
+        )?;
+        for filter in &self.dynamic_filters {
+            write!(f, ", dynamic_filter={filter}")?;
+        }
+        Ok(())
     }
 }
 
@@ -961,19 +1067,148 @@ impl<B: SqlBackend> DisplayAs for RemoteSubqueryExec<B> {
 }
 
 impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
-    koios_connector::leaf_execution_plan_methods!("RemoteSubqueryExec");
+    fn name(&self) -> &str {
+        "RemoteSubqueryExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    /// Visits the dynamic filters: the join producing one only fills it in
+    /// when some node reports using it.
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for filter in &self.dynamic_filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    /// A rough estimate from the tables' row counts, for the join order.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        if let Some(rows) = self.rows {
+            statistics.num_rows = Precision::Inexact(rows as usize);
+        }
+        Ok(Arc::new(statistics))
+    }
+
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let (unclaimed, filters) = dynamic::take(child_pushdown_result);
+        if phase != FilterPushdownPhase::Post || filters.is_empty() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                unclaimed,
+            ));
+        }
+        let updated = RemoteSubqueryExec {
+            backend: Arc::clone(&self.backend),
+            sql: self.sql.clone(),
+            codecs: self.codecs.clone(),
+            semantics: self.semantics.clone(),
+            rows: self.rows,
+            schema: Arc::clone(&self.schema),
+            properties: Arc::clone(&self.properties),
+            dynamic_filters: self
+                .dynamic_filters
+                .iter()
+                .cloned()
+                .chain(filters)
+                .collect(),
+            sent: Arc::new(Mutex::new(None)),
+        };
+        Ok(
+            FilterPushdownPropagation::with_parent_pushdown_result(unclaimed)
+                .with_updated_node(Arc::new(updated)),
+        )
+    }
 
     fn execute(
         &self,
         _partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery");
-        self.backend.execute_sql(
-            self.sql.clone(),
-            self.codecs.clone(),
+        let batch_size = context.session_config().batch_size();
+        if self.dynamic_filters.is_empty() {
+            tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery");
+            return self.backend.execute_sql(
+                self.sql.clone(),
+                self.codecs.clone(),
+                Arc::clone(&self.schema),
+                batch_size,
+            );
+        }
+        // Deferred to the first poll, when the join's build side is complete.
+        let this = RemoteSubqueryExec {
+            backend: Arc::clone(&self.backend),
+            sql: self.sql.clone(),
+            codecs: self.codecs.clone(),
+            semantics: self.semantics.clone(),
+            rows: self.rows,
+            schema: Arc::clone(&self.schema),
+            properties: Arc::clone(&self.properties),
+            dynamic_filters: self.dynamic_filters.clone(),
+            sent: Arc::clone(&self.sent),
+        };
+        let start = async move {
+            let predicates = dynamic::predicates(
+                &this.dynamic_filters,
+                |column| this.filter_column(column),
+                |value| this.backend.literal_pushable(value),
+            )?;
+            let sql = match conjunction(predicates) {
+                Some(predicate) => {
+                    let condition =
+                        Unparser::new(this.backend.dialect()).expr_to_sql(&predicate)?;
+                    format!(
+                        "SELECT * FROM ({}) AS {DYNAMIC_ALIAS} WHERE {condition}",
+                        this.sql
+                    )
+                }
+                None => this.sql.clone(),
+            };
+            tracing::debug!(source = this.backend.source_name(), sql = %sql, "remote subquery");
+            if let Ok(mut sent) = this.sent.lock() {
+                *sent = Some(sql.clone());
+            }
+            this.backend.execute_sql(
+                sql,
+                this.codecs.clone(),
+                Arc::clone(&this.schema),
+                batch_size,
+            )
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
-            context.session_config().batch_size(),
-        )
+            futures::stream::once(start).try_flatten(),
+        )))
     }
 }
