@@ -314,3 +314,22 @@ impl fmt::Display for RemoteError {
 }
 
 impl std::error::Error for RemoteError {}
+
+/// Counts the rows `stream` yields into `metrics` (partition `partition`),
+/// so `EXPLAIN ANALYZE` shows how many rows each remote read returned.
+pub fn count_output_rows(
+    stream: datafusion::execution::SendableRecordBatchStream,
+    metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
+    partition: usize,
+) -> datafusion::execution::SendableRecordBatchStream {
+    use futures::StreamExt;
+    let baseline = datafusion::physical_plan::metrics::BaselineMetrics::new(metrics, partition);
+    let schema = stream.schema();
+    let counted = stream.map(move |batch| {
+        if let Ok(batch) = &batch {
+            baseline.record_output(batch.num_rows());
+        }
+        batch
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, counted))
+}

@@ -19,6 +19,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
@@ -67,6 +68,7 @@ pub struct MongoScanExec {
     whole_documents: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl MongoScanExec {
@@ -134,6 +136,7 @@ impl MongoScanExec {
             whole_documents: false,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
@@ -347,6 +350,10 @@ impl DisplayAs for MongoScanExec {
 impl ExecutionPlan for MongoScanExec {
     koios_connector::leaf_execution_plan_methods!("MongoScanExec");
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     /// The collection's estimated size (at most the limit), for join order.
     fn statistics_from_inputs(
         &self,
@@ -469,7 +476,11 @@ impl ExecutionPlan for MongoScanExec {
             }
             Ok(())
         });
-        Ok(builder.build())
+        Ok(koios_connector::count_output_rows(
+            builder.build(),
+            &self.metrics,
+            partition,
+        ))
     }
 }
 

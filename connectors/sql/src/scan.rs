@@ -24,6 +24,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
 };
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
@@ -44,6 +45,7 @@ pub struct RemoteScanExec<B: SqlBackend> {
     dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
     /// The SQL each partition actually sent, once it has run.
     sent: Arc<Mutex<Vec<Option<String>>>>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl<B: SqlBackend> Clone for RemoteScanExec<B> {
@@ -56,6 +58,7 @@ impl<B: SqlBackend> Clone for RemoteScanExec<B> {
             properties: Arc::clone(&self.properties),
             dynamic_filters: self.dynamic_filters.clone(),
             sent: Arc::new(Mutex::new(vec![None; self.queries.len()])),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -83,6 +86,7 @@ impl<B: SqlBackend> RemoteScanExec<B> {
             schema,
             properties,
             dynamic_filters: Vec::new(),
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
@@ -200,7 +204,11 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         let batch_size = context.session_config().batch_size();
         if self.dynamic_filters.is_empty() {
             tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
-            return self.backend.execute(query, batch_size);
+            return Ok(koios_connector::count_output_rows(
+                self.backend.execute(query, batch_size)?,
+                &self.metrics,
+                partition,
+            ));
         }
         // Deferred to the first poll: a hash join polls its probe side only
         // once the build side is complete, so the filter then holds its keys.
@@ -236,10 +244,18 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             }
             backend.execute(query, batch_size)
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            futures::stream::once(start).try_flatten(),
-        )))
+        Ok(koios_connector::count_output_rows(
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(start).try_flatten(),
+            )),
+            &self.metrics,
+            partition,
+        ))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     /// Keeps the dynamic filters of joins above (never claiming them: the

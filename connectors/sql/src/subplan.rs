@@ -50,6 +50,7 @@ use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
 };
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
@@ -875,6 +876,7 @@ impl<B: SqlBackend> SubplanRunner for Runner<B> {
             schema,
             dynamic_filters: Vec::new(),
             sent: Arc::new(Mutex::new(None)),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 }
@@ -1008,6 +1010,7 @@ pub struct RemoteSubqueryExec<B: SqlBackend> {
     properties: Arc<PlanProperties>,
     dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
     sent: Arc<Mutex<Option<String>>>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl<B: SqlBackend> RemoteSubqueryExec<B> {
@@ -1144,6 +1147,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
                 .chain(filters)
                 .collect(),
             sent: Arc::new(Mutex::new(None)),
+            metrics: ExecutionPlanMetricsSet::new(),
         };
         Ok(
             FilterPushdownPropagation::with_parent_pushdown_result(unclaimed)
@@ -1159,12 +1163,16 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
         let batch_size = context.session_config().batch_size();
         if self.dynamic_filters.is_empty() {
             tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery");
-            return self.backend.execute_sql(
-                self.sql.clone(),
-                self.codecs.clone(),
-                Arc::clone(&self.schema),
-                batch_size,
-            );
+            return Ok(koios_connector::count_output_rows(
+                self.backend.execute_sql(
+                    self.sql.clone(),
+                    self.codecs.clone(),
+                    Arc::clone(&self.schema),
+                    batch_size,
+                )?,
+                &self.metrics,
+                0,
+            ));
         }
         // Deferred to the first poll, when the join's build side is complete.
         let this = RemoteSubqueryExec {
@@ -1177,6 +1185,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
             properties: Arc::clone(&self.properties),
             dynamic_filters: self.dynamic_filters.clone(),
             sent: Arc::clone(&self.sent),
+            metrics: self.metrics.clone(),
         };
         let start = async move {
             let predicates = dynamic::predicates(
@@ -1206,9 +1215,17 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
                 batch_size,
             )
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            futures::stream::once(start).try_flatten(),
-        )))
+        Ok(koios_connector::count_output_rows(
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(start).try_flatten(),
+            )),
+            &self.metrics,
+            0,
+        ))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }
