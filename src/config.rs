@@ -423,6 +423,7 @@ startup_sql = ["CREATE VIEW v AS SELECT 1"]
 listen = "0.0.0.0:6543"
 memory_limit = "1GiB"
 batch_size = 1024
+dynamic_filter_max_keys = 500
 
 [[source]]
 name = "pg"
@@ -435,6 +436,11 @@ pool_size = 4
         assert_eq!(cfg.server.listen.port(), 6543);
         assert_eq!(cfg.server.memory_limit, Some(1 << 30));
         assert_eq!(cfg.server.batch_size, 1024);
+        assert_eq!(cfg.server.dynamic_filter_max_keys, 500);
+        let err = parse("\n[server]\ndynamic_filter_max_keys = -1\n")
+            .expect_err("negative")
+            .to_string();
+        assert!(err.contains("dynamic_filter_max_keys"), "{err}");
         assert_eq!(cfg.sources[0].url, "postgres://u:p@ss@h/db");
         assert_eq!(cfg.sources[0].options["pool_size"], toml::Value::Integer(4));
         assert_eq!(cfg.startup_sql.len(), 1);
