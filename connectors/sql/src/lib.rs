@@ -10,6 +10,7 @@
 //! sink ([`sink`]) and whole-subplan pushdown of joins, aggregates and sorts
 //! within one source ([`subplan`]) — is written once here.
 
+pub mod avg;
 pub mod backend;
 pub mod catalog;
 pub mod dynamic;

@@ -34,6 +34,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
 use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::functions_aggregate::expr_fn;
 use datafusion::logical_expr::expr::{AggregateFunction, Alias, ScalarFunction};
 use datafusion::logical_expr::logical_plan::{
     Aggregate, Distinct, Extension, Filter, Join, Projection, Sort, SubqueryAlias, TableScan,
@@ -58,6 +59,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use datafusion::sql::unparser::Unparser;
 use futures::TryStreamExt;
 
+use crate::avg::DecimalAvg;
 use crate::backend::{Semantics, SqlBackend};
 use crate::dynamic;
 use crate::table::SqlTable;
@@ -181,10 +183,28 @@ impl<B: SqlBackend> SubplanPushdown<B> {
                     visited.iter().map(|(p, _)| p.clone()).collect(),
                 )?;
                 let rows: Vec<Option<u64>> = children.iter().map(|c| c.rows).collect();
-                self.node(&rebuilt, children).map(|mut p| {
-                    p.rows = estimate_rows(&rebuilt, &rows);
-                    (rebuilt, p)
-                })
+                match self.node(&rebuilt, children) {
+                    Some(mut p) => {
+                        p.rows = estimate_rows(&rebuilt, &rows);
+                        Some((rebuilt, p))
+                    }
+                    None => {
+                        // An aggregate held back only by avg of decimals:
+                        // sums and counts run remotely, the division here.
+                        if let LogicalPlan::Aggregate(aggregate) = &rebuilt
+                            && let Some((remote_part, finish)) = split_decimal_avg(aggregate)?
+                            && let Some(mut p) = self.node(&remote_part, children)
+                        {
+                            p.rows = estimate_rows(&remote_part, &rows);
+                            if let Some(remote) = replace(&remote_part, &p)? {
+                                *changed = true;
+                                let finished = Projection::try_new(finish, Arc::new(remote))?;
+                                return Ok((LogicalPlan::Projection(finished), None));
+                            }
+                        }
+                        None
+                    }
+                }
             }
             _ => None,
         };
@@ -404,6 +424,84 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             rows: None,
         })
     }
+}
+
+/// `aggregate` with every `avg` of a decimal replaced by a `sum` and a
+/// `count`, and the expressions finishing those averages over its output
+/// (in `aggregate`'s output order and names); `None` if it has none.
+fn split_decimal_avg(aggregate: &Aggregate) -> Result<Option<(LogicalPlan, Vec<Expr>)>> {
+    let schema = &aggregate.schema;
+    let groups = aggregate.group_expr.len();
+    let mut finish: Vec<Expr> = schema
+        .iter()
+        .take(groups)
+        .map(|(qualifier, field)| Expr::Column(Column::new(qualifier.cloned(), field.name())))
+        .collect();
+    let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len() + 2);
+    let mut split = false;
+    for (i, (expr, (qualifier, field))) in aggregate
+        .aggr_expr
+        .iter()
+        .zip(schema.iter().skip(groups))
+        .enumerate()
+    {
+        let inner = match expr {
+            Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+            other => other,
+        };
+        let decimal_avg = match inner {
+            Expr::AggregateFunction(AggregateFunction { func, params })
+                if func.name() == "avg"
+                    && !params.distinct
+                    && params.filter.is_none()
+                    && params.order_by.is_empty()
+                    && params.args.len() == 1 =>
+            {
+                match (
+                    params.args[0].get_type(aggregate.input.schema()).ok(),
+                    field.data_type(),
+                ) {
+                    (Some(DataType::Decimal128(..)), DataType::Decimal128(p, s)) => {
+                        Some((params.args[0].clone(), *p, *s))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match decimal_avg {
+            Some((arg, precision, scale)) => {
+                split = true;
+                let (sum_name, count_name) =
+                    (format!("koios_avg_sum_{i}"), format!("koios_avg_count_{i}"));
+                aggregates.push(expr_fn::sum(arg.clone()).alias(&sum_name));
+                aggregates.push(expr_fn::count(arg).alias(&count_name));
+                finish.push(
+                    Expr::ScalarFunction(ScalarFunction::new_udf(
+                        DecimalAvg::udf(precision, scale),
+                        vec![
+                            Expr::Column(Column::from_name(sum_name)),
+                            Expr::Column(Column::from_name(count_name)),
+                        ],
+                    ))
+                    .alias_qualified(qualifier.cloned(), field.name()),
+                );
+            }
+            None => {
+                aggregates.push(expr.clone());
+                finish.push(Expr::Column(Column::new(qualifier.cloned(), field.name())));
+            }
+        }
+    }
+    if !split {
+        return Ok(None);
+    }
+    let remote = Aggregate::try_new(
+        Arc::clone(&aggregate.input),
+        aggregate.group_expr.clone(),
+        aggregates,
+    )?;
+    Ok(Some((LogicalPlan::Aggregate(remote), finish)))
 }
 
 /// A rough row count of `plan` from its inputs' (DataFusion's default
@@ -1161,7 +1259,14 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size();
-        if self.dynamic_filters.is_empty() {
+        // The wrapped query becomes a derived table, whose column names
+        // MySQL limits to 64 characters.
+        let wrappable = self
+            .schema
+            .fields()
+            .iter()
+            .all(|f| f.name().len() <= MAX_ALIAS_LEN);
+        if self.dynamic_filters.is_empty() || !wrappable {
             tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery");
             return Ok(koios_connector::count_output_rows(
                 self.backend.execute_sql(
