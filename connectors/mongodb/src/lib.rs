@@ -5,9 +5,11 @@
 //! inferred by sampling documents ([`schema`]) unless the configuration
 //! declares them; documents are decoded from raw BSON straight into Arrow
 //! builders ([`decode`]); filters, projections, sort and limit become the
-//! `find` command's own arguments ([`filter`], [`scan`], [`topn`]); inserts
+//! `find` command's own arguments ([`filter`], [`scan`], [`topn`]), GROUP BY …
+//! count(*) an aggregation pipeline ([`aggregate`]); inserts
 //! become `insertMany` ([`write`]).
 
+pub mod aggregate;
 pub mod decimal;
 pub mod decode;
 pub mod discovery;
@@ -55,5 +57,9 @@ impl Connector for MongoConnector {
         &self,
     ) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
         vec![Arc::new(MongoTopN)]
+    }
+
+    fn optimizer_rules(&self) -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+        vec![Arc::new(aggregate::MongoAggregatePushdown)]
     }
 }

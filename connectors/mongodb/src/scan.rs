@@ -38,6 +38,15 @@ pub struct Find {
     pub limit: Option<i64>,
 }
 
+/// An `aggregate` command whose result documents the scan decodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub stages: Vec<Document>,
+    /// SQL's one row for an aggregate without GROUP BY over no documents
+    /// (MongoDB returns none): the fields given here, the rest NULL.
+    pub empty_row: Option<Document>,
+}
+
 /// One output column: a top-level field the scan decodes, or a path inside
 /// one (`address.city`), once a projection of nested fields was pushed in.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +78,8 @@ pub struct MongoScanExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// An aggregation pipeline run instead of the finds.
+    pipeline: Option<Pipeline>,
 }
 
 impl MongoScanExec {
@@ -137,7 +148,14 @@ impl MongoScanExec {
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            pipeline: None,
         }
+    }
+
+    /// The same scan reading the result of an aggregation pipeline.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Each output's dotted path and shape, in output order.
@@ -320,6 +338,17 @@ impl fmt::Debug for MongoScanExec {
 
 impl DisplayAs for MongoScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pipeline) = &self.pipeline {
+            let stages: Vec<String> = pipeline.stages.iter().map(|s| s.to_string()).collect();
+            return write!(
+                f,
+                "MongoScanExec: source={}, collection={}.{}, pipeline=[{}]",
+                self.mongo.source,
+                self.database,
+                self.collection,
+                stages.join(", ")
+            );
+        }
         write!(
             f,
             "MongoScanExec: source={}, collection={}.{}, projection={}",
@@ -408,6 +437,7 @@ impl ExecutionPlan for MongoScanExec {
         let outputs = self.outputs.clone();
         let projection = self.projection_document();
         let finds = self.finds.clone();
+        let pipeline = self.pipeline.clone();
         let schema = Arc::clone(&self.schema);
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
         let tx = builder.tx();
@@ -423,6 +453,48 @@ impl ExecutionPlan for MongoScanExec {
             }
             let handle = mongo.collection::<RawDocumentBuf>(&database, &collection);
             let mut decoder = RowDecoder::new(&fields, mongo.options.invalid_values);
+            let fail = |m: String| {
+                DataFusionError::Execution(format!(
+                    "source '{}': {name}: {m} (set invalid_values = \"null\" to read such values as NULL, or declare the column's type in [source.schema])",
+                    mongo.source
+                ))
+            };
+            if let Some(pipeline) = pipeline {
+                let mut cursor = handle
+                    .aggregate(pipeline.stages)
+                    .with_type::<RawDocumentBuf>()
+                    .await
+                    .map_err(|e| mongo.error(&format!("aggregating {name}"), &e))?;
+                let mut rows = 0usize;
+                while cursor
+                    .advance()
+                    .await
+                    .map_err(|e| mongo.error(&format!("aggregating {name}"), &e))?
+                {
+                    decoder
+                        .append(cursor.current())
+                        .map_err(|m| fail(m.message()))?;
+                    rows += 1;
+                    if decoder.rows() >= batch_size {
+                        let batch = output_batch(&schema, &outputs, &mut decoder)?;
+                        if tx.send(Ok(batch)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if rows == 0
+                    && let Some(empty) = pipeline.empty_row
+                {
+                    let raw = RawDocumentBuf::from_document(&empty)
+                        .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+                    decoder.append(&raw).map_err(|m| fail(m.message()))?;
+                }
+                if decoder.rows() > 0 {
+                    let batch = output_batch(&schema, &outputs, &mut decoder)?;
+                    let _ = tx.send(Ok(batch)).await;
+                }
+                return Ok(());
+            }
             let mut produced: i64 = 0;
             let cursor_batch = batch_size.min(u32::MAX as usize) as u32;
             for find in finds {
