@@ -83,7 +83,9 @@ fn flatten(plan: &LogicalPlan, cluster: &mut Cluster) {
 
 fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     if !is_inner_join(&plan) && !is_pruning(&plan) {
-        return plan.map_children(rewrite);
+        return plan
+            .map_subqueries(rewrite)?
+            .transform_data(|p| p.map_children(rewrite));
     }
     let mut cluster = Cluster::default();
     flatten(&plan, &mut cluster);

@@ -163,6 +163,24 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             let pushable = self.scan(scan);
             return Ok((plan, pushable));
         }
+        // Subqueries left in expressions (uncorrelated scalar subqueries)
+        // are plans of their own: their parts run remotely too.
+        let plan = plan
+            .map_subqueries(|subquery| {
+                let (rewritten, pushable) = self.visit(subquery, changed)?;
+                let rewritten = match pushable {
+                    Some(p) if p.worth => match replace(&rewritten, &p)? {
+                        Some(replaced) => {
+                            *changed = true;
+                            replaced
+                        }
+                        None => rewritten,
+                    },
+                    _ => rewritten,
+                };
+                Ok(Transformed::yes(rewritten))
+            })?
+            .data;
         let inputs: Vec<LogicalPlan> = plan.inputs().into_iter().cloned().collect();
         if inputs.is_empty() {
             return Ok((plan, None));
