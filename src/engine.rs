@@ -216,7 +216,8 @@ impl Engine {
             .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
             // Before the connectors' pushdown rules, which then find the
             // grouped joins.
-            .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping));
+            .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping))
+            .with_optimizer_rule(Arc::new(crate::planner::ScalarMaxAsWindow));
         for connector in self.connectors.values() {
             for rule in connector.optimizer_rules() {
                 state = state.with_optimizer_rule(rule);

@@ -363,3 +363,135 @@ fn sql_source(provider: &dyn TableProvider) -> Option<usize> {
     }
     None
 }
+
+/// `x = (SELECT max(x) FROM <the same input>)` as a window over that input.
+///
+/// TPC-H Q15's `revenue0` CTE is inlined twice by DataFusion: once as the
+/// filter's input, once inside the scalar subquery that takes its maximum.
+/// Both would run as remote aggregates, one after the other. When the
+/// subquery reads exactly the filter's input (through an alias and a
+/// projection at most) and takes the maximum of the filtered column, the
+/// maximum is a window over the input instead: one remote query.
+#[derive(Debug, Default)]
+pub struct ScalarMaxAsWindow;
+
+impl OptimizerRule for ScalarMaxAsWindow {
+    fn name(&self) -> &str {
+        "koios_scalar_max_as_window"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.transform_up(|node| match &node {
+            LogicalPlan::Filter(filter) => match max_as_window(filter)? {
+                Some(rewritten) => Ok(Transformed::yes(rewritten)),
+                None => Ok(Transformed::no(node)),
+            },
+            _ => Ok(Transformed::no(node)),
+        })
+    }
+}
+
+const WINDOW_MAX: &str = "koios_window_max";
+
+fn max_as_window(filter: &datafusion::logical_expr::Filter) -> Result<Option<LogicalPlan>> {
+    let Expr::BinaryExpr(binary) = &filter.predicate else {
+        return Ok(None);
+    };
+    if binary.op != Operator::Eq {
+        return Ok(None);
+    }
+    let (column, subquery) = match (binary.left.as_ref(), binary.right.as_ref()) {
+        (Expr::Column(c), Expr::ScalarSubquery(s)) | (Expr::ScalarSubquery(s), Expr::Column(c)) => {
+            (c, s)
+        }
+        _ => return Ok(None),
+    };
+    if !subquery.outer_ref_columns.is_empty() {
+        return Ok(None);
+    }
+    // The subquery: [Projection] → Aggregate(max(arg)) with no GROUP BY.
+    let mut inner = subquery.subquery.as_ref();
+    if let LogicalPlan::Projection(p) = inner
+        && p.expr.len() == 1
+    {
+        inner = p.input.as_ref();
+    }
+    let LogicalPlan::Aggregate(aggregate) = inner else {
+        return Ok(None);
+    };
+    let [max_expr] = &aggregate.aggr_expr[..] else {
+        return Ok(None);
+    };
+    let max_expr = match max_expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    };
+    let Expr::AggregateFunction(function) = max_expr else {
+        return Ok(None);
+    };
+    if !aggregate.group_expr.is_empty()
+        || function.func.name() != "max"
+        || function.params.filter.is_some()
+        || function.params.distinct
+    {
+        return Ok(None);
+    }
+    let [Expr::Column(argument)] = &function.params.args[..] else {
+        return Ok(None);
+    };
+    // Its input: the filter's input, maybe under an alias and a projection
+    // of plain (renamed) columns; the argument must be the filtered column.
+    let mut source = aggregate.input.as_ref();
+    let mut argument = argument.clone();
+    if let LogicalPlan::SubqueryAlias(alias) = source {
+        source = alias.input.as_ref();
+        argument = Column::new_unqualified(argument.name.clone());
+    }
+    if let LogicalPlan::Projection(projection) = source {
+        let Some(index) = projection
+            .schema
+            .index_of_column_by_name(None, &argument.name)
+        else {
+            return Ok(None);
+        };
+        let Expr::Column(inner_column) = projection.expr[index].clone().unalias_nested().data
+        else {
+            return Ok(None);
+        };
+        source = projection.input.as_ref();
+        argument = inner_column;
+    }
+    let same_column = argument.name == column.name
+        && (argument.relation.is_none() || argument.relation == column.relation);
+    if !same_column || source != filter.input.as_ref() {
+        return Ok(None);
+    }
+    let window = Expr::from(datafusion::logical_expr::expr::WindowFunction::new(
+        datafusion::logical_expr::expr::WindowFunctionDefinition::AggregateUDF(
+            datafusion::functions_aggregate::min_max::max_udaf(),
+        ),
+        vec![Expr::Column(column.clone())],
+    ))
+    .alias(WINDOW_MAX);
+    let columns: Vec<Expr> = filter
+        .input
+        .schema()
+        .columns()
+        .into_iter()
+        .map(col)
+        .collect();
+    let rewritten = LogicalPlanBuilder::from(filter.input.as_ref().clone())
+        .window(vec![window])?
+        .filter(Expr::Column(column.clone()).eq(col(WINDOW_MAX)))?
+        .project(columns)?
+        .build()?;
+    Ok(Some(rewritten))
+}
