@@ -1,5 +1,8 @@
 //! Planner rules of Koios's own (the connectors bring theirs).
 //!
+//! [`ScalarMaxAsWindow`] turns `x = (SELECT max(x) FROM <same input>)` into a
+//! window over that input, so a remote input is read once.
+//!
 //! [`SourceJoinGrouping`] reorders a tree of inner joins so that tables of
 //! one SQL source that join each other are joined first: the whole join then
 //! runs inside that server (whole-subplan pushdown, in the SQL connector
