@@ -22,7 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{best, koios_scan};
+use common::{best, koios_scan, pg_connect};
 
 use futures::SinkExt;
 use koios::config::Config;
@@ -33,21 +33,8 @@ use tokio_postgres::NoTls;
 const DATABASE: &str = "koios_bench";
 const RUNS: usize = 3;
 
-async fn connect(database: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
-        NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/services.sh)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
 async fn load(scale_factor: f64) -> u64 {
-    let admin = connect("postgres").await;
+    let admin = pg_connect("postgres").await;
     let exists = admin
         .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
         .await
@@ -59,7 +46,7 @@ async fn load(scale_factor: f64) -> u64 {
             .await
             .expect("create database");
     }
-    let db = connect(DATABASE).await;
+    let db = pg_connect(DATABASE).await;
     let expected = tpchgen::generators::LineItemGenerator::new(scale_factor, 1, 1)
         .iter()
         .count() as i64;
@@ -194,7 +181,7 @@ split_count = 2
     .await
     .expect("koios");
     tokio::spawn(connection);
-    let direct = connect(DATABASE).await;
+    let direct = pg_connect(DATABASE).await;
     let selective = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
                      WHERE l_orderkey BETWEEN 3000000 AND 3000040";
     let (sel_direct, sel_koios) = side_by_side(&direct, &koios, selective, selective, 20).await;

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::best;
+use common::{best, pg_connect};
 use futures::SinkExt;
 use koios::config::Config;
 use koios::engine::Engine;
@@ -124,19 +124,6 @@ fn rows(table: &str, sf: f64) -> Box<dyn Iterator<Item = String>> {
         ),
         other => panic!("no generator for {other}"),
     }
-}
-
-async fn pg_connect(database: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
-        NoTls,
-    )
-    .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/services.sh)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 /// Loads PostgreSQL's share unless a previous run left it complete.

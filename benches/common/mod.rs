@@ -32,3 +32,19 @@ pub async fn koios_scan(engine: &Arc<Engine>, table: &str) -> (Duration, usize) 
     }
     (started.elapsed(), rows)
 }
+
+/// A client of the local PostgreSQL (127.0.0.1:5432, trust), the connection
+/// driven in the background.
+#[allow(dead_code)] // not every benchmark reads PostgreSQL directly
+pub async fn pg_connect(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/services.sh)");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}

@@ -188,10 +188,47 @@ pub fn leaf_plan_properties(
 }
 
 /// The `ExecutionPlan` methods every connector's scan node (a leaf with
-/// `schema` and `properties` fields) writes the same way.
+/// `schema` and `properties` fields) writes the same way. With a second
+/// argument, the field (a `Vec<Arc<dyn PhysicalExpr>>`) holding the dynamic
+/// filters the node applies: they are visited, so the joins producing them
+/// see them used and fill them in.
 #[macro_export]
 macro_rules! leaf_execution_plan_methods {
     ($name:literal) => {
+        $crate::leaf_execution_plan_methods!(@methods $name);
+
+        fn apply_expressions(
+            &self,
+            _f: &mut dyn FnMut(
+                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+            ) -> datafusion::error::Result<
+                datafusion::common::tree_node::TreeNodeRecursion,
+            >,
+        ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        }
+    };
+    ($name:literal, $filters:ident) => {
+        $crate::leaf_execution_plan_methods!(@methods $name);
+
+        fn apply_expressions(
+            &self,
+            f: &mut dyn FnMut(
+                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+            ) -> datafusion::error::Result<
+                datafusion::common::tree_node::TreeNodeRecursion,
+            >,
+        ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
+            use datafusion::common::tree_node::TreeNodeRecursion;
+            for filter in &self.$filters {
+                if f(filter)? == TreeNodeRecursion::Stop {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        }
+    };
+    (@methods $name:literal) => {
         fn name(&self) -> &str {
             $name
         }
@@ -206,17 +243,6 @@ macro_rules! leaf_execution_plan_methods {
 
         fn children(&self) -> Vec<&std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
             Vec::new()
-        }
-
-        fn apply_expressions(
-            &self,
-            _f: &mut dyn FnMut(
-                &std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-            ) -> datafusion::error::Result<
-                datafusion::common::tree_node::TreeNodeRecursion,
-            >,
-        ) -> datafusion::error::Result<datafusion::common::tree_node::TreeNodeRecursion> {
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
         }
 
         #[allow(deprecated)]

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -132,43 +131,7 @@ impl<B: SqlBackend> DisplayAs for RemoteScanExec<B> {
 }
 
 impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
-    fn name(&self) -> &str {
-        "RemoteScanExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    /// Visits the dynamic filters: the join producing one only fills it in
-    /// when some node reports using it.
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        for filter in &self.dynamic_filters {
-            if f(filter)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        // A leaf: there are no children to replace.
-        Ok(self)
-    }
+    koios_connector::leaf_execution_plan_methods!("RemoteScanExec", dynamic_filters);
 
     /// The backend's row estimate for the table (at most the LIMIT), so the
     /// join order can put the smaller input on the build side.

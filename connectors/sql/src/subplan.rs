@@ -26,7 +26,6 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema, DFSchemaRef, JoinType, NullEquality, TableReference};
 use datafusion::config::ConfigOptions;
@@ -1129,6 +1128,25 @@ pub struct RemoteSubqueryExec<B: SqlBackend> {
     metrics: ExecutionPlanMetricsSet,
 }
 
+/// A copy sharing the record of the SQL sent and the metrics (the stream
+/// started by `execute` reports into the node `EXPLAIN ANALYZE` prints).
+impl<B: SqlBackend> Clone for RemoteSubqueryExec<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            sql: self.sql.clone(),
+            codecs: self.codecs.clone(),
+            semantics: self.semantics.clone(),
+            rows: self.rows,
+            schema: Arc::clone(&self.schema),
+            properties: Arc::clone(&self.properties),
+            dynamic_filters: self.dynamic_filters.clone(),
+            sent: Arc::clone(&self.sent),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
 impl<B: SqlBackend> RemoteSubqueryExec<B> {
     pub fn sql(&self) -> &str {
         &self.sql
@@ -1186,42 +1204,7 @@ impl<B: SqlBackend> DisplayAs for RemoteSubqueryExec<B> {
 }
 
 impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
-    fn name(&self) -> &str {
-        "RemoteSubqueryExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    /// Visits the dynamic filters: the join producing one only fills it in
-    /// when some node reports using it.
-    fn apply_expressions(
-        &self,
-        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        for filter in &self.dynamic_filters {
-            if f(filter)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
+    koios_connector::leaf_execution_plan_methods!("RemoteSubqueryExec", dynamic_filters);
 
     /// A rough estimate from the tables' row counts, for the join order.
     fn statistics_from_inputs(
@@ -1249,13 +1232,6 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
             ));
         }
         let updated = RemoteSubqueryExec {
-            backend: Arc::clone(&self.backend),
-            sql: self.sql.clone(),
-            codecs: self.codecs.clone(),
-            semantics: self.semantics.clone(),
-            rows: self.rows,
-            schema: Arc::clone(&self.schema),
-            properties: Arc::clone(&self.properties),
             dynamic_filters: self
                 .dynamic_filters
                 .iter()
@@ -1264,6 +1240,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
                 .collect(),
             sent: Arc::new(Mutex::new(None)),
             metrics: ExecutionPlanMetricsSet::new(),
+            ..self.clone()
         };
         Ok(
             FilterPushdownPropagation::with_parent_pushdown_result(unclaimed)
@@ -1298,18 +1275,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
             ));
         }
         // Deferred to the first poll, when the join's build side is complete.
-        let this = RemoteSubqueryExec {
-            backend: Arc::clone(&self.backend),
-            sql: self.sql.clone(),
-            codecs: self.codecs.clone(),
-            semantics: self.semantics.clone(),
-            rows: self.rows,
-            schema: Arc::clone(&self.schema),
-            properties: Arc::clone(&self.properties),
-            dynamic_filters: self.dynamic_filters.clone(),
-            sent: Arc::clone(&self.sent),
-            metrics: self.metrics.clone(),
-        };
+        let this = self.clone();
         let start = async move {
             let predicates = dynamic::predicates(
                 &this.dynamic_filters,
