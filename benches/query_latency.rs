@@ -6,8 +6,10 @@
 //! reports the median of:
 //!
 //! * PostgreSQL directly (tokio-postgres, simple protocol) — the baseline;
-//! * the remote statement Koios sends (`COPY (SELECT …) TO STDOUT (FORMAT
-//!   binary)` through `copy_out`, which prepares it first);
+//! * the remote statement Koios used to send (`COPY (SELECT …) TO STDOUT
+//!   (FORMAT binary)` through `copy_out`, which prepares it first) and the
+//!   one it sends now for an index lookup (the query, parse/bind/execute in
+//!   one round trip, binary rows);
 //! * Koios planning only: SQL → logical → optimized → physical plan;
 //! * Koios executing an already planned query;
 //! * Koios in-process: plan and execute, record batches collected;
@@ -91,6 +93,21 @@ split_count = 1
     })
     .await;
 
+    // What Koios sends for an index lookup since it reads those in one
+    // round trip: the query itself, parse/bind/execute pipelined, binary rows.
+    let one_trip_time = timed(|| async {
+        let rows = direct
+            .query_typed_raw(
+                QUERY,
+                std::iter::empty::<(&str, tokio_postgres::types::Type)>(),
+            )
+            .await
+            .expect("query");
+        let rows: Vec<_> = rows.try_collect().await.expect("rows");
+        std::hint::black_box(rows);
+    })
+    .await;
+
     let session = Session::new(Arc::clone(&engine), "pg");
     let plan_time = timed(|| async {
         let frame = session.context().sql(QUERY).await.expect("plans");
@@ -145,8 +162,12 @@ split_count = 1
     for (name, t) in [
         ("PostgreSQL directly (simple protocol)", direct_time),
         (
-            "the remote COPY Koios sends (prepare + copy out)",
+            "the remote COPY Koios sent before (prepare + copy out)",
             copy_time,
+        ),
+        (
+            "the remote read Koios sends now (one round trip, binary rows)",
+            one_trip_time,
         ),
         ("Koios planning only (SQL → physical plan)", plan_time),
         ("Koios executing a planned query", execute_time),

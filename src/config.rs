@@ -8,6 +8,16 @@
 //! memory_limit = "2GiB"
 //! batch_size = 8192
 //! dynamic_filter_max_keys = 10000   # join keys sent to the other side's scan
+//! max_connections = 100    # one more client gets FATAL 53300 "sorry, too many clients already"
+//! tls_cert = "server.pem"  # PEM certificate chain; with tls_key, clients may use TLS
+//! tls_key = "server.key"   # PEM private key (PKCS#8, PKCS#1 or SEC1)
+//! tls_required = false     # true: plain-text connections get FATAL 28000
+//!
+//! [[user]]                 # with users, every client authenticates with SCRAM-SHA-256
+//! name = "alice"
+//! password = "${ALICE_PASSWORD}"
+//! # or PostgreSQL's verifier form (from pg_authid.rolpassword or `koios hash-password`):
+//! # password = "SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>"
 //!
 //! [[source]]
 //! name = "demo"
@@ -17,7 +27,13 @@
 //!
 //! `${VAR}` anywhere in a string value is replaced by the environment variable
 //! `VAR` (`$${` writes a literal `${`), so secrets stay out of the file. Every
-//! error names the file, the line and the key.
+//! error names the file, the line and the key, and never a password.
+//!
+//! Users: a cleartext `password` is hashed into a SCRAM verifier (random salt,
+//! 4096 iterations) when the file is read and then forgotten; a value starting
+//! with `SCRAM-SHA-256$` is taken as a verifier. Without any `[[user]]`, Koios
+//! accepts password-less connections from loopback only and refuses to listen
+//! on any other address. `tls_cert`/`tls_key` are relative to this file.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +44,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{KoiosError, Result};
+use crate::server::ScramVerifier;
 
 /// Default listen address: PostgreSQL's own 5432 is never used.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
@@ -55,7 +72,32 @@ pub struct ServerConfig {
     pub dynamic_filter_max_keys: usize,
     /// Where generated data (the demo) is kept.
     pub data_dir: PathBuf,
+    /// Most client connections served at once.
+    pub max_connections: usize,
+    /// Certificate chain and private key for TLS; `None`: plain text only.
+    pub tls: Option<TlsFiles>,
+    /// Refuse connections that did not negotiate TLS.
+    pub tls_required: bool,
+    /// The `[[user]]` entries; empty: password-less, loopback only.
+    pub users: Vec<UserConfig>,
 }
+
+/// PEM files of the server's TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// One `[[user]]`: a name and the SCRAM verifier of its password.
+#[derive(Debug, Clone)]
+pub struct UserConfig {
+    pub name: String,
+    pub verifier: ScramVerifier,
+}
+
+/// Default of `[server] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -65,6 +107,10 @@ impl Default for ServerConfig {
             batch_size: 8192,
             dynamic_filter_max_keys: 10_000,
             data_dir: default_data_dir(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
+            tls_required: false,
+            users: Vec::new(),
         }
     }
 }
@@ -89,6 +135,15 @@ struct RawConfig {
     startup_sql: Vec<Spanned<String>>,
     #[serde(default)]
     source: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+    #[serde(default)]
+    user: Vec<Spanned<RawUser>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: Spanned<String>,
+    password: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +154,10 @@ struct RawServer {
     batch_size: Option<Spanned<i64>>,
     dynamic_filter_max_keys: Option<Spanned<i64>>,
     data_dir: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    tls_required: Option<Spanned<bool>>,
 }
 
 impl Config {
@@ -185,6 +244,75 @@ impl Config {
                     expand(dir.get_ref(), env).map_err(|m| at(dir.span(), "server.data_dir", m))?;
                 server.data_dir = base_dir.join(value);
             }
+            if let Some(max) = s.max_connections {
+                let value = *max.get_ref();
+                if !(1..=100_000).contains(&value) {
+                    return Err(at(
+                        max.span(),
+                        "server.max_connections",
+                        format!("must be between 1 and 100000, got {value}"),
+                    ));
+                }
+                server.max_connections = value as usize;
+            }
+            let path = |key: &str, value: Option<Spanned<String>>| -> Result<Option<PathBuf>> {
+                value
+                    .map(|v| {
+                        expand(v.get_ref(), env)
+                            .map(|p| base_dir.join(p))
+                            .map_err(|m| at(v.span(), key, m))
+                    })
+                    .transpose()
+            };
+            let cert = path("server.tls_cert", s.tls_cert)?;
+            let key = path("server.tls_key", s.tls_key)?;
+            server.tls = match (cert, key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(KoiosError::Config(format!(
+                        "{file}: keys 'server.tls_cert' and 'server.tls_key' go together"
+                    )));
+                }
+            };
+            if let Some(required) = s.tls_required {
+                server.tls_required = *required.get_ref();
+                if server.tls_required && server.tls.is_none() {
+                    return Err(at(
+                        required.span(),
+                        "server.tls_required",
+                        "needs server.tls_cert and server.tls_key".into(),
+                    ));
+                }
+            }
+        }
+
+        for entry in raw.user {
+            let span = entry.span();
+            let user = entry.into_inner();
+            let name = user.name.get_ref().clone();
+            if name.is_empty() || name.contains('\0') {
+                return Err(at(
+                    user.name.span(),
+                    "user.name",
+                    "must be a non-empty name".into(),
+                ));
+            }
+            if server.users.iter().any(|u| u.name == name) {
+                return Err(at(span, "user.name", format!("duplicate user '{name}'")));
+            }
+            // Messages about the password never include its value.
+            let pspan = user.password.span();
+            let password = expand(user.password.get_ref(), env)
+                .map_err(|m| at(pspan.clone(), "user.password", m))?;
+            let verifier = if ScramVerifier::looks_like_verifier(&password) {
+                ScramVerifier::parse(&password).map_err(|m| at(pspan, "user.password", m))?
+            } else if password.is_empty() {
+                return Err(at(pspan, "user.password", "must not be empty".into()));
+            } else {
+                ScramVerifier::from_password(&password)
+            };
+            server.users.push(UserConfig { name, verifier });
         }
 
         let mut startup_sql = Vec::new();
@@ -478,6 +606,79 @@ pool_size = 4
             err.contains("source.url") && err.contains("required"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn security_keys() {
+        let cfg = parse(
+            r#"
+[server]
+max_connections = 7
+tls_cert = "tls/server.pem"
+tls_key = "/abs/server.key"
+tls_required = true
+
+[[user]]
+name = "alice"
+password = "${SECRET}"
+
+[[user]]
+name = "bob"
+password = "SCRAM-SHA-256$4096:vuOqja/MVYGZ6gK+WcoIag==$ieky1+nzbb2Bhe3Q5bMMFx2vTcI6m6SVhlP5bNXnlks=:Z9pw0r4mmQ7/nyxieAppY1uXc3OrWJcPi2ZFGf/bKP4="
+"#,
+        )
+        .expect("valid");
+        assert_eq!(cfg.server.max_connections, 7);
+        assert_eq!(
+            cfg.server.tls,
+            Some(TlsFiles {
+                cert: PathBuf::from("/etc/koios/tls/server.pem"),
+                key: PathBuf::from("/abs/server.key"),
+            })
+        );
+        assert!(cfg.server.tls_required);
+        let names: Vec<&str> = cfg.server.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(
+            cfg.server.users[0].verifier,
+            ScramVerifier::parse(&cfg.server.users[0].verifier.to_string()).expect("verifier")
+        );
+        // Nothing secret in Debug output.
+        let debug = format!("{cfg:?}");
+        assert!(
+            !debug.contains("p@ss") && !debug.contains("ieky1"),
+            "{debug}"
+        );
+
+        let defaults = parse("").expect("empty config");
+        assert_eq!(defaults.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert!(defaults.server.users.is_empty() && defaults.server.tls.is_none());
+
+        for (text, key) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            ("[server]\ntls_cert = 'a.pem'\n", "server.tls_key"),
+            ("[server]\ntls_required = true\n", "server.tls_required"),
+            ("[[user]]\nname = ''\npassword = 'x'\n", "user.name"),
+            ("[[user]]\nname = 'a'\npassword = ''\n", "user.password"),
+            (
+                "[[user]]\nname = 'a'\npassword = 'x'\n[[user]]\nname = 'a'\npassword = 'y'\n",
+                "duplicate user",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = parse("[[user]]\nname = 'a'\npassword = 'SCRAM-SHA-256$hunter2'\n")
+            .expect_err("bad verifier")
+            .to_string();
+        assert!(
+            err.contains("user.password") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = parse("[[user]]\nname = 'a'\n")
+            .expect_err("no password")
+            .to_string();
+        assert!(err.contains("password"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! a clear error, everything else keeps working.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{
@@ -24,6 +24,8 @@ use koios_connector::{Connector, Source, SourceSpec};
 
 use crate::config::{Config, ServerConfig};
 use crate::error::{KoiosError, Result};
+use crate::pgcatalog::{SystemCatalogList, SystemContext};
+use crate::session::Settings;
 
 /// Name of the built-in catalog.
 pub const KOIOS_CATALOG: &str = "koios";
@@ -186,18 +188,30 @@ impl Engine {
     }
 
     /// A new DataFusion session whose unqualified names resolve in `database`.
-    pub fn new_context(&self, database: &str) -> SessionContext {
+    /// `settings` and `user` are the session's, shown by `pg_settings` and
+    /// `pg_roles`.
+    pub fn new_context(
+        &self,
+        database: &str,
+        settings: Arc<Mutex<Settings>>,
+        user: &str,
+    ) -> SessionContext {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(database, DEFAULT_SCHEMA)
             // The shared catalog list already holds `koios`; letting each session
             // create its default catalog would replace it.
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            // Koios's own information_schema (PostgreSQL's columns) is part
+            // of every catalog; see `pgcatalog`.
+            .with_information_schema(false)
             .with_batch_size(self.server.batch_size);
         let options = config.options_mut();
         options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // PostgreSQL reads `1.5` as an exact numeric, not a float.
         options.sql_parser.parse_float_as_decimal = true;
+        // `timestamptz` (and now()) carry a zone, as in PostgreSQL; without one
+        // DataFusion 55 plans `TIMESTAMP WITH TIME ZONE` as a naive timestamp.
+        options.execution.time_zone = Some("UTC".into());
         // A hash join's small side hands its keys to the other side's scan as
         // an IN list (remote scans put it in their SQL) up to this many keys.
         options
@@ -210,14 +224,24 @@ impl Engine {
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
-            .with_catalog_list(Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>)
+            .with_catalog_list(Arc::new(SystemCatalogList::new(SystemContext {
+                catalogs: Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>,
+                settings,
+                user: user.to_string(),
+            })))
             .with_default_features()
+            // `::regclass`, `::regtype`, `::oid` … parse (as int4 OIDs).
+            .with_type_planner(Arc::new(
+                datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
+            ))
             // Plans the remote subqueries the connectors' rules create.
             .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
             // Before the connectors' pushdown rules, which then find the
             // grouped joins.
             .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping))
-            .with_optimizer_rule(Arc::new(crate::planner::ScalarMaxAsWindow));
+            .with_optimizer_rule(Arc::new(crate::planner::ScalarMaxAsWindow))
+            // `'{1,2}'::int[]` is an array literal, as in PostgreSQL.
+            .with_analyzer_rule(Arc::new(crate::pgtypes::arrays::ArrayLiteralCasts));
         for connector in self.connectors.values() {
             for rule in connector.optimizer_rules() {
                 state = state.with_optimizer_rule(rule);
@@ -234,7 +258,7 @@ impl Engine {
         if statements.is_empty() {
             return Ok(());
         }
-        let ctx = self.new_context(KOIOS_CATALOG);
+        let ctx = self.new_context(KOIOS_CATALOG, Default::default(), "koios");
         let degraded = self
             .read_sources()
             .values()

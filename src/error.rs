@@ -92,6 +92,7 @@ pub mod codes {
     pub const CONFIG_FILE_ERROR: &str = "F0000";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_PASSWORD: &str = "28P01";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const NOT_NULL_VIOLATION: &str = "23502";

@@ -5,13 +5,15 @@
 //! * [`session`]: SQL sessions independent of the wire protocol.
 //! * [`server`]: the pgwire front end.
 //! * [`pgtypes`]: how Arrow values look to PostgreSQL clients.
-//! * [`pgfunctions`]: PostgreSQL's session information functions.
+//! * [`pgcatalog`]: `pg_catalog` and `information_schema` over the federated catalog.
+//! * [`pgfunctions`]: PostgreSQL's session and catalog functions.
 //! * [`demo`]: the TPC-H demo data of the embedded default.
 
 pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod pgcatalog;
 pub mod pgfunctions;
 pub mod pgtypes;
 pub mod planner;

@@ -1,5 +1,6 @@
 //! The `koios` command: `koios serve` runs the server, `koios query` runs one
-//! query in-process and prints the result.
+//! query in-process and prints the result, `koios hash-password` turns a
+//! password (read from stdin) into a SCRAM verifier for `[[user]] password`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ enum Command {
         /// One or more SQL statements.
         sql: String,
     },
+    /// Print the SCRAM-SHA-256 verifier of a password read from stdin, for
+    /// `[[user]] password = "SCRAM-SHA-256$..."`.
+    HashPassword,
 }
 
 fn load_config(common: &Common) -> Result<Config> {
@@ -86,6 +90,7 @@ async fn main() -> ExitCode {
             database,
             sql,
         } => query(common, &database, &sql).await,
+        Command::HashPassword => hash_password(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,10 +110,16 @@ async fn serve(common: Common, listen: Option<SocketAddr>) -> Result<()> {
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
+    koios::server::check_config(&config.server, config.server.listen)?;
     let engine = Engine::start(&config).await?;
     let server = Server::bind(engine, config.server.listen).await?;
     let addr = server.local_addr()?;
-    tracing::info!(%addr, "Koios is ready: psql -h {} -p {} -U koios", addr.ip(), addr.port());
+    let user = config
+        .server
+        .users
+        .first()
+        .map_or("koios", |u| u.name.as_str());
+    tracing::info!(%addr, "Koios is ready: psql -h {} -p {} -U {user}", addr.ip(), addr.port());
     tokio::select! {
         result = server.run() => result,
         _ = tokio::signal::ctrl_c() => {
@@ -116,6 +127,21 @@ async fn serve(common: Common, listen: Option<SocketAddr>) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn hash_password() -> Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| KoiosError::io("cannot read the password from stdin", e))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(KoiosError::Config(
+            "no password on stdin (e.g. printf %s \"$PW\" | koios hash-password)".into(),
+        ));
+    }
+    println!("{}", koios::server::ScramVerifier::from_password(password));
+    Ok(())
 }
 
 async fn query(common: Common, database: &str, sql: &str) -> Result<()> {

@@ -392,12 +392,9 @@ impl OptimizerRule for ScalarMaxAsWindow {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_up(|node| match &node {
-            LogicalPlan::Filter(filter) => match max_as_window(filter)? {
-                Some(rewritten) => Ok(Transformed::yes(rewritten)),
-                None => Ok(Transformed::no(node)),
-            },
-            _ => Ok(Transformed::no(node)),
+        koios_connector::replace_nodes_up(plan, |node| match node {
+            LogicalPlan::Filter(filter) => max_as_window(filter),
+            _ => Ok(None),
         })
     }
 }

@@ -38,6 +38,9 @@ pub enum KoiosStatement {
 
 /// Splits a query string into statements. Empty statements (`;;`) vanish.
 pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
+    if let Some(statements) = parse_catalog_query(sql) {
+        return Ok(statements);
+    }
     let dialect = PostgreSqlDialect {};
     let mut parser = DFParserBuilder::new(sql).with_dialect(&dialect).build()?;
     let mut statements = Vec::new();
@@ -79,11 +82,23 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
     Ok(statements)
 }
 
+/// Catalog queries of clients go through [`crate::pgcatalog::rewrite_catalog_query`].
+fn parse_catalog_query(sql: &str) -> Option<Vec<KoiosStatement>> {
+    Some(
+        crate::pgcatalog::rewrite_catalog_query(sql)?
+            .into_iter()
+            .map(|s| KoiosStatement::Sql(Box::new(DfStatement::Statement(Box::new(s)))))
+            .collect(),
+    )
+}
+
 fn word_is(token: &Token, word: &str) -> bool {
     matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
 }
 
 /// A statement ready to run, possibly many times with different parameters.
+// Plans dominate in number and size; boxing them would only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Prepared {
     /// A DataFusion plan; `$n` placeholders are bound at execution.
@@ -97,6 +112,9 @@ pub enum Prepared {
         counts_rows: bool,
         /// Output columns renamed to the names PostgreSQL would give them.
         renames: Arc<HashMap<String, String>>,
+        /// PostgreSQL types of `$n` written as `$n::oid[]`, `$n::name` …,
+        /// which Arrow types cannot tell from int4 or text.
+        param_pg_types: Vec<Option<postgres_types::Type>>,
     },
     /// Handled by the session itself.
     Command(Command),
@@ -113,7 +131,19 @@ impl Prepared {
                 ..
             } => rename_fields(plan.schema().as_arrow(), renames),
             Prepared::Command(Command::Show(name)) => show_schema(name),
+            Prepared::Command(Command::Fetch {
+                schema: Some(schema),
+                ..
+            }) => Arc::clone(schema),
             _ => Arc::new(Schema::empty()),
+        }
+    }
+
+    /// PostgreSQL types the SQL gave `$n` where Arrow's cannot say them.
+    pub fn param_pg_types(&self) -> Vec<Option<postgres_types::Type>> {
+        match self {
+            Prepared::Plan { param_pg_types, .. } => param_pg_types.clone(),
+            Prepared::Command(_) => Vec::new(),
         }
     }
 
@@ -139,8 +169,24 @@ pub enum Command {
     Show(String),
     Reset(Option<String>),
     RefreshSource(String),
-    /// Accepted and ignored, answered with this tag (e.g. `DISCARD ALL`).
+    /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
+    /// `DISCARD ALL`: settings back to their defaults, cursors closed.
+    DiscardAll,
+    /// `DECLARE name CURSOR FOR query`.
+    DeclareCursor {
+        name: String,
+        query: Box<ast::Query>,
+    },
+    /// `FETCH [count] FROM name`; `count` is `None` for `ALL`. `schema` is the
+    /// cursor's, when it was open at prepare time.
+    Fetch {
+        name: String,
+        count: Option<usize>,
+        schema: Option<SchemaRef>,
+    },
+    /// `CLOSE name` / `CLOSE ALL`.
+    CloseCursor(Option<String>),
 }
 
 /// What executing a statement produced.
@@ -170,6 +216,8 @@ pub const PG_SETTINGS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
+    ("jit", "off"),
+    ("default_table_access_method", "heap"),
     ("lc_messages", "C"),
     ("max_identifier_length", "63"),
     ("search_path", "public"),
@@ -196,6 +244,8 @@ const READ_ONLY_SETTINGS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, String>,
+    /// The `search_path` schema that exists, once the session resolved it.
+    current_schema: Option<String>,
 }
 
 impl Default for Settings {
@@ -205,15 +255,47 @@ impl Default for Settings {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            current_schema: None,
         }
     }
 }
 
 impl Settings {
+    /// The schema unqualified names resolve in, when `search_path` was set.
+    pub fn current_schema(&self) -> Option<&str> {
+        self.current_schema.as_deref()
+    }
+
+    /// Every parameter and its value, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.values.iter()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// Changes a parameter (as `SET` and `set_config` do).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        if READ_ONLY_SETTINGS.contains(&name.as_str()) {
+            return Err(DataFusionError::Plan(format!(
+                "parameter \"{name}\" cannot be changed"
+            )));
+        }
+        if !self.values.contains_key(&name) {
+            return Err(unknown_setting(&name));
+        }
+        if name == "timezone" {
+            validate_time_zone(value)?;
+        }
+        if name == "statement_timeout" {
+            crate::server::parse_statement_timeout(value).map_err(DataFusionError::Plan)?;
+        }
+        self.values.insert(name, value.to_string());
+        Ok(())
     }
 
     /// The session time zone used to render `timestamptz` values.
@@ -227,7 +309,17 @@ pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
     database: String,
-    settings: Mutex<Settings>,
+    settings: Arc<Mutex<Settings>>,
+    /// Open cursors (`DECLARE … CURSOR`), by name.
+    cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
+}
+
+/// An open cursor: the rest of its query's rows.
+struct Cursor {
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    /// Rows read from the stream but not fetched yet.
+    pending: Option<RecordBatch>,
 }
 
 impl std::fmt::Debug for Session {
@@ -241,13 +333,20 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session whose unqualified names resolve in `database` (a catalog).
     pub fn new(engine: Arc<Engine>, database: &str) -> Self {
-        let ctx = engine.new_context(database);
-        crate::pgfunctions::register(&ctx, database, crate::engine::DEFAULT_SCHEMA);
+        Self::for_user(engine, database, "koios")
+    }
+
+    /// A session of `user` (shown by `current_user` and `pg_roles`).
+    pub fn for_user(engine: Arc<Engine>, database: &str, user: &str) -> Self {
+        let settings = Arc::new(Mutex::new(Settings::default()));
+        let ctx = engine.new_context(database, Arc::clone(&settings), user);
+        crate::pgfunctions::register(&ctx, database, user, Arc::clone(&settings));
         Self {
             engine,
             ctx,
             database: database.to_string(),
-            settings: Mutex::new(Settings::default()),
+            settings,
+            cursors: Default::default(),
         }
     }
 
@@ -276,6 +375,51 @@ impl Session {
         }
     }
 
+    /// The row type of an open cursor.
+    pub async fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors
+            .lock()
+            .await
+            .get(name)
+            .map(|c| Arc::clone(&c.schema))
+    }
+
+    /// Makes unqualified names resolve in the first schema of `search_path`
+    /// that exists in the session's database (PostgreSQL skips missing ones).
+    fn follow_search_path(&self) {
+        let path = crate::pgfunctions::search_path(&self.settings());
+        let catalog = self.ctx.catalog(&self.database);
+        let existing: Vec<String> = path
+            .into_iter()
+            .filter(|schema| {
+                catalog
+                    .as_ref()
+                    .is_some_and(|c| schema != "pg_catalog" && c.schema_names().contains(schema))
+            })
+            .collect();
+        let first = existing
+            .first()
+            .cloned()
+            .unwrap_or_else(|| crate::engine::DEFAULT_SCHEMA.to_string());
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current_schema = Some(first.clone());
+        // Several schemas: unqualified names are looked up in each, in order.
+        let schema = if existing.len() > 1 {
+            format!(
+                "{}{}",
+                crate::pgcatalog::SEARCH_PATH_PREFIX,
+                existing.join(&crate::pgcatalog::SEARCH_PATH_SEPARATOR.to_string())
+            )
+        } else {
+            first
+        };
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema = schema;
+    }
+
     /// Plans one statement. `client_types` are the parameter types the client
     /// declared (`None` where it left the choice to the server).
     pub async fn prepare(
@@ -289,10 +433,19 @@ impl Session {
             }
             KoiosStatement::Sql(s) => s.as_ref(),
         };
-        if let Some(command) = session_command(statement)? {
+        if let Some(mut command) = session_command(statement)? {
+            if let Command::Fetch { name, schema, .. } = &mut command {
+                *schema = self
+                    .cursors
+                    .lock()
+                    .await
+                    .get(name)
+                    .map(|c| Arc::clone(&c.schema));
+            }
             return Ok(Prepared::Command(command));
         }
         let (tag, counts_rows) = command_tag(statement);
+        let cast_pg_types = placeholder_pg_types(statement);
         let mut statement = statement.clone();
         let renames = Arc::new(assign_output_names(&mut statement));
         let plan = self.ctx.state().statement_to_plan(statement).await?;
@@ -309,7 +462,7 @@ impl Session {
             .max()
             .unwrap_or(0)
             .max(client_types.len());
-        let param_types = (1..=count)
+        let param_types: Vec<Option<DataType>> = (1..=count)
             .map(|i| {
                 client_types
                     .get(i - 1)
@@ -318,12 +471,16 @@ impl Session {
                     .or_else(|| inferred.get(&format!("${i}")).cloned().flatten())
             })
             .collect();
+        let param_pg_types = (1..=param_types.len())
+            .map(|i| cast_pg_types.get(&format!("${i}")).cloned())
+            .collect();
         Ok(Prepared::Plan {
             plan,
             param_types,
             tag,
             counts_rows,
             renames,
+            param_pg_types,
         })
     }
 
@@ -385,38 +542,98 @@ impl Session {
             Command::Commit => Ok(Output::TransactionEnd("COMMIT".into())),
             Command::Rollback => Ok(Output::TransactionEnd("ROLLBACK".into())),
             Command::Ignored(tag) => Ok(done(tag)),
+            Command::DiscardAll => {
+                *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Settings::default();
+                self.follow_search_path();
+                self.cursors.lock().await.clear();
+                Ok(done("DISCARD ALL"))
+            }
+            Command::DeclareCursor { name, query } => {
+                let mut cursors = self.cursors.lock().await;
+                if cursors.contains_key(name) {
+                    return Err(sql_error(
+                        "42P03",
+                        format!("cursor \"{name}\" already exists"),
+                    ));
+                }
+                let statement =
+                    DfStatement::Statement(Box::new(SqlStatement::Query(query.clone())));
+                let plan = self.ctx.state().statement_to_plan(statement).await?;
+                let frame = self.ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(frame.schema().as_arrow().clone());
+                let stream = frame.execute_stream().await?;
+                cursors.insert(
+                    name.clone(),
+                    Cursor {
+                        schema,
+                        stream,
+                        pending: None,
+                    },
+                );
+                Ok(done("DECLARE CURSOR"))
+            }
+            Command::Fetch { name, count, .. } => {
+                let mut cursors = self.cursors.lock().await;
+                let cursor = cursors.get_mut(name).ok_or_else(|| {
+                    sql_error("34000", format!("cursor \"{name}\" does not exist"))
+                })?;
+                let batches = cursor.fetch(*count).await?;
+                let schema = Arc::clone(&cursor.schema);
+                let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
+                Ok(Output::Rows {
+                    schema: Arc::clone(&schema),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+                    tag: "FETCH".into(),
+                })
+            }
+            Command::CloseCursor(name) => {
+                let mut cursors = self.cursors.lock().await;
+                match name {
+                    None => cursors.clear(),
+                    Some(name) => {
+                        if cursors.remove(name).is_none() {
+                            return Err(sql_error(
+                                "34000",
+                                format!("cursor \"{name}\" does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Ok(done(if name.is_some() {
+                    "CLOSE CURSOR"
+                } else {
+                    "CLOSE CURSOR ALL"
+                }))
+            }
             Command::RefreshSource(name) => {
                 self.engine.refresh_source(name).await?;
                 Ok(done("REFRESH SOURCE"))
             }
             Command::Set { name, value } => {
-                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-                if READ_ONLY_SETTINGS.contains(&name.as_str()) {
-                    return Err(DataFusionError::Plan(format!(
-                        "parameter \"{name}\" cannot be changed"
-                    )));
+                self.settings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set(name, value)?;
+                if name == "search_path" {
+                    self.follow_search_path();
                 }
-                if !settings.values.contains_key(name) {
-                    return Err(unknown_setting(name));
-                }
-                if name == "timezone" {
-                    validate_time_zone(value)?;
-                }
-                settings.values.insert(name.clone(), value.clone());
                 Ok(done("SET"))
             }
             Command::Reset(name) => {
-                let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-                match name {
-                    None => *settings = Settings::default(),
-                    Some(name) => {
-                        let default = PG_SETTINGS
-                            .iter()
-                            .find(|(k, _)| k == name)
-                            .ok_or_else(|| unknown_setting(name))?;
-                        settings.values.insert(name.clone(), default.1.to_string());
+                {
+                    let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+                    match name {
+                        None => *settings = Settings::default(),
+                        Some(name) => {
+                            let default = PG_SETTINGS
+                                .iter()
+                                .find(|(k, _)| k == name)
+                                .ok_or_else(|| unknown_setting(name))?;
+                            settings.values.insert(name.clone(), default.1.to_string());
+                        }
                     }
                 }
+                self.follow_search_path();
                 Ok(done("RESET"))
             }
             Command::Show(name) => {
@@ -443,6 +660,72 @@ impl Session {
             }
         }
     }
+}
+
+impl Cursor {
+    /// The next `count` rows (all remaining ones for `None`).
+    async fn fetch(&mut self, count: Option<usize>) -> Result<Vec<RecordBatch>> {
+        let mut wanted = count.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        while wanted > 0 {
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => match self.stream.next().await {
+                    Some(batch) => batch?,
+                    None => break,
+                },
+            };
+            if batch.num_rows() > wanted {
+                out.push(batch.slice(0, wanted));
+                self.pending = Some(batch.slice(wanted, batch.num_rows() - wanted));
+                wanted = 0;
+            } else {
+                wanted -= batch.num_rows();
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An error with PostgreSQL's SQLSTATE `code`.
+fn sql_error(code: &str, message: String) -> DataFusionError {
+    koios_connector::RemoteError {
+        sqlstate: Some(code.to_string()),
+        message,
+    }
+    .into_datafusion()
+}
+
+fn not_supported<T>(what: &str) -> Result<T> {
+    Err(DataFusionError::NotImplemented(format!(
+        "{what} is not supported"
+    )))
+}
+
+/// Rows a `FETCH` direction asks for (`None` = all). Cursors only move
+/// forward (PostgreSQL's `NO SCROLL`).
+fn fetch_count(direction: &ast::FetchDirection) -> Result<Option<usize>> {
+    use ast::FetchDirection::*;
+    let number = |value: &ast::ValueWithSpan| match &value.value {
+        ast::Value::Number(n, _) => n
+            .parse::<usize>()
+            .map_err(|_| DataFusionError::Plan(format!("invalid FETCH count {n}"))),
+        other => Err(DataFusionError::Plan(format!(
+            "invalid FETCH count {other}"
+        ))),
+    };
+    Ok(match direction {
+        Count { limit } => Some(number(limit)?),
+        Next => Some(1),
+        Forward { limit } => Some(limit.as_ref().map(number).transpose()?.unwrap_or(1)),
+        All | ForwardAll => None,
+        _ => {
+            return not_supported(
+                "FETCH backward or to an absolute position (cursors are NO SCROLL)",
+            );
+        }
+    })
 }
 
 fn show_schema(name: &str) -> SchemaRef {
@@ -497,7 +780,36 @@ fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
         } => Some(Command::Ignored("ROLLBACK".into())),
         SqlStatement::Savepoint { .. } => Some(Command::Ignored("SAVEPOINT".into())),
         SqlStatement::ReleaseSavepoint { .. } => Some(Command::Ignored("RELEASE".into())),
-        SqlStatement::Discard { .. } => Some(Command::Ignored("DISCARD ALL".into())),
+        SqlStatement::Discard { .. } => Some(Command::DiscardAll),
+        SqlStatement::UNLISTEN { .. } => Some(Command::Ignored("UNLISTEN".into())),
+        // Drivers (psycopg) send it after a failed transaction. Protocol-level
+        // statements live until they are re-parsed or the connection ends.
+        SqlStatement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+            Some(Command::Ignored("DEALLOCATE ALL".into()))
+        }
+        SqlStatement::Declare { stmts } => {
+            let [declare] = stmts.as_slice() else {
+                return not_supported("DECLARE of several cursors");
+            };
+            let (Some(query), [name]) = (&declare.for_query, declare.names.as_slice()) else {
+                return not_supported("DECLARE without a cursor query");
+            };
+            Some(Command::DeclareCursor {
+                name: name.value.clone(),
+                query: query.clone(),
+            })
+        }
+        SqlStatement::Fetch {
+            name, direction, ..
+        } => Some(Command::Fetch {
+            name: name.value.clone(),
+            count: fetch_count(direction)?,
+            schema: None,
+        }),
+        SqlStatement::Close { cursor } => Some(Command::CloseCursor(match cursor {
+            ast::CloseCursor::All => None,
+            ast::CloseCursor::Specific { name } => Some(name.value.clone()),
+        })),
         SqlStatement::Set(set) => match set {
             ast::Set::SingleAssignment {
                 variable, values, ..
@@ -536,10 +848,10 @@ fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let name = if name == "time zone" {
-                "timezone".to_string()
-            } else {
-                name
+            let name = match name.as_str() {
+                "time zone" => "timezone".to_string(),
+                "transaction isolation level" => "transaction_isolation".to_string(),
+                _ => name,
             };
             if name.starts_with("datafusion.") {
                 None
@@ -569,9 +881,63 @@ fn setting_value(expr: &SqlExpr) -> String {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
             other => other.to_string(),
         },
+        // `SET search_path TO "Mixed Case", public` shows the quotes back.
+        SqlExpr::Identifier(ident) if ident.quote_style.is_some() => {
+            crate::pgcatalog::quote_ident(&ident.value)
+        }
         SqlExpr::Identifier(ident) => ident.value.clone(),
         other => other.to_string(),
     }
+}
+
+/// `$n::oid`, `$n::oid[]`, `$n::name`, `$n::regclass` …: PostgreSQL reports
+/// these parameter types to clients (asyncpg needs `oid[]`, whose codec it
+/// has built in, where Koios would say `int4[]`).
+fn placeholder_pg_types(statement: &DfStatement) -> HashMap<String, postgres_types::Type> {
+    use postgres_types::Type;
+    struct Casts(HashMap<String, Type>);
+    impl ast::Visitor for Casts {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &SqlExpr) -> std::ops::ControlFlow<()> {
+            if let SqlExpr::Cast {
+                expr: inner,
+                data_type,
+                ..
+            } = expr
+                && let SqlExpr::Value(ast::ValueWithSpan {
+                    value: ast::Value::Placeholder(name),
+                    ..
+                }) = inner.as_ref()
+            {
+                let text = data_type.to_string().to_ascii_lowercase();
+                let text = text.strip_prefix("pg_catalog.").unwrap_or(&text);
+                let (base, array) = match text.strip_suffix("[]") {
+                    Some(base) => (base, true),
+                    None => (text, false),
+                };
+                let ty = match (base, array) {
+                    ("oid", false) => Some(Type::OID),
+                    ("oid", true) => Some(Type::OID_ARRAY),
+                    ("name", false) => Some(Type::NAME),
+                    ("name", true) => Some(Type::NAME_ARRAY),
+                    ("regclass", false) => Some(Type::REGCLASS),
+                    ("regtype", false) => Some(Type::REGTYPE),
+                    ("regproc", false) => Some(Type::REGPROC),
+                    ("regnamespace", false) => Some(Type::REGNAMESPACE),
+                    _ => None,
+                };
+                if let Some(ty) = ty {
+                    self.0.insert(name.clone(), ty);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut casts = Casts(HashMap::new());
+    if let DfStatement::Statement(statement) = statement {
+        let _ = ast::Visit::visit(statement.as_ref(), &mut casts);
+    }
+    casts.0
 }
 
 /// Types of `$n` that appear only as `$n::type` (PostgreSQL infers the

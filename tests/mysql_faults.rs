@@ -128,6 +128,32 @@ async fn cancel_stops_the_mysql_statement() {
     );
 }
 
+/// The KILL of an abandoned scan never stops the statement its connection
+/// runs next for another query (see the PostgreSQL test of the same name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_scans_kill_never_hits_the_next_statement() {
+    let my = support::MyTestDatabase::create();
+    for view in [
+        "CREATE VIEW many AS SELECT seq AS n FROM seq_1_to_100 CROSS JOIN (SELECT SLEEP(0.03) AS pause) AS p",
+        "CREATE VIEW streaming AS SELECT seq AS n FROM seq_1_to_300000 CROSS JOIN (SELECT SLEEP(0.03) AS pause) AS p",
+        "CREATE VIEW nap AS SELECT SLEEP(0.02) AS slept",
+    ] {
+        my.execute(view).expect("creates the view");
+    }
+    let text = format!(
+        r#"
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{}"
+pool_size = 1
+"#,
+        my.name
+    );
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    support::abandon_scans_beside_another_client(&server, &format!("my.{}", my.name)).await;
+}
+
 /// Whether the reading connection is encrypted (SESSION_STATUS is per
 /// connection; the cipher is empty on a plain one).
 const CONNECTION_TLS_VIEW: &str = "CREATE VIEW connection_tls AS SELECT VARIABLE_VALUE AS cipher FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_CIPHER'";

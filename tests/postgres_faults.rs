@@ -4,37 +4,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use koios::config::Config;
 use support::TestServer;
 use tokio_postgres::NoTls;
-
-/// Statements Koios is running on the test database (its scans use COPY).
-async fn active_scans(admin: &tokio_postgres::Client, database: &str) -> i64 {
-    let row = admin
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
-             AND query LIKE 'COPY (SELECT%slow%' AND pid <> pg_backend_pid()",
-            &[&database],
-        )
-        .await
-        .expect("pg_stat_activity");
-    row.get(0)
-}
-
-async fn postgres_admin() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-        NoTls,
-    )
-    .await
-    .expect("connects to PostgreSQL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_the_remote_statement() {
@@ -56,15 +30,7 @@ async fn cancel_stops_the_remote_statement() {
     );
 
     // PostgreSQL stops the statement too, soon after.
-    let admin = postgres_admin().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while active_scans(&admin, &pg.name).await > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the remote statement is still running"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait_until_remote_scans_stop(&pg.name).await;
 
     // The session and the source keep working.
     let row = client
@@ -77,6 +43,46 @@ async fn cancel_stops_the_remote_statement() {
         "follow-up waited {:?}",
         started.elapsed()
     );
+}
+
+/// A scan abandoned early cancels its remote statement; that cancel must
+/// never reach the statement the pooled connection runs next for another
+/// query (it did when the connection went back to the pool before the
+/// cancel request was delivered). One pooled connection and a second client
+/// waiting for it make the handover immediate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_scans_cancel_never_hits_the_next_statement() {
+    let pg = support::PgTestDatabase::create();
+    // Small: its remote statement has ended by the time the LIMIT drops the
+    // scan, though Koios has not yet read the end of its result. The pause
+    // holds the one connection long enough for the other client to be
+    // waiting for it at the handover.
+    pg.execute(
+        "CREATE VIEW many AS SELECT g AS n FROM generate_series(1, 100) g \
+         CROSS JOIN (SELECT pg_sleep(0.03)) AS pause",
+    )
+    .expect("creates the view");
+    // And one still streaming when the LIMIT drops it.
+    pg.execute(
+        "CREATE VIEW streaming AS SELECT g AS n FROM generate_series(1, 300000) g \
+         CROSS JOIN (SELECT pg_sleep(0.03)) AS pause",
+    )
+    .expect("creates the view");
+    // The next statement runs long enough for a late cancel to land in it.
+    pg.execute("CREATE VIEW nap AS SELECT pg_sleep(0.02)::text AS slept")
+        .expect("creates the view");
+    let text = format!(
+        r#"
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{}"
+pool_size = 1
+"#,
+        pg.name
+    );
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    support::abandon_scans_beside_another_client(&server, "pg.public").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +100,7 @@ async fn killed_connections_fail_clearly_then_recover() {
         5
     );
 
-    let admin = postgres_admin().await;
+    let admin = support::postgres_admin().await;
     admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -113,7 +119,11 @@ async fn killed_connections_fail_clearly_then_recover() {
                 break;
             }
             Err(e) => {
-                let message = e.to_string();
+                // Koios's ErrorResponse (tokio-postgres displays only "db error").
+                let message = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
                 assert!(message.contains("source 'pg'"), "{message}");
             }
         }
@@ -167,7 +177,7 @@ url = "postgres://app:hunter2-secret@127.0.0.1:notaport/x"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_modes_encrypt_and_verify() {
-    let admin = postgres_admin().await;
+    let admin = support::postgres_admin().await;
     let ssl: String = admin
         .query_one("SHOW ssl", &[])
         .await

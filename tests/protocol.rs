@@ -270,3 +270,216 @@ async fn show_application_name(client: &tokio_postgres::Client) -> Option<String
         _ => None,
     })
 }
+
+/// A numeric in its decimal text, sent and read in numeric's binary form.
+#[derive(Debug, Clone, PartialEq)]
+struct Numeric(String);
+
+impl tokio_postgres::types::ToSql for Numeric {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        koios_connector_postgres::types::write_numeric(out, &self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Numeric {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Numeric(koios_connector_postgres::types::read_numeric(raw)?))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn array_parameters_in_binary_and_text() {
+    let server = server().await;
+    let client = server.connect("koios").await;
+
+    // `$n::T[]` makes the parameter a T[]; drivers then send binary arrays.
+    let statement = client
+        .prepare(
+            "SELECT $1::int[], $2::text[], $3::bigint[], $4::double precision[], \
+                    $5::smallint[], $6::boolean[], $7::numeric[]",
+        )
+        .await
+        .expect("prepares");
+    assert_eq!(
+        statement.params(),
+        &[
+            Type::INT4_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::INT8_ARRAY,
+            Type::FLOAT8_ARRAY,
+            Type::INT2_ARRAY,
+            Type::BOOL_ARRAY,
+            Type::NUMERIC_ARRAY,
+        ]
+    );
+    let ints = vec![Some(1i32), None, Some(3)];
+    let texts = vec![
+        Some("a b".to_string()),
+        None,
+        Some(String::new()),
+        Some("x\"y,{z}\\".to_string()),
+        Some("NULL".to_string()),
+    ];
+    let bigints = vec![Some(i64::MIN), None, Some(i64::MAX)];
+    let floats = vec![Some(1.5f64), None, Some(-0.25), Some(f64::INFINITY)];
+    let smallints = vec![None, Some(-7i16)];
+    let bools = vec![Some(true), None, Some(false)];
+    let numerics = vec![
+        Some(Numeric("1.5".into())),
+        None,
+        Some(Numeric("-12345678901234567890.25".into())),
+    ];
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &ints, &texts, &bigints, &floats, &smallints, &bools, &numerics,
+            ],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(row.get::<_, Vec<Option<i32>>>(0), ints);
+    assert_eq!(row.get::<_, Vec<Option<String>>>(1), texts);
+    assert_eq!(row.get::<_, Vec<Option<i64>>>(2), bigints);
+    assert_eq!(row.get::<_, Vec<Option<f64>>>(3), floats);
+    assert_eq!(row.get::<_, Vec<Option<i16>>>(4), smallints);
+    assert_eq!(row.get::<_, Vec<Option<bool>>>(5), bools);
+    // numeric (unconstrained) is Decimal128(38, 10): the scale shows.
+    assert_eq!(
+        row.get::<_, Vec<Option<Numeric>>>(6),
+        vec![
+            Some(Numeric("1.5000000000".into())),
+            None,
+            Some(Numeric("-12345678901234567890.2500000000".into())),
+        ]
+    );
+
+    // Empty and NULL arrays, and arrays used as values (unnest, ANY).
+    let row = client
+        .query_one(
+            "SELECT $1::int[], $2::int[] IS NULL, cardinality($1::int[])",
+            &[&Vec::<i32>::new(), &None::<Vec<i32>>],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(row.get::<_, Vec<Option<i32>>>(0), Vec::<Option<i32>>::new());
+    assert!(row.get::<_, bool>(1));
+    let rows = client
+        .query(
+            "SELECT n_name FROM demo.public.nation WHERE n_nationkey = ANY($1::bigint[]) ORDER BY 1",
+            &[&vec![0i64, 7]],
+        )
+        .await
+        .expect("runs");
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["ALGERIA", "GERMANY"]);
+
+    // Types the client declares: oid[] (as int4 OIDs), and text[] for an
+    // int8 column's worth of values.
+    let statement = client
+        .prepare_typed("SELECT $1::int[]", &[Type::OID_ARRAY])
+        .await
+        .expect("prepares");
+    let row = client
+        .query_one(&statement, &[&vec![Some(1259u32), None]])
+        .await
+        .expect("runs");
+    assert_eq!(row.get::<_, Vec<Option<i32>>>(0), vec![Some(1259), None]);
+
+    // Arrays as PostgreSQL's text form in a text parameter, read as array
+    // literals (not as one element).
+    let statement = client
+        .prepare_typed(
+            "SELECT $1::int[], $2::text[], $3::bigint[]",
+            &[Type::TEXT, Type::TEXT, Type::TEXT],
+        )
+        .await
+        .expect("prepares");
+    let row = client
+        .query_one(
+            &statement,
+            &[&"{1,NULL,3}", &r#"{"a b","",NULL,"x\"y", c }"#, &"{}"],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(row.get::<_, Vec<Option<i32>>>(0), ints);
+    assert_eq!(
+        row.get::<_, Vec<Option<String>>>(1),
+        vec![
+            Some("a b".to_string()),
+            Some(String::new()),
+            None,
+            Some("x\"y".to_string()),
+            Some("c".to_string()),
+        ]
+    );
+    assert_eq!(row.get::<_, Vec<Option<i64>>>(2), Vec::<Option<i64>>::new());
+
+    // A malformed literal is an error the session survives.
+    let err = client
+        .query_one(&statement, &[&"{1,2", &"{}", &"{}"])
+        .await
+        .expect_err("malformed");
+    let db = err.as_db_error().expect("server error");
+    assert_eq!(db.code().code(), "22P02", "{db:?}");
+    assert!(db.message().contains("malformed array literal"), "{db:?}");
+    let row = client
+        .query_one("SELECT 1::int", &[])
+        .await
+        .expect("usable");
+    assert_eq!(row.get::<_, i32>(0), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamptz_is_typed_with_its_zone() {
+    let server = server().await;
+    let client = server.connect("koios").await;
+    let statement = client
+        .prepare(
+            "SELECT '2024-01-02 03:04:05+02'::timestamptz, now(), TIMESTAMP '2024-01-02 03:04:05'",
+        )
+        .await
+        .expect("prepares");
+    let types: Vec<Type> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(
+        types,
+        [Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::TIMESTAMP]
+    );
+    let row = client.query_one(&statement, &[]).await.expect("runs");
+    let instant: chrono::DateTime<chrono::Utc> = row.get(0);
+    assert_eq!(instant.to_rfc3339(), "2024-01-02T01:04:05+00:00");
+    let now: chrono::DateTime<chrono::Utc> = row.get(1);
+    assert!((chrono::Utc::now() - now).num_seconds().abs() < 60, "{now}");
+
+    // A timestamptz parameter compares with a timestamptz value.
+    let row = client
+        .query_one(
+            "SELECT $1 = '2024-01-02 01:04:05+00'::timestamptz",
+            &[&instant],
+        )
+        .await
+        .expect("runs");
+    assert!(row.get::<_, bool>(0));
+}

@@ -115,7 +115,7 @@ async fn compare(koios: &Client, database: &str) {
         let columns = text_rows(
             koios,
             &format!(
-                "SELECT column_name, data_type FROM information_schema.columns \
+                "SELECT column_name, arrow_type FROM information_schema.columns \
                  WHERE table_catalog = 'demo' AND table_name = '{table}' ORDER BY ordinal_position"
             ),
         )

@@ -5,6 +5,7 @@
 //! with the session time zone, floats as with `extra_float_digits = 1`), and
 //! binary values must follow PostgreSQL's send/recv formats.
 
+pub mod arrays;
 pub mod binary;
 pub mod params;
 pub mod text;
@@ -113,7 +114,14 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
-        _ => return None,
+        // `_int4` → List(Int32). (int2vector and oidvector share the array
+        // binary format but not its text form, so they are left out.)
+        _ => match ty.kind() {
+            postgres_types::Kind::Array(element) if ty.name().starts_with('_') => DataType::List(
+                std::sync::Arc::new(Field::new_list_field(arrow_type(element)?, true)),
+            ),
+            _ => return None,
+        },
     })
 }
 
@@ -237,6 +245,15 @@ mod tests {
             true,
         )));
         assert_eq!(pg_type(&list), Type::INT4_ARRAY);
+        let ints = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        assert_eq!(arrow_type(&Type::INT4_ARRAY), Some(ints.clone()));
+        assert_eq!(arrow_type(&Type::OID_ARRAY), Some(ints));
+        assert!(matches!(
+            arrow_type(&Type::TEXT_ARRAY),
+            Some(DataType::List(f)) if f.data_type() == &DataType::Utf8
+        ));
+        assert_eq!(arrow_type(&Type::INT2_VECTOR), None);
+        assert_eq!(arrow_type(&Type::RECORD_ARRAY), None);
         assert!(parse_time_zone("Europe/Paris").is_some());
         assert!(parse_time_zone("utc").is_some());
         assert!(parse_time_zone("+05:30").is_some());

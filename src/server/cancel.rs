@@ -6,35 +6,90 @@
 //! secret key handed out at start-up) fires the current token. The query's
 //! future and row stream stop at once, dropping the remote scans, whose
 //! connectors then cancel the statement on the backend server too.
+//! `statement_timeout` fires the same token from a timer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::startup::SecretKey;
+use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
+
+/// The cancellation token of one query, and why it fired.
+#[derive(Debug, Clone, Default)]
+pub struct QueryToken {
+    token: CancellationToken,
+    timed_out: Arc<AtomicBool>,
+}
+
+impl QueryToken {
+    /// Completes when the query is cancelled or its time is up.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Whether `statement_timeout` (rather than a CancelRequest) fired it.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
+    }
+}
 
 /// The cancellation state of one connection.
 #[derive(Debug, Default)]
 pub struct QueryCanceller {
-    current: Mutex<CancellationToken>,
+    current: Mutex<QueryToken>,
+    /// The `statement_timeout` timer of the latest query.
+    timer: Mutex<Option<AbortHandle>>,
 }
 
 impl QueryCanceller {
-    /// A token for the query about to run (replacing the previous one).
-    pub fn start_query(&self) -> CancellationToken {
-        let token = CancellationToken::new();
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = token.clone();
-        token
+    /// A token for the query about to run (replacing the previous one). With
+    /// a `timeout`, the token also fires once it has passed.
+    pub fn start_query(&self, timeout: Option<Duration>) -> QueryToken {
+        let query = QueryToken::default();
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = query.clone();
+        let mut timer = self.timer.lock().unwrap_or_else(|p| p.into_inner());
+        // The previous statement is over (its rows were sent or buffered).
+        if let Some(previous) = timer.take() {
+            previous.abort();
+        }
+        if let Some(timeout) = timeout {
+            let fire = query.clone();
+            let task = tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    // Already cancelled by request: that stays the reason.
+                    _ = fire.token.cancelled() => {}
+                    _ = tokio::time::sleep(timeout) => {
+                        fire.timed_out.store(true, Ordering::Release);
+                        fire.token.cancel();
+                    }
+                }
+            });
+            *timer = Some(task.abort_handle());
+        }
+        query
     }
 
     fn cancel(&self) {
         self.current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .token
             .cancel();
+    }
+}
+
+impl Drop for QueryCanceller {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            timer.abort();
+        }
     }
 }
 

@@ -17,20 +17,18 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireServerHandlers, RandomPidSecretKeyGenerator, Type,
-};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Describe, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use tokio_util::sync::CancellationToken;
 
-use super::cancel::{CancelRegistry, QueryCanceller};
+use super::cancel::{CancelRegistry, QueryCanceller, QueryToken};
 use super::encode::{conform, encode_batch, field_infos};
-use super::startup::KoiosStartup;
+use super::startup::{Access, KoiosStartup};
+use super::timeout::statement_timeout;
 use crate::engine::Engine;
 use crate::error::{codes, sqlstate};
 use crate::pgtypes::params::{decode_param, describe_param_type};
@@ -40,15 +38,20 @@ use crate::session::{Output, Prepared, Session, parse_sql};
 
 /// Everything one connection needs; created per accepted socket.
 pub struct ConnectionHandlers {
-    engine: Arc<Engine>,
-    session: Arc<OnceLock<Arc<Session>>>,
+    startup: Arc<KoiosStartup>,
     cancels: Arc<CancelRegistry>,
-    canceller: Arc<QueryCanceller>,
     handler: Arc<QueryHandler>,
 }
 
 impl ConnectionHandlers {
-    pub fn new(engine: Arc<Engine>, cancels: Arc<CancelRegistry>) -> Self {
+    /// `admitted` is false when the connection limit is reached: the client
+    /// is then refused at start-up (a CancelRequest is still served).
+    pub fn new(
+        engine: Arc<Engine>,
+        cancels: Arc<CancelRegistry>,
+        access: Arc<Access>,
+        admitted: bool,
+    ) -> Self {
         let session = Arc::new(OnceLock::new());
         let canceller = Arc::new(QueryCanceller::default());
         let handler = Arc::new(QueryHandler {
@@ -58,11 +61,17 @@ impl ConnectionHandlers {
             session: Arc::clone(&session),
             canceller: Arc::clone(&canceller),
         });
-        Self {
+        let startup = Arc::new(KoiosStartup::new(
             engine,
             session,
-            cancels,
+            Arc::clone(&cancels),
             canceller,
+            access,
+            admitted,
+        ));
+        Self {
+            startup,
+            cancels,
             handler,
         }
     }
@@ -78,13 +87,7 @@ impl PgWireServerHandlers for ConnectionHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        Arc::new(KoiosStartup {
-            engine: Arc::clone(&self.engine),
-            session: Arc::clone(&self.session),
-            cancels: Arc::clone(&self.cancels),
-            canceller: Arc::clone(&self.canceller),
-            pids: RandomPidSecretKeyGenerator::default(),
-        })
+        Arc::clone(&self.startup)
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
@@ -169,6 +172,7 @@ impl QueryParser for KoiosParser {
             .await
             .map_err(|e| to_pg_error(&e))?;
         let inferred = prepared.param_types();
+        let cast = prepared.param_pg_types();
         let param_types = inferred
             .iter()
             .enumerate()
@@ -177,6 +181,7 @@ impl QueryParser for KoiosParser {
                     .get(i)
                     .cloned()
                     .flatten()
+                    .or_else(|| cast.get(i).cloned().flatten())
                     .unwrap_or_else(|| describe_param_type(dt.as_ref()))
             })
             .collect();
@@ -222,21 +227,26 @@ pub struct QueryHandler {
     canceller: Arc<QueryCanceller>,
 }
 
-fn query_canceled() -> PgWireError {
+fn query_canceled(token: &QueryToken) -> PgWireError {
+    let reason = if token.timed_out() {
+        "statement timeout"
+    } else {
+        "user request"
+    };
     user_error(
         codes::QUERY_CANCELED,
-        "canceling statement due to user request",
+        format!("canceling statement due to {reason}"),
     )
 }
 
 /// Runs `work` unless `token` fires first.
 async fn cancellable<T>(
-    token: &CancellationToken,
+    token: &QueryToken,
     work: impl std::future::Future<Output = datafusion::error::Result<T>>,
 ) -> PgWireResult<T> {
     tokio::select! {
         biased;
-        _ = token.cancelled() => Err(query_canceled()),
+        _ = token.cancelled() => Err(query_canceled(token)),
         result = work => result.map_err(|e| to_pg_error(&e)),
     }
 }
@@ -250,7 +260,7 @@ impl QueryHandler {
         format: &Format,
         expected: Option<SchemaRef>,
         buffer: bool,
-        token: CancellationToken,
+        token: QueryToken,
     ) -> PgWireResult<Response> {
         Ok(match output {
             Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
@@ -297,7 +307,7 @@ impl QueryHandler {
                         let token = token?;
                         tokio::select! {
                             biased;
-                            _ = token.cancelled() => Some((Err(query_canceled()), (rows, None))),
+                            _ = token.cancelled() => Some((Err(query_canceled(&token)), (rows, None))),
                             item = rows.next() => item.map(|item| (item, (rows, Some(token)))),
                         }
                     },
@@ -337,8 +347,12 @@ impl SimpleQueryHandler for QueryHandler {
         };
         let count = statements.len();
         let mut responses = Vec::with_capacity(count);
-        let token = self.canceller.start_query();
         for (i, statement) in statements.iter().enumerate() {
+            // Each statement has its own token and timeout, as in PostgreSQL
+            // 13+ (a `SET statement_timeout` applies to the next statement).
+            let token = self
+                .canceller
+                .start_query(statement_timeout(&session.settings()));
             let result = cancellable(&token, async {
                 let prepared = session.prepare(statement, &[]).await?;
                 session.execute(&prepared, Vec::new()).await
@@ -401,7 +415,12 @@ impl ExtendedQueryHandler for QueryHandler {
                     (None, self.do_describe_portal(client, &portal).await?.fields)
                 }
                 Some(Entry::Empty) => (None, Vec::new()),
-                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                // A cursor opened with SQL `DECLARE` is also a portal, as in
+                // PostgreSQL: psycopg's server-side cursors describe it by name.
+                None => match session_of(&self.session)?.cursor_schema(name).await {
+                    Some(schema) => (None, field_infos(&schema, &Format::UnifiedText)),
+                    None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                },
             },
             other => return Err(PgWireError::InvalidTargetType(other)),
         };
@@ -501,7 +520,9 @@ impl ExtendedQueryHandler for QueryHandler {
             .map_err(|e| user_error(codes::INVALID_TEXT_REPRESENTATION, e.to_string()))?;
             params.push(value);
         }
-        let token = self.canceller.start_query();
+        let token = self
+            .canceller
+            .start_query(statement_timeout(&session.settings()));
         let output = cancellable(&token, session.execute(&stmt.prepared, params)).await?;
         self.respond(
             &session,

@@ -401,3 +401,85 @@ impl Drop for TestServer {
         self.task.abort();
     }
 }
+
+/// A superuser connection to the local PostgreSQL (to watch `pg_stat_activity`).
+pub async fn postgres_admin() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connects to PostgreSQL");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Waits (up to 10 s) until no `COPY (SELECT … slow …)` statement Koios sent
+/// is still active in `database`: a cancelled or timed-out query must stop
+/// on the server too.
+pub async fn wait_until_remote_scans_stop(database: &str) {
+    let admin = postgres_admin().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let active: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+                 AND query LIKE 'COPY (SELECT%slow%' AND pid <> pg_backend_pid()",
+                &[&database],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if active == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the remote statement is still running"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Two clients sharing a source's one pooled connection: one abandons scans
+/// early (LIMIT over a volatile filter, so neither is pushed) on the views
+/// `many` (its statement has ended, the end of its result unread) and
+/// `streaming` (still sending rows), while the other runs `SELECT count(*)`
+/// over the view `nap` (one row, a short pause). The cancel of an abandoned
+/// statement must never stop the other client's statement that the
+/// connection runs next. `schema` qualifies the views (`pg.public`).
+pub async fn abandon_scans_beside_another_client(server: &TestServer, schema: &str) {
+    let abandoning = server.connect("koios").await;
+    let counting = server.connect("koios").await;
+    // One partition: no repartitioning task reads the scan to its end
+    // after the LIMIT is met.
+    abandoning
+        .batch_execute("SET datafusion.execution.target_partitions = 1")
+        .await
+        .expect("one partition");
+    let abandon = async {
+        for round in 0..40 {
+            let view = if round % 2 == 0 { "many" } else { "streaming" };
+            let first = abandoning
+                .query(
+                    &format!("SELECT n FROM {schema}.{view} WHERE random() < 2 LIMIT 1"),
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: abandoned scan: {e}"));
+            assert_eq!(first.len(), 1);
+        }
+    };
+    let count = async {
+        for round in 0..40 {
+            let row = counting
+                .query_one(&format!("SELECT count(*) FROM {schema}.nap"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: the next statement: {e}"));
+            assert_eq!(row.get::<_, i64>(0), 1);
+        }
+    };
+    tokio::join!(abandon, count);
+}

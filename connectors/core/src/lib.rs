@@ -119,6 +119,21 @@ impl SourceSpec {
     }
 }
 
+/// Rewrites a plan bottom-up, replacing each node `replace` returns a new
+/// node for: the body of optimizer rules that rewrite one node shape.
+pub fn replace_nodes_up(
+    plan: datafusion::logical_expr::LogicalPlan,
+    replace: impl Fn(
+        &datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Option<datafusion::logical_expr::LogicalPlan>>,
+) -> Result<datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    plan.transform_up(|node| match replace(&node)? {
+        Some(replaced) => Ok(Transformed::yes(replaced)),
+        None => Ok(Transformed::no(node)),
+    })
+}
+
 /// A decimal from its unscaled integer text and scale: (`"-12345"`, 2) → `-123.45`.
 pub fn decimal_string(unscaled: &str, scale: i8) -> String {
     let (negative, digits) = match unscaled.strip_prefix('-') {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::{TableProvider, TableType, provider_as_source, source_as_provider};
 use datafusion::error::Result;
@@ -50,12 +50,9 @@ impl OptimizerRule for MongoAggregatePushdown {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        plan.transform_up(|node| match &node {
-            LogicalPlan::Aggregate(aggregate) => match pipeline_scan(aggregate)? {
-                Some(replaced) => Ok(Transformed::yes(replaced)),
-                None => Ok(Transformed::no(node)),
-            },
-            _ => Ok(Transformed::no(node)),
+        koios_connector::replace_nodes_up(plan, |node| match node {
+            LogicalPlan::Aggregate(aggregate) => pipeline_scan(aggregate),
+            _ => Ok(None),
         })
     }
 }

@@ -20,7 +20,7 @@ use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
 };
 use mysql_async::prelude::Queryable;
-use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, Row, SslOpts, Value};
 
 use crate::options::MyOptions;
 use crate::types::{ColumnBuilder, MyCodec};
@@ -32,6 +32,9 @@ const SYSTEM_DATABASES: &[&str] = &["information_schema", "mysql", "performance_
 pub struct MyBackend {
     source: String,
     pool: Pool,
+    /// The pool's connection options, for the separate connection that
+    /// sends a KILL (the pool may have no connection to spare).
+    opts: Opts,
     url_database: Option<String>,
     options: MyOptions,
     dialect: MySqlDialect,
@@ -158,9 +161,11 @@ impl MyBackend {
         url_database: Option<String>,
         options: MyOptions,
     ) -> std::result::Result<MyBackend, OpenError> {
+        let opts = Opts::from(opts);
         let backend = MyBackend {
             source: source.to_string(),
-            pool: Pool::new(opts),
+            pool: Pool::new(opts.clone()),
+            opts,
             url_database,
             options,
             dialect: MySqlDialect {},
@@ -614,19 +619,24 @@ impl MyBackend {
     ) -> Result<SendableRecordBatchStream> {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let pool = self.pool.clone();
+        let kill_opts = self.opts.clone();
         let invalid_dates = self.options.invalid_dates;
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
         let tx = builder.tx();
         let out_schema = Arc::clone(&schema);
         builder.spawn(async move {
-            let mut conn = pool
+            let conn = pool
                 .get_conn()
                 .await
                 .map_err(|e| remote_error(&context, &e))?;
             // Stops the statement on the server if this task is dropped early.
-            let _kill = KillOnDrop {
-                pool: pool.clone(),
+            let mut running = KillOnDrop {
+                opts: kill_opts,
                 id: conn.id(),
+                conn: Some(conn),
+            };
+            let Some(conn) = running.conn.as_mut() else {
+                return Ok(());
             };
             let mut rows = conn
                 .exec_stream::<Row, _, _>(sql.as_str(), ())
@@ -655,7 +665,7 @@ impl MyBackend {
                 }
             }
             drop(rows);
-            std::mem::forget(_kill);
+            running.finished();
             if count > 0 {
                 let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
             }
@@ -674,23 +684,44 @@ fn finish(schema: &SchemaRef, builders: &mut [ColumnBuilder], rows: usize) -> Re
     )?)
 }
 
-/// `KILL QUERY <connection>` when a scan is abandoned before its end.
+/// A statement running on a pooled connection: `KILL QUERY <connection>`
+/// when the scan is abandoned before its end.
+///
+/// A connection a KILL was sent for is closed after the KILL has run, never
+/// pooled again: a KILL still in flight, or one that found the statement
+/// already ended, must not stop whatever statement the connection runs
+/// next for another query.
 struct KillOnDrop {
-    pool: Pool,
+    opts: Opts,
     id: u32,
+    /// `Some` while the statement may still be running.
+    conn: Option<Conn>,
+}
+
+impl KillOnDrop {
+    /// The statement ran to its end: the connection can be pooled as it is.
+    fn finished(mut self) {
+        self.conn = None;
+    }
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let pool = self.pool.clone();
-            let id = self.id;
-            runtime.spawn(async move {
-                if let Ok(mut conn) = pool.get_conn().await {
-                    let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
-                }
-            });
-        }
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let opts = self.opts.clone();
+        let id = self.id;
+        runtime.spawn(async move {
+            if let Ok(mut killer) = Conn::new(opts).await {
+                let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+                let _ = killer.disconnect().await;
+            }
+            let _ = conn.disconnect().await;
+        });
     }
 }
 

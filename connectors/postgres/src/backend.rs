@@ -463,7 +463,11 @@ impl SqlBackend for PgBackend {
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
         let context = format!("source '{}': reading {}", self.source, query.table.name);
-        self.copy_out(sql, codecs, schema, batch_size, context)
+        if query.is_point_read() {
+            self.read_out(Read::Rows(sql), codecs, schema, batch_size, context)
+        } else {
+            self.copy_out(sql, codecs, schema, batch_size, context)
+        }
     }
 
     fn column_semantics(&self, column: &RemoteColumn<PgCodec>) -> Semantics {
@@ -570,6 +574,38 @@ impl SqlBackend for PgBackend {
     }
 }
 
+/// How rows are read from the server.
+enum Read {
+    /// `COPY (sql) TO STDOUT (FORMAT binary)`: the fastest for many rows, but
+    /// tokio-postgres prepares it first (a second round trip).
+    Copy(String),
+    /// The query itself, parsed, bound and executed in one round trip with
+    /// binary results: for the few rows of an index lookup.
+    Rows(String),
+}
+
+/// A binary result value as it arrived (the encoding COPY binary uses).
+struct RawValue<'a>(&'a [u8]);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawValue<'a> {
+    fn from_sql(
+        _ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw))
+    }
+
+    fn accepts(_ty: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+}
+
+/// The open result of a [`Read`].
+enum Source {
+    Copy(std::pin::Pin<Box<tokio_postgres::CopyOutStream>>),
+    Rows(std::pin::Pin<Box<tokio_postgres::RowStream>>),
+}
+
 impl PgBackend {
     /// Streams `COPY (sql) TO STDOUT (FORMAT binary)`, decoding each result
     /// column with its codec.
@@ -582,6 +618,19 @@ impl PgBackend {
         context: String,
     ) -> Result<SendableRecordBatchStream> {
         let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
+        self.read_out(Read::Copy(copy), codecs, schema, batch_size, context)
+    }
+
+    /// Runs a [`Read`] on a pooled connection and decodes what it returns
+    /// into record batches of `batch_size` rows.
+    fn read_out(
+        &self,
+        read: Read,
+        codecs: Vec<PgCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+        context: String,
+    ) -> Result<SendableRecordBatchStream> {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let pool = self.pool.clone();
         let fail = {
@@ -592,11 +641,7 @@ impl PgBackend {
         let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size);
 
         struct State {
-            // Declared first so it drops (and cancels) before the connection
-            // goes back to the pool.
-            cancel: CancelOnDrop,
-            _client: deadpool_postgres::Object,
-            rows: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
+            read: ActiveRead,
             decoder: CopyDecoder,
             ready: std::collections::VecDeque<datafusion::arrow::array::RecordBatch>,
             done: bool,
@@ -611,12 +656,34 @@ impl PgBackend {
                     .map_err(|e| fail(format!("cannot connect: {}", pool_error(&e))))?;
                 // Armed before the statement starts: PostgreSQL may run it for
                 // long before the first row, and a drop then must cancel too.
-                let cancel = CancelOnDrop(Some(client.cancel_token()));
-                let rows = client.copy_out(copy.as_str()).await.map_err(&fail_pg)?;
+                let mut active = ActiveRead {
+                    token: Some(client.cancel_token()),
+                    rows: None,
+                    client: Some(client),
+                };
+                let Some(client) = active.client.as_deref() else {
+                    return Err(fail("no connection".into()));
+                };
+                let opened = match &read {
+                    Read::Copy(copy) => client
+                        .copy_out(copy.as_str())
+                        .await
+                        .map(|rows| Source::Copy(Box::pin(rows))),
+                    Read::Rows(sql) => client
+                        .query_typed_raw(sql.as_str(), std::iter::empty::<(&str, _)>())
+                        .await
+                        .map(|rows| Source::Rows(Box::pin(rows))),
+                };
+                match opened {
+                    Ok(rows) => active.rows = Some(rows),
+                    Err(e) => {
+                        // The server refused or ended the statement: nothing to cancel.
+                        active.finished();
+                        return Err(fail_pg(e));
+                    }
+                }
                 Ok::<_, DataFusionError>(State {
-                    cancel,
-                    _client: client,
-                    rows: Box::pin(rows),
+                    read: active,
                     decoder,
                     ready: Default::default(),
                     done: false,
@@ -636,20 +703,52 @@ impl PgBackend {
                                 return Ok(Some((batch, state)));
                             }
                             if state.done {
-                                state.cancel.disarm();
                                 return Ok(None);
                             }
-                            match state.rows.next().await {
-                                Some(chunk) => {
-                                    let chunk = chunk.map_err(&fail_pg)?;
-                                    state
-                                        .ready
-                                        .extend(state.decoder.push(&chunk).map_err(&fail)?);
-                                }
-                                None => {
-                                    state.done = true;
-                                    state.ready.extend(state.decoder.finish().map_err(&fail)?);
-                                }
+                            let Some(rows) = state.read.rows.as_mut() else {
+                                return Ok(None);
+                            };
+                            let more = match rows {
+                                Source::Copy(chunks) => match chunks.next().await {
+                                    Some(chunk) => {
+                                        let chunk = chunk.map_err(|e| {
+                                            // The server ended the statement.
+                                            state.read.finished();
+                                            fail_pg(e)
+                                        })?;
+                                        state
+                                            .ready
+                                            .extend(state.decoder.push(&chunk).map_err(&fail)?);
+                                        true
+                                    }
+                                    None => false,
+                                },
+                                Source::Rows(rows) => match rows.next().await {
+                                    Some(row) => {
+                                        let row = row.map_err(|e| {
+                                            state.read.finished();
+                                            fail_pg(e)
+                                        })?;
+                                        let fields = (0..row.len()).map(|i| {
+                                            row.try_get::<_, Option<RawValue>>(i)
+                                                .ok()
+                                                .flatten()
+                                                .map(|v| v.0)
+                                        });
+                                        state
+                                            .ready
+                                            .extend(state.decoder.push_row(fields).map_err(&fail)?);
+                                        true
+                                    }
+                                    None => false,
+                                },
+                            };
+                            if !more {
+                                // The server has ended the statement: from
+                                // here a drop has nothing to cancel.
+                                state.read.finished();
+                                state.done = true;
+                                state.ready.extend(state.decoder.finish().map_err(&fail)?);
                             }
                         }
                     }
@@ -660,22 +759,38 @@ impl PgBackend {
     }
 }
 
-/// Cancels the running statement on the server when dropped while armed:
-/// a scan abandoned early (LIMIT reached, client cancel, error elsewhere in
-/// the plan) stops instead of running to completion.
-struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+/// A statement running on a pooled connection. Dropped before its end (a
+/// LIMIT reached, a client cancel, an error elsewhere in the plan), it
+/// cancels the statement on the server instead of letting it run on.
+///
+/// A connection a cancel was sent for is closed, never pooled again: the
+/// server handles a cancel request some time after the request was sent,
+/// so it could otherwise stop whatever statement the connection runs next
+/// for another query (tokio-postgres cannot wait for it to be handled).
+struct ActiveRead {
+    /// `Some` while the statement may still be running.
+    token: Option<tokio_postgres::CancelToken>,
+    rows: Option<Source>,
+    client: Option<deadpool_postgres::Object>,
+}
 
-impl CancelOnDrop {
-    fn disarm(&mut self) {
-        self.0 = None;
+impl ActiveRead {
+    /// The statement ran to its end: the connection can be pooled as it is.
+    fn finished(&mut self) {
+        self.token = None;
     }
 }
 
-impl Drop for CancelOnDrop {
+impl Drop for ActiveRead {
     fn drop(&mut self) {
-        if let Some(token) = self.0.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        self.rows = None;
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = token.cancel_query(NoTls).await;
             });

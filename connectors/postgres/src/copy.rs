@@ -93,6 +93,25 @@ impl CopyDecoder {
         Ok(batches)
     }
 
+    /// Adds one row of a query result (binary format: the same value
+    /// encoding as COPY's); returns the batch it completed, if any.
+    pub fn push_row<'a>(
+        &mut self,
+        fields: impl IntoIterator<Item = Option<&'a [u8]>>,
+    ) -> Result<Option<RecordBatch>, String> {
+        for (i, (builder, value)) in self.builders.iter_mut().zip(fields).enumerate() {
+            builder.append(value).map_err(|e| match self.names.get(i) {
+                Some(name) => format!("column {name}: {e}"),
+                None => e,
+            })?;
+        }
+        self.rows += 1;
+        if self.rows == self.batch_size {
+            return self.take_batch().map(Some);
+        }
+        Ok(None)
+    }
+
     /// The rows left when the stream ends.
     pub fn finish(&mut self) -> Result<Option<RecordBatch>, String> {
         if !self.buffer.is_empty() && !self.finished {

@@ -41,6 +41,15 @@ impl<C> RemoteQuery<C> {
         ))
     }
 
+    /// Whether the query reads few rows by construction: it has a LIMIT, or
+    /// its filters pin the leading primary-key column with `=`, `IN (…)` or
+    /// a range bounded on both sides — what the server's index serves. Such
+    /// a read is one query (not split), sent in one round trip where the
+    /// backend can.
+    pub fn is_point_read(&self) -> bool {
+        self.limit.is_some() || pins_leading_key(&self.table.primary_key, &self.filters)
+    }
+
     /// The SQL text sent to the server.
     ///
     /// `select` gives the expression reading each column. With an empty
@@ -89,4 +98,74 @@ impl<C> RemoteQuery<C> {
         let statement = Unparser::new(dialect).plan_to_sql(&plan)?;
         Ok(statement.to_string())
     }
+}
+
+/// Whether `filters` constrain `key`'s first column to a point, a list or a
+/// bounded range.
+pub fn pins_leading_key(key: &[String], filters: &[Expr]) -> bool {
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator, utils::split_conjunction};
+    let Some(leading) = key.first() else {
+        return false;
+    };
+    let is_key = |e: &Expr| matches!(e, Expr::Column(c) if &c.name == leading);
+    let is_value = |e: &Expr| matches!(e, Expr::Literal(..) | Expr::Placeholder(_));
+    // `key = a OR key = b …` (DataFusion's form of a short IN list).
+    fn points(expr: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> bool {
+        match expr {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => points(left, is_key) && points(right, is_key),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => {
+                (is_key(left) && matches!(right.as_ref(), Expr::Literal(..) | Expr::Placeholder(_)))
+                    || (is_key(right)
+                        && matches!(left.as_ref(), Expr::Literal(..) | Expr::Placeholder(_)))
+            }
+            _ => false,
+        }
+    }
+    let (mut lower, mut upper) = (false, false);
+    for filter in filters {
+        for conjunct in split_conjunction(filter) {
+            if points(conjunct, &is_key) {
+                return true;
+            }
+            match conjunct {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    let (column_left, value) = if is_key(left) && is_value(right) {
+                        (true, true)
+                    } else if is_key(right) && is_value(left) {
+                        (false, true)
+                    } else {
+                        (false, false)
+                    };
+                    if !value {
+                        continue;
+                    }
+                    match (op, column_left) {
+                        (Operator::Eq, _) => return true,
+                        (Operator::Gt | Operator::GtEq, true)
+                        | (Operator::Lt | Operator::LtEq, false) => lower = true,
+                        (Operator::Lt | Operator::LtEq, true)
+                        | (Operator::Gt | Operator::GtEq, false) => upper = true,
+                        _ => {}
+                    }
+                }
+                Expr::InList(list) if !list.negated && is_key(&list.expr) => return true,
+                Expr::Between(Between {
+                    expr,
+                    negated: false,
+                    low,
+                    high,
+                }) if is_key(expr) && is_value(low) && is_value(high) => return true,
+                _ => {}
+            }
+        }
+    }
+    lower && upper
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
+use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
@@ -23,13 +24,24 @@ use crate::sink::RemoteSink;
 pub struct SqlTable<B: SqlBackend> {
     backend: Arc<B>,
     table: Arc<RemoteTable<B::Codec>>,
+    /// The remote primary key, which clients see through `pg_index`.
+    constraints: Option<Constraints>,
 }
 
 impl<B: SqlBackend> SqlTable<B> {
     pub fn new(backend: Arc<B>, table: RemoteTable<B::Codec>) -> Self {
+        let key: Option<Vec<usize>> = table
+            .primary_key
+            .iter()
+            .map(|name| table.schema.index_of(name).ok())
+            .collect();
+        let constraints = key
+            .filter(|k| !k.is_empty())
+            .map(|k| Constraints::new_unverified(vec![Constraint::PrimaryKey(k)]));
         Self {
             backend,
             table: Arc::new(table),
+            constraints,
         }
     }
 
@@ -57,6 +69,10 @@ impl<B: SqlBackend> std::fmt::Debug for SqlTable<B> {
 impl<B: SqlBackend> TableProvider for SqlTable<B> {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.table.schema)
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.constraints.as_ref()
     }
 
     fn table_type(&self) -> TableType {
@@ -98,8 +114,11 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
             })
             .cloned()
             .collect();
-        // A limited scan reads few rows: one query is cheapest.
-        let splits = if limit.is_some() {
+        // A limited scan or an index lookup reads few rows: one query is
+        // cheapest.
+        let splits = if limit.is_some()
+            || crate::query::pins_leading_key(&self.table.primary_key, &filters)
+        {
             vec![None]
         } else {
             let max = state.config().target_partitions();
