@@ -46,6 +46,10 @@ pub struct Engine {
     sources: RwLock<BTreeMap<String, (SourceSpec, SourceState)>>,
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
     server: ServerConfig,
+    /// Bumped whenever what a name resolves to may have changed (a source
+    /// attached or refreshed, DDL or DML run by any session): sessions drop
+    /// the plans they cached before it.
+    catalog_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +110,7 @@ impl Engine {
             sources: RwLock::new(BTreeMap::new()),
             connectors,
             server: config.server.clone(),
+            catalog_generation: Default::default(),
         });
 
         let attaches = config.sources.iter().map(|spec| {
@@ -144,7 +149,21 @@ impl Engine {
         self.catalogs.register_catalog(spec.name.clone(), catalog);
         self.write_sources()
             .insert(spec.name.clone(), (spec, state.clone()));
+        self.catalog_changed();
         state
+    }
+
+    /// The current catalog generation (see [`Engine::catalog_changed`]).
+    pub fn catalog_generation(&self) -> u64 {
+        self.catalog_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that tables, views or sources may have changed, so that no
+    /// session runs a plan cached before.
+    pub fn catalog_changed(&self) {
+        self.catalog_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Re-discovers a source's tables; an unavailable source is re-attached.
@@ -154,7 +173,11 @@ impl Engine {
             None => Err(DataFusionError::Plan(format!(
                 "source '{name}' does not exist"
             ))),
-            Some((_, SourceState::Ready(source))) => source.refresh().await,
+            Some((_, SourceState::Ready(source))) => {
+                let refreshed = source.refresh().await;
+                self.catalog_changed();
+                refreshed
+            }
             Some((spec, SourceState::Unavailable(_))) => match self.attach(spec).await {
                 SourceState::Ready(_) => Ok(()),
                 SourceState::Unavailable(reason) => Err(DataFusionError::Execution(format!(

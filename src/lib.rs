@@ -16,6 +16,7 @@ pub mod error;
 pub mod pgcatalog;
 pub mod pgfunctions;
 pub mod pgtypes;
+pub mod plancache;
 pub mod planner;
 pub mod server;
 pub mod session;

@@ -26,6 +26,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::StreamExt;
 
 use crate::engine::Engine;
+use crate::plancache::{self, PlanCache};
 
 /// One statement of a query string.
 #[derive(Debug, Clone)]
@@ -115,6 +116,9 @@ pub enum Prepared {
         /// PostgreSQL types of `$n` written as `$n::oid[]`, `$n::name` …,
         /// which Arrow types cannot tell from int4 or text.
         param_pg_types: Vec<Option<postgres_types::Type>>,
+        /// The key of the session's plan cache for a read-only query without
+        /// parameters whose functions are all immutable (see [`crate::plancache`]).
+        cache_key: Option<Arc<str>>,
     },
     /// Handled by the session itself.
     Command(Command),
@@ -312,6 +316,8 @@ pub struct Session {
     settings: Arc<Mutex<Settings>>,
     /// Open cursors (`DECLARE … CURSOR`), by name.
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
+    /// Physical plans of the read-only queries this session ran.
+    plans: Mutex<PlanCache>,
 }
 
 /// An open cursor: the rest of its query's rows.
@@ -347,6 +353,7 @@ impl Session {
             database: database.to_string(),
             settings,
             cursors: Default::default(),
+            plans: Default::default(),
         }
     }
 
@@ -427,6 +434,21 @@ impl Session {
         statement: &KoiosStatement,
         client_types: &[Option<DataType>],
     ) -> Result<Prepared> {
+        self.prepare_keyed(statement, client_types, None).await
+    }
+
+    /// Plans the one statement of the query string `text`, which is then
+    /// its plan-cache key (so [`Session::run_cached`] finds it unparsed).
+    pub async fn prepare_text(&self, statement: &KoiosStatement, text: &str) -> Result<Prepared> {
+        self.prepare_keyed(statement, &[], Some(text)).await
+    }
+
+    async fn prepare_keyed(
+        &self,
+        statement: &KoiosStatement,
+        client_types: &[Option<DataType>],
+        text: Option<&str>,
+    ) -> Result<Prepared> {
         let statement = match statement {
             KoiosStatement::RefreshSource(name) => {
                 return Ok(Prepared::Command(Command::RefreshSource(name.clone())));
@@ -446,6 +468,7 @@ impl Session {
         }
         let (tag, counts_rows) = command_tag(statement);
         let cast_pg_types = placeholder_pg_types(statement);
+        let written = statement;
         let mut statement = statement.clone();
         let renames = Arc::new(assign_output_names(&mut statement));
         let plan = self.ctx.state().statement_to_plan(statement).await?;
@@ -474,6 +497,13 @@ impl Session {
         let param_pg_types = (1..=param_types.len())
             .map(|i| cast_pg_types.get(&format!("${i}")).cloned())
             .collect();
+        let cache_key = (param_types.is_empty()
+            && !counts_rows
+            && plancache::is_repeatable_query(&plan))
+        .then(|| match text {
+            Some(text) => Arc::from(text),
+            None => Arc::from(written.to_string()),
+        });
         Ok(Prepared::Plan {
             plan,
             param_types,
@@ -481,6 +511,7 @@ impl Session {
             counts_rows,
             renames,
             param_pg_types,
+            cache_key,
         })
     }
 
@@ -493,15 +524,55 @@ impl Session {
                 tag,
                 counts_rows,
                 renames,
+                cache_key,
                 ..
             } => {
+                if let Some(key) = cache_key
+                    && params.is_empty()
+                {
+                    if let Some(output) = self.run_cached(key) {
+                        return output;
+                    }
+                    // Read before planning: a catalog change meanwhile makes
+                    // this plan stale at once.
+                    let generation = self.engine.catalog_generation();
+                    let frame = self.ctx.execute_logical_plan(plan.clone()).await?;
+                    let schema = rename_fields(frame.schema().as_arrow(), renames);
+                    let physical = frame.create_physical_plan().await?;
+                    let task = {
+                        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+                        let reads_tables = plancache::reads_tables(plan);
+                        plans.insert(key, generation, &physical, &schema, tag, reads_tables);
+                        plans.task_context(|| self.ctx.task_ctx())
+                    };
+                    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
+                    return Ok(Output::Rows {
+                        schema,
+                        stream,
+                        tag: tag.clone(),
+                    });
+                }
                 let plan = if params.is_empty() {
                     plan.clone()
                 } else {
                     let values = params.into_iter().map(Into::into).collect::<Vec<_>>();
                     plan.clone().with_param_values(ParamValues::List(values))?
                 };
-                let frame = self.ctx.execute_logical_plan(plan).await?;
+                let changes = match &plan {
+                    // What names resolve to, for every session.
+                    LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Some(true),
+                    // This session's configuration (`SET datafusion.…`).
+                    LogicalPlan::Statement(_) => Some(false),
+                    _ => None,
+                };
+                let frame = self.ctx.execute_logical_plan(plan).await;
+                if let Some(everywhere) = changes {
+                    self.forget_plans();
+                    if everywhere {
+                        self.engine.catalog_changed();
+                    }
+                }
+                let frame = frame?;
                 if *counts_rows {
                     let batches = frame.collect().await?;
                     Ok(Output::Done {
@@ -524,12 +595,44 @@ impl Session {
     /// Parses, plans and runs every statement of `sql` in order, stopping at the
     /// first error (like PostgreSQL's simple query protocol).
     pub async fn run_sql(&self, sql: &str) -> Result<Vec<Output>> {
+        if let Some(output) = self.run_cached(sql) {
+            return Ok(vec![output?]);
+        }
+        let statements = parse_sql(sql)?;
+        let single = statements.len() == 1;
         let mut outputs = Vec::new();
-        for statement in parse_sql(sql)? {
-            let prepared = self.prepare(&statement, &[]).await?;
+        for statement in statements {
+            let prepared = if single {
+                self.prepare_text(&statement, sql).await?
+            } else {
+                self.prepare(&statement, &[]).await?
+            };
             outputs.push(self.execute(&prepared, Vec::new()).await?);
         }
         Ok(outputs)
+    }
+
+    /// Runs the plan this session cached for the query `sql` (by its text,
+    /// unparsed), if it has one that is still valid.
+    pub fn run_cached(&self, sql: &str) -> Option<Result<Output>> {
+        let generation = self.engine.catalog_generation();
+        let (cached, task) = {
+            let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+            let cached = plans.get(sql, generation)?;
+            (cached, plans.task_context(|| self.ctx.task_ctx()))
+        };
+        Some(
+            plancache::execute(&cached, task).map(|stream| Output::Rows {
+                schema: Arc::clone(&cached.schema),
+                stream,
+                tag: cached.tag.clone(),
+            }),
+        )
+    }
+
+    /// Drops every cached plan (the session's settings changed).
+    fn forget_plans(&self) {
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     async fn run_command(&self, command: &Command) -> Result<Output> {
@@ -537,6 +640,13 @@ impl Session {
             tag: tag.to_string(),
             rows: None,
         };
+        if matches!(
+            command,
+            Command::Set { .. } | Command::Reset(_) | Command::DiscardAll
+        ) {
+            // Settings (search_path, TimeZone …) may change what a query means.
+            self.forget_plans();
+        }
         match command {
             Command::Begin => Ok(Output::TransactionStart),
             Command::Commit => Ok(Output::TransactionEnd("COMMIT".into())),

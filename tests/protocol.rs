@@ -483,3 +483,63 @@ async fn timestamptz_is_typed_with_its_zone() {
         .expect("runs");
     assert!(row.get::<_, bool>(0));
 }
+
+/// Runs `sql` in `session` and returns its rows as text, one string per row.
+async fn session_rows(session: &koios::session::Session, sql: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut rows = Vec::new();
+    for output in session.run_sql(sql).await.expect("runs") {
+        if let koios::session::Output::Rows { mut stream, .. } = output {
+            while let Some(batch) = stream.next().await {
+                let batch = batch.expect("batch");
+                let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+                    .expect("formats")
+                    .to_string();
+                rows.push(text);
+            }
+        }
+    }
+    rows
+}
+
+/// A repeated read-only query over a remote source runs the plan its
+/// session cached; anything that could change its meaning drops it, and
+/// plans that would not read afresh are never cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_queries_run_their_cached_plan() {
+    use koios::session::Session;
+    let server = server().await;
+    let session = Session::new(std::sync::Arc::clone(&server.engine), "pg");
+    let point = "SELECT capital FROM public.nation_stats WHERE n_nationkey = 8";
+    assert!(session.run_cached(point).is_none());
+    let first = session_rows(&session, point).await;
+    assert!(first.concat().contains("New Delhi"), "{first:?}");
+    assert!(session.run_cached(point).is_some(), "cached after one run");
+    assert_eq!(session_rows(&session, point).await, first);
+
+    // Never cached: a folded now(), files and memory tables read when planned.
+    for sql in [
+        "SELECT now()",
+        "SELECT capital FROM public.nation_stats WHERE random() < 2",
+        "SELECT count(*) FROM demo.public.nation",
+        "SELECT * FROM koios.public.kv",
+    ] {
+        session_rows(&session, sql).await;
+        assert!(session.run_cached(sql).is_none(), "{sql} was cached");
+    }
+
+    // A refresh of any source, a setting, another session's DDL: dropped.
+    session_rows(&session, "REFRESH SOURCE pg").await;
+    assert!(session.run_cached(point).is_none(), "kept after REFRESH");
+    session_rows(&session, point).await;
+    session_rows(&session, "SET TimeZone = 'Europe/Paris'").await;
+    assert!(session.run_cached(point).is_none(), "kept after SET");
+    session_rows(&session, point).await;
+    assert!(session.run_cached(point).is_some());
+    let other = Session::new(std::sync::Arc::clone(&server.engine), "koios");
+    session_rows(&other, "CREATE VIEW plan_cache_probe AS SELECT 1 AS one").await;
+    assert!(
+        session.run_cached(point).is_none(),
+        "kept after another session's DDL"
+    );
+}

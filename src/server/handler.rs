@@ -341,6 +341,24 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
+        // A query this session ran before: its plan, without parsing.
+        if let Some(output) = session.run_cached(query) {
+            let token = self
+                .canceller
+                .start_query(statement_timeout(&session.settings()));
+            let response = match output {
+                Ok(output) => {
+                    self.respond(&session, output, &Format::UnifiedText, None, false, token)
+                        .await
+                }
+                Err(e) => Err(to_pg_error(&e)),
+            };
+            return match response {
+                Ok(response) => Ok(vec![response]),
+                Err(PgWireError::UserError(info)) => Ok(vec![Response::Error(info)]),
+                Err(other) => Err(other),
+            };
+        }
         let statements = match parse_sql(query) {
             Ok(s) => s,
             Err(e) => return Err(to_pg_error(&e)),
@@ -354,7 +372,11 @@ impl SimpleQueryHandler for QueryHandler {
                 .canceller
                 .start_query(statement_timeout(&session.settings()));
             let result = cancellable(&token, async {
-                let prepared = session.prepare(statement, &[]).await?;
+                let prepared = if count == 1 {
+                    session.prepare_text(statement, query).await?
+                } else {
+                    session.prepare(statement, &[]).await?
+                };
                 session.execute(&prepared, Vec::new()).await
             })
             .await;

@@ -1,0 +1,275 @@
+//! A session's cache of physical plans for repeated read-only queries.
+//!
+//! Planning a small query (SQL → logical plan → optimized → physical plan)
+//! costs more than running it when a source answers it from an index, so a
+//! session keeps the physical plan of each query it ran, by SQL text, and
+//! runs it again as it is.
+//!
+//! Only plans that are safe to run again are kept: plans whose every node is
+//! a stateless operator over Koios's remote scans (which read the source
+//! afresh each time), from queries without functions whose value changes
+//! between runs (`now()` is folded into the plan; `random()` is not
+//! immutable either). A cached plan is dropped when the engine's catalog
+//! generation moves (a source attached or refreshed, DDL or DML in any
+//! session) and the whole cache when the session changes a setting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+
+/// At most this many plans per session; a full cache starts over.
+const CAPACITY: usize = 256;
+
+/// Operators that hold no state between runs, so a plan made of them (over
+/// remote scans) can be executed again. Joins, sorts and aggregates are not
+/// here: they keep dynamic filters or spill state in the plan itself.
+const STATELESS_OPERATORS: &[&str] = &[
+    "ProjectionExec",
+    "FilterExec",
+    "CoalesceBatchesExec",
+    "CoalescePartitionsExec",
+    "GlobalLimitExec",
+    "LocalLimitExec",
+    "SortPreservingMergeExec",
+    "RepartitionExec",
+    "CooperativeExec",
+];
+
+/// Leaves that read their data when executed (not when planned).
+const LIVE_LEAVES: &[&str] = &["RemoteScanExec", "RemoteSubqueryExec", "MongoScanExec"];
+
+/// Leaves of constant rows. A query that names a table and still plans to
+/// one was answered from what the table said when planned (a file's exact
+/// row count, `WHERE false`): not cached.
+const CONSTANT_LEAVES: &[&str] = &["PlaceholderRowExec", "EmptyExec"];
+
+/// One cached query.
+#[derive(Clone)]
+pub struct CachedPlan {
+    /// The engine's catalog generation when the plan was made.
+    generation: u64,
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// The output schema with PostgreSQL's column names.
+    pub schema: SchemaRef,
+    /// The command tag (`SELECT`).
+    pub tag: String,
+}
+
+/// The plans of one session, by SQL text.
+#[derive(Default)]
+pub struct PlanCache {
+    entries: HashMap<String, CachedPlan>,
+    /// The task context plans run with; the session's configuration only
+    /// changes through statements that clear this cache.
+    task: Option<Arc<TaskContext>>,
+}
+
+impl PlanCache {
+    /// The plan cached for `sql`, if it was made in `generation`. A plan of
+    /// an older generation is dropped.
+    pub fn get(&mut self, sql: &str, generation: u64) -> Option<CachedPlan> {
+        let entry = self.entries.get(sql)?;
+        if entry.generation == generation {
+            return Some(entry.clone());
+        }
+        self.entries.remove(sql);
+        None
+    }
+
+    /// Keeps `plan` for `sql` if it can be run again (see the module doc).
+    /// `reads_tables`: whether the query names any table.
+    pub fn insert(
+        &mut self,
+        sql: &str,
+        generation: u64,
+        plan: &Arc<dyn ExecutionPlan>,
+        schema: &SchemaRef,
+        tag: &str,
+        reads_tables: bool,
+    ) {
+        if !can_run_again(plan, reads_tables) {
+            return;
+        }
+        if self.entries.len() >= CAPACITY {
+            self.entries.clear();
+        }
+        self.entries.insert(
+            sql.to_string(),
+            CachedPlan {
+                generation,
+                plan: Arc::clone(plan),
+                schema: Arc::clone(schema),
+                tag: tag.to_string(),
+            },
+        );
+    }
+
+    /// Forgets every plan (the session changed a setting).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.task = None;
+    }
+
+    /// The session's task context, made once per cache lifetime.
+    pub fn task_context(&mut self, make: impl FnOnce() -> Arc<TaskContext>) -> Arc<TaskContext> {
+        Arc::clone(self.task.get_or_insert_with(make))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Whether a query's logical plan (before optimization) may be cached: a
+/// read-only query whose functions all give the same result every time.
+pub fn is_repeatable_query(plan: &LogicalPlan) -> bool {
+    if matches!(
+        plan,
+        LogicalPlan::Dml(_)
+            | LogicalPlan::Ddl(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::DescribeTable(_)
+    ) {
+        return false;
+    }
+    let mut repeatable = true;
+    let _ = plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::RecursiveQuery(_)) {
+            repeatable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::ScalarFunction(f) = e
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    repeatable = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if repeatable {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    repeatable
+}
+
+/// Whether a logical plan names any table.
+pub fn reads_tables(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        found = matches!(node, LogicalPlan::TableScan(_));
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Whether every node of `plan` is a stateless operator or a leaf that
+/// reads when executed (or a constant one, for a query naming no table).
+fn can_run_again(plan: &Arc<dyn ExecutionPlan>, reads_tables: bool) -> bool {
+    let name = plan.name();
+    let known = if plan.children().is_empty() {
+        LIVE_LEAVES.contains(&name) || (!reads_tables && CONSTANT_LEAVES.contains(&name))
+    } else {
+        STATELESS_OPERATORS.contains(&name)
+    };
+    known
+        && plan
+            .children()
+            .into_iter()
+            .all(|child| can_run_again(child, reads_tables))
+}
+
+/// A fresh copy of a cached plan to execute, with any state a node keeps
+/// reset, and its output as one stream.
+pub fn execute(
+    cached: &CachedPlan,
+    task: Arc<TaskContext>,
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    let plan =
+        datafusion::physical_plan::execution_plan::reset_plan_states(Arc::clone(&cached.plan))?;
+    debug_assert!(plan.output_partitioning().partition_count() >= 1);
+    datafusion::physical_plan::execute_stream(plan, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn logical(sql: &str) -> LogicalPlan {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT)").await.expect("ddl");
+        ctx.state().create_logical_plan(sql).await.expect("plans")
+    }
+
+    #[tokio::test]
+    async fn only_repeatable_queries_are_cached() {
+        assert!(is_repeatable_query(
+            &logical("SELECT a + 1 FROM t WHERE a = 3").await
+        ));
+        assert!(is_repeatable_query(&logical("SELECT upper('x')").await));
+        for sql in [
+            "SELECT now()",
+            "SELECT a FROM t WHERE random() < 0.5",
+            "SELECT a FROM t WHERE a IN (SELECT a FROM t WHERE random() < 1)",
+            "INSERT INTO t VALUES (1)",
+            "CREATE VIEW v AS SELECT 1",
+            "EXPLAIN SELECT 1",
+        ] {
+            assert!(!is_repeatable_query(&logical(sql).await), "{sql}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_plans_over_live_leaves_are_kept() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (a INT) AS VALUES (1), (2)")
+            .await
+            .expect("ddl");
+        let physical = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.sql(sql)
+                    .await
+                    .expect("plans")
+                    .create_physical_plan()
+                    .await
+                    .expect("physical")
+            }
+        };
+        let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::empty());
+        let mut cache = PlanCache::default();
+        // A table held in memory is read when planned: never cached; nor
+        // is its row count, taken from its statistics when planned.
+        for sql in ["SELECT a FROM t", "SELECT count(*) FROM t"] {
+            cache.insert(sql, 1, &physical(sql).await, &schema, "SELECT", true);
+        }
+        assert_eq!(cache.len(), 0);
+        let constant = physical("SELECT 1 + 1").await;
+        cache.insert("constant", 1, &constant, &schema, "SELECT", false);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get("constant", 1).is_some());
+        // Another generation: dropped.
+        assert!(cache.get("constant", 2).is_none());
+        assert_eq!(cache.len(), 0);
+    }
+}
