@@ -12,8 +12,13 @@
 //!   one round trip, binary rows);
 //! * Koios planning only: SQL → logical → optimized → physical plan;
 //! * Koios executing an already planned query;
-//! * Koios in-process: plan and execute, record batches collected;
-//! * Koios over pgwire (simple protocol), as a client sees it.
+//! * Koios in-process, as a session runs a statement: repeated (the session
+//!   runs the plan it cached for the text) and with a new text each run (a
+//!   comment that differs: planned each time);
+//! * Koios over pgwire (simple protocol), as a client sees it, both ways;
+//! * a prepared statement with parameters (extended protocol), directly and
+//!   through Koios (which plans each execution: values are pushed into the
+//!   remote SQL).
 //!
 //! Run: `cargo bench --bench postgres_scan` once (loads the data), then
 //! `cargo bench --bench query_latency`.
@@ -31,6 +36,14 @@ use tokio_postgres::NoTls;
 const RUNS: usize = 200;
 const QUERY: &str = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
                      WHERE l_orderkey BETWEEN 3000000 AND 3000040";
+const PARAMETERIZED: &str = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode \
+                             FROM public.lineitem WHERE l_orderkey BETWEEN $1 AND $2";
+
+/// The query with a comment that makes each run's text new.
+fn new_text(run: &std::cell::Cell<usize>) -> String {
+    run.set(run.get() + 1);
+    format!("{QUERY} /* run {} */", run.get())
+}
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
@@ -80,6 +93,7 @@ split_count = 1
         .await
         .expect("the table is loaded")
         .len();
+    let row_count = direct.query(QUERY, &[]).await.expect("rows").len();
 
     let direct_time = timed(|| async {
         direct.simple_query(QUERY).await.expect("direct");
@@ -132,16 +146,21 @@ split_count = 1
         std::hint::black_box(batches);
     })
     .await;
-    let in_process_time = timed(|| async {
-        for output in session.run_sql(QUERY).await.expect("runs") {
-            if let Output::Rows { mut stream, .. } = output {
-                while let Some(batch) = stream.next().await {
-                    std::hint::black_box(batch.expect("batch"));
+    let run_in_process = |sql: String| {
+        let session = &session;
+        async move {
+            for output in session.run_sql(&sql).await.expect("runs") {
+                if let Output::Rows { mut stream, .. } = output {
+                    while let Some(batch) = stream.next().await {
+                        std::hint::black_box(batch.expect("batch"));
+                    }
                 }
             }
         }
-    })
-    .await;
+    };
+    let in_process_time = timed(|| run_in_process(QUERY.to_string())).await;
+    let run = std::cell::Cell::new(0);
+    let in_process_new_time = timed(|| run_in_process(new_text(&run))).await;
 
     let server = Server::bind(Arc::clone(&engine), "127.0.0.1:0".parse().expect("addr"))
         .await
@@ -152,6 +171,30 @@ split_count = 1
     assert_eq!(koios.simple_query(QUERY).await.expect("koios").len(), rows);
     let wire_time = timed(|| async {
         koios.simple_query(QUERY).await.expect("koios");
+    })
+    .await;
+    let wire_new_time = timed(|| async {
+        let sql = new_text(&run);
+        koios.simple_query(&sql).await.expect("koios");
+    })
+    .await;
+    let bounds = (3_000_000i64, 3_000_040i64);
+    let direct_statement = direct.prepare(PARAMETERIZED).await.expect("prepares");
+    let direct_prepared_time = timed(|| async {
+        let rows = direct
+            .query(&direct_statement, &[&bounds.0, &bounds.1])
+            .await
+            .expect("direct");
+        assert_eq!(rows.len(), row_count);
+    })
+    .await;
+    let koios_statement = koios.prepare(PARAMETERIZED).await.expect("prepares");
+    let koios_prepared_time = timed(|| async {
+        let rows = koios
+            .query(&koios_statement, &[&bounds.0, &bounds.1])
+            .await
+            .expect("koios");
+        assert_eq!(rows.len(), row_count);
     })
     .await;
 
@@ -171,8 +214,24 @@ split_count = 1
         ),
         ("Koios planning only (SQL → physical plan)", plan_time),
         ("Koios executing a planned query", execute_time),
-        ("Koios in-process (plan + execute)", in_process_time),
-        ("Koios over pgwire", wire_time),
+        (
+            "Koios in-process, repeated query (cached plan)",
+            in_process_time,
+        ),
+        (
+            "Koios in-process, new text each run (planned)",
+            in_process_new_time,
+        ),
+        ("Koios over pgwire, repeated query", wire_time),
+        ("Koios over pgwire, new text each run", wire_new_time),
+        (
+            "PostgreSQL directly, prepared statement with parameters",
+            direct_prepared_time,
+        ),
+        (
+            "Koios over pgwire, prepared statement with parameters",
+            koios_prepared_time,
+        ),
     ] {
         println!(
             "| {name} | {:.3} ms | {:.2} |",

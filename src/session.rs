@@ -14,6 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -318,6 +319,10 @@ pub struct Session {
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
     /// Physical plans of the read-only queries this session ran.
     plans: Mutex<PlanCache>,
+    /// A copy of the session's DataFusion state that statements are planned
+    /// on, taken once instead of per statement (a copy holds every function
+    /// registry); dropped with the plan cache whenever the state changes.
+    planning: tokio::sync::Mutex<Option<SessionState>>,
 }
 
 /// An open cursor: the rest of its query's rows.
@@ -354,6 +359,7 @@ impl Session {
             settings,
             cursors: Default::default(),
             plans: Default::default(),
+            planning: Default::default(),
         }
     }
 
@@ -471,7 +477,12 @@ impl Session {
         let written = statement;
         let mut statement = statement.clone();
         let renames = Arc::new(assign_output_names(&mut statement));
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = {
+            let mut planning = self.planning.lock().await;
+            let state = planning.get_or_insert_with(|| self.ctx.state());
+            state.mark_start_execution();
+            state.statement_to_plan(statement).await?
+        };
         let mut inferred = plan.get_parameter_types()?;
         for (id, dt) in placeholder_cast_types(&plan)? {
             let entry = inferred.entry(id).or_insert(None);
@@ -527,30 +538,11 @@ impl Session {
                 cache_key,
                 ..
             } => {
+                let cache_key = cache_key.as_deref().filter(|_| params.is_empty());
                 if let Some(key) = cache_key
-                    && params.is_empty()
+                    && let Some(output) = self.run_cached(key)
                 {
-                    if let Some(output) = self.run_cached(key) {
-                        return output;
-                    }
-                    // Read before planning: a catalog change meanwhile makes
-                    // this plan stale at once.
-                    let generation = self.engine.catalog_generation();
-                    let frame = self.ctx.execute_logical_plan(plan.clone()).await?;
-                    let schema = rename_fields(frame.schema().as_arrow(), renames);
-                    let physical = frame.create_physical_plan().await?;
-                    let task = {
-                        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-                        let reads_tables = plancache::reads_tables(plan);
-                        plans.insert(key, generation, &physical, &schema, tag, reads_tables);
-                        plans.task_context(|| self.ctx.task_ctx())
-                    };
-                    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
-                    return Ok(Output::Rows {
-                        schema,
-                        stream,
-                        tag: tag.clone(),
-                    });
+                    return output;
                 }
                 let plan = if params.is_empty() {
                     plan.clone()
@@ -565,9 +557,37 @@ impl Session {
                     LogicalPlan::Statement(_) => Some(false),
                     _ => None,
                 };
+                if changes.is_none() && !counts_rows {
+                    // A query: planned on the session's reusable state.
+                    // Read before planning: a catalog change meanwhile makes
+                    // this plan stale at once.
+                    let generation = self.engine.catalog_generation();
+                    let schema = rename_fields(plan.schema().as_arrow(), renames);
+                    let physical = {
+                        let mut planning = self.planning.lock().await;
+                        let state = planning.get_or_insert_with(|| self.ctx.state());
+                        // now() and friends take this statement's time.
+                        state.mark_start_execution();
+                        state.create_physical_plan(&plan).await?
+                    };
+                    let task = {
+                        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(key) = cache_key {
+                            let reads_tables = plancache::reads_tables(&plan);
+                            plans.insert(key, generation, &physical, &schema, tag, reads_tables);
+                        }
+                        plans.task_context(|| self.ctx.task_ctx())
+                    };
+                    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
+                    return Ok(Output::Rows {
+                        schema,
+                        stream,
+                        tag: tag.clone(),
+                    });
+                }
                 let frame = self.ctx.execute_logical_plan(plan).await;
                 if let Some(everywhere) = changes {
-                    self.forget_plans();
+                    self.forget_plans().await;
                     if everywhere {
                         self.engine.catalog_changed();
                     }
@@ -630,9 +650,11 @@ impl Session {
         )
     }
 
-    /// Drops every cached plan (the session's settings changed).
-    fn forget_plans(&self) {
+    /// Drops every cached plan and the planning state (the session's
+    /// settings or DataFusion state changed).
+    async fn forget_plans(&self) {
         self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.planning.lock().await = None;
     }
 
     async fn run_command(&self, command: &Command) -> Result<Output> {
@@ -645,7 +667,7 @@ impl Session {
             Command::Set { .. } | Command::Reset(_) | Command::DiscardAll
         ) {
             // Settings (search_path, TimeZone …) may change what a query means.
-            self.forget_plans();
+            self.forget_plans().await;
         }
         match command {
             Command::Begin => Ok(Output::TransactionStart),
