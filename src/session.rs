@@ -379,6 +379,11 @@ impl Session {
             .clone()
     }
 
+    /// Reads the session parameters without copying them (on every query).
+    pub fn with_settings<R>(&self, read: impl FnOnce(&Settings) -> R) -> R {
+        read(&self.settings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Sets a parameter the client sent at connection start (e.g. `application_name`).
     pub fn set_startup_parameter(&self, name: &str, value: &str) {
         let key = name.to_ascii_lowercase();

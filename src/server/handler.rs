@@ -284,7 +284,8 @@ impl QueryHandler {
                 check_format_count(format, schema.fields().len())?;
                 let fields = Arc::new(field_infos(&schema, format));
                 let ctx = TextContext {
-                    time_zone: parse_time_zone(session.settings().time_zone())
+                    time_zone: session
+                        .with_settings(|s| parse_time_zone(s.time_zone()))
                         .unwrap_or_else(|| TextContext::default().time_zone),
                 };
                 let encode_fields = Arc::clone(&fields);
@@ -345,7 +346,7 @@ impl SimpleQueryHandler for QueryHandler {
         if let Some(output) = session.run_cached(query) {
             let token = self
                 .canceller
-                .start_query(statement_timeout(&session.settings()));
+                .start_query(session.with_settings(statement_timeout));
             let response = match output {
                 Ok(output) => {
                     self.respond(&session, output, &Format::UnifiedText, None, false, token)
@@ -370,7 +371,7 @@ impl SimpleQueryHandler for QueryHandler {
             // 13+ (a `SET statement_timeout` applies to the next statement).
             let token = self
                 .canceller
-                .start_query(statement_timeout(&session.settings()));
+                .start_query(session.with_settings(statement_timeout));
             let result = cancellable(&token, async {
                 let prepared = if count == 1 {
                     session.prepare_text(statement, query).await?
@@ -544,7 +545,7 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         let token = self
             .canceller
-            .start_query(statement_timeout(&session.settings()));
+            .start_query(session.with_settings(statement_timeout));
         let output = cancellable(&token, session.execute(&stmt.prepared, params)).await?;
         self.respond(
             &session,
