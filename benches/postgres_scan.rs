@@ -202,7 +202,7 @@ split_count = 2
     )
     .await;
     let ranged = |i: usize| {
-        let low = 3_000_000 + 1000 * i;
+        let low = 3_000_000 + 1000 * (i + 1);
         let sql = format!(
             "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
              WHERE l_orderkey BETWEEN {low} AND {}",

@@ -455,9 +455,9 @@ impl SqlBackend for MyBackend {
     fn execute(
         &self,
         query: RemoteQuery<MyCodec>,
+        sql: String,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
-        let sql = query.to_sql(&self.dialect, |i| self.select_expr(&query.table.columns[i]))?;
         let schema = query.output_schema();
         let codecs: Vec<MyCodec> = query
             .projection

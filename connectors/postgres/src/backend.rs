@@ -453,9 +453,9 @@ impl SqlBackend for PgBackend {
     fn execute(
         &self,
         query: RemoteQuery<PgCodec>,
+        sql: String,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
-        let sql = query.to_sql(&self.dialect, |i| self.select_expr(&query.table.columns[i]))?;
         let schema = query.output_schema();
         let codecs: Vec<PgCodec> = query
             .projection

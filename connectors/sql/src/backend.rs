@@ -128,10 +128,13 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         max_partitions: usize,
     ) -> Result<Vec<Option<Expr>>>;
 
-    /// Runs a query, streaming batches of `query.output_schema()`.
+    /// Runs a query, streaming batches of `query.output_schema()`. `sql` is
+    /// `query` rendered in this backend's dialect (the scan renders it once,
+    /// when planned, not on every run).
     fn execute(
         &self,
         query: RemoteQuery<Self::Codec>,
+        sql: String,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream>;
 

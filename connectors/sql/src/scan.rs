@@ -168,7 +168,8 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         if self.dynamic_filters.is_empty() {
             tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
             return Ok(koios_connector::count_output_rows(
-                self.backend.execute(query, batch_size)?,
+                self.backend
+                    .execute(query, self.sql[partition].clone(), batch_size)?,
                 &self.metrics,
                 partition,
             ));
@@ -203,9 +204,9 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             if let Ok(mut sent) = sent.lock()
                 && let Some(slot) = sent.get_mut(partition)
             {
-                *slot = Some(sql);
+                *slot = Some(sql.clone());
             }
-            backend.execute(query, batch_size)
+            backend.execute(query, sql, batch_size)
         };
         Ok(koios_connector::count_output_rows(
             Box::pin(RecordBatchStreamAdapter::new(
