@@ -262,10 +262,7 @@ split_count = 1
             "PostgreSQL directly, another range each run",
             direct_range_time,
         ),
-        (
-            "Koios over pgwire, another range each run",
-            wire_range_time,
-        ),
+        ("Koios over pgwire, another range each run", wire_range_time),
         ("PostgreSQL directly, SELECT 1", direct_one_time),
         ("Koios over pgwire, SELECT 1 (cached plan)", wire_one_time),
         (
