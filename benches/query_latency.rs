@@ -10,7 +10,10 @@
 //!   (FORMAT binary)` through `copy_out`, which prepares it first) and the
 //!   one it sends now for an index lookup (the query, parse/bind/execute in
 //!   one round trip, binary rows);
-//! * Koios planning only: SQL → logical → optimized → physical plan;
+//! * Koios planning only: SQL → logical → optimized → physical plan, and
+//!   each step alone on one reused state (as a session plans), plus the
+//!   session's own parse / prepare / uncached execute and a freshly planned
+//!   plan run;
 //! * Koios executing an already planned query;
 //! * Koios in-process, as a session runs a statement: repeated (the session
 //!   runs the plan it cached for the text) and with a new text each run (a
@@ -135,6 +138,79 @@ split_count = 1
         std::hint::black_box(plan);
     })
     .await;
+    // The planning steps on one state, as a session now plans.
+    let state = session.context().state();
+    let logical_time = timed(|| async {
+        let plan = state.create_logical_plan(QUERY).await.expect("logical");
+        std::hint::black_box(plan);
+    })
+    .await;
+    let logical = state.create_logical_plan(QUERY).await.expect("logical");
+    let optimize_time = timed(|| async {
+        std::hint::black_box(state.optimize(&logical).expect("optimizes"));
+    })
+    .await;
+    let optimized = state.optimize(&logical).expect("optimizes");
+    let physical_time = timed(|| async {
+        let plan = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await
+            .expect("physical");
+        std::hint::black_box(plan);
+    })
+    .await;
+    // A session's own steps for a new text.
+    let parse_time = timed(|| async {
+        std::hint::black_box(koios::session::parse_sql(QUERY).expect("parses"));
+    })
+    .await;
+    let statement = koios::session::parse_sql(QUERY)
+        .expect("parses")
+        .pop()
+        .expect("one statement");
+    let prepare_time = timed(|| async {
+        let prepared = session
+            .prepare_text(&statement, QUERY)
+            .await
+            .expect("prepares");
+        std::hint::black_box(prepared);
+    })
+    .await;
+    // Executing a prepared statement the cache does not serve: optimize,
+    // plan physically, run.
+    let mut uncached = session
+        .prepare_text(&statement, QUERY)
+        .await
+        .expect("prepares");
+    if let koios::session::Prepared::Plan { cache_key, .. } = &mut uncached {
+        *cache_key = None;
+    }
+    let uncached_time = timed(|| async {
+        if let Output::Rows { mut stream, .. } = session
+            .execute(&uncached, Vec::new())
+            .await
+            .expect("executes")
+        {
+            while let Some(batch) = stream.next().await {
+                std::hint::black_box(batch.expect("batch"));
+            }
+        }
+    })
+    .await;
+    let task_ctx = state.task_ctx();
+    let fresh_time = timed(|| async {
+        let plan = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await
+            .expect("physical");
+        let stream = datafusion::physical_plan::execute_stream(plan, Arc::clone(&task_ctx))
+            .expect("executes");
+        let batches: Vec<_> = stream.try_collect().await.expect("batches");
+        std::hint::black_box(batches);
+    })
+    .await;
     let plan = session
         .context()
         .sql(QUERY)
@@ -247,6 +323,16 @@ split_count = 1
             one_trip_time,
         ),
         ("Koios planning only (SQL → physical plan)", plan_time),
+        ("… of which SQL → logical plan", logical_time),
+        ("… of which logical optimization", optimize_time),
+        (
+            "… of which physical planning (incl. physical optimizers)",
+            physical_time,
+        ),
+        ("session: parse_sql", parse_time),
+        ("session: prepare (SQL AST → logical plan)", prepare_time),
+        ("session: execute, not cached (plan + run)", uncached_time),
+        ("physical planning + run of a fresh plan", fresh_time),
         ("Koios executing a planned query", execute_time),
         (
             "Koios in-process, repeated query (cached plan)",

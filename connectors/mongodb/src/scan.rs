@@ -60,6 +60,7 @@ pub struct Output {
 }
 
 /// Reads one collection.
+#[derive(Clone)]
 pub struct MongoScanExec {
     mongo: Arc<MongoDiscovery>,
     database: String,
@@ -378,6 +379,14 @@ impl DisplayAs for MongoScanExec {
 
 impl ExecutionPlan for MongoScanExec {
     koios_connector::leaf_execution_plan_methods!("MongoScanExec");
+
+    /// A copy to run again (a plan a session cached): metrics start afresh
+    /// instead of growing with every run.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut copy = (*self).clone();
+        copy.metrics = ExecutionPlanMetricsSet::new();
+        Ok(Arc::new(copy))
+    }
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())

@@ -133,6 +133,12 @@ impl<B: SqlBackend> DisplayAs for RemoteScanExec<B> {
 impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
     koios_connector::leaf_execution_plan_methods!("RemoteScanExec", dynamic_filters);
 
+    /// A copy to run again (a plan a session cached): metrics and the SQL
+    /// sent start afresh instead of growing with every run.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new((*self).clone()))
+    }
+
     /// The backend's row estimate for the table (at most the LIMIT), so the
     /// join order can put the smaller input on the build side.
     fn statistics_from_inputs(

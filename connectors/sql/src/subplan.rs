@@ -1206,6 +1206,15 @@ impl<B: SqlBackend> DisplayAs for RemoteSubqueryExec<B> {
 impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
     koios_connector::leaf_execution_plan_methods!("RemoteSubqueryExec", dynamic_filters);
 
+    /// A copy to run again (a plan a session cached): metrics and the SQL
+    /// sent start afresh instead of growing with every run.
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut copy = (*self).clone();
+        copy.sent = Arc::new(Mutex::new(None));
+        copy.metrics = ExecutionPlanMetricsSet::new();
+        Ok(Arc::new(copy))
+    }
+
     /// A rough estimate from the tables' row counts, for the join order.
     fn statistics_from_inputs(
         &self,
