@@ -47,8 +47,8 @@ pub struct Engine {
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
     server: ServerConfig,
     /// Bumped whenever what a name resolves to may have changed (a source
-    /// attached or refreshed, DDL or DML run by any session): sessions drop
-    /// the plans they cached before it.
+    /// attached or refreshed, DDL run by any session): sessions drop the
+    /// plans they cached before it.
     catalog_generation: std::sync::atomic::AtomicU64,
 }
 

@@ -555,9 +555,12 @@ impl Session {
                     let values = params.into_iter().map(Into::into).collect::<Vec<_>>();
                     plan.clone().with_param_values(ParamValues::List(values))?
                 };
+                // What a statement changes that cached plans depend on. DML
+                // changes nothing of theirs: they hold no rows of a table,
+                // so they read what it wrote.
                 let changes = match &plan {
                     // What names resolve to, for every session.
-                    LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_) => Some(true),
+                    LogicalPlan::Ddl(_) => Some(true),
                     // This session's configuration (`SET datafusion.…`).
                     LogicalPlan::Statement(_) => Some(false),
                     _ => None,

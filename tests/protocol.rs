@@ -528,6 +528,27 @@ async fn repeated_queries_run_their_cached_plan() {
         assert!(session.run_cached(sql).is_none(), "{sql} was cached");
     }
 
+    // A write keeps the plan, whose next run reads what was written.
+    let count = "SELECT count(*) AS n FROM public.inserts WHERE id = 9001";
+    assert!(
+        session_rows(&session, count)
+            .await
+            .concat()
+            .contains("| 0 ")
+    );
+    session_rows(
+        &session,
+        "INSERT INTO public.inserts (id, label) VALUES (9001, 'kept')",
+    )
+    .await;
+    assert!(session.run_cached(count).is_some(), "dropped after INSERT");
+    assert!(
+        session_rows(&session, count)
+            .await
+            .concat()
+            .contains("| 1 ")
+    );
+
     // A refresh of any source, a setting, another session's DDL: dropped.
     session_rows(&session, "REFRESH SOURCE pg").await;
     assert!(session.run_cached(point).is_none(), "kept after REFRESH");

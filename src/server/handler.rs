@@ -354,11 +354,9 @@ impl SimpleQueryHandler for QueryHandler {
                 }
                 Err(e) => Err(to_pg_error(&e)),
             };
-            return match response {
-                Ok(response) => Ok(vec![response]),
-                Err(PgWireError::UserError(info)) => Ok(vec![Response::Error(info)]),
-                Err(other) => Err(other),
-            };
+            let mut responses = Vec::with_capacity(1);
+            add_response(&mut responses, response)?;
+            return Ok(responses);
         }
         let statements = match parse_sql(query) {
             Ok(s) => s,
@@ -390,17 +388,31 @@ impl SimpleQueryHandler for QueryHandler {
                 }
                 Err(e) => Err(e),
             };
-            match response {
-                Ok(response) => responses.push(response),
-                // Statements after a failed one are not run, as in PostgreSQL.
-                Err(PgWireError::UserError(info)) => {
-                    responses.push(Response::Error(info));
-                    break;
-                }
-                Err(other) => return Err(other),
+            // Statements after a failed one are not run, as in PostgreSQL.
+            if !add_response(&mut responses, response)? {
+                break;
             }
         }
         Ok(responses)
+    }
+}
+
+/// Adds one statement's response to a simple query's; an error the client
+/// should see becomes its response. Returns whether the statement succeeded.
+fn add_response(
+    responses: &mut Vec<Response>,
+    response: PgWireResult<Response>,
+) -> PgWireResult<bool> {
+    match response {
+        Ok(response) => {
+            responses.push(response);
+            Ok(true)
+        }
+        Err(PgWireError::UserError(info)) => {
+            responses.push(Response::Error(info));
+            Ok(false)
+        }
+        Err(other) => Err(other),
     }
 }
 
