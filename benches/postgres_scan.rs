@@ -10,8 +10,10 @@
 //! * (c) a selective query (`l_orderkey` range, ~40 rows, served by an
 //!   index) through Koios over the wire vs the same SQL sent to PostgreSQL
 //!   directly — Koios's fixed per-query cost: repeated (Koios runs the plan
-//!   it cached for the text) and with another range each run (planned each
-//!   time);
+//!   it cached for the text), with another range each run (planned each
+//!   time), and as one prepared statement with parameters (bound into its
+//!   generic plan); each also through PgBouncer when it is installed, the
+//!   cost of one more hop with nothing else done;
 //! * (d) a selective filter no index serves, the same way — where pushing
 //!   the filter down is what matters.
 //!
@@ -24,16 +26,19 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{best, koios_scan, pg_connect};
+use common::{PgBouncer, best, koios_scan, pg_connect};
 
 use futures::SinkExt;
 use koios::config::Config;
 use koios::engine::Engine;
 use koios::server::Server;
 use tokio_postgres::NoTls;
+use tokio_postgres::types::Type;
 
 const DATABASE: &str = "koios_bench";
 const RUNS: usize = 3;
+/// Runs of each index lookup (c).
+const LOOKUPS: usize = 200;
 
 async fn load(scale_factor: f64) -> u64 {
     let admin = pg_connect("postgres").await;
@@ -178,7 +183,9 @@ split_count = 2
     }
     let (one, two) = (best(one), best(two));
 
-    // Selective query: Koios over the wire vs PostgreSQL directly.
+    // Selective query: Koios over the wire vs PostgreSQL directly, and vs
+    // PgBouncer — a middle tier that only forwards the protocol, so the
+    // least one more hop costs.
     let server = Server::bind(Arc::clone(&engine), "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
@@ -192,34 +199,41 @@ split_count = 2
     .expect("koios");
     tokio::spawn(connection);
     let direct = pg_connect(DATABASE).await;
+    let bouncer = PgBouncer::start(DATABASE);
+    let bounced = match &bouncer {
+        Ok(bouncer) => Some(bouncer.connect(DATABASE).await),
+        Err(why) => {
+            eprintln!("no PgBouncer row: {why}");
+            None
+        }
+    };
+    let mut clients = vec![("direct", &direct), ("Koios", &koios)];
+    if let Some(bounced) = &bounced {
+        clients.push(("PgBouncer", bounced));
+    }
     let selective = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
                      WHERE l_orderkey BETWEEN 3000000 AND 3000040";
-    let (sel_direct, sel_koios) = side_by_side(
-        &direct,
-        &koios,
-        |_| (selective.into(), selective.into()),
-        20,
-    )
-    .await;
-    let ranged = |i: usize| {
-        let low = 3_000_000 + 1000 * (i + 1);
-        let sql = format!(
+    let repeated = compare(&clients, |_, _| selective.into(), LOOKUPS).await;
+    let ranged = |run: usize, _: &str| {
+        let low = 3_000_000 + 1000 * (run + 1);
+        format!(
             "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
              WHERE l_orderkey BETWEEN {low} AND {}",
             low + 40
-        );
-        (sql.clone(), sql)
+        )
     };
-    let (new_direct, new_koios) = side_by_side(&direct, &koios, ranged, 20).await;
+    let new_range = compare(&clients, ranged, LOOKUPS).await;
+    let prepared = compare_prepared(&clients, LOOKUPS).await;
     // (d) A selective filter no index serves: PostgreSQL scans the table
     // (in parallel, directly); Koios pushes the filter into both partitions.
     let unindexed = "SELECT l_orderkey, l_linenumber, l_extendedprice FROM public.lineitem \
                      WHERE l_shipdate = DATE '1995-03-15' AND l_quantity = 1 AND l_shipmode = 'AIR'";
-    let unindexed_koios = unindexed.replace("public.lineitem", "pg2.public.lineitem");
-    let (scan_direct, scan_koios) = side_by_side(
-        &direct,
-        &koios,
-        |_| (unindexed.into(), unindexed_koios.clone()),
+    let scan = compare(
+        &clients[..2],
+        |_, client| match client {
+            "Koios" => unindexed.replace("public.lineitem", "pg2.public.lineitem"),
+            _ => unindexed.into(),
+        },
         RUNS,
     )
     .await;
@@ -250,51 +264,127 @@ split_count = 2
             rate(t) / rate(copy)
         );
     }
-    let _ = writeln!(
-        out,
-        "| (c) selective query, direct | {:.2} ms | | 1.00 (baseline) |\n| (c) selective query through Koios, repeated (cached plan) | {:.2} ms | | {:.2}× direct time |",
-        sel_direct.as_secs_f64() * 1e3,
-        sel_koios.as_secs_f64() * 1e3,
-        sel_koios.as_secs_f64() / sel_direct.as_secs_f64()
-    );
-    let _ = writeln!(
-        out,
-        "| (c) another range each run, direct | {:.2} ms | | 1.00 (baseline) |\n| (c) another range each run through Koios (planned each time) | {:.2} ms | | {:.2}× direct time |",
-        new_direct.as_secs_f64() * 1e3,
-        new_koios.as_secs_f64() * 1e3,
-        new_koios.as_secs_f64() / new_direct.as_secs_f64()
-    );
-    let _ = writeln!(
-        out,
-        "| (d) selective unindexed filter, direct | {:.2} ms | | 1.00 (baseline) |\n| (d) selective unindexed filter through Koios (2 partitions) | {:.2} ms | | {:.2}× direct time |",
-        scan_direct.as_secs_f64() * 1e3,
-        scan_koios.as_secs_f64() * 1e3,
-        scan_koios.as_secs_f64() / scan_direct.as_secs_f64()
-    );
+    for (what, timings) in [
+        (
+            "(c) index lookup, the same query each run (Koios runs the plan it cached)",
+            &repeated,
+        ),
+        (
+            "(c) index lookup, another range each run (Koios plans each text)",
+            &new_range,
+        ),
+        (
+            "(c) index lookup, one prepared statement, another range each run (Koios binds the values into its generic plan)",
+            &prepared,
+        ),
+        (
+            "(d) selective filter no index serves (Koios: pushed into 2 partitions)",
+            &scan,
+        ),
+    ] {
+        let base = timings[0].1;
+        for (client, timing) in timings {
+            let _ = writeln!(
+                out,
+                "| {what}: {client} | {:.3} ms (median {:.3} ms) | | {:.2}× direct (median {:.2}×) |",
+                timing.best.as_secs_f64() * 1e3,
+                timing.median.as_secs_f64() * 1e3,
+                timing.best.as_secs_f64() / base.best.as_secs_f64(),
+                timing.median.as_secs_f64() / base.median.as_secs_f64(),
+            );
+        }
+    }
 }
 
-/// Best times of run `i`'s SQL (direct, through Koios) on PostgreSQL and
-/// through Koios, alternating, checking both return the same number of rows.
-async fn side_by_side(
-    direct: &tokio_postgres::Client,
-    koios: &tokio_postgres::Client,
-    sql: impl Fn(usize) -> (String, String),
-    runs: usize,
-) -> (Duration, Duration) {
-    let (mut via_direct, mut via_koios) = (Vec::new(), Vec::new());
-    for i in 0..runs {
-        let (direct_sql, koios_sql) = sql(i);
-        let started = Instant::now();
-        let a = direct
-            .simple_query(&direct_sql)
-            .await
-            .expect("direct")
-            .len();
-        via_direct.push(started.elapsed());
-        let started = Instant::now();
-        let b = koios.simple_query(&koios_sql).await.expect("koios").len();
-        via_koios.push(started.elapsed());
-        assert_eq!(a, b);
+/// The best and the median of one client's runs.
+#[derive(Clone, Copy)]
+struct Timing {
+    best: Duration,
+    median: Duration,
+}
+
+fn timing(mut times: Vec<Duration>) -> Timing {
+    times.sort();
+    Timing {
+        best: times.first().copied().unwrap_or_default(),
+        median: times.get(times.len() / 2).copied().unwrap_or_default(),
     }
-    (best(via_direct), best(via_koios))
+}
+
+/// Runs `sql(run, client)` on each client in turn, `runs` times (after a
+/// few unmeasured runs), checking that all return the same number of rows.
+async fn compare(
+    clients: &[(&'static str, &tokio_postgres::Client)],
+    sql: impl Fn(usize, &str) -> String,
+    runs: usize,
+) -> Vec<(&'static str, Timing)> {
+    let mut times = vec![Vec::new(); clients.len()];
+    for run in 0..runs + 3 {
+        let mut rows = None;
+        for (i, (name, client)) in clients.iter().enumerate() {
+            let sql = sql(run, name);
+            let started = Instant::now();
+            let n = client.simple_query(&sql).await.expect("runs").len();
+            if run >= 3 {
+                times[i].push(started.elapsed());
+            }
+            assert_eq!(
+                *rows.get_or_insert(n),
+                n,
+                "{name} returned another row count"
+            );
+        }
+    }
+    clients
+        .iter()
+        .zip(times)
+        .map(|((name, _), times)| (*name, timing(times)))
+        .collect()
+}
+
+/// The lookup as one prepared statement per client, executed with another
+/// range each run (extended protocol, binary parameters) — how drivers run
+/// an application's queries.
+async fn compare_prepared(
+    clients: &[(&'static str, &tokio_postgres::Client)],
+    runs: usize,
+) -> Vec<(&'static str, Timing)> {
+    let sql = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
+               WHERE l_orderkey BETWEEN $1 AND $2";
+    let mut statements = Vec::new();
+    for (_, client) in clients {
+        statements.push(
+            client
+                .prepare_typed(sql, &[Type::INT8, Type::INT8])
+                .await
+                .expect("prepares"),
+        );
+    }
+    let mut times = vec![Vec::new(); clients.len()];
+    for run in 0..runs + 3 {
+        let low = 2_000_000 + 1000 * run as i64;
+        let high = low + 40;
+        let mut rows = None;
+        for (i, ((name, client), statement)) in clients.iter().zip(&statements).enumerate() {
+            let started = Instant::now();
+            let n = client
+                .query(statement, &[&low, &high])
+                .await
+                .expect("runs")
+                .len();
+            if run >= 3 {
+                times[i].push(started.elapsed());
+            }
+            assert_eq!(
+                *rows.get_or_insert(n),
+                n,
+                "{name} returned another row count"
+            );
+        }
+    }
+    clients
+        .iter()
+        .zip(times)
+        .map(|((name, _), times)| (*name, timing(times)))
+        .collect()
 }

@@ -20,8 +20,8 @@
 //!   comment that differs: planned each time);
 //! * Koios over pgwire (simple protocol), as a client sees it, both ways;
 //! * a prepared statement with parameters (extended protocol), directly and
-//!   through Koios (which plans each execution: values are pushed into the
-//!   remote SQL).
+//!   through Koios (which binds each execution's values into the generic
+//!   plan it made at the first: the remote scan sends them as parameters).
 //!
 //! Run: `cargo bench --bench postgres_scan` once (loads the data), then
 //! `cargo bench --bench query_latency`.

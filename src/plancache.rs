@@ -14,16 +14,25 @@
 //! and the whole cache when the session changes a setting. DML needs
 //! neither: no cached plan holds rows of a table, so it reads what was
 //! written.
+//!
+//! A prepared statement with parameters gets a *generic* plan at its first
+//! execution: planned with its placeholders left in, kept when every
+//! placeholder landed in a remote scan's pushed filters (which send it to
+//! the server as a parameter of their own query). Each execution binds its
+//! values into that plan ([`koios_connector::QueryParams`]); a statement
+//! with a placeholder anywhere else is planned with its values each time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
+use koios_connector::QueryParams;
 
 /// At most this many plans per session; a full cache starts over.
 const CAPACITY: usize = 256;
@@ -51,6 +60,42 @@ const LIVE_LEAVES: &[&str] = &["RemoteScanExec", "RemoteSubqueryExec", "MongoSca
 /// row count, `WHERE false`): not cached.
 const CONSTANT_LEAVES: &[&str] = &["PlaceholderRowExec", "EmptyExec"];
 
+/// A parameterized statement's plan with its placeholders left in: each
+/// placeholder is compared in a remote scan, which sends it to its server
+/// as a parameter of its own query.
+#[derive(Clone)]
+pub struct GenericPlan {
+    pub cached: CachedPlan,
+    /// The type each placeholder (`$1` first) has in the plan; `None` where
+    /// the statement does not use it.
+    pub param_types: ParamTypes,
+}
+
+/// The type of each placeholder, `$1` first; `None` where unused.
+pub type ParamTypes = Vec<Option<DataType>>;
+
+impl GenericPlan {
+    /// Whether this execution's values can be bound as they are: each of
+    /// the placeholder's type (or NULL), text without NUL (which PostgreSQL
+    /// text cannot hold). Other values are planned into the statement.
+    pub fn binds(&self, values: &[ScalarValue]) -> bool {
+        values.len() >= self.param_types.len()
+            && values.iter().enumerate().all(|(i, value)| {
+                let typed = match self.param_types.get(i) {
+                    Some(Some(data_type)) => value.is_null() || value.data_type() == *data_type,
+                    _ => true,
+                };
+                let nul_free = match value {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s)) => !s.contains('\0'),
+                    _ => true,
+                };
+                typed && nul_free
+            })
+    }
+}
+
 /// One cached query.
 #[derive(Clone)]
 pub struct CachedPlan {
@@ -67,6 +112,10 @@ pub struct CachedPlan {
 #[derive(Default)]
 pub struct PlanCache {
     entries: HashMap<String, CachedPlan>,
+    /// Generic plans of parameterized statements, by statement text: `None`
+    /// when the statement was found not to have one (a placeholder outside
+    /// the remote scans), so it is not tried at every execution.
+    generic: HashMap<String, Option<GenericPlan>>,
     /// The task context plans run with; the session's configuration only
     /// changes through statements that clear this cache.
     task: Option<Arc<TaskContext>>,
@@ -112,9 +161,53 @@ impl PlanCache {
         );
     }
 
+    /// The generic plan of the parameterized statement `sql`: `None` if it
+    /// was not tried in `generation`, `Some(None)` if it has none.
+    pub fn generic(&mut self, sql: &str, generation: u64) -> Option<Option<GenericPlan>> {
+        let entry = self.generic.get(sql)?;
+        match entry {
+            Some(plan) if plan.cached.generation != generation => {
+                self.generic.remove(sql);
+                None
+            }
+            // A statement without a generic plan stays without one until
+            // the cache is cleared: what it reads does not change that.
+            _ => Some(entry.clone()),
+        }
+    }
+
+    /// Keeps the generic plan `planned` for the parameterized statement
+    /// `sql` if it can be run again, or notes that it has none.
+    pub fn insert_generic(
+        &mut self,
+        sql: &str,
+        generation: u64,
+        planned: Option<(&Arc<dyn ExecutionPlan>, ParamTypes)>,
+        schema: &SchemaRef,
+        tag: &str,
+    ) {
+        let plan =
+            planned
+                .filter(|(plan, _)| can_run_again(plan, true))
+                .map(|(plan, param_types)| GenericPlan {
+                    cached: CachedPlan {
+                        generation,
+                        plan: Arc::clone(plan),
+                        schema: Arc::clone(schema),
+                        tag: tag.to_string(),
+                    },
+                    param_types,
+                });
+        if self.generic.len() >= CAPACITY {
+            self.generic.clear();
+        }
+        self.generic.insert(sql.to_string(), plan);
+    }
+
     /// Forgets every plan (the session changed a setting).
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.generic.clear();
         self.task = None;
     }
 
@@ -201,13 +294,30 @@ fn can_run_again(plan: &Arc<dyn ExecutionPlan>, reads_tables: bool) -> bool {
 }
 
 /// A fresh copy of a cached plan to execute, with any state a node keeps
-/// reset, and its output as one stream.
+/// reset and, for a [`GenericPlan`], this execution's parameter values
+/// bound into its scans; its output as one stream.
 pub fn execute(
     cached: &CachedPlan,
     task: Arc<TaskContext>,
+    params: Option<QueryParams>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream> {
-    let plan =
-        datafusion::physical_plan::execution_plan::reset_plan_states(Arc::clone(&cached.plan))?;
+    let plan = match params {
+        None => {
+            datafusion::physical_plan::execution_plan::reset_plan_states(Arc::clone(&cached.plan))?
+        }
+        // Reset as above, and each scan with placeholders takes the values.
+        Some(values) => {
+            let values: Arc<dyn std::any::Any + Send + Sync> = Arc::new(values);
+            Arc::clone(&cached.plan)
+                .transform_up(|node| {
+                    let node = node.reset_state()?;
+                    Ok(Transformed::yes(
+                        node.with_new_state(Arc::clone(&values)).unwrap_or(node),
+                    ))
+                })
+                .map(|t| t.data)?
+        }
+    };
     datafusion::physical_plan::execute_stream(plan, task)
 }
 

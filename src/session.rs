@@ -117,8 +117,9 @@ pub enum Prepared {
         /// PostgreSQL types of `$n` written as `$n::oid[]`, `$n::name` …,
         /// which Arrow types cannot tell from int4 or text.
         param_pg_types: Vec<Option<postgres_types::Type>>,
-        /// The key of the session's plan cache for a read-only query without
-        /// parameters whose functions are all immutable (see [`crate::plancache`]).
+        /// The key of the session's plan cache for a read-only query whose
+        /// functions are all immutable (see [`crate::plancache`]): its plan,
+        /// or with parameters its generic plan.
         cache_key: Option<Arc<str>>,
     },
     /// Handled by the session itself.
@@ -513,13 +514,11 @@ impl Session {
         let param_pg_types = (1..=param_types.len())
             .map(|i| cast_pg_types.get(&format!("${i}")).cloned())
             .collect();
-        let cache_key = (param_types.is_empty()
-            && !counts_rows
-            && plancache::is_repeatable_query(&plan))
-        .then(|| match text {
-            Some(text) => Arc::from(text),
-            None => Arc::from(written.to_string()),
-        });
+        let cache_key =
+            (!counts_rows && plancache::is_repeatable_query(&plan)).then(|| match text {
+                Some(text) => Arc::from(text),
+                None => Arc::from(written.to_string()),
+            });
         Ok(Prepared::Plan {
             plan,
             param_types,
@@ -543,12 +542,18 @@ impl Session {
                 cache_key,
                 ..
             } => {
-                let cache_key = cache_key.as_deref().filter(|_| params.is_empty());
-                if let Some(key) = cache_key
-                    && let Some(output) = self.run_cached(key)
-                {
-                    return output;
+                if let Some(key) = cache_key.as_deref() {
+                    let output = if params.is_empty() {
+                        self.run_cached(key)
+                    } else {
+                        self.run_generic(key, plan, &params, tag, renames).await
+                    };
+                    if let Some(output) = output {
+                        return output;
+                    }
                 }
+                // Cached by text only when the text is the whole query.
+                let cache_key = cache_key.as_deref().filter(|_| params.is_empty());
                 let plan = if params.is_empty() {
                     plan.clone()
                 } else {
@@ -650,10 +655,82 @@ impl Session {
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
         Some(
-            plancache::execute(&cached, task).map(|stream| Output::Rows {
+            plancache::execute(&cached, task, None).map(|stream| Output::Rows {
                 schema: Arc::clone(&cached.schema),
                 stream,
                 tag: cached.tag.clone(),
+            }),
+        )
+    }
+
+    /// Runs the parameterized statement `key` (its text; `plan` its logical
+    /// plan with placeholders) on its generic plan, made at its first
+    /// execution, with `params` bound into the remote scans — no planning
+    /// per execution. `None` when the statement has no generic plan (a
+    /// placeholder is compared or computed outside a remote scan) or these
+    /// values cannot be bound as they are: the caller plans the statement
+    /// with the values in.
+    async fn run_generic(
+        &self,
+        key: &str,
+        plan: &LogicalPlan,
+        params: &[ScalarValue],
+        tag: &str,
+        renames: &HashMap<String, String>,
+    ) -> Option<Result<Output>> {
+        let generation = self.engine.catalog_generation();
+        let known = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generic(key, generation);
+        let generic = match known {
+            Some(generic) => generic?,
+            None => {
+                // Physical planning fails on a placeholder anywhere but in
+                // a remote scan's pushed filters; then there is none.
+                let physical = {
+                    let mut planning = self.planning.lock().await;
+                    let state = planning.get_or_insert_with(|| self.ctx.state());
+                    state.mark_start_execution();
+                    state.create_physical_plan(plan).await.ok()
+                };
+                let param_types = plan.get_parameter_types().ok().map(|types| {
+                    let count = types
+                        .keys()
+                        .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
+                        .max()
+                        .unwrap_or(0);
+                    (1..=count)
+                        .map(|i| types.get(&format!("${i}")).cloned().flatten())
+                        .collect::<Vec<_>>()
+                });
+                let schema = rename_fields(plan.schema().as_arrow(), renames);
+                let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+                plans.insert_generic(
+                    key,
+                    generation,
+                    physical.as_ref().zip(param_types),
+                    &schema,
+                    tag,
+                );
+                plans.generic(key, generation).flatten()?
+            }
+        };
+        if !generic.binds(params) {
+            return None;
+        }
+        let task = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .task_context(|| self.ctx.task_ctx());
+        let values = koios_connector::QueryParams(params.to_vec());
+        Some(
+            plancache::execute(&generic.cached, task, Some(values)).map(|stream| Output::Rows {
+                schema: Arc::clone(&generic.cached.schema),
+                stream,
+                tag: generic.cached.tag.clone(),
             }),
         )
     }

@@ -564,3 +564,132 @@ async fn repeated_queries_run_their_cached_plan() {
         "kept after another session's DDL"
     );
 }
+
+/// The text of the last statement each of Koios's pooled connections sent
+/// to the test database.
+async fn remote_statements(server: &TestServer) -> Vec<String> {
+    let database = &server.pg.as_ref().expect("a test database").name;
+    support::postgres_admin()
+        .await
+        .query(
+            "SELECT query FROM pg_stat_activity WHERE datname = $1 AND application_name = 'koios'",
+            &[database],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// A prepared statement with parameters runs on a generic plan: planned
+/// once with its placeholders, which the remote scan sends to PostgreSQL as
+/// parameters of its own query; each execution binds its values. Values or
+/// statements that cannot be bound that way are planned with the values in,
+/// with the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameterized_statements_bind_into_a_generic_plan() {
+    let server = server().await;
+    let client = server.connect("pg").await;
+
+    let by_key = client
+        .prepare("SELECT capital FROM public.nation_stats WHERE n_nationkey = $1")
+        .await
+        .expect("prepares");
+    assert_eq!(by_key.params(), &[Type::INT8]);
+    for (key, capital) in [(8i64, Some("New Delhi")), (6, Some("Paris")), (5, None)] {
+        let rows = client.query(&by_key, &[&key]).await.expect("runs");
+        let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(
+            got,
+            capital.into_iter().map(String::from).collect::<Vec<_>>()
+        );
+    }
+    // The value travelled as a parameter, not spliced into the remote SQL.
+    let sent = remote_statements(&server).await;
+    assert!(
+        sent.iter()
+            .any(|q| q.contains("\"n_nationkey\" = $1") && !q.contains('8')),
+        "{sent:?}"
+    );
+    // NULL compares as unknown, as it does locally.
+    let rows = client
+        .query(&by_key, &[&None::<i64>])
+        .await
+        .expect("runs with NULL");
+    assert!(rows.is_empty());
+
+    // Text: adversarial values are only values; NUL (which PostgreSQL text
+    // cannot hold) is planned with the value in and filtered locally.
+    let by_capital = client
+        .prepare("SELECT n_nationkey FROM public.nation_stats WHERE capital = $1")
+        .await
+        .expect("prepares");
+    for (capital, key) in [
+        ("Tokyo", Some(12i64)),
+        ("Tokyo' OR '1'='1", None),
+        ("x'; DROP TABLE nation_stats; --", None),
+        ("Tok\0yo", None),
+        ("", None),
+    ] {
+        let rows = client.query(&by_capital, &[&capital]).await.expect("runs");
+        let got: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(got, key.into_iter().collect::<Vec<_>>(), "{capital:?}");
+    }
+
+    // A range over an int4 key, against the same query with literals.
+    let range = client
+        .prepare("SELECT count(*), sum(m) FROM public.keyed_numbers WHERE n BETWEEN $1 AND $2")
+        .await
+        .expect("prepares");
+    for (low, high) in [(10i32, 50i32), (199_990, 200_010), (7, 3)] {
+        let row = client
+            .query_one(&range, &[&low, &high])
+            .await
+            .expect("runs");
+        let literal = client
+            .query_one(
+                &format!(
+                    "SELECT count(*), sum(m) FROM public.keyed_numbers WHERE n BETWEEN {low} AND {high}"
+                ),
+                &[],
+            )
+            .await
+            .expect("runs");
+        assert_eq!(row.get::<_, i64>(0), literal.get::<_, i64>(0));
+        assert_eq!(
+            row.get::<_, Option<i64>>(1),
+            literal.get::<_, Option<i64>>(1)
+        );
+    }
+
+    // Placeholders that stay in Koios's own operators (a numeric comparison
+    // not pushed, a computed column): planned with the values each time.
+    let local = client
+        .prepare_typed(
+            "SELECT $1::text || capital FROM public.nation_stats \
+             WHERE population_millions > $2 ORDER BY 1",
+            &[Type::TEXT, Type::FLOAT8],
+        )
+        .await
+        .expect("prepares");
+    for (prefix, floor, expected) in [
+        ("big ", 1000.0f64, vec!["big New Delhi"]),
+        ("", 100.0, vec!["New Delhi", "Tokyo"]),
+    ] {
+        let rows = client
+            .query(&local, &[&prefix, &floor])
+            .await
+            .expect("runs");
+        let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert_eq!(got, expected);
+    }
+
+    // Catalog changes drop the generic plan with the others: still right.
+    client
+        .batch_execute("REFRESH SOURCE pg")
+        .await
+        .expect("refreshes");
+    let rows = client.query(&by_key, &[&7i64]).await.expect("runs");
+    assert_eq!(rows[0].get::<_, String>(0), "Berlin");
+}

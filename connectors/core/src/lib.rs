@@ -119,6 +119,40 @@ impl SourceSpec {
     }
 }
 
+/// The values of a prepared statement's parameters (`$1` is the first),
+/// for one execution of a plan made with the placeholders left in.
+///
+/// A session keeps one such *generic* plan per parameterized statement
+/// whose placeholders were all pushed into remote scans, and binds each
+/// execution's values into it through [`ExecutionPlan::with_new_state`]
+/// instead of planning the statement again; a scan holding placeholders
+/// sends them to its server as parameters of its own query.
+///
+/// [`ExecutionPlan::with_new_state`]: datafusion::physical_plan::ExecutionPlan::with_new_state
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParams(pub Vec<datafusion::common::ScalarValue>);
+
+impl QueryParams {
+    /// The value of placeholder `id` (`"$2"`) as `data_type`.
+    pub fn value(
+        &self,
+        id: &str,
+        data_type: &datafusion::arrow::datatypes::DataType,
+    ) -> Result<datafusion::common::ScalarValue> {
+        let value = id
+            .strip_prefix('$')
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| self.0.get(i))
+            .ok_or_else(|| DataFusionError::Execution(format!("no value for parameter {id}")))?;
+        if value.data_type() == *data_type {
+            Ok(value.clone())
+        } else {
+            value.cast_to(data_type)
+        }
+    }
+}
+
 /// Rewrites a plan bottom-up, replacing each node `replace` returns a new
 /// node for: the body of optimizer rules that rewrite one node shape.
 pub fn replace_nodes_up(

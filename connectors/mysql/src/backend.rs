@@ -456,8 +456,16 @@ impl SqlBackend for MyBackend {
         &self,
         query: RemoteQuery<MyCodec>,
         sql: String,
+        params: Vec<ScalarValue>,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
+        // MySQL pushes no comparison with a statement parameter.
+        if !params.is_empty() {
+            return Err(DataFusionError::Internal(format!(
+                "source '{}': a MySQL scan got parameters",
+                self.source
+            )));
+        }
         let schema = query.output_schema();
         let codecs: Vec<MyCodec> = query
             .projection

@@ -131,6 +131,33 @@ impl ExactColumns for PgColumns<'_> {
     ) -> Safety {
         self.exact(column, comparison, literal).into()
     }
+
+    /// Parameters are sent typed as the column (booleans, integers and
+    /// text), so a value compares remotely as a literal of that type would.
+    fn parameter_safety(
+        &self,
+        column: &str,
+        comparison: Comparison,
+        data_type: &DataType,
+    ) -> Safety {
+        let Some(remote) = self.0.column(column) else {
+            return Safety::No;
+        };
+        let sendable = matches!(
+            remote.codec,
+            PgCodec::Bool | PgCodec::Int2 | PgCodec::Int4 | PgCodec::Int8 | PgCodec::Text { .. }
+        ) && remote.field.data_type() == data_type
+            && parameter_type(data_type).is_some();
+        if !sendable {
+            return Safety::No;
+        }
+        // What `exact` decides for these codecs depends on the value's type
+        // only (and on text holding no NUL, which binding checks).
+        match ScalarValue::new_default(data_type) {
+            Ok(sample) => self.exact(column, comparison, Some(&sample)).into(),
+            Err(_) => Safety::No,
+        }
+    }
 }
 
 impl PgColumns<'_> {
@@ -454,6 +481,7 @@ impl SqlBackend for PgBackend {
         &self,
         query: RemoteQuery<PgCodec>,
         sql: String,
+        params: Vec<ScalarValue>,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
         let schema = query.output_schema();
@@ -463,8 +491,8 @@ impl SqlBackend for PgBackend {
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
         let context = format!("source '{}': reading {}", self.source, query.table.name);
-        if query.is_point_read() {
-            self.read_out(Read::Rows(sql), codecs, schema, batch_size, context)
+        if query.is_point_read() || !params.is_empty() {
+            self.read_out(Read::Rows(sql, params), codecs, schema, batch_size, context)
         } else {
             self.copy_out(sql, codecs, schema, batch_size, context)
         }
@@ -580,8 +608,61 @@ enum Read {
     /// tokio-postgres prepares it first (a second round trip).
     Copy(String),
     /// The query itself, parsed, bound and executed in one round trip with
-    /// binary results: for the few rows of an index lookup.
-    Rows(String),
+    /// binary results: for the few rows of an index lookup, and for queries
+    /// with parameters (which COPY cannot take).
+    Rows(String, Vec<ScalarValue>),
+}
+
+/// The PostgreSQL type a statement parameter of `data_type` is sent as.
+fn parameter_type(data_type: &DataType) -> Option<tokio_postgres::types::Type> {
+    use tokio_postgres::types::Type;
+    Some(match data_type {
+        DataType::Boolean => Type::BOOL,
+        DataType::Int16 => Type::INT2,
+        DataType::Int32 => Type::INT4,
+        DataType::Int64 => Type::INT8,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => Type::TEXT,
+        _ => return None,
+    })
+}
+
+/// A parameter value, written in the binary format of its [`parameter_type`].
+#[derive(Debug)]
+struct ParameterValue(ScalarValue);
+
+impl tokio_postgres::types::ToSql for ParameterValue {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        use tokio_postgres::types::IsNull;
+        match &self.0 {
+            ScalarValue::Boolean(Some(v)) => v.to_sql(ty, out),
+            ScalarValue::Int16(Some(v)) => v.to_sql(ty, out),
+            ScalarValue::Int32(Some(v)) => v.to_sql(ty, out),
+            ScalarValue::Int64(Some(v)) => v.to_sql(ty, out),
+            ScalarValue::Utf8(Some(v))
+            | ScalarValue::Utf8View(Some(v))
+            | ScalarValue::LargeUtf8(Some(v)) => {
+                // PostgreSQL text cannot hold NUL (sessions do not bind such
+                // values into a generic plan; this is the last guard).
+                if v.contains('\0') {
+                    return Err("a text parameter contains a NUL character".into());
+                }
+                v.as_str().to_sql(ty, out)
+            }
+            v if v.is_null() => Ok(IsNull::Yes),
+            v => Err(format!("cannot send a parameter of type {}", v.data_type()).into()),
+        }
+    }
+
+    fn accepts(_ty: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// A binary result value as it arrived (the encoding COPY binary uses).
@@ -669,8 +750,15 @@ impl PgBackend {
                         .copy_out(copy.as_str())
                         .await
                         .map(|rows| Source::Copy(Box::pin(rows))),
-                    Read::Rows(sql) => client
-                        .query_typed_raw(sql.as_str(), std::iter::empty::<(&str, _)>())
+                    Read::Rows(sql, params) => client
+                        .query_typed_raw(
+                            sql.as_str(),
+                            params.iter().map(|value| {
+                                let ty = parameter_type(&value.data_type())
+                                    .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
+                                (ParameterValue(value.clone()), ty)
+                            }),
+                        )
                         .await
                         .map(|rows| Source::Rows(Box::pin(rows))),
                 };

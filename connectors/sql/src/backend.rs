@@ -130,11 +130,16 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
 
     /// Runs a query, streaming batches of `query.output_schema()`. `sql` is
     /// `query` rendered in this backend's dialect (the scan renders it once,
-    /// when planned, not on every run).
+    /// when planned, not on every run); `params` are the values of its
+    /// `$1`, `$2`, … (empty unless [`ExactColumns::parameter_safety`]
+    /// pushed a comparison with a statement parameter).
+    ///
+    /// [`ExactColumns::parameter_safety`]: crate::pushdown::ExactColumns::parameter_safety
     fn execute(
         &self,
         query: RemoteQuery<Self::Codec>,
         sql: String,
+        params: Vec<ScalarValue>,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream>;
 

@@ -1,7 +1,8 @@
 //! Deciding which filters a backend can evaluate with DataFusion's semantics.
 //!
-//! Only simple shapes are pushed: a column compared with literals, combined
-//! with AND/OR/NOT. Whether a comparison on a given column is exact is the
+//! Only simple shapes are pushed: a column compared with literals (or, where
+//! the backend allows, a prepared statement's parameters), combined with
+//! AND/OR/NOT. Whether a comparison on a given column is exact is the
 //! backend's call (collations, float NaN rules, type conversions differ per
 //! server); this module walks the expression and asks.
 //!
@@ -11,7 +12,9 @@
 //! re-checks the rows; it stays safe under AND/OR but not under NOT or `<>`,
 //! which turn a superset into a subset.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
+use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Like, Operator};
 
 /// The kind of test applied to a column.
@@ -49,6 +52,35 @@ impl From<bool> for Safety {
 pub trait ExactColumns {
     fn safety(&self, column: &str, comparison: Comparison, literal: Option<&ScalarValue>)
     -> Safety;
+
+    /// How `column` compared by `comparison` with a parameter of the
+    /// statement, of `data_type`, is evaluated remotely. The value is only
+    /// known at each execution, so the answer must hold for every value of
+    /// the type; by default such comparisons are not pushed.
+    fn parameter_safety(
+        &self,
+        _column: &str,
+        _comparison: Comparison,
+        _data_type: &DataType,
+    ) -> Safety {
+        Safety::No
+    }
+}
+
+/// How `column` compared with `value` (a literal or a parameter) is evaluated.
+fn operand(
+    columns: &dyn ExactColumns,
+    column: &str,
+    comparison: Comparison,
+    value: &Expr,
+) -> Safety {
+    match value {
+        Expr::Literal(value, _) => columns.safety(column, comparison, Some(value)),
+        Expr::Placeholder(Placeholder {
+            field: Some(field), ..
+        }) => columns.parameter_safety(column, comparison, field.data_type()),
+        _ => Safety::No,
+    }
 }
 
 /// Whether the whole of `expr` can be evaluated remotely with identical results.
@@ -80,12 +112,7 @@ pub fn classify(expr: &Expr, columns: &dyn ExactColumns) -> Safety {
                 Expr::Column(c) if !list.list.is_empty() => list
                     .list
                     .iter()
-                    .map(|item| match item {
-                        Expr::Literal(value, _) => {
-                            columns.safety(&c.name, Comparison::Equality, Some(value))
-                        }
-                        _ => Safety::No,
-                    })
+                    .map(|item| operand(columns, &c.name, Comparison::Equality, item))
                     .min()
                     .unwrap_or(Safety::No),
                 _ => Safety::No,
@@ -102,10 +129,9 @@ pub fn classify(expr: &Expr, columns: &dyn ExactColumns) -> Safety {
             low,
             high,
         }) => {
-            let safety = match (expr.as_ref(), low.as_ref(), high.as_ref()) {
-                (Expr::Column(c), Expr::Literal(lo, _), Expr::Literal(hi, _)) => columns
-                    .safety(&c.name, Comparison::Ordering, Some(lo))
-                    .min(columns.safety(&c.name, Comparison::Ordering, Some(hi))),
+            let safety = match expr.as_ref() {
+                Expr::Column(c) => operand(columns, &c.name, Comparison::Ordering, low)
+                    .min(operand(columns, &c.name, Comparison::Ordering, high)),
                 _ => Safety::No,
             };
             if *negated { exact_only(safety) } else { safety }
@@ -144,8 +170,8 @@ fn compare(
     columns: &dyn ExactColumns,
 ) -> Safety {
     match (left, right) {
-        (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
-            columns.safety(&c.name, comparison, Some(v))
+        (Expr::Column(c), value) | (value, Expr::Column(c)) => {
+            operand(columns, &c.name, comparison, value)
         }
         _ => Safety::No,
     }

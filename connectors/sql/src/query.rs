@@ -7,13 +7,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::common::TableReference;
-use datafusion::error::Result;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{ScalarValue, TableReference};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, LogicalTableSource, lit};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::Dialect;
+use koios_connector::QueryParams;
 
 use crate::backend::RemoteTable;
 
@@ -28,9 +31,80 @@ pub struct RemoteQuery<C> {
     /// The partition's share of the table, if split.
     pub split: Option<Expr>,
     pub limit: Option<usize>,
+    /// The statement's placeholders the filters compare with, in the order
+    /// of the remote query's own `$1`, `$2`, … (see [`parameterize`]).
+    pub params: Vec<RemoteParam>,
+}
+
+/// A placeholder of the statement, sent as a parameter of the remote query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteParam {
+    /// The statement's placeholder (`"$3"`): where the value comes from.
+    pub id: String,
+    pub data_type: DataType,
+}
+
+/// Renumbers the placeholders in `filters` `$1`, `$2`, … in order of first
+/// appearance (a scan may use the statement's `$3` alone), returning what
+/// each remote parameter stands for.
+pub fn parameterize(filters: Vec<Expr>) -> Result<(Vec<Expr>, Vec<RemoteParam>)> {
+    let mut params: Vec<RemoteParam> = Vec::new();
+    let filters = filters
+        .into_iter()
+        .map(|filter| {
+            filter
+                .transform(|e| match e {
+                    Expr::Placeholder(Placeholder { id, field }) => {
+                        let data_type =
+                            field
+                                .as_ref()
+                                .map(|f| f.data_type().clone())
+                                .ok_or_else(|| {
+                                    DataFusionError::Plan(format!(
+                                        "parameter {id} has no type to send"
+                                    ))
+                                })?;
+                        let index = match params.iter().position(|p| p.id == id) {
+                            Some(i) => i,
+                            None => {
+                                params.push(RemoteParam { id, data_type });
+                                params.len() - 1
+                            }
+                        };
+                        Ok(Transformed::yes(Expr::Placeholder(Placeholder {
+                            id: format!("${}", index + 1),
+                            field,
+                        })))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+                .map(|t| t.data)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((filters, params))
+}
+
+/// Whether `expr` holds a placeholder of the statement.
+pub fn has_placeholder(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))
+        .unwrap_or(false)
 }
 
 impl<C> RemoteQuery<C> {
+    /// This execution's values of the remote query's parameters, in order.
+    pub fn bind(&self, values: Option<&QueryParams>) -> Result<Vec<ScalarValue>> {
+        if self.params.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values = values.ok_or_else(|| {
+            DataFusionError::Internal("a parameterized scan ran without its values".into())
+        })?;
+        self.params
+            .iter()
+            .map(|p| values.value(&p.id, &p.data_type))
+            .collect()
+    }
+
     /// Schema of the batches this query produces.
     pub fn output_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(

@@ -32,6 +32,7 @@ use futures::TryStreamExt;
 use crate::backend::SqlBackend;
 use crate::dynamic;
 use crate::query::RemoteQuery;
+use koios_connector::QueryParams;
 
 /// Reads one remote table through one query per partition.
 pub struct RemoteScanExec<B: SqlBackend> {
@@ -44,6 +45,8 @@ pub struct RemoteScanExec<B: SqlBackend> {
     dynamic_filters: Vec<Arc<dyn PhysicalExpr>>,
     /// The SQL each partition actually sent, once it has run.
     sent: Arc<Mutex<Vec<Option<String>>>>,
+    /// This execution's parameter values, for queries with placeholders.
+    bound: Option<Arc<QueryParams>>,
     metrics: ExecutionPlanMetricsSet,
 }
 
@@ -57,6 +60,7 @@ impl<B: SqlBackend> Clone for RemoteScanExec<B> {
             properties: Arc::clone(&self.properties),
             dynamic_filters: self.dynamic_filters.clone(),
             sent: Arc::new(Mutex::new(vec![None; self.queries.len()])),
+            bound: self.bound.clone(),
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
@@ -85,6 +89,7 @@ impl<B: SqlBackend> RemoteScanExec<B> {
             schema,
             properties,
             dynamic_filters: Vec::new(),
+            bound: None,
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
@@ -139,6 +144,21 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         Ok(Arc::new((*self).clone()))
     }
 
+    /// Binds a statement's parameter values ([`QueryParams`]) into a scan
+    /// whose queries compare with its placeholders.
+    fn with_new_state(
+        &self,
+        state: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Option<Arc<dyn ExecutionPlan>> {
+        if self.queries.iter().all(|q| q.params.is_empty()) {
+            return None;
+        }
+        let values = state.downcast::<QueryParams>().ok()?;
+        let mut bound = self.clone();
+        bound.bound = Some(values);
+        Some(Arc::new(bound))
+    }
+
     /// The backend's row estimate for the table (at most the LIMIT), so the
     /// join order can put the smaller input on the build side.
     fn statistics_from_inputs(
@@ -171,11 +191,12 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             ))
         })?;
         let batch_size = context.session_config().batch_size();
+        let params = query.bind(self.bound.as_deref())?;
         if self.dynamic_filters.is_empty() {
             tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
             return Ok(koios_connector::count_output_rows(
                 self.backend
-                    .execute(query, self.sql[partition].clone(), batch_size)?,
+                    .execute(query, self.sql[partition].clone(), params, batch_size)?,
                 &self.metrics,
                 partition,
             ));
@@ -212,7 +233,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             {
                 *slot = Some(sql.clone());
             }
-            backend.execute(query, sql, batch_size)
+            backend.execute(query, sql, params, batch_size)
         };
         Ok(koios_connector::count_output_rows(
             Box::pin(RecordBatchStreamAdapter::new(

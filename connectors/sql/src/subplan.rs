@@ -247,6 +247,11 @@ impl<B: SqlBackend> SubplanPushdown<B> {
     }
 
     fn scan(&self, scan: &TableScan) -> Option<Pushable<B>> {
+        // A scan comparing with a statement's parameters takes their values
+        // when it runs; a pushed subplan is SQL fixed at planning.
+        if scan.filters.iter().any(crate::query::has_placeholder) {
+            return None;
+        }
         let provider = source_as_provider(&scan.source).ok()?;
         let table = provider.as_ref().downcast_ref::<SqlTable<B>>()?;
         let backend = table.backend();

@@ -124,6 +124,8 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
             let max = state.config().target_partitions();
             self.backend.split_predicates(&self.table, max).await?
         };
+        // Placeholders of a statement planned once for many executions.
+        let (filters, params) = crate::query::parameterize(filters)?;
         let queries: Vec<RemoteQuery<B::Codec>> = splits
             .into_iter()
             .map(|split| RemoteQuery {
@@ -132,6 +134,7 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
                 filters: filters.clone(),
                 split,
                 limit,
+                params: params.clone(),
             })
             .collect();
         let schema = queries.first().map(|q| q.output_schema()).ok_or_else(|| {
