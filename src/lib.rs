@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod literals;
 pub mod pgcatalog;
 pub mod pgfunctions;
 pub mod pgtypes;

@@ -100,7 +100,7 @@ impl GenericPlan {
 #[derive(Clone)]
 pub struct CachedPlan {
     /// The engine's catalog generation when the plan was made.
-    generation: u64,
+    pub generation: u64,
     pub plan: Arc<dyn ExecutionPlan>,
     /// The output schema with PostgreSQL's column names.
     pub schema: SchemaRef,
@@ -301,24 +301,29 @@ pub fn execute(
     task: Arc<TaskContext>,
     params: Option<QueryParams>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream> {
-    let plan = match params {
-        None => {
-            datafusion::physical_plan::execution_plan::reset_plan_states(Arc::clone(&cached.plan))?
-        }
-        // Reset as above, and each scan with placeholders takes the values.
+    datafusion::physical_plan::execute_stream(bind(&cached.plan, params)?, task)
+}
+
+/// A fresh copy of `plan` with any state a node keeps reset, and `params`
+/// (if any) bound into the scans that compare with placeholders.
+pub fn bind(
+    plan: &Arc<dyn ExecutionPlan>,
+    params: Option<QueryParams>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    match params {
+        None => datafusion::physical_plan::execution_plan::reset_plan_states(Arc::clone(plan)),
         Some(values) => {
             let values: Arc<dyn std::any::Any + Send + Sync> = Arc::new(values);
-            Arc::clone(&cached.plan)
+            Arc::clone(plan)
                 .transform_up(|node| {
                     let node = node.reset_state()?;
                     Ok(Transformed::yes(
                         node.with_new_state(Arc::clone(&values)).unwrap_or(node),
                     ))
                 })
-                .map(|t| t.data)?
+                .map(|t| t.data)
         }
-    };
-    datafusion::physical_plan::execute_stream(plan, task)
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::StreamExt;
 
 use crate::engine::Engine;
+use crate::literals;
 use crate::plancache::{self, PlanCache};
+use koios_connector::QueryParams;
 
 /// One statement of a query string.
 #[derive(Debug, Clone)]
@@ -635,12 +637,12 @@ impl Session {
         let single = statements.len() == 1;
         let mut outputs = Vec::new();
         for statement in statements {
-            let prepared = if single {
-                self.prepare_text(&statement, sql).await?
+            outputs.push(if single {
+                self.run_text(&statement, sql).await?
             } else {
-                self.prepare(&statement, &[]).await?
-            };
-            outputs.push(self.execute(&prepared, Vec::new()).await?);
+                let prepared = self.prepare(&statement, &[]).await?;
+                self.execute(&prepared, Vec::new()).await?
+            });
         }
         Ok(outputs)
     }
@@ -678,46 +680,74 @@ impl Session {
         tag: &str,
         renames: &HashMap<String, String>,
     ) -> Option<Result<Output>> {
+        let generic = match self.known_generic(key) {
+            Some(generic) => generic?,
+            None => self.make_generic(key, plan, tag, renames).await?,
+        };
+        self.bind_generic(&generic, params.to_vec())
+    }
+
+    /// What this session knows of the generic plan of `key`: `None` if it
+    /// has not tried to make one (or the catalog changed since), `Some(None)`
+    /// if there is none.
+    fn known_generic(&self, key: &str) -> Option<Option<plancache::GenericPlan>> {
         let generation = self.engine.catalog_generation();
-        let known = self
-            .plans
+        self.plans
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .generic(key, generation);
-        let generic = match known {
-            Some(generic) => generic?,
-            None => {
-                // Physical planning fails on a placeholder anywhere but in
-                // a remote scan's pushed filters; then there is none.
-                let physical = {
-                    let mut planning = self.planning.lock().await;
-                    let state = planning.get_or_insert_with(|| self.ctx.state());
-                    state.mark_start_execution();
-                    state.create_physical_plan(plan).await.ok()
-                };
-                let param_types = plan.get_parameter_types().ok().map(|types| {
-                    let count = types
-                        .keys()
-                        .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
-                        .max()
-                        .unwrap_or(0);
-                    (1..=count)
-                        .map(|i| types.get(&format!("${i}")).cloned().flatten())
-                        .collect::<Vec<_>>()
-                });
-                let schema = rename_fields(plan.schema().as_arrow(), renames);
-                let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-                plans.insert_generic(
-                    key,
-                    generation,
-                    physical.as_ref().zip(param_types),
-                    &schema,
-                    tag,
-                );
-                plans.generic(key, generation).flatten()?
-            }
+            .generic(key, generation)
+    }
+
+    /// Plans `plan` with its placeholders left in and keeps the result as
+    /// the generic plan of `key` — or notes that it has none.
+    async fn make_generic(
+        &self,
+        key: &str,
+        plan: &LogicalPlan,
+        tag: &str,
+        renames: &HashMap<String, String>,
+    ) -> Option<plancache::GenericPlan> {
+        // Read before planning: a catalog change meanwhile makes this plan
+        // stale at once.
+        let generation = self.engine.catalog_generation();
+        // Physical planning fails on a placeholder anywhere but in a remote
+        // scan's pushed filters; then there is none.
+        let physical = {
+            let mut planning = self.planning.lock().await;
+            let state = planning.get_or_insert_with(|| self.ctx.state());
+            state.mark_start_execution();
+            state.create_physical_plan(plan).await.ok()
         };
-        if !generic.binds(params) {
+        let param_types = plan.get_parameter_types().ok().map(|types| {
+            let count = types
+                .keys()
+                .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
+                .max()
+                .unwrap_or(0);
+            (1..=count)
+                .map(|i| types.get(&format!("${i}")).cloned().flatten())
+                .collect::<Vec<_>>()
+        });
+        let schema = rename_fields(plan.schema().as_arrow(), renames);
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        plans.insert_generic(
+            key,
+            generation,
+            physical.as_ref().zip(param_types),
+            &schema,
+            tag,
+        );
+        plans.generic(key, generation).flatten()
+    }
+
+    /// Runs `generic` with `params` bound into its scans; `None` if these
+    /// values cannot be bound as they are.
+    fn bind_generic(
+        &self,
+        generic: &plancache::GenericPlan,
+        params: Vec<ScalarValue>,
+    ) -> Option<Result<Output>> {
+        if !generic.binds(&params) {
             return None;
         }
         let task = self
@@ -725,7 +755,7 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .task_context(|| self.ctx.task_ctx());
-        let values = koios_connector::QueryParams(params.to_vec());
+        let values = QueryParams(params);
         Some(
             plancache::execute(&generic.cached, task, Some(values)).map(|stream| Output::Rows {
                 schema: Arc::clone(&generic.cached.schema),
@@ -733,6 +763,81 @@ impl Session {
                 tag: generic.cached.tag.clone(),
             }),
         )
+    }
+
+    /// Runs the one statement of the simple-protocol query string `text`:
+    /// on the generic plan of its shape when its literals can be lifted and
+    /// bound into one (see [`crate::literals`]), else planned as written
+    /// (and its plan cached by `text`).
+    pub async fn run_text(&self, statement: &KoiosStatement, text: &str) -> Result<Output> {
+        if let Some(output) = self.run_lifted(statement, text).await {
+            return Ok(output);
+        }
+        let prepared = self.prepare_text(statement, text).await?;
+        self.execute(&prepared, Vec::new()).await
+    }
+
+    /// `statement` on the generic plan of its shape, if it has one and its
+    /// literals bind into it; `None` leaves it to be planned as written
+    /// (which also reports any error). The plan with the values bound is
+    /// cached by `text`, so the same text again is not even lifted.
+    async fn run_lifted(&self, statement: &KoiosStatement, text: &str) -> Option<Output> {
+        let shape = literals::lift(statement)?;
+        let generic = match self.known_generic(&shape.key) {
+            Some(generic) => generic?,
+            None => {
+                let prepared = self.prepare(&shape.statement, &[]).await.ok();
+                match &prepared {
+                    Some(Prepared::Plan {
+                        plan,
+                        tag,
+                        renames,
+                        cache_key: Some(_),
+                        counts_rows: false,
+                        ..
+                    }) => self.make_generic(&shape.key, plan, tag, renames).await?,
+                    _ => {
+                        // Not a query that can be cached: note it, so the
+                        // shape is not prepared again at every run.
+                        self.plans
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert_generic(
+                                &shape.key,
+                                self.engine.catalog_generation(),
+                                None,
+                                &Arc::new(Schema::empty()),
+                                "",
+                            );
+                        return None;
+                    }
+                }
+            }
+        };
+        let values = literals::bind_as(&shape.values, &generic.param_types)?;
+        if !generic.binds(&values) {
+            return None;
+        }
+        let cached = &generic.cached;
+        let bound = plancache::bind(&cached.plan, Some(QueryParams(values))).ok()?;
+        let task = {
+            let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+            plans.insert(
+                text,
+                cached.generation,
+                &bound,
+                &cached.schema,
+                &cached.tag,
+                true,
+            );
+            plans.task_context(|| self.ctx.task_ctx())
+        };
+        let stream = datafusion::physical_plan::execute_stream(bound, task).ok()?;
+        Some(Output::Rows {
+            schema: Arc::clone(&cached.schema),
+            stream,
+            tag: cached.tag.clone(),
+        })
     }
 
     /// Drops every cached plan and the planning state (the session's

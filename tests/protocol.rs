@@ -693,3 +693,47 @@ async fn parameterized_statements_bind_into_a_generic_plan() {
     let rows = client.query(&by_key, &[&7i64]).await.expect("runs");
     assert_eq!(rows[0].get::<_, String>(0), "Berlin");
 }
+
+/// Simple-protocol texts that differ only in the literals of their column
+/// comparisons run on one generic plan: the literals travel to PostgreSQL
+/// as parameters, and a text seen before runs its bound plan unparsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
+    use koios::session::Session;
+    let server = server().await;
+    let session = Session::new(std::sync::Arc::clone(&server.engine), "pg");
+    for (key, capital) in [(8, "New Delhi"), (7, "Berlin"), (12, "Tokyo")] {
+        let sql = format!("SELECT capital FROM public.nation_stats WHERE n_nationkey = {key}");
+        let rows = session_rows(&session, &sql).await.concat();
+        assert!(rows.contains(capital), "{sql}: {rows}");
+        // The bound plan is kept for the text itself.
+        assert!(session.run_cached(&sql).is_some(), "{sql} not cached");
+    }
+    let sent = remote_statements(&server).await;
+    assert!(
+        sent.iter().any(|q| q.contains("\"n_nationkey\" = $1")),
+        "the key was not sent as a parameter: {sent:?}"
+    );
+
+    // The same through the wire, with quoting games in the strings.
+    let client = server.connect("pg").await;
+    for (capital, expected) in [("Paris", 1), ("Paris' OR 'a'='a", 0), ("", 0)] {
+        let sql = format!(
+            "SELECT n_nationkey FROM public.nation_stats WHERE capital = '{}'",
+            capital.replace('\'', "''")
+        );
+        let rows = client
+            .simple_query(&sql)
+            .await
+            .expect("runs")
+            .into_iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count();
+        assert_eq!(rows, expected, "{sql}");
+    }
+    let sent = remote_statements(&server).await;
+    assert!(
+        sent.iter().any(|q| q.contains("\"capital\" = $1")),
+        "{sent:?}"
+    );
+}

@@ -371,11 +371,10 @@ impl SimpleQueryHandler for QueryHandler {
                 .canceller
                 .start_query(session.with_settings(statement_timeout));
             let result = cancellable(&token, async {
-                let prepared = if count == 1 {
-                    session.prepare_text(statement, query).await?
-                } else {
-                    session.prepare(statement, &[]).await?
-                };
+                if count == 1 {
+                    return session.run_text(statement, query).await;
+                }
+                let prepared = session.prepare(statement, &[]).await?;
                 session.execute(&prepared, Vec::new()).await
             })
             .await;
