@@ -292,17 +292,23 @@ mod tests {
         let big = ScalarValue::Int64(Some(5_000_000_000));
         let text = ScalarValue::Utf8(Some("7".into()));
         assert_eq!(
-            bind_as(&[int.clone()], &[Some(DataType::Int32)]),
+            bind_as(std::slice::from_ref(&int), &[Some(DataType::Int32)]),
             Some(vec![ScalarValue::Int32(Some(7))])
         );
         assert_eq!(bind_as(&[big], &[Some(DataType::Int32)]), None);
         assert_eq!(
-            bind_as(&[text.clone()], &[Some(DataType::Utf8View)]),
+            bind_as(std::slice::from_ref(&text), &[Some(DataType::Utf8View)]),
             Some(vec![ScalarValue::Utf8View(Some("7".into()))])
         );
         assert_eq!(bind_as(&[text], &[Some(DataType::Int64)]), None);
-        assert_eq!(bind_as(&[int.clone()], &[Some(DataType::Utf8)]), None);
-        assert_eq!(bind_as(&[int.clone()], &[Some(DataType::Float64)]), None);
+        assert_eq!(
+            bind_as(std::slice::from_ref(&int), &[Some(DataType::Utf8)]),
+            None
+        );
+        assert_eq!(
+            bind_as(std::slice::from_ref(&int), &[Some(DataType::Float64)]),
+            None
+        );
         assert_eq!(bind_as(&[int], &[None]), None);
     }
 }
