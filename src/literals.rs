@@ -21,6 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::session::KoiosStatement;
 
 /// A query with its literals lifted out.
+#[derive(Debug)]
 pub struct Shape {
     /// The query with `$1`, `$2`, … where the literals were.
     pub statement: KoiosStatement,
@@ -33,11 +34,8 @@ pub struct Shape {
 /// The shape of `statement` if it is a plain single-table query (no join,
 /// grouping, ordering, DISTINCT or CTE: the plans a generic plan can be)
 /// comparing columns with at least one integer or string literal.
-pub fn lift(statement: &KoiosStatement) -> Option<Shape> {
-    let KoiosStatement::Sql(statement) = statement else {
-        return None;
-    };
-    let DfStatement::Statement(statement) = statement.as_ref() else {
+pub fn lift(statement: &DfStatement) -> Option<Shape> {
+    let DfStatement::Statement(statement) = statement else {
         return None;
     };
     let SqlStatement::Query(query) = statement.as_ref() else {
@@ -227,8 +225,10 @@ mod tests {
     use datafusion::arrow::datatypes::DataType;
 
     fn shape(sql: &str) -> Option<Shape> {
-        let statement = crate::session::parse_sql(sql).expect("parses").remove(0);
-        lift(&statement)
+        match crate::session::parse_sql(sql).expect("parses").remove(0) {
+            KoiosStatement::Sql(statement) => lift(&statement),
+            KoiosStatement::RefreshSource(_) => None,
+        }
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub enum Prepared {
         /// functions are all immutable (see [`crate::plancache`]): its plan,
         /// or with parameters its generic plan.
         cache_key: Option<Arc<str>>,
+        /// The statement with its literals lifted ([`crate::literals`]), for
+        /// an extended-protocol query without parameters: a new text of a
+        /// known shape runs on the shape's generic plan.
+        shape: Option<Arc<literals::Shape>>,
     },
     /// Handled by the session itself.
     Command(Command),
@@ -521,6 +525,10 @@ impl Session {
                 Some(text) => Arc::from(text),
                 None => Arc::from(written.to_string()),
             });
+        // Simple-protocol texts (`text`) were lifted before they were prepared.
+        let shape = (cache_key.is_some() && param_types.is_empty() && text.is_none())
+            .then(|| literals::lift(written).map(Arc::new))
+            .flatten();
         Ok(Prepared::Plan {
             plan,
             param_types,
@@ -529,6 +537,7 @@ impl Session {
             renames,
             param_pg_types,
             cache_key,
+            shape,
         })
     }
 
@@ -542,11 +551,15 @@ impl Session {
                 counts_rows,
                 renames,
                 cache_key,
+                shape,
                 ..
             } => {
                 if let Some(key) = cache_key.as_deref() {
                     let output = if params.is_empty() {
-                        self.run_cached(key)
+                        match (self.run_cached(key), shape) {
+                            (None, Some(shape)) => self.run_shape(shape, key).await.map(Ok),
+                            (cached, _) => cached,
+                        }
                     } else {
                         self.run_generic(key, plan, &params, tag, renames).await
                     };
@@ -782,7 +795,16 @@ impl Session {
     /// (which also reports any error). The plan with the values bound is
     /// cached by `text`, so the same text again is not even lifted.
     async fn run_lifted(&self, statement: &KoiosStatement, text: &str) -> Option<Output> {
+        let KoiosStatement::Sql(statement) = statement else {
+            return None;
+        };
         let shape = literals::lift(statement)?;
+        self.run_shape(&shape, text).await
+    }
+
+    /// A query of `shape` (whose text is `text`) on the shape's generic
+    /// plan, as [`Session::run_lifted`] says.
+    async fn run_shape(&self, shape: &literals::Shape, text: &str) -> Option<Output> {
         let generic = match self.known_generic(&shape.key) {
             Some(generic) => generic?,
             None => {

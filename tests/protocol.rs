@@ -736,4 +736,18 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
         sent.iter().any(|q| q.contains("\"capital\" = $1")),
         "{sent:?}"
     );
+
+    // Extended-protocol texts without parameters (JDBC's plain Statement).
+    for n in [41, 42, 43] {
+        let row = client
+            .query_one(
+                &format!("SELECT m FROM public.keyed_numbers WHERE n = {n}"),
+                &[],
+            )
+            .await
+            .expect("runs");
+        assert_eq!(row.get::<_, i32>(0), n % 7);
+    }
+    let sent = remote_statements(&server).await;
+    assert!(sent.iter().any(|q| q.contains("\"n\" = $1")), "{sent:?}");
 }
