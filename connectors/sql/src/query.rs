@@ -115,6 +115,35 @@ impl<C> RemoteQuery<C> {
         ))
     }
 
+    /// Writes `values` (of [`RemoteQuery::bind`]) into the filters in place
+    /// of the placeholders, as literals the unparser quotes: for reads of
+    /// many rows, which the backend serves faster without parameters
+    /// (PostgreSQL's COPY takes none).
+    pub fn inline(&mut self, values: &[ScalarValue]) -> Result<()> {
+        let literal = |id: &str| {
+            id.strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| values.get(n.checked_sub(1)?))
+                .cloned()
+                .ok_or_else(|| DataFusionError::Internal(format!("no value for {id}")))
+        };
+        self.filters = std::mem::take(&mut self.filters)
+            .into_iter()
+            .map(|filter| {
+                filter
+                    .transform(|e| match e {
+                        Expr::Placeholder(Placeholder { id, .. }) => {
+                            Ok(Transformed::yes(Expr::Literal(literal(&id)?, None)))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                    .map(|t| t.data)
+            })
+            .collect::<Result<_>>()?;
+        self.params.clear();
+        Ok(())
+    }
+
     /// Whether the query reads few rows by construction: it has a LIMIT, or
     /// its filters pin the leading primary-key column with `=`, `IN (…)` or
     /// a range bounded on both sides — what the server's index serves. Such

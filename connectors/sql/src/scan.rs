@@ -191,12 +191,21 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             ))
         })?;
         let batch_size = context.session_config().batch_size();
-        let params = query.bind(self.bound.as_deref())?;
+        let mut query = query;
+        let mut params = query.bind(self.bound.as_deref())?;
+        let mut sql = self.sql[partition].clone();
+        if !params.is_empty() && !query.is_point_read() {
+            // Many rows: read as other large scans are (COPY for
+            // PostgreSQL), with the values written in by the unparser.
+            query.inline(&std::mem::take(&mut params))?;
+            sql = query.to_sql(self.backend.dialect(), |i| {
+                self.backend.select_expr(&query.table.columns[i])
+            })?;
+        }
         if self.dynamic_filters.is_empty() {
-            tracing::debug!(source = self.backend.source_name(), sql = %self.sql[partition], "remote scan");
+            tracing::debug!(source = self.backend.source_name(), sql = %sql, "remote scan");
             return Ok(koios_connector::count_output_rows(
-                self.backend
-                    .execute(query, self.sql[partition].clone(), params, batch_size)?,
+                self.backend.execute(query, sql, params, batch_size)?,
                 &self.metrics,
                 partition,
             ));
