@@ -83,10 +83,8 @@ impl PgBouncer {
             format!(
                 "[databases]\n{database} = host=127.0.0.1 port=5432 dbname={database} user=postgres\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-                 auth_type = trust\nauth_file = {}\npool_mode = session\n\
-                 max_prepared_statements = 100\nlogfile = {}\n",
+                 auth_type = trust\nauth_file = {}\npool_mode = session\n",
                 users.display(),
-                dir.join("pgbouncer.log").display()
             ),
         )
         .map_err(|e| e.to_string())?;
