@@ -37,12 +37,19 @@ pub async fn koios_scan(engine: &Arc<Engine>, table: &str) -> (Duration, usize) 
 /// driven in the background.
 #[allow(dead_code)] // not every benchmark reads PostgreSQL directly
 pub async fn pg_connect(database: &str) -> tokio_postgres::Client {
+    pg_connect_at(5432, database).await
+}
+
+/// A client of `database` as `postgres` on 127.0.0.1:`port` (PostgreSQL or
+/// a PgBouncer in front of it), the connection driven in the background.
+#[allow(dead_code)]
+pub async fn pg_connect_at(port: u16, database: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
+        &format!("host=127.0.0.1 port={port} user=postgres dbname={database}"),
         tokio_postgres::NoTls,
     )
     .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (run scripts/services.sh)");
+    .unwrap_or_else(|e| panic!("PostgreSQL on 127.0.0.1:{port} (run scripts/services.sh): {e}"));
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -112,19 +119,7 @@ impl PgBouncer {
 
     /// A client of `database` through this PgBouncer.
     pub async fn connect(&self, database: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(
-            &format!(
-                "host=127.0.0.1 port={} user=postgres dbname={database}",
-                self.port
-            ),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .expect("connects through pgbouncer");
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+        pg_connect_at(self.port, database).await
     }
 }
 
