@@ -137,6 +137,8 @@ fn psql_copy() -> Duration {
             "-c",
         ])
         .arg("COPY (SELECT * FROM lineitem) TO STDOUT (FORMAT binary)")
+        // Plain TCP, as every client in this benchmark.
+        .env("PGSSLMODE", "disable")
         .stdout(std::process::Stdio::null())
         .status()
         .expect("psql runs");
@@ -158,12 +160,15 @@ name = "pg1"
 kind = "postgres"
 url = "postgres://postgres@127.0.0.1:5432/{DATABASE}"
 split_count = 1
+# The direct client and PgBouncer talk plain TCP: so does Koios.
+tls = "disable"
 
 [[source]]
 name = "pg2"
 kind = "postgres"
 url = "postgres://postgres@127.0.0.1:5432/{DATABASE}"
 split_count = 2
+tls = "disable"
 "#
     );
     let config =

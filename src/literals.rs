@@ -190,6 +190,128 @@ fn literal(value: &Value, negative: bool) -> Option<ScalarValue> {
     }
 }
 
+/// A query text with its integer and string literals masked: texts with
+/// the same template differ only in those values, so once one of them was
+/// parsed and found to have a [`Shape`] lifting exactly these literals,
+/// the others are run on that shape's generic plan without being parsed.
+#[derive(Debug, PartialEq)]
+pub struct Template {
+    /// The text with each literal replaced by a marker no accepted text
+    /// otherwise holds.
+    pub key: String,
+    /// The literals in the order they appear, as [`lift`] types them.
+    pub values: Vec<ScalarValue>,
+}
+
+/// Marks a masked literal in a template key (a control character: a text
+/// holding one outside a string literal has no template).
+const MASK: char = '\u{1}';
+
+/// The template of `text`, or `None` for any text holding something this
+/// deliberately small scanner does not read exactly as the SQL parser
+/// does: comments, `$`, casts, signs, operators other than comparisons,
+/// numbers that are not plain integers within i64, prefixed strings
+/// (`E'…'`), backslashes in strings, non-ASCII outside strings.
+pub fn template(text: &str) -> Option<Template> {
+    let bytes = text.as_bytes();
+    let mut key = String::with_capacity(text.len());
+    let mut values = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        let after_word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        match byte {
+            b'\'' => {
+                // `x'…'`, `E'…'`, `U&'…'`: not plain strings.
+                if after_word {
+                    return None;
+                }
+                let mut value = String::new();
+                let mut start = i + 1;
+                let mut at = start;
+                loop {
+                    match bytes.get(at)? {
+                        b'\'' if bytes.get(at + 1) == Some(&b'\'') => {
+                            value.push_str(text.get(start..=at)?);
+                            at += 2;
+                            start = at;
+                        }
+                        b'\'' => break,
+                        b'\\' => return None,
+                        _ => at += 1,
+                    }
+                }
+                value.push_str(text.get(start..at)?);
+                // A string right after another is concatenated by the parser.
+                if text.get(at + 1..)?.trim_start().starts_with('\'') {
+                    return None;
+                }
+                key.push(MASK);
+                key.push('s');
+                values.push(ScalarValue::Utf8(Some(value)));
+                i = at + 1;
+            }
+            b'0'..=b'9' if !after_word && !(i > 0 && bytes[i - 1] == b'.') => {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .map_or(bytes.len(), |n| i + n);
+                // `1.5`, `1e5`, `1_000`, `0x1f`: not plain integers.
+                if bytes
+                    .get(end)
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+                {
+                    return None;
+                }
+                let value: i64 = text.get(i..end)?.parse().ok()?;
+                key.push(MASK);
+                key.push('n');
+                values.push(ScalarValue::Int64(Some(value)));
+                i = end;
+            }
+            b'"' => {
+                // A quoted identifier, kept as written.
+                let mut at = i + 1;
+                loop {
+                    match bytes.get(at)? {
+                        b'"' if bytes.get(at + 1) == Some(&b'"') => at += 2,
+                        b'"' => break,
+                        // Nothing in a key but a mask is a control character.
+                        b if *b < 0x20 => return None,
+                        _ => at += 1,
+                    }
+                }
+                key.push_str(text.get(i..=at)?);
+                i = at + 1;
+            }
+            b if b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b' '
+                        | b'\t'
+                        | b'\n'
+                        | b'\r'
+                        | b'('
+                        | b')'
+                        | b','
+                        | b'.'
+                        | b'='
+                        | b'<'
+                        | b'>'
+                        | b'!'
+                        | b'*'
+                        | b';'
+                ) =>
+            {
+                key.push(b as char);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    (!values.is_empty()).then_some(Template { key, values })
+}
+
 /// The lifted `values` as the generic plan's placeholder types, where each
 /// converts without changing what it compares equal to: integers to any
 /// integer type they fit, strings to any string type. `None` otherwise (a
@@ -283,6 +405,60 @@ mod tests {
             "INSERT INTO t VALUES (1)",
         ] {
             assert!(shape(sql).is_none(), "{sql} was lifted");
+        }
+    }
+
+    #[test]
+    fn templates_mask_exactly_the_literals_the_parser_sees() {
+        let text =
+            "SELECT a, \"b'c\" FROM t1 WHERE (a = 5 OR b <> 'x''y') AND c BETWEEN 10 AND 20;";
+        let found = template(text).expect("a template");
+        assert_eq!(
+            found.key,
+            "SELECT a, \"b'c\" FROM t1 WHERE (a = \u{1}n OR b <> \u{1}s) AND c BETWEEN \u{1}n AND \u{1}n;"
+        );
+        assert_eq!(
+            found.values,
+            vec![
+                ScalarValue::Int64(Some(5)),
+                ScalarValue::Utf8(Some("x'y".into())),
+                ScalarValue::Int64(Some(10)),
+                ScalarValue::Int64(Some(20)),
+            ]
+        );
+        // The values a shape lifts, in the same order, for the same text.
+        let lifted = shape(text).expect("a shape");
+        assert_eq!(lifted.values, found.values);
+        // Only the values differ between texts of one template.
+        let other = template(
+            "SELECT a, \"b'c\" FROM t1 WHERE (a = 6 OR b <> 'é ''') AND c BETWEEN 1 AND 99;",
+        )
+        .expect("a template");
+        assert_eq!(other.key, found.key);
+        assert_eq!(other.values[1], ScalarValue::Utf8(Some("é '".into())));
+    }
+
+    #[test]
+    fn templates_refuse_what_the_scanner_cannot_read_as_the_parser_does() {
+        for text in [
+            "SELECT a FROM t",
+            "SELECT a FROM t WHERE a = -5",
+            "SELECT a FROM t WHERE a = 1.5",
+            "SELECT a FROM t WHERE a = 1e5",
+            "SELECT a FROM t WHERE a = 99999999999999999999",
+            "SELECT a FROM t WHERE a = '5'::int",
+            "SELECT a FROM t WHERE a = E'x'",
+            "SELECT a FROM t WHERE a = 'a\\nb'",
+            "SELECT a FROM t WHERE a = 'x' 'y'",
+            "SELECT a FROM t WHERE a = 'open",
+            "SELECT a FROM t WHERE a = $1",
+            "SELECT a FROM t WHERE a = 1 -- 2",
+            "SELECT a FROM t WHERE a = 1 /* 2 */",
+            "SELECT a FROM t WHERE a + 1 = 2",
+            "SELECT a FROM t WHERE é = 1",
+            "SELECT a FROM t WHERE \"open = 1",
+        ] {
+            assert!(template(text).is_none(), "{text} has a template");
         }
     }
 

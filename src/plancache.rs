@@ -116,6 +116,9 @@ pub struct PlanCache {
     /// when the statement was found not to have one (a placeholder outside
     /// the remote scans), so it is not tried at every execution.
     generic: HashMap<String, Option<GenericPlan>>,
+    /// Shape keys (of `generic`) by text template: see
+    /// [`crate::literals::Template`].
+    templates: HashMap<String, String>,
     /// The task context plans run with; the session's configuration only
     /// changes through statements that clear this cache.
     task: Option<Arc<TaskContext>>,
@@ -204,10 +207,25 @@ impl PlanCache {
         self.generic.insert(sql.to_string(), plan);
     }
 
+    /// The shape key texts of `template` were found to have.
+    pub fn template(&self, template: &str) -> Option<String> {
+        self.templates.get(template).cloned()
+    }
+
+    /// Notes that texts of `template` have the shape `shape_key`.
+    pub fn insert_template(&mut self, template: &str, shape_key: &str) {
+        if self.templates.len() >= CAPACITY {
+            self.templates.clear();
+        }
+        self.templates
+            .insert(template.to_string(), shape_key.to_string());
+    }
+
     /// Forgets every plan (the session changed a setting).
     pub fn clear(&mut self) {
         self.entries.clear();
         self.generic.clear();
+        self.templates.clear();
         self.task = None;
     }
 

@@ -799,7 +799,31 @@ impl Session {
             return None;
         };
         let shape = literals::lift(statement)?;
-        self.run_shape(&shape, text).await
+        let output = self.run_shape(&shape, text).await?;
+        // Later texts that differ only in these values skip parsing.
+        if let Some(template) = literals::template(text)
+            && template.values == shape.values
+        {
+            self.plans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert_template(&template.key, &shape.key);
+        }
+        Some(output)
+    }
+
+    /// Runs the simple-protocol text `text` without parsing it, when its
+    /// [`literals::Template`] is that of an earlier text whose shape has a
+    /// generic plan its values bind into.
+    pub fn run_template(&self, text: &str) -> Option<Output> {
+        let template = literals::template(text)?;
+        let shape_key = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .template(&template.key)?;
+        let generic = self.known_generic(&shape_key)??;
+        self.run_bound(&generic, &template.values, None)
     }
 
     /// A query of `shape` (whose text is `text`) on the shape's generic
@@ -836,7 +860,19 @@ impl Session {
                 }
             }
         };
-        let values = literals::bind_as(&shape.values, &generic.param_types)?;
+        self.run_bound(&generic, &shape.values, Some(text))
+    }
+
+    /// `generic` run with the lifted `values` bound into it, if they bind
+    /// (see [`literals::bind_as`]); the bound plan is cached by `text` if
+    /// given.
+    fn run_bound(
+        &self,
+        generic: &plancache::GenericPlan,
+        values: &[ScalarValue],
+        text: Option<&str>,
+    ) -> Option<Output> {
+        let values = literals::bind_as(values, &generic.param_types)?;
         if !generic.binds(&values) {
             return None;
         }
@@ -844,14 +880,16 @@ impl Session {
         let bound = plancache::bind(&cached.plan, Some(QueryParams(values))).ok()?;
         let task = {
             let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-            plans.insert(
-                text,
-                cached.generation,
-                &bound,
-                &cached.schema,
-                &cached.tag,
-                true,
-            );
+            if let Some(text) = text {
+                plans.insert(
+                    text,
+                    cached.generation,
+                    &bound,
+                    &cached.schema,
+                    &cached.tag,
+                    true,
+                );
+            }
             plans.task_context(|| self.ctx.task_ctx())
         };
         let stream = datafusion::physical_plan::execute_stream(bound, task).ok()?;

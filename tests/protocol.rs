@@ -714,6 +714,36 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
         sent.iter().any(|q| q.contains("\"n_nationkey\" = $1")),
         "the key was not sent as a parameter: {sent:?}"
     );
+    // A new text differing only in the value runs without being parsed,
+    // on the same generic plan; one whose value does not bind is left to
+    // be planned as written.
+    let fresh = "SELECT capital FROM public.nation_stats WHERE n_nationkey = 6";
+    let output = session
+        .run_template(fresh)
+        .expect("a text of a known template runs unparsed");
+    let koios::session::Output::Rows { mut stream, .. } = output else {
+        panic!("{fresh}: no rows");
+    };
+    let mut text = String::new();
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.expect("batch");
+        text += &datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+            .expect("formats")
+            .to_string();
+    }
+    assert!(text.contains("Paris"), "{fresh}: {text}");
+    assert!(
+        session
+            .run_template("SELECT capital FROM public.nation_stats WHERE n_nationkey = '6'")
+            .is_none(),
+        "a string bound to an integer column"
+    );
+    assert!(
+        session
+            .run_template("SELECT capital FROM public.nation_stats WHERE n_nationkey = 2 + 1")
+            .is_none(),
+        "an expression is not a template's value"
+    );
 
     // The same through the wire, with quoting games in the strings.
     let client = server.connect("pg").await;

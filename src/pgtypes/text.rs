@@ -466,10 +466,18 @@ pub fn write_text(
         DataType::Float64 => {
             out.push_str(&format_f64(array.as_primitive::<Float64Type>().value(row)))
         }
-        DataType::Decimal32(_, _)
-        | DataType::Decimal64(_, _)
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => {
+        // The common decimals without an intermediate string.
+        DataType::Decimal128(_, scale) => koios_connector::push_decimal_i128(
+            out,
+            array.as_primitive::<Decimal128Type>().value(row),
+            *scale,
+        ),
+        DataType::Decimal64(_, scale) => koios_connector::push_decimal_i128(
+            out,
+            array.as_primitive::<Decimal64Type>().value(row).into(),
+            *scale,
+        ),
+        DataType::Decimal32(_, _) | DataType::Decimal256(_, _) => {
             let (unscaled, scale) = decimal_parts(array, row).unwrap_or_default();
             out.push_str(&format_decimal(&unscaled, scale));
         }

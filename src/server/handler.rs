@@ -342,8 +342,12 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        // A query this session ran before: its plan, without parsing.
-        if let Some(output) = session.run_cached(query) {
+        // A query this session ran before, or one differing from an earlier
+        // one only in the values it compares with: its plan, without parsing.
+        let fast = session
+            .run_cached(query)
+            .or_else(|| session.run_template(query).map(Ok));
+        if let Some(output) = fast {
             let token = self
                 .canceller
                 .start_query(session.with_settings(statement_timeout));

@@ -681,6 +681,9 @@ impl<'a> tokio_postgres::types::FromSql<'a> for RawValue<'a> {
     }
 }
 
+/// Rows the builders of a query's (not a COPY's) result first hold.
+const ROWS_INITIAL_CAPACITY: usize = 64;
+
 /// The open result of a [`Read`].
 enum Source {
     Copy(std::pin::Pin<Box<tokio_postgres::CopyOutStream>>),
@@ -719,7 +722,14 @@ impl PgBackend {
             move |message: String| DataFusionError::Execution(format!("{context}: {message}"))
         };
         let fail_pg = move |e: tokio_postgres::Error| remote_error(&context, &e);
-        let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size);
+        // Builders start at full batch size only for COPY scans, which fill
+        // batches; a query's rows (mostly an index lookup's few) start
+        // small and grow, instead of allocating a whole batch per lookup.
+        let capacity = match &read {
+            Read::Copy(_) => batch_size,
+            Read::Rows(..) => batch_size.min(ROWS_INITIAL_CAPACITY),
+        };
+        let decoder = CopyDecoder::new(Arc::clone(&schema), &codecs, names, batch_size, capacity);
 
         struct State {
             read: ActiveRead,

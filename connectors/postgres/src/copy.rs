@@ -30,19 +30,21 @@ pub struct CopyDecoder {
 }
 
 impl CopyDecoder {
+    /// A decoder whose column builders first hold `capacity` rows.
     pub fn new(
         schema: SchemaRef,
         codecs: &[PgCodec],
         names: Vec<String>,
         batch_size: usize,
+        capacity: usize,
     ) -> Self {
         let discard_columns = codecs.is_empty();
         let builders = if discard_columns {
-            vec![ColumnBuilder::new(&PgCodec::Int4, batch_size)]
+            vec![ColumnBuilder::new(&PgCodec::Int4, capacity)]
         } else {
             codecs
                 .iter()
-                .map(|c| ColumnBuilder::new(c, batch_size))
+                .map(|c| ColumnBuilder::new(c, capacity))
                 .collect()
         };
         Self {

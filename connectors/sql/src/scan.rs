@@ -37,8 +37,9 @@ use koios_connector::QueryParams;
 /// Reads one remote table through one query per partition.
 pub struct RemoteScanExec<B: SqlBackend> {
     backend: Arc<B>,
-    queries: Vec<RemoteQuery<B::Codec>>,
-    sql: Vec<String>,
+    // Shared: a cached plan is copied for every run of it.
+    queries: Arc<[RemoteQuery<B::Codec>]>,
+    sql: Arc<[String]>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     /// Dynamic filters from joins above, applied when a partition starts.
@@ -54,8 +55,8 @@ impl<B: SqlBackend> Clone for RemoteScanExec<B> {
     fn clone(&self) -> Self {
         Self {
             backend: Arc::clone(&self.backend),
-            queries: self.queries.clone(),
-            sql: self.sql.clone(),
+            queries: Arc::clone(&self.queries),
+            sql: Arc::clone(&self.sql),
             schema: Arc::clone(&self.schema),
             properties: Arc::clone(&self.properties),
             dynamic_filters: self.dynamic_filters.clone(),
@@ -84,8 +85,8 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         Ok(Self {
             backend,
             sent: Arc::new(Mutex::new(vec![None; queries.len()])),
-            queries,
-            sql,
+            queries: queries.into(),
+            sql: sql.into(),
             schema,
             properties,
             dynamic_filters: Vec::new(),
