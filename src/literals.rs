@@ -219,7 +219,8 @@ pub fn template(text: &str) -> Option<Template> {
     let mut i = 0;
     while i < bytes.len() {
         let byte = bytes[i];
-        let after_word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let previous = if i > 0 { bytes[i - 1] } else { b' ' };
+        let after_word = previous.is_ascii_alphanumeric() || previous == b'_';
         match byte {
             b'\'' => {
                 // `x'…'`, `E'…'`, `U&'…'`: not plain strings.
@@ -251,7 +252,7 @@ pub fn template(text: &str) -> Option<Template> {
                 values.push(ScalarValue::Utf8(Some(value)));
                 i = at + 1;
             }
-            b'0'..=b'9' if !after_word && !(i > 0 && bytes[i - 1] == b'.') => {
+            b'0'..=b'9' if !after_word && previous != b'.' => {
                 let end = bytes[i..]
                     .iter()
                     .position(|b| !b.is_ascii_digit())
