@@ -14,6 +14,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod literals;
+pub mod passthrough;
 pub mod pgcatalog;
 pub mod pgfunctions;
 pub mod pgtypes;

@@ -28,8 +28,10 @@ use futures::StreamExt;
 
 use crate::engine::Engine;
 use crate::literals;
+use crate::passthrough;
 use crate::plancache::{self, PlanCache};
 use koios_connector::QueryParams;
+use koios_connector::pgtext::TextRowStream;
 
 /// One statement of a query string.
 #[derive(Debug, Clone)]
@@ -207,6 +209,10 @@ pub enum Output {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
         tag: String,
+        /// The same rows already written as text, when the plan is one
+        /// remote query (see [`crate::passthrough`]): a front end serving
+        /// text reads these instead of `stream`. Only the one read runs.
+        text: Option<TextRowStream>,
     },
     Done {
         tag: String,
@@ -606,11 +612,9 @@ impl Session {
                         }
                         plans.task_context(|| self.ctx.task_ctx())
                     };
-                    let stream = datafusion::physical_plan::execute_stream(physical, task)?;
-                    return Ok(Output::Rows {
-                        schema,
-                        stream,
-                        tag: tag.clone(),
+                    let text = passthrough::text_rows(&physical, None);
+                    return rows_output(schema, tag, text, physical.schema(), move || {
+                        datafusion::physical_plan::execute_stream(physical, task)
                     });
                 }
                 let frame = self.ctx.execute_logical_plan(plan).await;
@@ -634,6 +638,7 @@ impl Session {
                         schema,
                         stream,
                         tag: tag.clone(),
+                        text: None,
                     })
                 }
             }
@@ -669,13 +674,12 @@ impl Session {
             let cached = plans.get(sql, generation)?;
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
-        Some(
-            plancache::execute(&cached, task, None).map(|stream| Output::Rows {
-                schema: Arc::clone(&cached.schema),
-                stream,
-                tag: cached.tag.clone(),
-            }),
-        )
+        let text = passthrough::text_rows(&cached.plan, None);
+        let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
+        let plan_schema = cached.plan.schema();
+        Some(rows_output(schema, &tag, text, plan_schema, move || {
+            plancache::execute(&cached, task, None)
+        }))
     }
 
     /// Runs the parameterized statement `key` (its text; `plan` its logical
@@ -769,13 +773,13 @@ impl Session {
             .unwrap_or_else(|p| p.into_inner())
             .task_context(|| self.ctx.task_ctx());
         let values = QueryParams(params);
-        Some(
-            plancache::execute(&generic.cached, task, Some(values)).map(|stream| Output::Rows {
-                schema: Arc::clone(&generic.cached.schema),
-                stream,
-                tag: generic.cached.tag.clone(),
-            }),
-        )
+        let cached = generic.cached.clone();
+        let text = passthrough::text_rows(&cached.plan, Some(&values));
+        let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
+        let plan_schema = cached.plan.schema();
+        Some(rows_output(schema, &tag, text, plan_schema, move || {
+            plancache::execute(&cached, task, Some(values))
+        }))
     }
 
     /// Runs the one statement of the simple-protocol query string `text`:
@@ -877,7 +881,26 @@ impl Session {
             return None;
         }
         let cached = &generic.cached;
-        let bound = plancache::bind(&cached.plan, Some(QueryParams(values))).ok()?;
+        let values = QueryParams(values);
+        if text.is_none()
+            && let Some(rows) = passthrough::text_rows(&cached.plan, Some(&values))
+        {
+            // Nothing to cache by text: the plan is bound only if the
+            // batches are read.
+            let task = self
+                .plans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .task_context(|| self.ctx.task_ctx());
+            let cached = cached.clone();
+            let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
+            let plan_schema = cached.plan.schema();
+            return rows_output(schema, &tag, Some(rows), plan_schema, move || {
+                plancache::execute(&cached, task, Some(values))
+            })
+            .ok();
+        }
+        let bound = plancache::bind(&cached.plan, Some(values)).ok()?;
         let task = {
             let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(text) = text {
@@ -892,12 +915,16 @@ impl Session {
             }
             plans.task_context(|| self.ctx.task_ctx())
         };
-        let stream = datafusion::physical_plan::execute_stream(bound, task).ok()?;
-        Some(Output::Rows {
-            schema: Arc::clone(&cached.schema),
-            stream,
-            tag: cached.tag.clone(),
-        })
+        let text = passthrough::text_rows(&bound, None);
+        let plan_schema = bound.schema();
+        rows_output(
+            Arc::clone(&cached.schema),
+            &cached.tag,
+            text,
+            plan_schema,
+            move || datafusion::physical_plan::execute_stream(bound, task),
+        )
+        .ok()
     }
 
     /// Drops every cached plan and the planning state (the session's
@@ -966,6 +993,7 @@ impl Session {
                     schema: Arc::clone(&schema),
                     stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
                     tag: "FETCH".into(),
+                    text: None,
                 })
             }
             Command::CloseCursor(name) => {
@@ -1038,6 +1066,7 @@ impl Session {
                     schema: Arc::clone(&schema),
                     stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
                     tag: "SHOW".into(),
+                    text: None,
                 })
             }
         }
@@ -1537,6 +1566,29 @@ fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
         }
     }
     Some(total)
+}
+
+/// The output of running a plan: its Arrow batches, which `batches` starts,
+/// and its `text` rows if it has them ([`passthrough::text_rows`]). With
+/// text rows the batches start only if read (`plan_schema` is theirs), so
+/// a front end serving the text costs no binding or stream building.
+fn rows_output(
+    schema: SchemaRef,
+    tag: &str,
+    text: Option<TextRowStream>,
+    plan_schema: SchemaRef,
+    batches: impl FnOnce() -> Result<SendableRecordBatchStream> + Send + 'static,
+) -> Result<Output> {
+    let stream = match text {
+        Some(_) => passthrough::lazy_batches(plan_schema, batches),
+        None => batches()?,
+    };
+    Ok(Output::Rows {
+        schema,
+        stream,
+        tag: tag.to_string(),
+        text,
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use futures::SinkExt;
+use futures::stream::BoxStream;
 use futures::{Sink, StreamExt};
 use pgwire::api::DEFAULT_NAME;
 use pgwire::api::portal::{Format, Portal};
@@ -20,7 +21,9 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::data::{
+    DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
+};
 use pgwire::messages::extendedquery::{
     Describe, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
@@ -279,7 +282,20 @@ impl QueryHandler {
                 schema,
                 stream,
                 tag,
+                text,
             } => {
+                // Rows the connector wrote as text already, when the client
+                // reads text in the types the plan has.
+                let all_text = (0..schema.fields().len()).all(|i| !format.is_binary(i));
+                let same_types = expected.as_ref().is_none_or(|expected| {
+                    expected.fields().len() == schema.fields().len()
+                        && expected
+                            .fields()
+                            .iter()
+                            .zip(schema.fields())
+                            .all(|(a, b)| a.data_type() == b.data_type())
+                });
+                let text = text.filter(|_| all_text && same_types);
                 let schema = expected.unwrap_or(schema);
                 check_format_count(format, schema.fields().len())?;
                 let fields = Arc::new(field_infos(&schema, format));
@@ -289,17 +305,28 @@ impl QueryHandler {
                         .unwrap_or_else(|| TextContext::default().time_zone),
                 };
                 let encode_fields = Arc::clone(&fields);
-                let rows = stream
-                    .map(move |batch| {
-                        match batch
-                            .and_then(|b| conform(b, &schema))
-                            .and_then(|b| encode_batch(&b, &encode_fields, &ctx))
-                        {
-                            Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
-                            Err(e) => vec![Err(to_pg_error(&e))],
-                        }
-                    })
-                    .flat_map(futures::stream::iter);
+                let rows: BoxStream<'static, PgWireResult<DataRow>> = match text {
+                    Some(text) => {
+                        let columns = schema.fields().len() as i16;
+                        text.map(move |row| {
+                            row.map(|body| DataRow::new(body, columns))
+                                .map_err(|e| to_pg_error(&e))
+                        })
+                        .boxed()
+                    }
+                    None => stream
+                        .map(move |batch| {
+                            match batch
+                                .and_then(|b| conform(b, &schema))
+                                .and_then(|b| encode_batch(&b, &encode_fields, &ctx))
+                            {
+                                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                                Err(e) => vec![Err(to_pg_error(&e))],
+                            }
+                        })
+                        .flat_map(futures::stream::iter)
+                        .boxed(),
+                };
                 // Rows stop at a cancel request; dropping the rest of the
                 // stream drops the remote scans, which cancel remotely.
                 let rows = futures::stream::unfold(

@@ -11,7 +11,7 @@
 //! `statement_timeout` ([`timeout`]) and CancelRequest ([`cancel`]).
 
 mod cancel;
-mod encode;
+pub mod encode;
 mod handler;
 mod scram;
 mod startup;

@@ -20,6 +20,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 pub mod catalog;
+pub mod pgtext;
 pub mod tls;
 pub use tls::{TlsMode, TlsOptions};
 

@@ -23,7 +23,8 @@ use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
 use crate::options::PgOptions;
-use crate::types::{PgCodec, TextKind};
+use crate::types::{PgCodec, TextKind, put_text};
+use koios_connector::pgtext::TextRowStream;
 
 /// One attached PostgreSQL database.
 pub struct PgBackend {
@@ -593,6 +594,31 @@ impl SqlBackend for PgBackend {
         self.copy_out(sql, codecs, schema, batch_size, context)
     }
 
+    fn execute_text(
+        &self,
+        sql: String,
+        params: Vec<ScalarValue>,
+        codecs: Vec<PgCodec>,
+        schema: &SchemaRef,
+        columns: Vec<usize>,
+        what: String,
+    ) -> Option<TextRowStream> {
+        let names = schema.fields();
+        let written = columns
+            .into_iter()
+            .map(|i| {
+                let codec = codecs.get(i).filter(|c| c.writes_text())?;
+                Some(TextColumn {
+                    index: i,
+                    codec: codec.clone(),
+                    name: names.get(i)?.name().clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let context = format!("source '{}': {what}", self.source);
+        Some(self.read_text(sql, params, written, context))
+    }
+
     async fn insert(
         &self,
         table: Arc<RemoteTable<PgCodec>>,
@@ -741,45 +767,10 @@ impl PgBackend {
             let fail = fail.clone();
             let fail_pg = fail_pg.clone();
             async move {
-                let client = pool
-                    .get()
-                    .await
-                    .map_err(|e| fail(format!("cannot connect: {}", pool_error(&e))))?;
-                // Armed before the statement starts: PostgreSQL may run it for
-                // long before the first row, and a drop then must cancel too.
-                let mut active = ActiveRead {
-                    token: Some(client.cancel_token()),
-                    rows: None,
-                    client: Some(client),
-                };
-                let Some(client) = active.client.as_deref() else {
-                    return Err(fail("no connection".into()));
-                };
-                let opened = match &read {
-                    Read::Copy(copy) => client
-                        .copy_out(copy.as_str())
-                        .await
-                        .map(|rows| Source::Copy(Box::pin(rows))),
-                    Read::Rows(sql, params) => client
-                        .query_typed_raw(
-                            sql.as_str(),
-                            params.iter().map(|value| {
-                                let ty = parameter_type(&value.data_type())
-                                    .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
-                                (ParameterValue(value.clone()), ty)
-                            }),
-                        )
-                        .await
-                        .map(|rows| Source::Rows(Box::pin(rows))),
-                };
-                match opened {
-                    Ok(rows) => active.rows = Some(rows),
-                    Err(e) => {
-                        // The server refused or ended the statement: nothing to cancel.
-                        active.finished();
-                        return Err(fail_pg(e));
-                    }
-                }
+                let active = start_read(&pool, read).await.map_err(|e| match e {
+                    StartError::Pool(message) => fail(message),
+                    StartError::Statement(e) => fail_pg(e),
+                })?;
                 Ok::<_, DataFusionError>(State {
                     read: active,
                     decoder,
@@ -854,6 +845,162 @@ impl PgBackend {
             })
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+/// Why a [`Read`] did not start.
+enum StartError {
+    /// No connection: the pool's message.
+    Pool(String),
+    /// The server refused the statement.
+    Statement(tokio_postgres::Error),
+}
+
+/// Takes a pooled connection and starts `read` on it.
+async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, StartError> {
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StartError::Pool(format!("cannot connect: {}", pool_error(&e))))?;
+    // Armed before the statement starts: PostgreSQL may run it for long
+    // before the first row, and a drop then must cancel too.
+    let mut active = ActiveRead {
+        token: Some(client.cancel_token()),
+        rows: None,
+        client: Some(client),
+    };
+    let Some(client) = active.client.as_deref() else {
+        return Err(StartError::Pool("no connection".into()));
+    };
+    let opened = match &read {
+        Read::Copy(copy) => client
+            .copy_out(copy.as_str())
+            .await
+            .map(|rows| Source::Copy(Box::pin(rows))),
+        Read::Rows(sql, params) => client
+            .query_typed_raw(
+                sql.as_str(),
+                params.iter().map(|value| {
+                    let ty = parameter_type(&value.data_type())
+                        .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
+                    (ParameterValue(value.clone()), ty)
+                }),
+            )
+            .await
+            .map(|rows| Source::Rows(Box::pin(rows))),
+    };
+    match opened {
+        Ok(rows) => {
+            active.rows = Some(rows);
+            Ok(active)
+        }
+        Err(e) => {
+            // The server refused or ended the statement: nothing to cancel.
+            active.finished();
+            Err(StartError::Statement(e))
+        }
+    }
+}
+
+/// A result column written into text rows: where it is in the result,
+/// how to read it, and its name for errors.
+struct TextColumn {
+    index: usize,
+    codec: PgCodec,
+    name: String,
+}
+
+/// Bytes a text row buffer grows by when a row may not fit: rows are split
+/// off one shared allocation instead of each allocating its own.
+const TEXT_BUFFER_CHUNK: usize = 8 * 1024;
+
+impl PgBackend {
+    /// Runs `sql` in one round trip (binary results, as [`Read::Rows`]) and
+    /// writes each row's values as Koios's text output ([`put_text`]):
+    /// the same values, checks and errors as decoding into Arrow and
+    /// rendering that, without the batches in between.
+    fn read_text(
+        &self,
+        sql: String,
+        params: Vec<ScalarValue>,
+        columns: Vec<TextColumn>,
+        context: String,
+    ) -> TextRowStream {
+        let pool = self.pool.clone();
+        let fail_pg = {
+            let context = context.clone();
+            move |e: tokio_postgres::Error| remote_error(&context, &e)
+        };
+        struct State {
+            read: ActiveRead,
+            columns: Vec<TextColumn>,
+            context: String,
+            buffer: bytes::BytesMut,
+            scratch: String,
+        }
+        let start = {
+            let fail_pg = fail_pg.clone();
+            async move {
+                let read =
+                    start_read(&pool, Read::Rows(sql, params))
+                        .await
+                        .map_err(|e| match e {
+                            StartError::Pool(message) => {
+                                DataFusionError::Execution(format!("{context}: {message}"))
+                            }
+                            StartError::Statement(e) => fail_pg(e),
+                        })?;
+                Ok::<_, DataFusionError>(State {
+                    read,
+                    columns,
+                    context,
+                    buffer: bytes::BytesMut::new(),
+                    scratch: String::new(),
+                })
+            }
+        };
+        let rows = futures::stream::once(start)
+            .map_ok(move |state| {
+                let fail_pg = fail_pg.clone();
+                futures::stream::try_unfold(state, move |mut state| {
+                    let fail_pg = fail_pg.clone();
+                    async move {
+                        let Some(Source::Rows(rows)) = state.read.rows.as_mut() else {
+                            return Ok(None);
+                        };
+                        let Some(row) = rows.next().await else {
+                            // The server has ended the statement.
+                            state.read.finished();
+                            return Ok(None);
+                        };
+                        let row = row.map_err(|e| {
+                            state.read.finished();
+                            fail_pg(e)
+                        })?;
+                        if state.buffer.capacity() - state.buffer.len() < TEXT_BUFFER_CHUNK / 4 {
+                            state.buffer.reserve(TEXT_BUFFER_CHUNK);
+                        }
+                        for column in &state.columns {
+                            let raw = row
+                                .try_get::<_, Option<RawValue>>(column.index)
+                                .ok()
+                                .flatten()
+                                .map(|v| v.0);
+                            put_text(&column.codec, raw, &mut state.buffer, &mut state.scratch)
+                                .map_err(|e| {
+                                    DataFusionError::Execution(format!(
+                                        "{}: column {}: {e}",
+                                        state.context, column.name
+                                    ))
+                                })?;
+                        }
+                        let body = state.buffer.split();
+                        Ok(Some((body, state)))
+                    }
+                })
+            })
+            .try_flatten();
+        Box::pin(rows)
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! The mapping is documented in this crate's README.
 
+use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::arrow::array::*;
@@ -302,21 +303,9 @@ impl ColumnBuilder {
                 _ => x.append_value(utf8(b)?),
             },
             ColumnBuilder::Binary(x) => x.append_value(b),
-            ColumnBuilder::Date(x) => {
-                let days = i32::from_be_bytes(be(b)?);
-                if days == i32::MAX || days == i32::MIN {
-                    return Err("infinite dates have no Arrow representation".into());
-                }
-                x.append_value(days + PG_EPOCH_DAYS)
-            }
+            ColumnBuilder::Date(x) => x.append_value(date_days(b)?),
             ColumnBuilder::Time(x) => x.append_value(i64::from_be_bytes(be(b)?)),
-            ColumnBuilder::Timestamp(x, _) => {
-                let micros = i64::from_be_bytes(be(b)?);
-                if micros == i64::MAX || micros == i64::MIN {
-                    return Err("infinite timestamps have no Arrow representation".into());
-                }
-                x.append_value(micros + PG_EPOCH_MICROS)
-            }
+            ColumnBuilder::Timestamp(x, _) => x.append_value(timestamp_micros(b)?),
             ColumnBuilder::Interval(x) => {
                 let b: [u8; 16] = be(b)?;
                 let micros = i64::from_be_bytes(be(&b[0..8])?);
@@ -764,4 +753,121 @@ mod numeric_text_tests {
             vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
         );
     }
+}
+
+impl PgCodec {
+    /// Whether [`put_text`] can write values of this codec: every codec
+    /// whose Arrow value Koios renders without session settings (not
+    /// `timestamptz`, shown in the session's zone) and that is one value
+    /// (not arrays). Intervals are left to the Arrow path, which rounds
+    /// their time part through nanoseconds.
+    pub fn writes_text(&self) -> bool {
+        !matches!(
+            self,
+            PgCodec::TimestampTz | PgCodec::Interval | PgCodec::Array { .. }
+        )
+    }
+}
+
+/// Appends one binary value to a text `DataRow` body as Koios renders the
+/// Arrow value [`ColumnBuilder::append`] makes of it: the same checks, the
+/// same errors, the same text (`koios_connector::pgtext`). `scratch` is
+/// reused between values. Only for codecs that [`PgCodec::writes_text`].
+pub fn put_text(
+    codec: &PgCodec,
+    value: Option<&[u8]>,
+    out: &mut bytes::BytesMut,
+    scratch: &mut String,
+) -> Result<(), String> {
+    use bytes::BufMut;
+    use koios_connector::pgtext;
+    let Some(b) = value else {
+        out.put_i32(-1);
+        return Ok(());
+    };
+    let mut put = |text: &[u8]| {
+        out.put_i32(text.len() as i32);
+        out.put_slice(text);
+    };
+    scratch.clear();
+    match codec {
+        PgCodec::Text { kind, .. } => match kind {
+            TextKind::Jsonb => {
+                put(utf8(b.strip_prefix(&[1]).ok_or("unknown jsonb version")?)?.as_bytes())
+            }
+            TextKind::Uuid => put(format_uuid(&be::<16>(b)?).as_bytes()),
+            TextKind::Inet => put(format_inet(b)?.as_bytes()),
+            TextKind::MacAddr | TextKind::MacAddr8 => {
+                for (i, octet) in b.iter().enumerate() {
+                    if i > 0 {
+                        scratch.push(':');
+                    }
+                    let _ = write!(scratch, "{octet:02x}");
+                }
+                put(scratch.as_bytes())
+            }
+            _ => put(utf8(b)?.as_bytes()),
+        },
+        PgCodec::Bool => put(if be::<1>(b)?[0] != 0 { b"t" } else { b"f" }),
+        PgCodec::Int2 => put(itoa::Buffer::new()
+            .format(i16::from_be_bytes(be(b)?))
+            .as_bytes()),
+        PgCodec::Int4 => put(itoa::Buffer::new()
+            .format(i32::from_be_bytes(be(b)?))
+            .as_bytes()),
+        PgCodec::Int8 => put(itoa::Buffer::new()
+            .format(i64::from_be_bytes(be(b)?))
+            .as_bytes()),
+        PgCodec::Oid => put(itoa::Buffer::new()
+            .format(u32::from_be_bytes(be(b)?))
+            .as_bytes()),
+        PgCodec::Float4 => put(pgtext::format_f32(f32::from_be_bytes(be(b)?)).as_bytes()),
+        PgCodec::Float8 => put(pgtext::format_f64(f64::from_be_bytes(be(b)?)).as_bytes()),
+        PgCodec::Numeric { precision, scale } if *precision <= 38 => {
+            let v = numeric_to_i128(b, *scale)?;
+            check_precision(v.unsigned_abs(), *precision)?;
+            koios_connector::push_decimal_i128(scratch, v, *scale);
+            put(scratch.as_bytes())
+        }
+        PgCodec::Numeric { scale, .. } => {
+            let v = numeric_to_i256(b, *scale)?;
+            koios_connector::push_decimal(scratch, &v.to_string(), *scale);
+            put(scratch.as_bytes())
+        }
+        PgCodec::Money => {
+            koios_connector::push_decimal_i128(scratch, i64::from_be_bytes(be(b)?) as i128, 2);
+            put(scratch.as_bytes())
+        }
+        PgCodec::Bytea => put(pgtext::format_bytea(b).as_bytes()),
+        PgCodec::Date => {
+            let days = date_days(b)?;
+            put(pgtext::format_date(days as i64).as_bytes())
+        }
+        PgCodec::Time => put(pgtext::format_time(i64::from_be_bytes(be(b)?)).as_bytes()),
+        PgCodec::Timestamp => put(pgtext::format_timestamp(timestamp_micros(b)?).as_bytes()),
+        PgCodec::TimestampTz | PgCodec::Interval | PgCodec::Array { .. } => {
+            return Err(format!("{codec:?} values are not written as text directly"));
+        }
+    }
+    Ok(())
+}
+
+/// A binary `date` as days since 1970-01-01.
+fn date_days(b: &[u8]) -> Result<i32, String> {
+    let days = i32::from_be_bytes(be(b)?);
+    if days == i32::MAX || days == i32::MIN {
+        return Err("infinite dates have no Arrow representation".into());
+    }
+    Ok(days + PG_EPOCH_DAYS)
+}
+
+/// A binary `timestamp` as microseconds since 1970-01-01.
+fn timestamp_micros(b: &[u8]) -> Result<i64, String> {
+    let micros = i64::from_be_bytes(be(b)?);
+    if micros == i64::MAX || micros == i64::MIN {
+        return Err("infinite timestamps have no Arrow representation".into());
+    }
+    micros
+        .checked_add(PG_EPOCH_MICROS)
+        .ok_or_else(|| "timestamp out of Arrow's range".to_string())
 }

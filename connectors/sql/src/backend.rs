@@ -10,6 +10,7 @@ use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::sql::unparser::dialect::Dialect;
+use koios_connector::pgtext::TextRowStream;
 
 use crate::query::RemoteQuery;
 
@@ -142,6 +143,28 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         params: Vec<ScalarValue>,
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream>;
+
+    /// Runs `sql` (with `params`) as [`SqlBackend::execute`] does, but writes
+    /// each result row straight into Koios's text output, one `DataRow`
+    /// body per row ([`TextRowStream`]), instead of decoding it into Arrow
+    /// batches: for a plan that is this one query, served to a client that
+    /// asked for text. `codecs` read the result columns (named by
+    /// `schema`'s fields in errors); `columns` are the result columns to
+    /// write, in order (a projection above may reorder or repeat them);
+    /// `what` says what the query does, for messages. `None` when some
+    /// column cannot be written so, or the backend does not write text
+    /// rows: the caller runs the plan instead.
+    fn execute_text(
+        &self,
+        _sql: String,
+        _params: Vec<ScalarValue>,
+        _codecs: Vec<Self::Codec>,
+        _schema: &SchemaRef,
+        _columns: Vec<usize>,
+        _what: String,
+    ) -> Option<TextRowStream> {
+        None
+    }
 
     /// Appends rows in one transaction; returns the row count.
     async fn insert(

@@ -33,6 +33,7 @@ use crate::backend::SqlBackend;
 use crate::dynamic;
 use crate::query::RemoteQuery;
 use koios_connector::QueryParams;
+use koios_connector::pgtext::TextRowStream;
 
 /// Reads one remote table through one query per partition.
 pub struct RemoteScanExec<B: SqlBackend> {
@@ -98,6 +99,46 @@ impl<B: SqlBackend> RemoteScanExec<B> {
     /// The SQL of every partition, in order.
     pub fn sql(&self) -> &[String] {
         &self.sql
+    }
+
+    /// The LIMIT every partition's query sends, if any.
+    pub fn limit(&self) -> Option<usize> {
+        self.queries.iter().map(|q| q.limit).max().flatten()
+    }
+
+    /// This scan's rows written straight as text rows
+    /// ([`SqlBackend::execute_text`]), for a plan that is this scan alone:
+    /// one query, no dynamic filters. `params` are the values of a generic
+    /// plan's placeholders (this copy's own bound values if `None`);
+    /// `columns` the scan's output columns to write, in order. `None` when
+    /// the scan cannot be served so.
+    pub fn execute_text(
+        &self,
+        params: Option<&QueryParams>,
+        columns: Vec<usize>,
+    ) -> Option<TextRowStream> {
+        let [query] = &self.queries[..] else {
+            return None;
+        };
+        if !self.dynamic_filters.is_empty() {
+            return None;
+        }
+        // Values stay parameters of the query (no COPY here to inline them for).
+        let values = query.bind(params.or(self.bound.as_deref())).ok()?;
+        let codecs = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].codec.clone())
+            .collect();
+        tracing::debug!(source = self.backend.source_name(), sql = %self.sql[0], "remote scan as text rows");
+        self.backend.execute_text(
+            self.sql[0].clone(),
+            values,
+            codecs,
+            &self.schema,
+            columns,
+            format!("reading {}", query.table.name),
+        )
     }
 }
 

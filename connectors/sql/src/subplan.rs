@@ -1157,6 +1157,28 @@ impl<B: SqlBackend> RemoteSubqueryExec<B> {
         &self.sql
     }
 
+    /// This query's rows written straight as text rows
+    /// ([`SqlBackend::execute_text`]), for a plan that is this query alone
+    /// (no dynamic filters to add), writing its output `columns` in order;
+    /// `None` when it cannot be served so.
+    pub fn execute_text(
+        &self,
+        columns: Vec<usize>,
+    ) -> Option<koios_connector::pgtext::TextRowStream> {
+        if !self.dynamic_filters.is_empty() {
+            return None;
+        }
+        tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery as text rows");
+        self.backend.execute_text(
+            self.sql.clone(),
+            Vec::new(),
+            self.codecs.clone(),
+            &self.schema,
+            columns,
+            "running a pushed-down query".into(),
+        )
+    }
+
     /// The output column `column` as the wrapping query refers to it, if
     /// its name is unambiguous and short enough to survive the server.
     fn filter_column(&self, column: &PhysicalColumn) -> Option<dynamic::FilterColumn> {

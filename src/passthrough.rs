@@ -1,0 +1,113 @@
+//! Serving a plan that is one remote query straight from the server's rows.
+//!
+//! An index lookup through Koios spent most of its time outside the
+//! server: decoding the rows into Arrow batches, running them through
+//! DataFusion's streams, and rendering the batches back into text for the
+//! client. When a client asks for text and the plan is a single remote
+//! query (a scan with its filters and limit pushed, or a whole pushed-down
+//! subplan), the connector writes each row's values directly as Koios's
+//! text output ([`TextRowStream`]) — the same text, checks and errors as
+//! the Arrow path, which still serves binary results and every other plan.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::expressions::Column;
+use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use futures::TryStreamExt;
+use koios_connector::QueryParams;
+use koios_connector::pgtext::TextRowStream;
+use koios_connector_postgres::PgBackend;
+use koios_connector_sql::scan::RemoteScanExec;
+use koios_connector_sql::subplan::RemoteSubqueryExec;
+
+/// The rows of `plan` as text rows, when the plan is one remote query whose
+/// connector writes them, under projections that only pick its columns;
+/// `params` are the values of a generic plan's placeholders. Nothing runs
+/// until the stream is polled.
+pub fn text_rows(
+    plan: &Arc<dyn ExecutionPlan>,
+    params: Option<&QueryParams>,
+) -> Option<TextRowStream> {
+    let mut node = plan;
+    // Which column of `node`'s output each output column of `plan` is.
+    let mut columns: Vec<usize> = (0..plan.schema().fields().len()).collect();
+    // The fewest rows a limit above lets through: the scan must send a
+    // LIMIT as small.
+    let mut fetch: Option<usize> = None;
+    loop {
+        if let Some(scan) = node.downcast_ref::<RemoteScanExec<PgBackend>>() {
+            let limited = fetch.is_none_or(|fetch| scan.limit().is_some_and(|l| l <= fetch));
+            return limited.then(|| scan.execute_text(params, columns))?;
+        }
+        if let Some(query) = node.downcast_ref::<RemoteSubqueryExec<PgBackend>>() {
+            return fetch.is_none().then(|| query.execute_text(columns))?;
+        }
+        if let Some(limit) = node.downcast_ref::<GlobalLimitExec>() {
+            if limit.skip() != 0 {
+                return None;
+            }
+            fetch = min_fetch(fetch, limit.fetch());
+            node = limit.input();
+            continue;
+        }
+        if let Some(limit) = node.downcast_ref::<LocalLimitExec>() {
+            fetch = min_fetch(fetch, Some(limit.fetch()));
+            node = limit.input();
+            continue;
+        }
+        if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
+            let picks = projection
+                .expr()
+                .iter()
+                .map(|e| e.expr.as_ref().downcast_ref::<Column>().map(Column::index))
+                .collect::<Option<Vec<usize>>>()?;
+            columns = columns
+                .iter()
+                .map(|c| picks.get(*c).copied())
+                .collect::<Option<_>>()?;
+            node = projection.input();
+            continue;
+        }
+        node = row_preserving_input(node)?;
+    }
+}
+
+/// The input of a node that passes its input's rows on unchanged, if
+/// `node` is one.
+fn row_preserving_input(node: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
+    if let Some(coop) = node.downcast_ref::<CooperativeExec>() {
+        return Some(coop.input());
+    }
+    if let Some(merge) = node.downcast_ref::<CoalescePartitionsExec>() {
+        let input = merge.input();
+        let single = input.output_partitioning().partition_count() == 1;
+        return (single && merge.fetch().is_none()).then_some(input);
+    }
+    None
+}
+
+fn min_fetch(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A record batch stream that calls `start` when first polled: the Arrow
+/// side of an output that may be served as text rows instead, so that the
+/// side not read costs nothing.
+pub fn lazy_batches(
+    schema: SchemaRef,
+    start: impl FnOnce() -> Result<SendableRecordBatchStream> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let stream = futures::stream::once(async move { start() }).try_flatten();
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+}
