@@ -299,11 +299,6 @@ impl QueryHandler {
                 let schema = expected.unwrap_or(schema);
                 check_format_count(format, schema.fields().len())?;
                 let fields = Arc::new(field_infos(&schema, format));
-                let ctx = TextContext {
-                    time_zone: session
-                        .with_settings(|s| parse_time_zone(s.time_zone()))
-                        .unwrap_or_else(|| TextContext::default().time_zone),
-                };
                 let encode_fields = Arc::clone(&fields);
                 let rows: BoxStream<'static, PgWireResult<DataRow>> = match text {
                     Some(text) => {
@@ -314,18 +309,25 @@ impl QueryHandler {
                         })
                         .boxed()
                     }
-                    None => stream
-                        .map(move |batch| {
-                            match batch
-                                .and_then(|b| conform(b, &schema))
-                                .and_then(|b| encode_batch(&b, &encode_fields, &ctx))
-                            {
-                                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
-                                Err(e) => vec![Err(to_pg_error(&e))],
-                            }
-                        })
-                        .flat_map(futures::stream::iter)
-                        .boxed(),
+                    None => {
+                        let ctx = TextContext {
+                            time_zone: session
+                                .with_settings(|s| parse_time_zone(s.time_zone()))
+                                .unwrap_or_else(|| TextContext::default().time_zone),
+                        };
+                        stream
+                            .map(move |batch| {
+                                match batch
+                                    .and_then(|b| conform(b, &schema))
+                                    .and_then(|b| encode_batch(&b, &encode_fields, &ctx))
+                                {
+                                    Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                                    Err(e) => vec![Err(to_pg_error(&e))],
+                                }
+                            })
+                            .flat_map(futures::stream::iter)
+                            .boxed()
+                    }
                 };
                 // Rows stop at a cancel request; dropping the rest of the
                 // stream drops the remote scans, which cancel remotely.

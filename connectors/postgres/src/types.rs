@@ -434,10 +434,10 @@ pub fn numeric_to_i128(b: &[u8], scale: i8) -> Result<i128, String> {
     let (negative, groups, weight, _dscale) = numeric_parts(b)?;
     let overflow = || format!("numeric value does not fit in decimal(38,{scale})");
     let mut acc: i128 = 0;
-    for g in &groups {
+    for g in groups.iter() {
         acc = acc
             .checked_mul(10_000)
-            .and_then(|a| a.checked_add(*g as i128))
+            .and_then(|a| a.checked_add(g as i128))
             .ok_or_else(overflow)?;
     }
     // acc * 10000^(weight - ndigits + 1) * 10^scale
@@ -465,10 +465,10 @@ fn numeric_to_i256(b: &[u8], scale: i8) -> Result<i256, String> {
     let ten_thousand = i256::from_i128(10_000);
     let ten = i256::from_i128(10);
     let mut acc = i256::ZERO;
-    for g in &groups {
+    for g in groups.iter() {
         acc = acc
             .checked_mul(ten_thousand)
-            .and_then(|a| a.checked_add(i256::from_i128(*g as i128)))
+            .and_then(|a| a.checked_add(i256::from_i128(g as i128)))
             .ok_or_else(overflow)?;
     }
     let exponent = 4 * (weight - groups.len() as i32 + 1) + scale as i32;
@@ -491,7 +491,7 @@ fn numeric_to_i256(b: &[u8], scale: i8) -> Result<i256, String> {
     })
 }
 
-fn numeric_parts(b: &[u8]) -> Result<(bool, Vec<i16>, i32, u16), String> {
+fn numeric_parts(b: &[u8]) -> Result<(bool, NumericGroups<'_>, i32, u16), String> {
     if b.len() < 8 {
         return Err("truncated numeric value".into());
     }
@@ -507,10 +507,30 @@ fn numeric_parts(b: &[u8]) -> Result<(bool, Vec<i16>, i32, u16), String> {
         0xC000 => return Err("numeric NaN has no Arrow decimal representation".into()),
         _ => return Err("numeric infinity has no Arrow decimal representation".into()),
     }
-    let groups = (0..ndigits)
-        .map(|i| i16::from_be_bytes([b[8 + 2 * i], b[9 + 2 * i]]))
-        .collect();
+    let groups = NumericGroups(&b[8..]);
     Ok((sign == 0x4000, groups, weight, dscale))
+}
+
+/// The base-10000 digit groups of a binary numeric, read in place (a
+/// value's decoding allocates nothing).
+#[derive(Clone, Copy)]
+struct NumericGroups<'a>(&'a [u8]);
+
+impl NumericGroups<'_> {
+    fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    fn get(&self, index: usize) -> Option<i16> {
+        let pair = self.0.get(2 * index..2 * index + 2)?;
+        Some(i16::from_be_bytes([pair[0], pair[1]]))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = i16> + '_ {
+        self.0
+            .chunks_exact(2)
+            .map(|pair| i16::from_be_bytes([pair[0], pair[1]]))
+    }
 }
 
 fn check_precision(abs: u128, precision: u8) -> Result<(), String> {
@@ -691,7 +711,7 @@ pub fn read_numeric(bytes: &[u8]) -> Result<String, String> {
     let (negative, groups, weight, dscale) = numeric_parts(bytes)?;
     let mut int = String::new();
     for position in 0..=weight.max(-1) {
-        let g = groups.get(position as usize).copied().unwrap_or(0);
+        let g = groups.get(position as usize).unwrap_or(0);
         if int.is_empty() {
             if g != 0 {
                 int = g.to_string();
@@ -708,7 +728,7 @@ pub fn read_numeric(bytes: &[u8]) -> Result<String, String> {
     while frac.len() < dscale as usize {
         let index = position;
         let g = if index >= 0 {
-            groups.get(index as usize).copied().unwrap_or(0)
+            groups.get(index as usize).unwrap_or(0)
         } else {
             0
         };
