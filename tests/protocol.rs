@@ -891,6 +891,8 @@ async fn single_remote_queries_are_served_as_text_rows() {
         // Pushed down whole: an aggregate, a sort.
         "SELECT count(*), sum(n), max(d) FROM public.edge_values",
         "SELECT count(*) AS n, capital FROM public.nation_stats GROUP BY capital HAVING count(*) > 0",
+        // Rows arrive in the order pushed: no local sort.
+        "SELECT n_nationkey, capital FROM public.nation_stats ORDER BY n_nationkey DESC LIMIT 5",
     ] {
         let (text, arrow) = text_and_arrow_rows(&session, sql).await;
         assert!(!text.is_empty(), "{sql}: no rows");

@@ -42,11 +42,13 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Case, Cast, Expr, ExprSchemable, FetchType, Like, LogicalPlan, Operator,
-    SkipType, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
+    SkipType, SortExpr, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, create_physical_sort_exprs,
+};
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
 };
@@ -836,6 +838,9 @@ fn replace<B: SqlBackend>(
         source: backend.source_name().to_string(),
         sql: sql.clone(),
         schema: Arc::clone(&schema),
+        ordering: root_sort(plan)
+            .map(|sort| sort.expr.clone())
+            .unwrap_or_default(),
         runner: Arc::new(Runner {
             backend: Arc::clone(backend),
             sql,
@@ -847,8 +852,9 @@ fn replace<B: SqlBackend>(
     let remote_scan = LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     });
-    // The order a pushed sort produced is re-established locally: nothing
-    // above promises to keep the order of a remote stream.
+    // The pushed sort stays in the logical plan, so the optimizer knows the
+    // order; the physical node declares that order (`ordering`), so no
+    // local sort repeats it.
     Ok(Some(match root_sort(plan) {
         Some(sort) => LogicalPlan::Sort(Sort {
             expr: sort.expr.clone(),
@@ -973,7 +979,11 @@ fn rename_tables(
 
 /// Runs one pushed-down query (type-erased, so the plan node needs no `B`).
 trait SubplanRunner: Send + Sync {
-    fn plan(&self, schema: SchemaRef) -> Result<Arc<dyn ExecutionPlan>>;
+    fn plan(
+        &self,
+        schema: SchemaRef,
+        ordering: Option<LexOrdering>,
+    ) -> Result<Arc<dyn ExecutionPlan>>;
 }
 
 struct Runner<B: SqlBackend> {
@@ -985,14 +995,27 @@ struct Runner<B: SqlBackend> {
 }
 
 impl<B: SqlBackend> SubplanRunner for Runner<B> {
-    fn plan(&self, schema: SchemaRef) -> Result<Arc<dyn ExecutionPlan>> {
+    fn plan(
+        &self,
+        schema: SchemaRef,
+        ordering: Option<LexOrdering>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let properties = match ordering {
+            None => koios_connector::leaf_plan_properties(&schema, 1),
+            Some(ordering) => {
+                let equivalences =
+                    EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering]);
+                let leaf = koios_connector::leaf_plan_properties(&schema, 1);
+                Arc::new(leaf.as_ref().clone().with_eq_properties(equivalences))
+            }
+        };
         Ok(Arc::new(RemoteSubqueryExec {
             backend: Arc::clone(&self.backend),
             sql: self.sql.clone(),
             codecs: self.codecs.clone(),
             semantics: self.semantics.clone(),
             rows: self.rows,
-            properties: koios_connector::leaf_plan_properties(&schema, 1),
+            properties,
             schema,
             dynamic_filters: Vec::new(),
             sent: Arc::new(Mutex::new(None)),
@@ -1007,6 +1030,9 @@ pub struct RemoteSubplanNode {
     source: String,
     sql: String,
     schema: DFSchemaRef,
+    /// The ORDER BY the query ends with, over `schema`'s columns (empty if
+    /// none): the order its rows arrive in, so no local sort repeats it.
+    ordering: Vec<SortExpr>,
     runner: Arc<dyn SubplanRunner>,
 }
 
@@ -1083,14 +1109,24 @@ impl ExtensionPlanner for SubplanExtensionPlanner {
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
         _physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn Session,
-        _planning_ctx: &PhysicalPlanningContext,
+        session: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(node) = node.as_any().downcast_ref::<RemoteSubplanNode>() else {
             return Ok(None);
         };
         let schema: SchemaRef = Arc::new(node.schema.as_arrow().clone());
-        node.runner.plan(schema).map(Some)
+        // A sort expression that is not one of the output columns leaves
+        // the order unknown (the local sort then stays).
+        let ordering = create_physical_sort_exprs(
+            &node.ordering,
+            &node.schema,
+            session.execution_props(),
+            planning_ctx,
+        )
+        .ok()
+        .and_then(LexOrdering::new);
+        node.runner.plan(schema, ordering).map(Some)
     }
 }
 
