@@ -2,12 +2,13 @@
 //!
 //! An index lookup through Koios spent most of its time outside the
 //! server: decoding the rows into Arrow batches, running them through
-//! DataFusion's streams, and rendering the batches back into text for the
-//! client. When a client asks for text and the plan is a single remote
-//! query (a scan with its filters and limit pushed, or a whole pushed-down
-//! subplan), the connector writes each row's values directly as Koios's
-//! text output ([`TextRowStream`]) — the same text, checks and errors as
-//! the Arrow path, which still serves binary results and every other plan.
+//! DataFusion's streams, and writing the batches back out for the client.
+//! When the plan is a single remote query (a scan with its filters and
+//! limit pushed, or a whole pushed-down subplan, under projections that
+//! only pick columns), the connector writes each row's values directly as
+//! `DataRow` bodies in the client's formats ([`StartDataRows`]) — the same
+//! bytes, checks and errors as the Arrow path, which serves every other
+//! plan.
 
 use std::sync::Arc;
 
@@ -23,19 +24,19 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::TryStreamExt;
 use koios_connector::QueryParams;
-use koios_connector::pgtext::TextRowStream;
+use koios_connector::pgtext::StartDataRows;
 use koios_connector_postgres::PgBackend;
 use koios_connector_sql::scan::RemoteScanExec;
 use koios_connector_sql::subplan::RemoteSubqueryExec;
 
-/// The rows of `plan` as text rows, when the plan is one remote query whose
-/// connector writes them, under projections that only pick its columns;
-/// `params` are the values of a generic plan's placeholders. Nothing runs
-/// until the stream is polled.
-pub fn text_rows(
+/// The rows of `plan` as `DataRow` bodies, when the plan is one remote
+/// query whose connector writes them, under projections that only pick its
+/// columns; `params` are the values of a generic plan's placeholders.
+/// Nothing runs until the starter is called and its stream polled.
+pub fn data_rows(
     plan: &Arc<dyn ExecutionPlan>,
     params: Option<&QueryParams>,
-) -> Option<TextRowStream> {
+) -> Option<StartDataRows> {
     let mut node = plan;
     // Which column of `node`'s output each output column of `plan` is.
     let mut columns: Vec<usize> = (0..plan.schema().fields().len()).collect();
@@ -45,10 +46,10 @@ pub fn text_rows(
     loop {
         if let Some(scan) = node.downcast_ref::<RemoteScanExec<PgBackend>>() {
             let limited = fetch.is_none_or(|fetch| scan.limit().is_some_and(|l| l <= fetch));
-            return limited.then(|| scan.execute_text(params, columns))?;
+            return limited.then(|| scan.data_rows(params, columns))?;
         }
         if let Some(query) = node.downcast_ref::<RemoteSubqueryExec<PgBackend>>() {
-            return fetch.is_none().then(|| query.execute_text(columns))?;
+            return fetch.is_none().then(|| query.data_rows(columns))?;
         }
         if let Some(limit) = node.downcast_ref::<GlobalLimitExec>() {
             if limit.skip() != 0 {
@@ -102,7 +103,7 @@ fn min_fetch(a: Option<usize>, b: Option<usize>) -> Option<usize> {
 }
 
 /// A record batch stream that calls `start` when first polled: the Arrow
-/// side of an output that may be served as text rows instead, so that the
+/// side of an output that may be served as data rows instead, so that the
 /// side not read costs nothing.
 pub fn lazy_batches(
     schema: SchemaRef,

@@ -31,7 +31,7 @@ use crate::literals;
 use crate::passthrough;
 use crate::plancache::{self, PlanCache};
 use koios_connector::QueryParams;
-use koios_connector::pgtext::TextRowStream;
+use koios_connector::pgtext::StartDataRows;
 
 /// One statement of a query string.
 #[derive(Debug, Clone)]
@@ -209,10 +209,11 @@ pub enum Output {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
         tag: String,
-        /// The same rows already written as text, when the plan is one
-        /// remote query (see [`crate::passthrough`]): a front end serving
-        /// text reads these instead of `stream`. Only the one read runs.
-        text: Option<TextRowStream>,
+        /// The same rows written straight as `DataRow` bodies, when the
+        /// plan is one remote query (see [`crate::passthrough`]): the
+        /// pgwire front end starts these instead of reading `stream`. Only
+        /// the one read runs.
+        data_rows: Option<StartDataRows>,
     },
     Done {
         tag: String,
@@ -612,8 +613,8 @@ impl Session {
                         }
                         plans.task_context(|| self.ctx.task_ctx())
                     };
-                    let text = passthrough::text_rows(&physical, None);
-                    return rows_output(schema, tag, text, physical.schema(), move || {
+                    let rows = passthrough::data_rows(&physical, None);
+                    return rows_output(schema, tag, rows, physical.schema(), move || {
                         datafusion::physical_plan::execute_stream(physical, task)
                     });
                 }
@@ -638,7 +639,7 @@ impl Session {
                         schema,
                         stream,
                         tag: tag.clone(),
-                        text: None,
+                        data_rows: None,
                     })
                 }
             }
@@ -674,10 +675,10 @@ impl Session {
             let cached = plans.get(sql, generation)?;
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
-        let text = passthrough::text_rows(&cached.plan, None);
+        let rows = passthrough::data_rows(&cached.plan, None);
         let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
         let plan_schema = cached.plan.schema();
-        Some(rows_output(schema, &tag, text, plan_schema, move || {
+        Some(rows_output(schema, &tag, rows, plan_schema, move || {
             plancache::execute(&cached, task, None)
         }))
     }
@@ -774,10 +775,10 @@ impl Session {
             .task_context(|| self.ctx.task_ctx());
         let values = QueryParams(params);
         let cached = generic.cached.clone();
-        let text = passthrough::text_rows(&cached.plan, Some(&values));
+        let rows = passthrough::data_rows(&cached.plan, Some(&values));
         let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
         let plan_schema = cached.plan.schema();
-        Some(rows_output(schema, &tag, text, plan_schema, move || {
+        Some(rows_output(schema, &tag, rows, plan_schema, move || {
             plancache::execute(&cached, task, Some(values))
         }))
     }
@@ -883,7 +884,7 @@ impl Session {
         let cached = &generic.cached;
         let values = QueryParams(values);
         if text.is_none()
-            && let Some(rows) = passthrough::text_rows(&cached.plan, Some(&values))
+            && let Some(rows) = passthrough::data_rows(&cached.plan, Some(&values))
         {
             // Nothing to cache by text: the plan is bound only if the
             // batches are read.
@@ -915,12 +916,12 @@ impl Session {
             }
             plans.task_context(|| self.ctx.task_ctx())
         };
-        let text = passthrough::text_rows(&bound, None);
+        let rows = passthrough::data_rows(&bound, None);
         let plan_schema = bound.schema();
         rows_output(
             Arc::clone(&cached.schema),
             &cached.tag,
-            text,
+            rows,
             plan_schema,
             move || datafusion::physical_plan::execute_stream(bound, task),
         )
@@ -993,7 +994,7 @@ impl Session {
                     schema: Arc::clone(&schema),
                     stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
                     tag: "FETCH".into(),
-                    text: None,
+                    data_rows: None,
                 })
             }
             Command::CloseCursor(name) => {
@@ -1066,7 +1067,7 @@ impl Session {
                     schema: Arc::clone(&schema),
                     stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
                     tag: "SHOW".into(),
-                    text: None,
+                    data_rows: None,
                 })
             }
         }
@@ -1569,17 +1570,17 @@ fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
 }
 
 /// The output of running a plan: its Arrow batches, which `batches` starts,
-/// and its `text` rows if it has them ([`passthrough::text_rows`]). With
-/// text rows the batches start only if read (`plan_schema` is theirs), so
-/// a front end serving the text costs no binding or stream building.
+/// and its data rows if it has them ([`passthrough::data_rows`]). With
+/// data rows the batches start only if read (`plan_schema` is theirs), so
+/// a front end serving those costs no binding or stream building.
 fn rows_output(
     schema: SchemaRef,
     tag: &str,
-    text: Option<TextRowStream>,
+    data_rows: Option<StartDataRows>,
     plan_schema: SchemaRef,
     batches: impl FnOnce() -> Result<SendableRecordBatchStream> + Send + 'static,
 ) -> Result<Output> {
-    let stream = match text {
+    let stream = match data_rows {
         Some(_) => passthrough::lazy_batches(plan_schema, batches),
         None => batches()?,
     };
@@ -1587,7 +1588,7 @@ fn rows_output(
         schema,
         stream,
         tag: tag.to_string(),
-        text,
+        data_rows,
     })
 }
 

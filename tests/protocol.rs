@@ -761,19 +761,19 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
             .count();
         assert_eq!(rows, expected, "{sql}");
     }
-    // Served as text rows (see `single_remote_queries_are_served_as_text_rows`):
+    // Served as data rows (see `single_remote_queries_are_served_as_data_rows`):
     // one round trip, the value still a parameter.
     let sent = remote_statements(&server).await;
     assert!(
         sent.iter().any(|q| q.contains("\"capital\" = $1")),
         "{sent:?}"
     );
-    // Read into Arrow batches (binary results), a scan that is not a key
-    // lookup is read as any larger scan (COPY), the value written in by
-    // the unparser.
+    // Read into Arrow batches (under an expression Koios computes), a scan
+    // that is not a key lookup is read as any larger scan (COPY), the value
+    // written in by the unparser.
     let rows = client
         .query(
-            "SELECT n_nationkey FROM public.nation_stats WHERE capital = ''",
+            "SELECT n_nationkey + 1 FROM public.nation_stats WHERE capital = ''",
             &[],
         )
         .await
@@ -801,30 +801,33 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
     assert!(sent.iter().any(|q| q.contains("\"n\" = $1")), "{sent:?}");
 }
 
-/// The rows of `sql` twice, as DataRow bodies: once as the connector wrote
-/// them as text rows (which must be offered), once rendered from the Arrow
-/// batches the same plan yields, as every other plan's rows are.
-async fn text_and_arrow_rows(
+/// The rows of `sql` twice, as DataRow bodies in text or `binary`: once as
+/// the connector wrote them straight (which must be offered), once written
+/// from the Arrow batches the same plan yields, as every other plan's rows
+/// are.
+async fn direct_and_arrow_rows(
     session: &koios::session::Session,
     sql: &str,
+    binary: bool,
 ) -> (Vec<Result<Vec<u8>, String>>, Vec<Result<Vec<u8>, String>>) {
     use futures::StreamExt;
     use koios::server::encode::{encode_batch, field_infos};
-    let text_of = || async move {
+    use pgwire::api::portal::Format;
+    let output = || async move {
         let mut outputs = session.run_sql(sql).await.expect("runs");
         let koios::session::Output::Rows {
             schema,
             stream,
-            text,
+            data_rows,
             ..
         } = outputs.remove(0)
         else {
             panic!("{sql}: no rows");
         };
-        (schema, stream, text)
+        (schema, stream, data_rows)
     };
-    let (_, _, text) = text_of().await;
-    if text.is_none() {
+    let (schema, _, data_rows) = output().await;
+    if data_rows.is_none() {
         eprintln!(
             "{}",
             session_rows(session, &format!("EXPLAIN {sql}"))
@@ -832,13 +835,18 @@ async fn text_and_arrow_rows(
                 .concat()
         );
     }
-    let text = text.unwrap_or_else(|| panic!("{sql}: not served as text rows"));
-    let text: Vec<_> = text
+    let start = data_rows.unwrap_or_else(|| panic!("{sql}: not served as data rows"));
+    let direct: Vec<_> = start(vec![binary; schema.fields().len()])
         .map(|row| row.map(|b| b.to_vec()).map_err(|e| e.to_string()))
         .collect()
         .await;
-    let (schema, mut stream, _) = text_of().await;
-    let fields = field_infos(&schema, &pgwire::api::portal::Format::UnifiedText);
+    let (schema, mut stream, _) = output().await;
+    let format = if binary {
+        Format::UnifiedBinary
+    } else {
+        Format::UnifiedText
+    };
+    let fields = field_infos(&schema, &format);
     let context = koios::pgtypes::text::TextContext::default();
     let mut arrow = Vec::new();
     while let Some(batch) = stream.next().await {
@@ -847,17 +855,18 @@ async fn text_and_arrow_rows(
             Err(e) => arrow.push(Err(e.to_string())),
         }
     }
-    (text, arrow)
+    (direct, arrow)
 }
 
 /// A query whose plan is one PostgreSQL query — a scan with its filters
-/// and limit, or a whole pushed-down subplan — is served to text clients
-/// as rows the connector writes straight from the server's values: the
-/// same bytes as rendering the Arrow batches, the same errors. Plans that
-/// are more than one remote query, and columns whose text depends on the
-/// session (timestamptz) or that are arrays or intervals, are not.
+/// and limit, or a whole pushed-down subplan — is served as rows the
+/// connector writes straight from the server's values: in text and in
+/// binary, the same bytes as writing the Arrow batches, the same errors.
+/// Plans that are more than one remote query, and columns whose text
+/// depends on the session (timestamptz) or that are arrays or intervals,
+/// are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_remote_queries_are_served_as_text_rows() {
+async fn single_remote_queries_are_served_as_data_rows() {
     use koios::session::Session;
     let server = server().await;
     let pg = server.pg.as_ref().expect("a test database");
@@ -894,21 +903,25 @@ async fn single_remote_queries_are_served_as_text_rows() {
         // Rows arrive in the order pushed: no local sort.
         "SELECT n_nationkey, capital FROM public.nation_stats ORDER BY n_nationkey DESC LIMIT 5",
     ] {
-        let (text, arrow) = text_and_arrow_rows(&session, sql).await;
-        assert!(!text.is_empty(), "{sql}: no rows");
-        assert_eq!(text, arrow, "{sql}");
+        for binary in [false, true] {
+            let (direct, arrow) = direct_and_arrow_rows(&session, sql, binary).await;
+            assert!(!direct.is_empty(), "{sql}: no rows");
+            assert_eq!(direct, arrow, "{sql} (binary: {binary})");
+        }
     }
     // An infinite date has no Arrow value: both end in the same error,
-    // naming the column (the text rows before it were already written,
+    // naming the column (the rows before it were already written,
     // as PostgreSQL may send rows before an error).
-    let (text, arrow) =
-        text_and_arrow_rows(&session, "SELECT id, d FROM public.infinite_dates").await;
-    assert_eq!(text.last(), arrow.last());
-    let error = text
-        .last()
-        .and_then(|r| r.as_ref().err())
-        .expect("an error");
-    assert!(error.contains("column d: infinite dates"), "{error}");
+    for binary in [false, true] {
+        let sql = "SELECT id, d FROM public.infinite_dates";
+        let (direct, arrow) = direct_and_arrow_rows(&session, sql, binary).await;
+        assert_eq!(direct.last(), arrow.last());
+        let error = direct
+            .last()
+            .and_then(|r| r.as_ref().err())
+            .expect("an error");
+        assert!(error.contains("column d: infinite dates"), "{error}");
+    }
 
     // Not one remote query, or not writable directly: Arrow only.
     for sql in [
@@ -922,14 +935,15 @@ async fn single_remote_queries_are_served_as_text_rows() {
         "SELECT e, id FROM public.edge_values WHERE c = 'ab'",
     ] {
         let outputs = session.run_sql(sql).await.expect("runs");
-        let Some(koios::session::Output::Rows { text, .. }) = outputs.into_iter().next() else {
+        let Some(koios::session::Output::Rows { data_rows, .. }) = outputs.into_iter().next()
+        else {
             panic!("{sql}: no rows");
         };
-        assert!(text.is_none(), "{sql}: served as text rows");
+        assert!(data_rows.is_none(), "{sql}: served as data rows");
     }
 
-    // Through the wire: text rows for the simple protocol, and the same
-    // values in binary for the extended protocol.
+    // Through the wire: text for the simple protocol, binary for the
+    // extended protocol.
     let client = server.connect("pg").await;
     let sql = "SELECT id, n, d, c FROM public.edge_values WHERE id = 1";
     let simple = client.simple_query(sql).await.expect("runs");

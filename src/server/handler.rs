@@ -282,11 +282,10 @@ impl QueryHandler {
                 schema,
                 stream,
                 tag,
-                text,
+                data_rows,
             } => {
-                // Rows the connector wrote as text already, when the client
-                // reads text in the types the plan has.
-                let all_text = (0..schema.fields().len()).all(|i| !format.is_binary(i));
+                // Rows the connector writes straight in the client's
+                // formats, when the client reads the types the plan has.
                 let same_types = expected.as_ref().is_none_or(|expected| {
                     expected.fields().len() == schema.fields().len()
                         && expected
@@ -295,19 +294,23 @@ impl QueryHandler {
                             .zip(schema.fields())
                             .all(|(a, b)| a.data_type() == b.data_type())
                 });
-                let text = text.filter(|_| all_text && same_types);
+                let binary = (0..schema.fields().len())
+                    .map(|i| format.is_binary(i))
+                    .collect();
+                let data_rows = data_rows.filter(|_| same_types).map(|start| start(binary));
                 let schema = expected.unwrap_or(schema);
                 check_format_count(format, schema.fields().len())?;
                 let fields = Arc::new(field_infos(&schema, format));
                 let encode_fields = Arc::clone(&fields);
-                let rows: BoxStream<'static, PgWireResult<DataRow>> = match text {
-                    Some(text) => {
+                let rows: BoxStream<'static, PgWireResult<DataRow>> = match data_rows {
+                    Some(data_rows) => {
                         let columns = schema.fields().len() as i16;
-                        text.map(move |row| {
-                            row.map(|body| DataRow::new(body, columns))
-                                .map_err(|e| to_pg_error(&e))
-                        })
-                        .boxed()
+                        data_rows
+                            .map(move |row| {
+                                row.map(|body| DataRow::new(body, columns))
+                                    .map_err(|e| to_pg_error(&e))
+                            })
+                            .boxed()
                     }
                     None => {
                         let ctx = TextContext {

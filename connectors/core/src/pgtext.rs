@@ -11,14 +11,18 @@ use std::fmt::Write;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
 use datafusion::arrow::array::timezone::Tz;
 
-/// Result rows already written in Koios's text output, for a client that
-/// asked for text: each item is the body of one `DataRow` message after its
-/// field count — every value as a big-endian `i32` length and its text, or
-/// `-1` for NULL. A connector yields these when a whole query is one remote
+/// Result rows already written as Koios writes them to a client: each item
+/// is the body of one `DataRow` message after its field count — every
+/// value as a big-endian `i32` length and its text or binary form, or `-1`
+/// for NULL. A connector yields these when a whole query is one remote
 /// query whose values it can write directly, skipping Arrow.
-pub type TextRowStream = std::pin::Pin<
+pub type DataRowStream = std::pin::Pin<
     Box<dyn futures::Stream<Item = datafusion::error::Result<bytes::BytesMut>> + Send>,
 >;
+
+/// Starts a [`DataRowStream`], given for each column whether the client
+/// reads it in binary (the formats are known only when a client asks).
+pub type StartDataRows = Box<dyn FnOnce(Vec<bool>) -> DataRowStream + Send>;
 
 const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 

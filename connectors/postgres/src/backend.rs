@@ -23,8 +23,8 @@ use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
 use crate::options::PgOptions;
-use crate::types::{PgCodec, TextKind, put_text};
-use koios_connector::pgtext::TextRowStream;
+use crate::types::{PgCodec, TextKind, put_value};
+use koios_connector::pgtext::{DataRowStream, StartDataRows};
 
 /// One attached PostgreSQL database.
 pub struct PgBackend {
@@ -594,7 +594,7 @@ impl SqlBackend for PgBackend {
         self.copy_out(sql, codecs, schema, batch_size, context)
     }
 
-    fn execute_text(
+    fn execute_data_rows(
         &self,
         sql: String,
         params: Vec<ScalarValue>,
@@ -602,21 +602,28 @@ impl SqlBackend for PgBackend {
         schema: &SchemaRef,
         columns: Vec<usize>,
         what: String,
-    ) -> Option<TextRowStream> {
+    ) -> Option<StartDataRows> {
         let names = schema.fields();
-        let written = columns
+        let mut written = columns
             .into_iter()
             .map(|i| {
-                let codec = codecs.get(i).filter(|c| c.writes_text())?;
-                Some(TextColumn {
+                let codec = codecs.get(i).filter(|c| c.writes_directly())?;
+                Some(RowColumn {
                     index: i,
                     codec: codec.clone(),
                     name: names.get(i)?.name().clone(),
+                    binary: false,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
         let context = format!("source '{}': {what}", self.source);
-        Some(self.read_text(sql, params, written, context))
+        let pool = self.pool.clone();
+        Some(Box::new(move |binary: Vec<bool>| {
+            for (column, binary) in written.iter_mut().zip(binary) {
+                column.binary = binary;
+            }
+            read_rows(pool, sql, params, written, context)
+        }))
     }
 
     async fn insert(
@@ -902,106 +909,110 @@ async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, 
     }
 }
 
-/// A result column written into text rows: where it is in the result,
-/// how to read it, and its name for errors.
-struct TextColumn {
+/// A result column written into `DataRow` bodies: where it is in the
+/// result, how to read it, its name for errors, and whether the client
+/// reads it in binary.
+struct RowColumn {
     index: usize,
     codec: PgCodec,
     name: String,
+    binary: bool,
 }
 
-/// Bytes a text row buffer grows by when a row may not fit: rows are split
-/// off one shared allocation instead of each allocating its own.
-const TEXT_BUFFER_CHUNK: usize = 8 * 1024;
+/// Bytes a row buffer grows by when a row may not fit: rows are split off
+/// one shared allocation instead of each allocating its own.
+const ROW_BUFFER_CHUNK: usize = 8 * 1024;
 
-impl PgBackend {
-    /// Runs `sql` in one round trip (binary results, as [`Read::Rows`]) and
-    /// writes each row's values as Koios's text output ([`put_text`]):
-    /// the same values, checks and errors as decoding into Arrow and
-    /// rendering that, without the batches in between.
-    fn read_text(
-        &self,
-        sql: String,
-        params: Vec<ScalarValue>,
-        columns: Vec<TextColumn>,
+/// Runs `sql` in one round trip (binary results, as [`Read::Rows`]) and
+/// writes each row's values as Koios writes them to a client
+/// ([`put_value`]): the same values, checks and errors as decoding into
+/// Arrow and writing that, without the batches in between.
+fn read_rows(
+    pool: Pool,
+    sql: String,
+    params: Vec<ScalarValue>,
+    columns: Vec<RowColumn>,
+    context: String,
+) -> DataRowStream {
+    let fail_pg = {
+        let context = context.clone();
+        move |e: tokio_postgres::Error| remote_error(&context, &e)
+    };
+    struct State {
+        read: ActiveRead,
+        columns: Vec<RowColumn>,
         context: String,
-    ) -> TextRowStream {
-        let pool = self.pool.clone();
-        let fail_pg = {
-            let context = context.clone();
-            move |e: tokio_postgres::Error| remote_error(&context, &e)
-        };
-        struct State {
-            read: ActiveRead,
-            columns: Vec<TextColumn>,
-            context: String,
-            buffer: bytes::BytesMut,
-            scratch: String,
-        }
-        let start = {
-            let fail_pg = fail_pg.clone();
-            async move {
-                let read =
-                    start_read(&pool, Read::Rows(sql, params))
-                        .await
-                        .map_err(|e| match e {
-                            StartError::Pool(message) => {
-                                DataFusionError::Execution(format!("{context}: {message}"))
-                            }
-                            StartError::Statement(e) => fail_pg(e),
-                        })?;
-                Ok::<_, DataFusionError>(State {
-                    read,
-                    columns,
-                    context,
-                    buffer: bytes::BytesMut::new(),
-                    scratch: String::new(),
-                })
-            }
-        };
-        let rows = futures::stream::once(start)
-            .map_ok(move |state| {
-                let fail_pg = fail_pg.clone();
-                futures::stream::try_unfold(state, move |mut state| {
-                    let fail_pg = fail_pg.clone();
-                    async move {
-                        let Some(Source::Rows(rows)) = state.read.rows.as_mut() else {
-                            return Ok(None);
-                        };
-                        let Some(row) = rows.next().await else {
-                            // The server has ended the statement.
-                            state.read.finished();
-                            return Ok(None);
-                        };
-                        let row = row.map_err(|e| {
-                            state.read.finished();
-                            fail_pg(e)
-                        })?;
-                        if state.buffer.capacity() - state.buffer.len() < TEXT_BUFFER_CHUNK / 4 {
-                            state.buffer.reserve(TEXT_BUFFER_CHUNK);
-                        }
-                        for column in &state.columns {
-                            let raw = row
-                                .try_get::<_, Option<RawValue>>(column.index)
-                                .ok()
-                                .flatten()
-                                .map(|v| v.0);
-                            put_text(&column.codec, raw, &mut state.buffer, &mut state.scratch)
-                                .map_err(|e| {
-                                    DataFusionError::Execution(format!(
-                                        "{}: column {}: {e}",
-                                        state.context, column.name
-                                    ))
-                                })?;
-                        }
-                        let body = state.buffer.split();
-                        Ok(Some((body, state)))
-                    }
-                })
-            })
-            .try_flatten();
-        Box::pin(rows)
+        buffer: bytes::BytesMut,
+        scratch: String,
     }
+    let start = {
+        let fail_pg = fail_pg.clone();
+        async move {
+            let read = start_read(&pool, Read::Rows(sql, params))
+                .await
+                .map_err(|e| match e {
+                    StartError::Pool(message) => {
+                        DataFusionError::Execution(format!("{context}: {message}"))
+                    }
+                    StartError::Statement(e) => fail_pg(e),
+                })?;
+            Ok::<_, DataFusionError>(State {
+                read,
+                columns,
+                context,
+                buffer: bytes::BytesMut::new(),
+                scratch: String::new(),
+            })
+        }
+    };
+    let rows = futures::stream::once(start)
+        .map_ok(move |state| {
+            let fail_pg = fail_pg.clone();
+            futures::stream::try_unfold(state, move |mut state| {
+                let fail_pg = fail_pg.clone();
+                async move {
+                    let Some(Source::Rows(rows)) = state.read.rows.as_mut() else {
+                        return Ok(None);
+                    };
+                    let Some(row) = rows.next().await else {
+                        // The server has ended the statement.
+                        state.read.finished();
+                        return Ok(None);
+                    };
+                    let row = row.map_err(|e| {
+                        state.read.finished();
+                        fail_pg(e)
+                    })?;
+                    if state.buffer.capacity() - state.buffer.len() < ROW_BUFFER_CHUNK / 4 {
+                        state.buffer.reserve(ROW_BUFFER_CHUNK);
+                    }
+                    for column in &state.columns {
+                        let raw = row
+                            .try_get::<_, Option<RawValue>>(column.index)
+                            .ok()
+                            .flatten()
+                            .map(|v| v.0);
+                        put_value(
+                            &column.codec,
+                            raw,
+                            column.binary,
+                            &mut state.buffer,
+                            &mut state.scratch,
+                        )
+                        .map_err(|e| {
+                            DataFusionError::Execution(format!(
+                                "{}: column {}: {e}",
+                                state.context, column.name
+                            ))
+                        })?;
+                    }
+                    let body = state.buffer.split();
+                    Ok(Some((body, state)))
+                }
+            })
+        })
+        .try_flatten();
+    Box::pin(rows)
 }
 
 /// A statement running on a pooled connection. Dropped before its end (a

@@ -776,12 +776,12 @@ mod numeric_text_tests {
 }
 
 impl PgCodec {
-    /// Whether [`put_text`] can write values of this codec: every codec
-    /// whose Arrow value Koios renders without session settings (not
+    /// Whether [`put_value`] can write values of this codec: every codec
+    /// whose Arrow value Koios writes without session settings (not
     /// `timestamptz`, shown in the session's zone) and that is one value
     /// (not arrays). Intervals are left to the Arrow path, which rounds
     /// their time part through nanoseconds.
-    pub fn writes_text(&self) -> bool {
+    pub fn writes_directly(&self) -> bool {
         !matches!(
             self,
             PgCodec::TimestampTz | PgCodec::Interval | PgCodec::Array { .. }
@@ -789,13 +789,17 @@ impl PgCodec {
     }
 }
 
-/// Appends one binary value to a text `DataRow` body as Koios renders the
-/// Arrow value [`ColumnBuilder::append`] makes of it: the same checks, the
-/// same errors, the same text (`koios_connector::pgtext`). `scratch` is
-/// reused between values. Only for codecs that [`PgCodec::writes_text`].
-pub fn put_text(
+/// Appends one binary value to a `DataRow` body as Koios writes the Arrow
+/// value [`ColumnBuilder::append`] makes of it to a client, in text
+/// (`koios_connector::pgtext`) or in `binary` (Koios's send format of the
+/// Arrow type: text-like columns are `text`, `oid` is `int8`, numerics are
+/// rewritten at the column's scale): the same checks, the same errors.
+/// `scratch` is reused between values. Only for codecs that
+/// [`PgCodec::writes_directly`].
+pub fn put_value(
     codec: &PgCodec,
     value: Option<&[u8]>,
+    binary: bool,
     out: &mut bytes::BytesMut,
     scratch: &mut String,
 ) -> Result<(), String> {
@@ -805,9 +809,9 @@ pub fn put_text(
         out.put_i32(-1);
         return Ok(());
     };
-    let mut put = |text: &[u8]| {
-        out.put_i32(text.len() as i32);
-        out.put_slice(text);
+    let mut put = |bytes: &[u8]| {
+        out.put_i32(bytes.len() as i32);
+        out.put_slice(bytes);
     };
     scratch.clear();
     match codec {
@@ -828,7 +832,13 @@ pub fn put_text(
             }
             _ => put(utf8(b)?.as_bytes()),
         },
+        PgCodec::Bool if binary => put(&[(be::<1>(b)?[0] != 0) as u8]),
         PgCodec::Bool => put(if be::<1>(b)?[0] != 0 { b"t" } else { b"f" }),
+        // The server's send format is Koios's for these.
+        PgCodec::Int2 if binary => put(&be::<2>(b)?),
+        PgCodec::Int4 | PgCodec::Float4 if binary => put(&be::<4>(b)?),
+        PgCodec::Int8 | PgCodec::Float8 | PgCodec::Time if binary => put(&be::<8>(b)?),
+        PgCodec::Bytea if binary => put(b),
         PgCodec::Int2 => put(itoa::Buffer::new()
             .format(i16::from_be_bytes(be(b)?))
             .as_bytes()),
@@ -838,35 +848,54 @@ pub fn put_text(
         PgCodec::Int8 => put(itoa::Buffer::new()
             .format(i64::from_be_bytes(be(b)?))
             .as_bytes()),
+        PgCodec::Oid if binary => put(&(u32::from_be_bytes(be(b)?) as i64).to_be_bytes()),
         PgCodec::Oid => put(itoa::Buffer::new()
             .format(u32::from_be_bytes(be(b)?))
             .as_bytes()),
         PgCodec::Float4 => put(pgtext::format_f32(f32::from_be_bytes(be(b)?)).as_bytes()),
         PgCodec::Float8 => put(pgtext::format_f64(f64::from_be_bytes(be(b)?)).as_bytes()),
-        PgCodec::Numeric { precision, scale } if *precision <= 38 => {
-            let v = numeric_to_i128(b, *scale)?;
-            check_precision(v.unsigned_abs(), *precision)?;
-            koios_connector::push_decimal_i128(scratch, v, *scale);
-            put(scratch.as_bytes())
-        }
-        PgCodec::Numeric { scale, .. } => {
-            let v = numeric_to_i256(b, *scale)?;
-            koios_connector::push_decimal(scratch, &v.to_string(), *scale);
-            put(scratch.as_bytes())
-        }
-        PgCodec::Money => {
-            koios_connector::push_decimal_i128(scratch, i64::from_be_bytes(be(b)?) as i128, 2);
-            put(scratch.as_bytes())
+        PgCodec::Numeric { .. } | PgCodec::Money => {
+            match codec {
+                PgCodec::Numeric { precision, scale } if *precision <= 38 => {
+                    let v = numeric_to_i128(b, *scale)?;
+                    check_precision(v.unsigned_abs(), *precision)?;
+                    koios_connector::push_decimal_i128(scratch, v, *scale);
+                }
+                PgCodec::Numeric { scale, .. } => {
+                    let v = numeric_to_i256(b, *scale)?;
+                    koios_connector::push_decimal(scratch, &v.to_string(), *scale);
+                }
+                _ => koios_connector::push_decimal_i128(
+                    scratch,
+                    i64::from_be_bytes(be(b)?) as i128,
+                    2,
+                ),
+            }
+            if binary {
+                let at = out.len();
+                out.put_i32(0);
+                write_numeric(out, scratch);
+                let len = (out.len() - at - 4) as i32;
+                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            } else {
+                put(scratch.as_bytes())
+            }
         }
         PgCodec::Bytea => put(pgtext::format_bytea(b).as_bytes()),
-        PgCodec::Date => {
-            let days = date_days(b)?;
-            put(pgtext::format_date(days as i64).as_bytes())
+        // Infinite values have no Arrow value: refused as when decoding.
+        PgCodec::Date if binary => {
+            date_days(b)?;
+            put(b)
         }
+        PgCodec::Date => put(pgtext::format_date(date_days(b)? as i64).as_bytes()),
         PgCodec::Time => put(pgtext::format_time(i64::from_be_bytes(be(b)?)).as_bytes()),
+        PgCodec::Timestamp if binary => {
+            timestamp_micros(b)?;
+            put(b)
+        }
         PgCodec::Timestamp => put(pgtext::format_timestamp(timestamp_micros(b)?).as_bytes()),
         PgCodec::TimestampTz | PgCodec::Interval | PgCodec::Array { .. } => {
-            return Err(format!("{codec:?} values are not written as text directly"));
+            return Err(format!("{codec:?} values are not written directly"));
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::sql::unparser::dialect::Dialect;
-use koios_connector::pgtext::TextRowStream;
+use koios_connector::pgtext::StartDataRows;
 
 use crate::query::RemoteQuery;
 
@@ -145,16 +145,17 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     ) -> Result<SendableRecordBatchStream>;
 
     /// Runs `sql` (with `params`) as [`SqlBackend::execute`] does, but writes
-    /// each result row straight into Koios's text output, one `DataRow`
-    /// body per row ([`TextRowStream`]), instead of decoding it into Arrow
-    /// batches: for a plan that is this one query, served to a client that
-    /// asked for text. `codecs` read the result columns (named by
+    /// each result row straight into what Koios sends a client, one
+    /// `DataRow` body per row in the client's formats
+    /// ([`koios_connector::pgtext::DataRowStream`]), instead of decoding it
+    /// into Arrow batches: for a plan that is this one query. Nothing runs
+    /// until the returned starter is called. `codecs` read the result columns (named by
     /// `schema`'s fields in errors); `columns` are the result columns to
     /// write, in order (a projection above may reorder or repeat them);
     /// `what` says what the query does, for messages. `None` when some
     /// column cannot be written so, or the backend does not write text
     /// rows: the caller runs the plan instead.
-    fn execute_text(
+    fn execute_data_rows(
         &self,
         _sql: String,
         _params: Vec<ScalarValue>,
@@ -162,7 +163,7 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         _schema: &SchemaRef,
         _columns: Vec<usize>,
         _what: String,
-    ) -> Option<TextRowStream> {
+    ) -> Option<StartDataRows> {
         None
     }
 

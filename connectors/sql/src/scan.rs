@@ -33,7 +33,7 @@ use crate::backend::SqlBackend;
 use crate::dynamic;
 use crate::query::RemoteQuery;
 use koios_connector::QueryParams;
-use koios_connector::pgtext::TextRowStream;
+use koios_connector::pgtext::StartDataRows;
 
 /// Reads one remote table through one query per partition.
 pub struct RemoteScanExec<B: SqlBackend> {
@@ -106,17 +106,17 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         self.queries.iter().map(|q| q.limit).max().flatten()
     }
 
-    /// This scan's rows written straight as text rows
-    /// ([`SqlBackend::execute_text`]), for a plan that is this scan alone:
+    /// This scan's rows written straight as `DataRow` bodies
+    /// ([`SqlBackend::execute_data_rows`]), for a plan that is this scan alone:
     /// one query, no dynamic filters. `params` are the values of a generic
     /// plan's placeholders (this copy's own bound values if `None`);
     /// `columns` the scan's output columns to write, in order. `None` when
     /// the scan cannot be served so.
-    pub fn execute_text(
+    pub fn data_rows(
         &self,
         params: Option<&QueryParams>,
         columns: Vec<usize>,
-    ) -> Option<TextRowStream> {
+    ) -> Option<StartDataRows> {
         let [query] = &self.queries[..] else {
             return None;
         };
@@ -130,8 +130,8 @@ impl<B: SqlBackend> RemoteScanExec<B> {
             .iter()
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
-        tracing::debug!(source = self.backend.source_name(), sql = %self.sql[0], "remote scan as text rows");
-        self.backend.execute_text(
+        tracing::debug!(source = self.backend.source_name(), sql = %self.sql[0], "remote scan as data rows");
+        self.backend.execute_data_rows(
             self.sql[0].clone(),
             values,
             codecs,

@@ -1193,19 +1193,16 @@ impl<B: SqlBackend> RemoteSubqueryExec<B> {
         &self.sql
     }
 
-    /// This query's rows written straight as text rows
-    /// ([`SqlBackend::execute_text`]), for a plan that is this query alone
+    /// This query's rows written straight as `DataRow` bodies
+    /// ([`SqlBackend::execute_data_rows`]), for a plan that is this query alone
     /// (no dynamic filters to add), writing its output `columns` in order;
     /// `None` when it cannot be served so.
-    pub fn execute_text(
-        &self,
-        columns: Vec<usize>,
-    ) -> Option<koios_connector::pgtext::TextRowStream> {
+    pub fn data_rows(&self, columns: Vec<usize>) -> Option<koios_connector::pgtext::StartDataRows> {
         if !self.dynamic_filters.is_empty() {
             return None;
         }
-        tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery as text rows");
-        self.backend.execute_text(
+        tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery as data rows");
+        self.backend.execute_data_rows(
             self.sql.clone(),
             Vec::new(),
             self.codecs.clone(),
