@@ -36,6 +36,10 @@ use koios::server::Server;
 use koios::session::{Output, Session};
 use tokio_postgres::NoTls;
 
+// Koios runs in-process here: with the `koios` binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 200;
 const QUERY: &str = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipmode FROM public.lineitem \
                      WHERE l_orderkey BETWEEN 3000000 AND 3000040";

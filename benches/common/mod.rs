@@ -7,6 +7,11 @@ use futures::StreamExt;
 use koios::engine::Engine;
 use koios::session::{Output, Session};
 
+// Koios in these benchmarks runs in-process: with the `koios` binary's
+// allocator, as deployed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The fastest of several runs.
 pub fn best(mut times: Vec<Duration>) -> Duration {
     times.sort();
