@@ -333,15 +333,17 @@ impl QueryHandler {
                     }
                 };
                 // Rows stop at a cancel request; dropping the rest of the
-                // stream drops the remote scans, which cancel remotely.
+                // stream drops the remote scans, which cancel remotely. One
+                // waiter for the whole result, not one per row.
+                let cancelled = Box::pin(token.cancelled_owned());
                 let rows = futures::stream::unfold(
-                    (Box::pin(rows), Some(token)),
-                    |(mut rows, token)| async move {
-                        let token = token?;
+                    (rows, Some((cancelled, token))),
+                    |(mut rows, waiting)| async move {
+                        let (mut cancelled, token) = waiting?;
                         tokio::select! {
                             biased;
-                            _ = token.cancelled() => Some((Err(query_canceled(&token)), (rows, None))),
-                            item = rows.next() => item.map(|item| (item, (rows, Some(token)))),
+                            _ = &mut cancelled => Some((Err(query_canceled(&token)), (rows, None))),
+                            item = rows.next() => item.map(|item| (item, (rows, Some((cancelled, token))))),
                         }
                     },
                 );
