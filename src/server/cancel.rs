@@ -33,12 +33,6 @@ impl QueryToken {
         self.token.cancelled().await
     }
 
-    /// [`QueryToken::cancelled`] as a future owning what it waits on, to
-    /// keep across the many polls of a result stream.
-    pub fn cancelled_owned(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
-        self.token.clone().cancelled_owned()
-    }
-
     /// Whether `statement_timeout` (rather than a CancelRequest) fired it.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Acquire)

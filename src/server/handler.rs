@@ -333,17 +333,15 @@ impl QueryHandler {
                     }
                 };
                 // Rows stop at a cancel request; dropping the rest of the
-                // stream drops the remote scans, which cancel remotely. One
-                // waiter for the whole result, not one per row.
-                let cancelled = Box::pin(token.cancelled_owned());
+                // stream drops the remote scans, which cancel remotely.
                 let rows = futures::stream::unfold(
-                    (rows, Some((cancelled, token))),
-                    |(mut rows, waiting)| async move {
-                        let (mut cancelled, token) = waiting?;
+                    (Box::pin(rows), Some(token)),
+                    |(mut rows, token)| async move {
+                        let token = token?;
                         tokio::select! {
                             biased;
-                            _ = &mut cancelled => Some((Err(query_canceled(&token)), (rows, None))),
-                            item = rows.next() => item.map(|item| (item, (rows, Some((cancelled, token))))),
+                            _ = token.cancelled() => Some((Err(query_canceled(&token)), (rows, None))),
+                            item = rows.next() => item.map(|item| (item, (rows, Some(token)))),
                         }
                     },
                 );
