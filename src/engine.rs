@@ -263,6 +263,8 @@ impl Engine {
             // grouped joins.
             .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping))
             .with_optimizer_rule(Arc::new(crate::planner::ScalarMaxAsWindow))
+            // Joins that emit from buffered input yield (a cancel can stop them).
+            .with_physical_optimizer_rule(Arc::new(crate::planner::CooperativeJoins))
             // `'{1,2}'::int[]` is an array literal, as in PostgreSQL.
             .with_analyzer_rule(Arc::new(crate::pgtypes::arrays::ArrayLiteralCasts));
         for connector in self.connectors.values() {

@@ -20,6 +20,7 @@ pub mod pgfunctions;
 pub mod pgtypes;
 pub mod plancache;
 pub mod planner;
+pub mod query_runtime;
 pub mod server;
 pub mod session;
 

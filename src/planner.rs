@@ -495,3 +495,46 @@ fn max_as_window(filter: &datafusion::logical_expr::Filter) -> Result<Option<Log
         .build()?;
     Ok(Some(rewritten))
 }
+
+/// Makes joins that emit many batches from input they have buffered yield
+/// to the runtime between batches.
+///
+/// DataFusion's cooperative scheduling spends the task's budget where a
+/// stream reads its input; a cross join or nested-loop join produces batch
+/// after batch from its buffered side without reading anything. A task
+/// aggregating `generate_series(1, 1e8) CROSS JOIN generate_series(1, 1e8)`
+/// then never returned to the runtime: it could not be aborted when the
+/// query was cancelled, and held its worker until the end of the join.
+/// [`CooperativeExec`] above such a join spends budget per batch instead.
+///
+/// [`CooperativeExec`]: datafusion::physical_plan::coop::CooperativeExec
+#[derive(Debug, Default)]
+pub struct CooperativeJoins;
+
+impl datafusion::physical_optimizer::PhysicalOptimizerRule for CooperativeJoins {
+    fn optimize(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_plan::ExecutionPlan;
+        use datafusion::physical_plan::coop::CooperativeExec;
+        plan.transform_up(|node| {
+            if matches!(node.name(), "CrossJoinExec" | "NestedLoopJoinExec") {
+                let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
+                Ok(Transformed::yes(wrapped))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "cooperative_joins"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}

@@ -634,7 +634,11 @@ impl Session {
                     })
                 } else {
                     let schema = rename_fields(frame.schema().as_arrow(), renames);
-                    let stream = frame.execute_stream().await?;
+                    let task = Arc::new(frame.task_ctx());
+                    let physical = frame.create_physical_plan().await?;
+                    let stream = crate::query_runtime::run(physical.schema(), move || {
+                        datafusion::physical_plan::execute_stream(physical, task)
+                    })?;
                     Ok(Output::Rows {
                         schema,
                         stream,
@@ -1569,10 +1573,11 @@ fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
     Some(total)
 }
 
-/// The output of running a plan: its Arrow batches, which `batches` starts,
-/// and its data rows if it has them ([`passthrough::data_rows`]). With
-/// data rows the batches start only if read (`plan_schema` is theirs), so
-/// a front end serving those costs no binding or stream building.
+/// The output of running a plan: its Arrow batches, which `batches` starts
+/// on the query runtime (`plan_schema` is theirs), and its data rows if it
+/// has them ([`passthrough::data_rows`]). With data rows the batches start
+/// only if read, so a front end serving those costs no binding or stream
+/// building.
 fn rows_output(
     schema: SchemaRef,
     tag: &str,
@@ -1580,9 +1585,16 @@ fn rows_output(
     plan_schema: SchemaRef,
     batches: impl FnOnce() -> Result<SendableRecordBatchStream> + Send + 'static,
 ) -> Result<Output> {
+    // On the query runtime: a CPU-bound plan must not hold up the
+    // connections' runtime (see `query_runtime`).
     let stream = match data_rows {
-        Some(_) => passthrough::lazy_batches(plan_schema, batches),
-        None => batches()?,
+        Some(_) => {
+            let schema = Arc::clone(&plan_schema);
+            passthrough::lazy_batches(plan_schema, move || {
+                crate::query_runtime::run(schema, batches)
+            })
+        }
+        None => crate::query_runtime::run(plan_schema, batches)?,
     };
     Ok(Output::Rows {
         schema,
