@@ -3,6 +3,9 @@
 //! [`ScalarMaxAsWindow`] turns `x = (SELECT max(x) FROM <same input>)` into a
 //! window over that input, so a remote input is read once.
 //!
+//! [`CooperativeJoins`] makes cross and nested-loop joins yield between the
+//! batches they emit, so a cancelled one stops.
+//!
 //! [`SourceJoinGrouping`] reorders a tree of inner joins so that tables of
 //! one SQL source that join each other are joined first: the whole join then
 //! runs inside that server (whole-subplan pushdown, in the SQL connector
