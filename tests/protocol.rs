@@ -966,3 +966,54 @@ async fn single_remote_queries_are_served_as_data_rows() {
     let binary = client.query_one(sql, &[]).await.expect("runs");
     assert_eq!(binary.get::<_, String>(3), "ab  ");
 }
+
+/// A CPU-bound query neither delays other clients nor outlives its cancel:
+/// plans run on a runtime apart from the connections' (`query_runtime`),
+/// and a cross join yields between the batches it emits, so a cancelled
+/// one stops and the session's next statement runs at once. The cancel
+/// still finds its connection after another client connected and left:
+/// every connection has its own backend pid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpu_bound_query_does_not_hold_up_other_clients() {
+    use std::time::Duration;
+    let server = server().await;
+    let busy = server.connect("demo").await;
+    let cancel = busy.cancel_token();
+    let endless = tokio::spawn(async move {
+        let result = busy
+            .simple_query(
+                "SELECT count(*) FROM generate_series(1, 100000000) a \
+                 CROSS JOIN generate_series(1, 100000000) b",
+            )
+            .await;
+        (busy, result)
+    });
+    // Long enough for the join to be past building its side.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let other = tokio::time::timeout(Duration::from_secs(10), async {
+        let client = server.connect("demo").await;
+        client
+            .query_one("SELECT 40 + 2", &[])
+            .await
+            .expect("runs")
+            .get::<_, i64>(0)
+    })
+    .await
+    .expect("another client is served while the join runs");
+    assert_eq!(other, 42);
+    cancel
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel sent");
+    let (busy, result) = tokio::time::timeout(Duration::from_secs(10), endless)
+        .await
+        .expect("the cancelled join ends")
+        .expect("task");
+    let error = result.expect_err("cancelled");
+    assert_eq!(error.code().map(|c| c.code()), Some("57014"), "{error}");
+    let next = tokio::time::timeout(Duration::from_secs(10), busy.query_one("SELECT 1", &[]))
+        .await
+        .expect("the session's next statement runs")
+        .expect("runs");
+    assert_eq!(next.get::<_, i64>(0), 1);
+}

@@ -81,7 +81,6 @@ pub struct KoiosStartup {
     session: Arc<OnceLock<Arc<Session>>>,
     cancels: Arc<CancelRegistry>,
     canceller: Arc<QueryCanceller>,
-    pids: RandomPidSecretKeyGenerator,
     access: Arc<Access>,
     /// False when the connection limit was reached at accept.
     admitted: bool,
@@ -127,6 +126,15 @@ const SESSION_STARTUP_PARAMETERS: &[&str] = &[
     "intervalstyle",
 ];
 
+/// The one generator of backend pids for the whole process: a CancelRequest
+/// finds its connection by pid, so no two connections may share one (a
+/// generator per connection gave every connection the same pid, and the
+/// latest connection's registration replaced, then removed, the others').
+fn backend_keys() -> &'static RandomPidSecretKeyGenerator {
+    static KEYS: std::sync::OnceLock<RandomPidSecretKeyGenerator> = std::sync::OnceLock::new();
+    KEYS.get_or_init(RandomPidSecretKeyGenerator::default)
+}
+
 impl KoiosStartup {
     pub fn new(
         engine: Arc<Engine>,
@@ -141,7 +149,6 @@ impl KoiosStartup {
             session,
             cancels,
             canceller,
-            pids: RandomPidSecretKeyGenerator::default(),
             access,
             admitted,
             sasl: Mutex::new(Sasl::NotStarted),
@@ -348,7 +355,7 @@ impl KoiosStartup {
         }
         let _ = self.session.set(Arc::clone(&session));
 
-        let (pid, secret) = self.pids.generate(client);
+        let (pid, secret) = backend_keys().generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         // Kept in the connection's extensions: dropped (and unregistered)
         // when the connection ends.
