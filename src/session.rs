@@ -13,8 +13,8 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -679,12 +679,7 @@ impl Session {
             let cached = plans.get(sql, generation)?;
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
-        let rows = passthrough::data_rows(&cached.plan, None);
-        let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
-        let plan_schema = cached.plan.schema();
-        Some(rows_output(schema, &tag, rows, plan_schema, move || {
-            plancache::execute(&cached, task, None)
-        }))
+        Some(cached_output(cached, None, task))
     }
 
     /// Runs the parameterized statement `key` (its text; `plan` its logical
@@ -777,14 +772,11 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .task_context(|| self.ctx.task_ctx());
-        let values = QueryParams(params);
-        let cached = generic.cached.clone();
-        let rows = passthrough::data_rows(&cached.plan, Some(&values));
-        let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
-        let plan_schema = cached.plan.schema();
-        Some(rows_output(schema, &tag, rows, plan_schema, move || {
-            plancache::execute(&cached, task, Some(values))
-        }))
+        Some(cached_output(
+            generic.cached.clone(),
+            Some(QueryParams(params)),
+            task,
+        ))
     }
 
     /// Runs the one statement of the simple-protocol query string `text`:
@@ -887,37 +879,27 @@ impl Session {
         }
         let cached = &generic.cached;
         let values = QueryParams(values);
-        if text.is_none()
-            && let Some(rows) = passthrough::data_rows(&cached.plan, Some(&values))
-        {
-            // Nothing to cache by text: the plan is bound only if the
-            // batches are read.
+        let Some(text) = text else {
+            // Nothing to cache by text: the plan is bound only when run
+            // (not at all if served as data rows).
             let task = self
                 .plans
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .task_context(|| self.ctx.task_ctx());
-            let cached = cached.clone();
-            let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
-            let plan_schema = cached.plan.schema();
-            return rows_output(schema, &tag, Some(rows), plan_schema, move || {
-                plancache::execute(&cached, task, Some(values))
-            })
-            .ok();
-        }
+            return cached_output(cached.clone(), Some(values), task).ok();
+        };
         let bound = plancache::bind(&cached.plan, Some(values)).ok()?;
         let task = {
             let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(text) = text {
-                plans.insert(
-                    text,
-                    cached.generation,
-                    &bound,
-                    &cached.schema,
-                    &cached.tag,
-                    true,
-                );
-            }
+            plans.insert(
+                text,
+                cached.generation,
+                &bound,
+                &cached.schema,
+                &cached.tag,
+                true,
+            );
             plans.task_context(|| self.ctx.task_ctx())
         };
         let rows = passthrough::data_rows(&bound, None);
@@ -1571,6 +1553,21 @@ fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
         }
     }
     Some(total)
+}
+
+/// The output of running the cached plan `cached` with `params` bound into
+/// its scans.
+fn cached_output(
+    cached: plancache::CachedPlan,
+    params: Option<QueryParams>,
+    task: Arc<TaskContext>,
+) -> Result<Output> {
+    let rows = passthrough::data_rows(&cached.plan, params.as_ref());
+    let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
+    let plan_schema = cached.plan.schema();
+    rows_output(schema, &tag, rows, plan_schema, move || {
+        plancache::execute(&cached, task, params)
+    })
 }
 
 /// The output of running a plan: its Arrow batches, which `batches` starts

@@ -281,27 +281,11 @@ impl ColumnBuilder {
             ColumnBuilder::Float32(x) => x.append_value(f32::from_be_bytes(be(b)?)),
             ColumnBuilder::Float64(x) => x.append_value(f64::from_be_bytes(be(b)?)),
             ColumnBuilder::Decimal128(x, precision, scale) => {
-                let v = numeric_to_i128(b, *scale)?;
-                check_precision(v.unsigned_abs(), *precision)?;
-                x.append_value(v)
+                x.append_value(decimal128(b, *precision, *scale)?)
             }
             ColumnBuilder::Decimal256(x, _, scale) => x.append_value(numeric_to_i256(b, *scale)?),
             ColumnBuilder::Money(x) => x.append_value(i64::from_be_bytes(be(b)?) as i128),
-            ColumnBuilder::Text(x, kind) => match kind {
-                TextKind::Jsonb => {
-                    let body = b.strip_prefix(&[1]).ok_or("unknown jsonb version")?;
-                    x.append_value(utf8(body)?)
-                }
-                TextKind::Uuid => x.append_value(format_uuid(&be::<16>(b)?)),
-                TextKind::Inet => x.append_value(format_inet(b)?),
-                TextKind::MacAddr | TextKind::MacAddr8 => x.append_value(
-                    b.iter()
-                        .map(|o| format!("{o:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(":"),
-                ),
-                _ => x.append_value(utf8(b)?),
-            },
+            ColumnBuilder::Text(x, kind) => x.append_value(text_value(*kind, b)?),
             ColumnBuilder::Binary(x) => x.append_value(b),
             ColumnBuilder::Date(x) => x.append_value(date_days(b)?),
             ColumnBuilder::Time(x) => x.append_value(i64::from_be_bytes(be(b)?)),
@@ -392,6 +376,39 @@ impl ColumnBuilder {
             }
         }
     }
+}
+
+/// The text of a binary value of a text-like column (what Arrow holds and
+/// clients see): the string itself, jsonb without its version byte, uuid,
+/// inet and MAC addresses formatted as PostgreSQL prints them.
+fn text_value(kind: TextKind, b: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
+    Ok(match kind {
+        TextKind::Jsonb => {
+            let body = b.strip_prefix(&[1]).ok_or("unknown jsonb version")?;
+            utf8(body)?.into()
+        }
+        TextKind::Uuid => format_uuid(&be::<16>(b)?).into(),
+        TextKind::Inet => format_inet(b)?.into(),
+        TextKind::MacAddr | TextKind::MacAddr8 => {
+            let mut text = String::with_capacity(b.len() * 3);
+            for (i, octet) in b.iter().enumerate() {
+                if i > 0 {
+                    text.push(':');
+                }
+                let _ = write!(text, "{octet:02x}");
+            }
+            text.into()
+        }
+        _ => utf8(b)?.into(),
+    })
+}
+
+/// A binary numeric as a `decimal(precision, scale)` unscaled value,
+/// refusing digits it would lose or a value beyond its precision.
+fn decimal128(b: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
+    let v = numeric_to_i128(b, scale)?;
+    check_precision(v.unsigned_abs(), precision)?;
+    Ok(v)
 }
 
 fn utf8(b: &[u8]) -> Result<&str, String> {
@@ -815,23 +832,7 @@ pub fn put_value(
     };
     scratch.clear();
     match codec {
-        PgCodec::Text { kind, .. } => match kind {
-            TextKind::Jsonb => {
-                put(utf8(b.strip_prefix(&[1]).ok_or("unknown jsonb version")?)?.as_bytes())
-            }
-            TextKind::Uuid => put(format_uuid(&be::<16>(b)?).as_bytes()),
-            TextKind::Inet => put(format_inet(b)?.as_bytes()),
-            TextKind::MacAddr | TextKind::MacAddr8 => {
-                for (i, octet) in b.iter().enumerate() {
-                    if i > 0 {
-                        scratch.push(':');
-                    }
-                    let _ = write!(scratch, "{octet:02x}");
-                }
-                put(scratch.as_bytes())
-            }
-            _ => put(utf8(b)?.as_bytes()),
-        },
+        PgCodec::Text { kind, .. } => put(text_value(*kind, b)?.as_bytes()),
         PgCodec::Bool if binary => put(&[(be::<1>(b)?[0] != 0) as u8]),
         PgCodec::Bool => put(if be::<1>(b)?[0] != 0 { b"t" } else { b"f" }),
         // The server's send format is Koios's for these.
@@ -857,9 +858,11 @@ pub fn put_value(
         PgCodec::Numeric { .. } | PgCodec::Money => {
             match codec {
                 PgCodec::Numeric { precision, scale } if *precision <= 38 => {
-                    let v = numeric_to_i128(b, *scale)?;
-                    check_precision(v.unsigned_abs(), *precision)?;
-                    koios_connector::push_decimal_i128(scratch, v, *scale);
+                    koios_connector::push_decimal_i128(
+                        scratch,
+                        decimal128(b, *precision, *scale)?,
+                        *scale,
+                    );
                 }
                 PgCodec::Numeric { scale, .. } => {
                     let v = numeric_to_i256(b, *scale)?;
