@@ -45,6 +45,71 @@ async fn cancel_stops_the_remote_statement() {
     );
 }
 
+/// An index lookup reads its rows on a pooled connection that it drives
+/// itself, in the task serving the client (`pool::Lease::poll_drive`), not
+/// through a connection task. Stopped mid-statement (here by
+/// `statement_timeout`), it must still cancel the remote statement, and the
+/// source's one pooled connection slot must serve every lookup after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_stopped_midway_leaves_the_pool_usable() {
+    let pg = support::PgTestDatabase::create();
+    pg.execute("CREATE VIEW slow AS SELECT pg_sleep(60)::text AS s")
+        .expect("creates the slow view");
+    pg.execute("CREATE TABLE keyed (id integer PRIMARY KEY, v text)")
+        .expect("creates the table");
+    pg.execute("INSERT INTO keyed SELECT g, 'v' || g FROM generate_series(1, 100) g")
+        .expect("fills the table");
+    let text = format!(
+        r#"
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{}"
+pool_size = 1
+"#,
+        pg.name
+    );
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    let client = server.connect("koios").await;
+    // A pushed LIMIT makes it a point read: rows, not COPY.
+    let plan = client
+        .simple_query("EXPLAIN SELECT s FROM pg.public.slow LIMIT 1")
+        .await
+        .expect("explain");
+    let plan = format!("{plan:?}");
+    assert!(plan.contains("LIMIT 1"), "{plan}");
+    for round in 0..3 {
+        client
+            .batch_execute("SET statement_timeout = 200")
+            .await
+            .expect("set");
+        let err = client
+            .query("SELECT s FROM pg.public.slow LIMIT 1", &[])
+            .await
+            .expect_err("times out");
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "round {round}: {err}"
+        );
+        client
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .expect("reset");
+        support::wait_until_remote_scans_stop(&pg.name).await;
+        for id in [round + 1, 50, 100] {
+            let row = client
+                .query_one(
+                    "SELECT v FROM pg.public.keyed WHERE id = $1",
+                    &[&(id as i32)],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: lookup {id}: {e}"));
+            assert_eq!(row.get::<_, String>(0), format!("v{id}"));
+        }
+    }
+}
+
 /// A scan abandoned early cancels its remote statement; that cancel must
 /// never reach the statement the pooled connection runs next for another
 /// query (it did when the connection went back to the pool before the

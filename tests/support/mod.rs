@@ -416,9 +416,9 @@ pub async fn postgres_admin() -> tokio_postgres::Client {
     client
 }
 
-/// Waits (up to 10 s) until no `COPY (SELECT … slow …)` statement Koios sent
-/// is still active in `database`: a cancelled or timed-out query must stop
-/// on the server too.
+/// Waits (up to 10 s) until no `SELECT … slow …` statement Koios sent (a
+/// query or a `COPY (SELECT …)`) is still active in `database`: a cancelled
+/// or timed-out query must stop on the server too.
 pub async fn wait_until_remote_scans_stop(database: &str) {
     let admin = postgres_admin().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -426,7 +426,7 @@ pub async fn wait_until_remote_scans_stop(database: &str) {
         let active: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
-                 AND query LIKE 'COPY (SELECT%slow%' AND pid <> pg_backend_pid()",
+                 AND query ~ '^(COPY \\()?SELECT.*slow' AND pid <> pg_backend_pid()",
                 &[&database],
             )
             .await
