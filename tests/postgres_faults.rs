@@ -45,11 +45,10 @@ async fn cancel_stops_the_remote_statement() {
     );
 }
 
-/// An index lookup reads its rows on a pooled connection that it drives
-/// itself, in the task serving the client (`pool::Lease::poll_drive`), not
-/// through a connection task. Stopped mid-statement (here by
-/// `statement_timeout`), it must still cancel the remote statement, and the
-/// source's one pooled connection slot must serve every lookup after it.
+/// An index lookup (a point read: the query itself in one round trip, its
+/// rows written straight to the client) stopped mid-statement, here by
+/// `statement_timeout`, must cancel the remote statement, and the source's
+/// one pooled connection must serve every lookup after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_stopped_midway_leaves_the_pool_usable() {
     let pg = support::PgTestDatabase::create();
@@ -78,7 +77,7 @@ pool_size = 1
         .expect("explain");
     let plan = format!("{plan:?}");
     assert!(plan.contains("LIMIT 1"), "{plan}");
-    for round in 0..3 {
+    for round in 0..3_i32 {
         client
             .batch_execute("SET statement_timeout = 200")
             .await
@@ -99,10 +98,7 @@ pool_size = 1
         support::wait_until_remote_scans_stop(&pg.name).await;
         for id in [round + 1, 50, 100] {
             let row = client
-                .query_one(
-                    "SELECT v FROM pg.public.keyed WHERE id = $1",
-                    &[&(id as i32)],
-                )
+                .query_one("SELECT v FROM pg.public.keyed WHERE id = $1", &[&id])
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: lookup {id}: {e}"));
             assert_eq!(row.get::<_, String>(0), format!("v{id}"));

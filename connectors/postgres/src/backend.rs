@@ -12,6 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
 use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
@@ -22,7 +23,6 @@ use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
 use crate::options::PgOptions;
-use crate::pool::{Lease, Pool};
 use crate::types::{PgCodec, TextKind, put_value};
 use koios_connector::pgtext::{DataRowStream, StartDataRows};
 
@@ -68,8 +68,19 @@ impl PgBackend {
             _ => TlsMode::Prefer,
         });
         config.ssl_mode(crate::tls::ssl_mode(tls));
-        let tls = crate::tls::connector(source, tls, options.tls.ca_file.as_deref())?;
-        let pool = Pool::new(config, tls, options.sql.pool_size)
+        let manager_config = || ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match crate::tls::connector(source, tls, options.tls.ca_file.as_deref())? {
+            Some(tls) => Manager::from_config(config, tls, manager_config()),
+            None => Manager::from_config(config, NoTls, manager_config()),
+        };
+        let pool = Pool::builder(manager)
+            .max_size(options.sql.pool_size)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(15)))
+            .wait_timeout(Some(Duration::from_secs(120)))
+            .build()
             .map_err(|e| DataFusionError::Configuration(format!("source '{source}': {e}")))?;
         let backend = PgBackend {
             source: source.to_string(),
@@ -81,11 +92,11 @@ impl PgBackend {
         Ok(backend)
     }
 
-    async fn client(&self) -> Result<Lease> {
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool
             .get()
             .await
-            .map_err(|e| self.error(format!("cannot connect: {e}")))
+            .map_err(|e| self.error(format!("cannot connect: {}", pool_error(&e))))
     }
 
     fn error(&self, message: impl std::fmt::Display) -> DataFusionError {
@@ -808,7 +819,7 @@ impl PgBackend {
                                     }
                                     None => false,
                                 },
-                                Source::Rows(_) => match state.read.next_row().await {
+                                Source::Rows(rows) => match rows.next().await {
                                     Some(row) => {
                                         let row = row.map_err(|e| {
                                             state.read.finished();
@@ -853,41 +864,35 @@ enum StartError {
 }
 
 /// Takes a pooled connection and starts `read` on it.
-///
-/// A COPY scan's connection is driven by a task of its own, so reading the
-/// socket overlaps decoding. A query's rows (mostly an index lookup's few)
-/// are read by the task consuming them ([`ActiveRead::next_row`]): no
-/// wakeup of another task between the client's request and its rows.
 async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, StartError> {
-    let lease = match &read {
-        Read::Copy(_) => pool.get().await,
-        Read::Rows(..) => pool.get_driven().await,
-    }
-    .map_err(|e| StartError::Pool(format!("cannot connect: {e}")))?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StartError::Pool(format!("cannot connect: {}", pool_error(&e))))?;
     // Armed before the statement starts: PostgreSQL may run it for long
     // before the first row, and a drop then must cancel too.
     let mut active = ActiveRead {
-        token: Some(lease.cancel_token()),
+        token: Some(client.cancel_token()),
         rows: None,
-        lease: None,
+        client: Some(client),
     };
-    let lease = active.lease.insert(lease);
+    let Some(client) = active.client.as_deref() else {
+        return Err(StartError::Pool("no connection".into()));
+    };
     let opened = match &read {
-        Read::Copy(copy) => lease
-            .drive_while(|client| client.copy_out(copy.as_str()))
+        Read::Copy(copy) => client
+            .copy_out(copy.as_str())
             .await
             .map(|rows| Source::Copy(Box::pin(rows))),
-        Read::Rows(sql, params) => lease
-            .drive_while(|client| {
-                client.query_typed_raw(
-                    sql.as_str(),
-                    params.iter().map(|value| {
-                        let ty = parameter_type(&value.data_type())
-                            .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
-                        (ParameterValue(value.clone()), ty)
-                    }),
-                )
-            })
+        Read::Rows(sql, params) => client
+            .query_typed_raw(
+                sql.as_str(),
+                params.iter().map(|value| {
+                    let ty = parameter_type(&value.data_type())
+                        .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
+                    (ParameterValue(value.clone()), ty)
+                }),
+            )
             .await
             .map(|rows| Source::Rows(Box::pin(rows))),
     };
@@ -966,7 +971,10 @@ fn read_rows(
             futures::stream::try_unfold(state, move |mut state| {
                 let fail_pg = fail_pg.clone();
                 async move {
-                    let Some(row) = state.read.next_row().await else {
+                    let Some(Source::Rows(rows)) = state.read.rows.as_mut() else {
+                        return Ok(None);
+                    };
+                    let Some(row) = rows.next().await else {
                         // The server has ended the statement.
                         state.read.finished();
                         return Ok(None);
@@ -1019,29 +1027,13 @@ struct ActiveRead {
     /// `Some` while the statement may still be running.
     token: Option<tokio_postgres::CancelToken>,
     rows: Option<Source>,
-    lease: Option<Lease>,
+    client: Option<deadpool_postgres::Object>,
 }
 
 impl ActiveRead {
     /// The statement ran to its end: the connection can be pooled as it is.
     fn finished(&mut self) {
         self.token = None;
-    }
-
-    /// The next row of a [`Source::Rows`] read, driving the connection
-    /// meanwhile; `None` at the end (or for a COPY).
-    async fn next_row(
-        &mut self,
-    ) -> Option<std::result::Result<tokio_postgres::Row, tokio_postgres::Error>> {
-        let (Some(Source::Rows(rows)), Some(lease)) = (self.rows.as_mut(), self.lease.as_mut())
-        else {
-            return None;
-        };
-        std::future::poll_fn(|cx| {
-            lease.poll_drive(cx);
-            futures::Stream::poll_next(rows.as_mut(), cx)
-        })
-        .await
     }
 }
 
@@ -1051,8 +1043,8 @@ impl Drop for ActiveRead {
             return;
         };
         self.rows = None;
-        if let Some(mut lease) = self.lease.take() {
-            lease.discard();
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -1064,6 +1056,14 @@ impl Drop for ActiveRead {
 
 fn col_ctid() -> Expr {
     col("ctid")
+}
+
+/// A pool error with the driver's causes (TLS and authentication details).
+pub(crate) fn pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => error_chain(pg),
+        other => other.to_string(),
+    }
 }
 
 /// An error with its causes (`… TLS handshake: invalid peer certificate: …`).

@@ -9,7 +9,6 @@
 pub mod backend;
 pub mod copy;
 pub mod options;
-pub mod pool;
 pub mod tls;
 pub mod types;
 pub mod write;

@@ -37,11 +37,12 @@ pub async fn copy_in(
         quote_ident(&table.name.table),
         columns.join(", ")
     );
-    let mut client = backend
-        .pool()
-        .get()
-        .await
-        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+    let mut client = backend.pool().get().await.map_err(|e| {
+        fail(format!(
+            "cannot connect: {}",
+            crate::backend::pool_error(&e)
+        ))
+    })?;
     let transaction = client.transaction().await.map_err(fail_pg)?;
     let sink = transaction
         .copy_in(statement.as_str())
