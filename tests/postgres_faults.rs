@@ -10,6 +10,22 @@ use koios::config::Config;
 use support::TestServer;
 use tokio_postgres::NoTls;
 
+/// Koios with `pg` on `database` and one pooled connection, so that a
+/// connection left busy or cancelled would hold up the next statement.
+async fn one_connection_server(database: &support::PgTestDatabase) -> TestServer {
+    let text = format!(
+        r#"
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{}"
+pool_size = 1
+"#,
+        database.name
+    );
+    TestServer::start_toml(&text, &|_| None).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_the_remote_statement() {
     let server = TestServer::start_test().await;
@@ -58,17 +74,7 @@ async fn a_lookup_stopped_midway_leaves_the_pool_usable() {
         .expect("creates the table");
     pg.execute("INSERT INTO keyed SELECT g, 'v' || g FROM generate_series(1, 100) g")
         .expect("fills the table");
-    let text = format!(
-        r#"
-[[source]]
-name = "pg"
-kind = "postgres"
-url = "postgres://postgres@127.0.0.1:5432/{}"
-pool_size = 1
-"#,
-        pg.name
-    );
-    let server = TestServer::start_toml(&text, &|_| None).await;
+    let server = one_connection_server(&pg).await;
     let client = server.connect("koios").await;
     // A pushed LIMIT makes it a point read: rows, not COPY.
     let plan = client
@@ -132,17 +138,7 @@ async fn an_abandoned_scans_cancel_never_hits_the_next_statement() {
     // The next statement runs long enough for a late cancel to land in it.
     pg.execute("CREATE VIEW nap AS SELECT pg_sleep(0.02)::text AS slept")
         .expect("creates the view");
-    let text = format!(
-        r#"
-[[source]]
-name = "pg"
-kind = "postgres"
-url = "postgres://postgres@127.0.0.1:5432/{}"
-pool_size = 1
-"#,
-        pg.name
-    );
-    let server = TestServer::start_toml(&text, &|_| None).await;
+    let server = one_connection_server(&pg).await;
     support::abandon_scans_beside_another_client(&server, "pg.public").await;
 }
 
