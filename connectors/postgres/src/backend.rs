@@ -12,7 +12,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
 use koios_connector::TlsMode;
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
@@ -23,6 +23,7 @@ use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
 use crate::options::PgOptions;
+use crate::statements::RepeatedStatements;
 use crate::types::{PgCodec, TextKind, put_value};
 use koios_connector::pgtext::{DataRowStream, StartDataRows};
 
@@ -30,6 +31,8 @@ use koios_connector::pgtext::{DataRowStream, StartDataRows};
 pub struct PgBackend {
     source: String,
     pool: Pool,
+    /// Which texts ran before, so connections keep them prepared.
+    statements: Arc<RepeatedStatements>,
     options: PgOptions,
     dialect: PostgreSqlDialect,
 }
@@ -77,6 +80,11 @@ impl PgBackend {
         };
         let pool = Pool::builder(manager)
             .max_size(options.sql.pool_size)
+            // The connection used last serves next: one warm connection
+            // (with its prepared statements and the server process's
+            // caches) takes a stream of lookups, instead of each lookup
+            // going to the one idle longest.
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(Duration::from_secs(15)))
             .wait_timeout(Some(Duration::from_secs(120)))
@@ -85,6 +93,7 @@ impl PgBackend {
         let backend = PgBackend {
             source: source.to_string(),
             pool,
+            statements: Default::default(),
             options,
             dialect: PostgreSqlDialect {},
         };
@@ -618,11 +627,12 @@ impl SqlBackend for PgBackend {
             .collect::<Option<Vec<_>>>()?;
         let context = format!("source '{}': {what}", self.source);
         let pool = self.pool.clone();
+        let statements = Arc::clone(&self.statements);
         Some(Box::new(move |binary: Vec<bool>| {
             for (column, binary) in written.iter_mut().zip(binary) {
                 column.binary = binary;
             }
-            read_rows(pool, sql, params, written, context)
+            read_rows(pool, statements, sql, params, written, context)
         }))
     }
 
@@ -750,6 +760,7 @@ impl PgBackend {
     ) -> Result<SendableRecordBatchStream> {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let pool = self.pool.clone();
+        let statements = Arc::clone(&self.statements);
         let fail = {
             let context = context.clone();
             move |message: String| DataFusionError::Execution(format!("{context}: {message}"))
@@ -774,10 +785,12 @@ impl PgBackend {
             let fail = fail.clone();
             let fail_pg = fail_pg.clone();
             async move {
-                let active = start_read(&pool, read).await.map_err(|e| match e {
-                    StartError::Pool(message) => fail(message),
-                    StartError::Statement(e) => fail_pg(e),
-                })?;
+                let active = start_read(&pool, &statements, read)
+                    .await
+                    .map_err(|e| match e {
+                        StartError::Pool(message) => fail(message),
+                        StartError::Statement(e) => fail_pg(e),
+                    })?;
                 Ok::<_, DataFusionError>(State {
                     read: active,
                     decoder,
@@ -863,8 +876,14 @@ enum StartError {
     Statement(tokio_postgres::Error),
 }
 
-/// Takes a pooled connection and starts `read` on it.
-async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, StartError> {
+/// Takes a pooled connection and starts `read` on it: as a statement the
+/// connection keeps prepared when the same text ran before
+/// ([`crate::statements`]), else as text.
+async fn start_read(
+    pool: &Pool,
+    statements: &RepeatedStatements,
+    read: Read,
+) -> std::result::Result<ActiveRead, StartError> {
     let client = pool
         .get()
         .await
@@ -879,22 +898,35 @@ async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, 
     let Some(client) = active.client.as_deref() else {
         return Err(StartError::Pool("no connection".into()));
     };
-    let opened = match &read {
-        Read::Copy(copy) => client
-            .copy_out(copy.as_str())
-            .await
-            .map(|rows| Source::Copy(Box::pin(rows))),
-        Read::Rows(sql, params) => client
-            .query_typed_raw(
-                sql.as_str(),
-                params.iter().map(|value| {
-                    let ty = parameter_type(&value.data_type())
-                        .unwrap_or(tokio_postgres::types::Type::UNKNOWN);
-                    (ParameterValue(value.clone()), ty)
-                }),
-            )
-            .await
-            .map(|rows| Source::Rows(Box::pin(rows))),
+    let (sql, types) = match &read {
+        Read::Copy(copy) => (copy.as_str(), Vec::new()),
+        Read::Rows(sql, params) => (
+            sql.as_str(),
+            params
+                .iter()
+                .map(|value| {
+                    parameter_type(&value.data_type())
+                        .unwrap_or(tokio_postgres::types::Type::UNKNOWN)
+                })
+                .collect(),
+        ),
+    };
+    let mut opened = None;
+    if statements.repeated(sql, &types) {
+        let run = match crate::statements::prepared(client, sql, &types).await {
+            Ok(statement) => open(client, &read, Some(&statement), &types).await,
+            Err(e) => Err(e),
+        };
+        match run {
+            Err(e) if crate::statements::is_stale(&e) => {
+                crate::statements::forget(client, sql, &types);
+            }
+            run => opened = Some(run),
+        }
+    }
+    let opened = match opened {
+        Some(opened) => opened,
+        None => open(client, &read, None, &types).await,
     };
     match opened {
         Ok(rows) => {
@@ -907,6 +939,40 @@ async fn start_read(pool: &Pool, read: Read) -> std::result::Result<ActiveRead, 
             Err(StartError::Statement(e))
         }
     }
+}
+
+/// Starts `read` on `client`: as `statement` when it is prepared, else as
+/// text (COPY is then prepared by tokio-postgres; a query, its parameters
+/// sent as `types`, is parsed, bound and run in one round trip).
+async fn open(
+    client: &tokio_postgres::Client,
+    read: &Read,
+    statement: Option<&tokio_postgres::Statement>,
+    types: &[tokio_postgres::types::Type],
+) -> std::result::Result<Source, tokio_postgres::Error> {
+    let values = |params: &[ScalarValue]| {
+        params
+            .iter()
+            .map(|value| ParameterValue(value.clone()))
+            .collect::<Vec<_>>()
+    };
+    Ok(match (read, statement) {
+        (Read::Copy(_), Some(statement)) => {
+            Source::Copy(Box::pin(client.copy_out(statement).await?))
+        }
+        (Read::Copy(copy), None) => Source::Copy(Box::pin(client.copy_out(copy.as_str()).await?)),
+        (Read::Rows(_, params), Some(statement)) => {
+            Source::Rows(Box::pin(client.query_raw(statement, values(params)).await?))
+        }
+        (Read::Rows(sql, params), None) => Source::Rows(Box::pin(
+            client
+                .query_typed_raw(
+                    sql.as_str(),
+                    values(params).into_iter().zip(types.iter().cloned()),
+                )
+                .await?,
+        )),
+    })
 }
 
 /// A result column written into `DataRow` bodies: where it is in the
@@ -929,6 +995,7 @@ const ROW_BUFFER_CHUNK: usize = 8 * 1024;
 /// Arrow and writing that, without the batches in between.
 fn read_rows(
     pool: Pool,
+    statements: Arc<RepeatedStatements>,
     sql: String,
     params: Vec<ScalarValue>,
     columns: Vec<RowColumn>,
@@ -948,7 +1015,7 @@ fn read_rows(
     let start = {
         let fail_pg = fail_pg.clone();
         async move {
-            let read = start_read(&pool, Read::Rows(sql, params))
+            let read = start_read(&pool, &statements, Read::Rows(sql, params))
                 .await
                 .map_err(|e| match e {
                     StartError::Pool(message) => {

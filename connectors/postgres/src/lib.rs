@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod copy;
 pub mod options;
+mod statements;
 pub mod tls;
 pub mod types;
 pub mod write;
