@@ -33,6 +33,11 @@ impl QueryToken {
         self.token.cancelled().await
     }
 
+    /// Whether it fired.
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
     /// Whether `statement_timeout` (rather than a CancelRequest) fired it.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Acquire)

@@ -254,6 +254,52 @@ async fn cancellable<T>(
     }
 }
 
+/// A response's rows until its query's token fires, then the cancellation
+/// error and no more rows: dropping the rest of the rows drops the remote
+/// scans, which cancel remotely. The token is read at each row but waited
+/// on only while the rows are pending: a lookup's rows are ready at once,
+/// and registering for a wakeup at every row showed in profiles.
+struct UntilCancelled {
+    rows: Option<BoxStream<'static, PgWireResult<DataRow>>>,
+    token: QueryToken,
+    waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+impl futures::Stream for UntilCancelled {
+    type Item = PgWireResult<DataRow>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let Some(rows) = this.rows.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !this.token.is_cancelled() {
+            match rows.poll_next_unpin(cx) {
+                Poll::Ready(None) => {
+                    this.rows = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(row)) => return Poll::Ready(Some(row)),
+                Poll::Pending => {
+                    let token = this.token.clone();
+                    let waiting = this
+                        .waiting
+                        .get_or_insert_with(|| Box::pin(async move { token.cancelled().await }));
+                    if waiting.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        this.rows = None;
+        Poll::Ready(Some(Err(query_canceled(&this.token))))
+    }
+}
+
 impl QueryHandler {
     /// Turns an execution output into a pgwire response.
     async fn respond(
@@ -332,19 +378,11 @@ impl QueryHandler {
                             .boxed()
                     }
                 };
-                // Rows stop at a cancel request; dropping the rest of the
-                // stream drops the remote scans, which cancel remotely.
-                let rows = futures::stream::unfold(
-                    (Box::pin(rows), Some(token)),
-                    |(mut rows, token)| async move {
-                        let token = token?;
-                        tokio::select! {
-                            biased;
-                            _ = token.cancelled() => Some((Err(query_canceled(&token)), (rows, None))),
-                            item = rows.next() => item.map(|item| (item, (rows, Some(token)))),
-                        }
-                    },
-                );
+                let rows = UntilCancelled {
+                    rows: Some(rows),
+                    token,
+                    waiting: None,
+                };
                 let mut response = if buffer {
                     // Later statements of the same simple query must not run
                     // before this one's rows are read.

@@ -1001,85 +1001,128 @@ fn read_rows(
     columns: Vec<RowColumn>,
     context: String,
 ) -> DataRowStream {
-    let fail_pg = {
-        let context = context.clone();
-        move |e: tokio_postgres::Error| remote_error(&context, &e)
-    };
-    struct State {
-        read: ActiveRead,
-        columns: Vec<RowColumn>,
-        context: String,
-        buffer: bytes::BytesMut,
-        scratch: String,
-    }
     let start = {
-        let fail_pg = fail_pg.clone();
+        let context = context.clone();
         async move {
-            let read = start_read(&pool, &statements, Read::Rows(sql, params))
+            start_read(&pool, &statements, Read::Rows(sql, params))
                 .await
                 .map_err(|e| match e {
                     StartError::Pool(message) => {
                         DataFusionError::Execution(format!("{context}: {message}"))
                     }
-                    StartError::Statement(e) => fail_pg(e),
-                })?;
-            Ok::<_, DataFusionError>(State {
-                read,
-                columns,
-                context,
-                buffer: bytes::BytesMut::new(),
-                scratch: String::new(),
-            })
+                    StartError::Statement(e) => remote_error(&context, &e),
+                })
         }
     };
-    let rows = futures::stream::once(start)
-        .map_ok(move |state| {
-            let fail_pg = fail_pg.clone();
-            futures::stream::try_unfold(state, move |mut state| {
-                let fail_pg = fail_pg.clone();
-                async move {
-                    let Some(Source::Rows(rows)) = state.read.rows.as_mut() else {
-                        return Ok(None);
-                    };
-                    let Some(row) = rows.next().await else {
-                        // The server has ended the statement.
-                        state.read.finished();
-                        return Ok(None);
-                    };
-                    let row = row.map_err(|e| {
-                        state.read.finished();
-                        fail_pg(e)
-                    })?;
-                    if state.buffer.capacity() - state.buffer.len() < ROW_BUFFER_CHUNK / 4 {
-                        state.buffer.reserve(ROW_BUFFER_CHUNK);
+    Box::pin(DataRows {
+        phase: RowsPhase::Starting(Box::pin(start)),
+        columns,
+        context,
+        buffer: bytes::BytesMut::new(),
+        scratch: String::new(),
+    })
+}
+
+/// The rows of [`read_rows`]: a stream written out by hand, as a lookup's
+/// few rows made the state moves of stream combinators show in profiles.
+struct DataRows {
+    phase: RowsPhase,
+    columns: Vec<RowColumn>,
+    context: String,
+    /// Rows are split off this shared allocation.
+    buffer: bytes::BytesMut,
+    /// Reused while writing a value as text.
+    scratch: String,
+}
+
+// The stream lives boxed and its phase changes twice: boxing the large
+// variant would only add an allocation per lookup.
+#[allow(clippy::large_enum_variant)]
+enum RowsPhase {
+    Starting(std::pin::Pin<Box<dyn Future<Output = Result<ActiveRead>> + Send>>),
+    Reading(ActiveRead),
+    Done,
+}
+
+impl DataRows {
+    /// `row`'s values as one `DataRow` body.
+    fn write(&mut self, row: &tokio_postgres::Row) -> Result<bytes::BytesMut> {
+        if self.buffer.capacity() - self.buffer.len() < ROW_BUFFER_CHUNK / 4 {
+            self.buffer.reserve(ROW_BUFFER_CHUNK);
+        }
+        for column in &self.columns {
+            let raw = row
+                .try_get::<_, Option<RawValue>>(column.index)
+                .ok()
+                .flatten()
+                .map(|v| v.0);
+            put_value(
+                &column.codec,
+                raw,
+                column.binary,
+                &mut self.buffer,
+                &mut self.scratch,
+            )
+            .map_err(|e| {
+                DataFusionError::Execution(format!("{}: column {}: {e}", self.context, column.name))
+            })?;
+        }
+        Ok(self.buffer.split())
+    }
+}
+
+impl futures::Stream for DataRows {
+    type Item = Result<bytes::BytesMut>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                RowsPhase::Starting(start) => match start.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(read)) => this.phase = RowsPhase::Reading(read),
+                    Poll::Ready(Err(e)) => {
+                        this.phase = RowsPhase::Done;
+                        return Poll::Ready(Some(Err(e)));
                     }
-                    for column in &state.columns {
-                        let raw = row
-                            .try_get::<_, Option<RawValue>>(column.index)
-                            .ok()
-                            .flatten()
-                            .map(|v| v.0);
-                        put_value(
-                            &column.codec,
-                            raw,
-                            column.binary,
-                            &mut state.buffer,
-                            &mut state.scratch,
-                        )
-                        .map_err(|e| {
-                            DataFusionError::Execution(format!(
-                                "{}: column {}: {e}",
-                                state.context, column.name
-                            ))
-                        })?;
-                    }
-                    let body = state.buffer.split();
-                    Ok(Some((body, state)))
+                },
+                RowsPhase::Reading(read) => {
+                    let Some(Source::Rows(rows)) = read.rows.as_mut() else {
+                        this.phase = RowsPhase::Done;
+                        continue;
+                    };
+                    return match rows.as_mut().poll_next(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(Some(Ok(row))) => {
+                            let body = this.write(&row);
+                            if body.is_err() {
+                                // Dropping the read cancels the statement.
+                                this.phase = RowsPhase::Done;
+                            }
+                            Poll::Ready(Some(body))
+                        }
+                        Poll::Ready(Some(Err(e))) => {
+                            read.finished();
+                            let error = remote_error(&this.context, &e);
+                            this.phase = RowsPhase::Done;
+                            Poll::Ready(Some(Err(error)))
+                        }
+                        Poll::Ready(None) => {
+                            // The server has ended the statement.
+                            read.finished();
+                            this.phase = RowsPhase::Done;
+                            Poll::Ready(None)
+                        }
+                    };
                 }
-            })
-        })
-        .try_flatten();
-    Box::pin(rows)
+                RowsPhase::Done => return Poll::Ready(None),
+            }
+        }
+    }
 }
 
 /// A statement running on a pooled connection. Dropped before its end (a
