@@ -1017,3 +1017,80 @@ async fn a_cpu_bound_query_does_not_hold_up_other_clients() {
         .expect("runs");
     assert_eq!(next.get::<_, i64>(0), 1);
 }
+
+/// One frontend message: its type byte, length and body.
+fn frontend_message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut message = vec![tag];
+    message.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    message.extend_from_slice(body);
+    message
+}
+
+/// Reads backend messages until one of type `last` arrives; their type bytes.
+fn read_until(socket: &mut std::net::TcpStream, last: u8) -> Vec<u8> {
+    let mut types = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        socket.read_exact(&mut header).expect("a message header");
+        let length = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
+        socket.read_exact(&mut body).expect("a message body");
+        types.push(header[0]);
+        if header[0] == last {
+            return types;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_answers_wait_for_sync_or_flush() {
+    let server = server().await;
+    let addr = server.addr;
+    // Parse, Bind, Describe and Execute are answered together at the Sync
+    // or Flush after them, as PostgreSQL does: nothing before (a driver's
+    // Bind/Execute/Sync then costs one write, not one per answer).
+    let types = tokio::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(addr).expect("connects");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&196_608i32.to_be_bytes());
+        startup.extend_from_slice(b"user\0koios\0database\0koios\0\0");
+        let mut packet = (startup.len() as i32 + 4).to_be_bytes().to_vec();
+        packet.extend_from_slice(&startup);
+        socket.write_all(&packet).expect("startup");
+        read_until(&mut socket, b'Z');
+
+        let mut batch = frontend_message(b'P', b"\0SELECT 41 + 1 AS answer\0\0\0");
+        batch.extend(frontend_message(b'B', b"\0\0\0\0\0\0\0\0"));
+        batch.extend(frontend_message(b'D', b"P\0"));
+        batch.extend(frontend_message(b'E', b"\0\0\0\0\0"));
+        socket.write_all(&batch).expect("a batch");
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+            .expect("timeout");
+        let mut byte = [0u8; 1];
+        let early = socket.read(&mut byte);
+        assert!(
+            early.is_err(),
+            "an answer came before Sync or Flush: {early:?}"
+        );
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        socket
+            .write_all(&frontend_message(b'H', b""))
+            .expect("flush");
+        let flushed = read_until(&mut socket, b'C');
+        socket
+            .write_all(&frontend_message(b'S', b""))
+            .expect("sync");
+        (flushed, read_until(&mut socket, b'Z'))
+    })
+    .await
+    .expect("client task");
+    // ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete.
+    assert_eq!(types.0, b"12TDC".to_vec());
+    assert_eq!(types.1, b"Z".to_vec());
+}

@@ -18,17 +18,21 @@ use pgwire::api::results::{
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{
     DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
 };
 use pgwire::messages::extendedquery::{
-    Describe, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
 };
 
 use super::cancel::{CancelRegistry, QueryCanceller, QueryToken};
+use super::deferred::Deferred;
 use super::encode::{conform, encode_batch, field_infos};
 use super::startup::{Access, KoiosStartup};
 use super::timeout::statement_timeout;
@@ -498,6 +502,81 @@ impl ExtendedQueryHandler for QueryHandler {
         Arc::clone(&self.parser)
     }
 
+    // Parse, Bind, Describe and Execute answer without flushing: their
+    // answers go out together at the Sync (or Flush) that follows, as
+    // PostgreSQL's do (see `deferred`).
+
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
+            None => client
+                .portal_store()
+                .put_empty_statement(message.name.as_deref().unwrap_or(DEFAULT_NAME)),
+        }
+        client
+            .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(
+                        codes::PROTOCOL_VIOLATION,
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement \"{}\" requires 0",
+                            message.parameters.len(),
+                            message.statement_name.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
+                client
+                    .portal_store()
+                    .put_empty_portal(message.portal_name.as_deref().unwrap_or(DEFAULT_NAME));
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let executed = self._on_execute(&mut Deferred(client), message).await;
+        // A COPY FROM STDIN waits for the client's data: its CopyInResponse
+        // cannot wait for a Sync.
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.flush().await?;
+        }
+        executed
+    }
+
     /// Like pgwire's default, but a statement without result columns answers
     /// `NoData` after its parameter description, as PostgreSQL does (pgwire
     /// would send an empty RowDescription when the statement has parameters).
@@ -534,20 +613,20 @@ impl ExtendedQueryHandler for QueryHandler {
         };
         if let Some(params) = params {
             client
-                .send(PgWireBackendMessage::ParameterDescription(
+                .feed(PgWireBackendMessage::ParameterDescription(
                     ParameterDescription::new(params.iter().map(|t| t.oid()).collect()),
                 ))
                 .await?;
         }
         if fields.is_empty() {
             client
-                .send(PgWireBackendMessage::NoData(NoData::new()))
+                .feed(PgWireBackendMessage::NoData(NoData::new()))
                 .await?;
         } else {
             let description =
                 RowDescription::new(fields.iter().map(FieldDescription::from).collect());
             client
-                .send(PgWireBackendMessage::RowDescription(description))
+                .feed(PgWireBackendMessage::RowDescription(description))
                 .await?;
         }
         Ok(())

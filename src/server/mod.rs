@@ -11,6 +11,7 @@
 //! `statement_timeout` ([`timeout`]) and CancelRequest ([`cancel`]).
 
 mod cancel;
+mod deferred;
 pub mod encode;
 mod handler;
 mod scram;
