@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{Read, Write};
 
-use support::TestServer;
+use support::{TestServer, frontend_message};
 use tokio_postgres::types::Type;
 
 async fn server() -> TestServer {
@@ -1018,14 +1018,6 @@ async fn a_cpu_bound_query_does_not_hold_up_other_clients() {
     assert_eq!(next.get::<_, i64>(0), 1);
 }
 
-/// One frontend message: its type byte, length and body.
-fn frontend_message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut message = vec![tag];
-    message.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-    message.extend_from_slice(body);
-    message
-}
-
 /// Reads backend messages until one of type `last` arrives; their type bytes.
 fn read_until(socket: &mut std::net::TcpStream, last: u8) -> Vec<u8> {
     let mut types = Vec::new();
@@ -1054,12 +1046,9 @@ async fn extended_answers_wait_for_sync_or_flush() {
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .expect("timeout");
-        let mut startup = Vec::new();
-        startup.extend_from_slice(&196_608i32.to_be_bytes());
-        startup.extend_from_slice(b"user\0koios\0database\0koios\0\0");
-        let mut packet = (startup.len() as i32 + 4).to_be_bytes().to_vec();
-        packet.extend_from_slice(&startup);
-        socket.write_all(&packet).expect("startup");
+        socket
+            .write_all(&support::startup_packet("koios", "koios"))
+            .expect("startup");
         read_until(&mut socket, b'Z');
 
         let mut batch = frontend_message(b'P', b"\0SELECT 41 + 1 AS answer\0\0\0");

@@ -236,20 +236,17 @@ async fn scram_users_log_in_and_wrong_passwords_are_refused() {
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let mut body = 196_608i32.to_be_bytes().to_vec();
-        body.extend_from_slice(b"user\0alice\0database\0koios\0\0");
-        let mut startup = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-        startup.extend_from_slice(&body);
-        socket.write_all(&startup).expect("startup");
+        socket
+            .write_all(&support::startup_packet("alice", "koios"))
+            .expect("startup");
         let mut challenge = [0u8; 9];
         socket.read_exact(&mut challenge).expect("a reply");
         // SASLInitialResponse naming a mechanism that was not offered.
         let mut sasl = b"PLAIN\0".to_vec();
         sasl.extend_from_slice(&(-1i32).to_be_bytes());
-        let mut message = vec![b'p'];
-        message.extend_from_slice(&((sasl.len() + 4) as i32).to_be_bytes());
-        message.extend_from_slice(&sasl);
-        socket.write_all(&message).expect("SASL response");
+        socket
+            .write_all(&support::frontend_message(b'p', &sasl))
+            .expect("SASL response");
         let mut rest = Vec::new();
         let _ = socket.read_to_end(&mut rest);
         (challenge, rest)

@@ -483,3 +483,27 @@ pub async fn abandon_scans_beside_another_client(server: &TestServer, schema: &s
     };
     tokio::join!(abandon, count);
 }
+
+/// A startup packet (protocol 3.0) for `user` and `database`, as a raw
+/// client sends it.
+pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 196_608i32.to_be_bytes().to_vec();
+    for (key, value) in [("user", user), ("database", database)] {
+        body.extend_from_slice(key.as_bytes());
+        body.push(0);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// One frontend message: its type byte, length and body.
+pub fn frontend_message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut message = vec![tag];
+    message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    message.extend_from_slice(body);
+    message
+}

@@ -950,29 +950,30 @@ async fn open(
     statement: Option<&tokio_postgres::Statement>,
     types: &[tokio_postgres::types::Type],
 ) -> std::result::Result<Source, tokio_postgres::Error> {
-    let values = |params: &[ScalarValue]| {
-        params
-            .iter()
-            .map(|value| ParameterValue(value.clone()))
-            .collect::<Vec<_>>()
-    };
     Ok(match (read, statement) {
         (Read::Copy(_), Some(statement)) => {
             Source::Copy(Box::pin(client.copy_out(statement).await?))
         }
         (Read::Copy(copy), None) => Source::Copy(Box::pin(client.copy_out(copy.as_str()).await?)),
-        (Read::Rows(_, params), Some(statement)) => {
-            Source::Rows(Box::pin(client.query_raw(statement, values(params)).await?))
-        }
+        (Read::Rows(_, params), Some(statement)) => Source::Rows(Box::pin(
+            client
+                .query_raw(statement, parameter_values(params))
+                .await?,
+        )),
         (Read::Rows(sql, params), None) => Source::Rows(Box::pin(
             client
                 .query_typed_raw(
                     sql.as_str(),
-                    values(params).into_iter().zip(types.iter().cloned()),
+                    parameter_values(params).zip(types.iter().cloned()),
                 )
                 .await?,
         )),
     })
+}
+
+/// A statement's parameters, as sent.
+fn parameter_values(params: &[ScalarValue]) -> impl ExactSizeIterator<Item = ParameterValue> + '_ {
+    params.iter().cloned().map(ParameterValue)
 }
 
 /// A result column written into `DataRow` bodies: where it is in the
