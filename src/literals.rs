@@ -18,6 +18,8 @@ use datafusion::sql::sqlparser::ast::{
     UnaryOperator, Value, ValueWithSpan,
 };
 
+use koios_connector::remote_sql::canonical_text;
+
 use crate::session::KoiosStatement;
 
 /// A query with its literals lifted out.
@@ -88,12 +90,21 @@ pub fn lift(statement: &DfStatement) -> Option<Shape> {
         return None;
     }
     let statement = SqlStatement::Query(lifted);
-    let key = statement.to_string();
+    let key = canonical_text(&statement)?;
     Some(Shape {
         statement: KoiosStatement::Sql(Box::new(DfStatement::Statement(Box::new(statement)))),
         key,
         values,
     })
+}
+
+/// The plan-cache key of a statement a client prepared: its exact text
+/// (see [`canonical_text`]); `None` if it has none (it is not cached).
+pub fn canonical_key(statement: &DfStatement) -> Option<String> {
+    match statement {
+        DfStatement::Statement(statement) => canonical_text(statement.as_ref()),
+        _ => None,
+    }
 }
 
 /// Replaces the literal operands of column comparisons under AND, OR, NOT

@@ -527,11 +527,12 @@ impl Session {
         let param_pg_types = (1..=param_types.len())
             .map(|i| cast_pg_types.get(&format!("${i}")).cloned())
             .collect();
-        let cache_key =
-            (!counts_rows && plancache::is_repeatable_query(&plan)).then(|| match text {
-                Some(text) => Arc::from(text),
-                None => Arc::from(written.to_string()),
-            });
+        let cache_key = (!counts_rows && plancache::is_repeatable_query(&plan))
+            .then(|| match text {
+                Some(text) => Some(Arc::from(text)),
+                None => literals::canonical_key(written).map(Arc::from),
+            })
+            .flatten();
         // Simple-protocol texts (`text`) were lifted before they were prepared.
         let shape = (cache_key.is_some() && param_types.is_empty() && text.is_none())
             .then(|| literals::lift(written).map(Arc::new))

@@ -21,7 +21,9 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 pub mod catalog;
 pub mod pgtext;
+pub mod remote_sql;
 pub mod tls;
+pub use remote_sql::RemoteDialect;
 pub use tls::{TlsMode, TlsOptions};
 
 /// One `[[source]]` entry from the configuration, after `${ENV}` expansion.

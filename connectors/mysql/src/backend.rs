@@ -12,9 +12,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
-use datafusion::sql::unparser::dialect::{Dialect, MySqlDialect};
 use futures::StreamExt;
-use koios_connector::TlsMode;
+use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, classify};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -37,7 +36,6 @@ pub struct MyBackend {
     opts: Opts,
     url_database: Option<String>,
     options: MyOptions,
-    dialect: MySqlDialect,
 }
 
 impl std::fmt::Debug for MyBackend {
@@ -86,10 +84,6 @@ fn ssl_opts(mode: TlsMode, ca_file: Option<&str>) -> Option<SslOpts> {
             None => SslOpts::default(),
         }),
     }
-}
-
-pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
 }
 
 impl MyBackend {
@@ -168,10 +162,27 @@ impl MyBackend {
             opts,
             url_database,
             options,
-            dialect: MySqlDialect {},
         };
         match backend.pool.get_conn().await {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                // Literals are quoted for these modes (see RemoteDialect::MySql):
+                // a server or proxy that does not keep them gets no SQL.
+                let mode: Option<String> = conn
+                    .query_first("SELECT @@SESSION.sql_mode")
+                    .await
+                    .map_err(|e| {
+                        OpenError::Other(remote_error(
+                            &format!("source '{source}': reading sql_mode"),
+                            &e,
+                        ))
+                    })?;
+                let mode = mode.unwrap_or_default();
+                let has = |m: &str| mode.split(',').any(|x| x.eq_ignore_ascii_case(m));
+                if !has("NO_BACKSLASH_ESCAPES") || !has("ANSI_QUOTES") {
+                    return Err(OpenError::Other(DataFusionError::Configuration(format!(
+                        "source '{source}': the server did not keep sql_mode NO_BACKSLASH_ESCAPES and ANSI_QUOTES for Koios's sessions (it has '{mode}'); Koios quotes values for those modes"
+                    ))));
+                }
                 drop(conn);
                 Ok(backend)
             }
@@ -195,6 +206,12 @@ impl MyBackend {
     fn context(&self, what: &str) -> String {
         format!("source '{}': {what}", self.source)
     }
+}
+
+/// MySQL's LIKE has no escape character under NO_BACKSLASH_ESCAPES, where
+/// DataFusion's escapes with `\`: patterns with one stay local.
+fn like_pattern_pushable(pattern: &str) -> bool {
+    !pattern.contains('\\')
 }
 
 /// Pushdown rules per column.
@@ -226,9 +243,9 @@ impl ExactColumns for MyColumns<'_> {
                 else {
                     return Safety::No;
                 };
-                // Backslashes and NULs are never sent: the meaning of `\` in
-                // literals and LIKE patterns depends on sql_mode.
-                if text.contains('\\') || text.contains('\0') {
+                // NULs are never sent; nor are LIKE patterns with a
+                // backslash, which is no escape under NO_BACKSLASH_ESCAPES.
+                if text.contains('\0') || (comparison == Comparison::Like && !like_pattern_pushable(text)) {
                     return Safety::No;
                 }
                 match comparison {
@@ -253,8 +270,8 @@ impl SqlBackend for MyBackend {
         &self.source
     }
 
-    fn dialect(&self) -> &dyn Dialect {
-        &self.dialect
+    fn dialect(&self) -> RemoteDialect {
+        RemoteDialect::MySql
     }
 
     async fn schema_names(&self) -> Result<Vec<String>> {
@@ -419,9 +436,9 @@ impl SqlBackend for MyBackend {
         let mut conn = self.conn().await?;
         let sql = format!(
             "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {}.{}",
-            quote_ident(&table.name.schema),
-            quote_ident(&table.name.table),
-            k = quote_ident(key)
+            RemoteDialect::MySql.quote_identifier(&table.name.schema),
+            RemoteDialect::MySql.quote_identifier(&table.name.table),
+            k = RemoteDialect::MySql.quote_identifier(key)
         );
         let bounds: Option<(Option<i64>, Option<i64>)> = conn
             .query_first(sql)
@@ -497,15 +514,19 @@ impl SqlBackend for MyBackend {
         }
     }
 
+    fn like_pattern_pushable(&self, pattern: &str) -> bool {
+        like_pattern_pushable(pattern)
+    }
+
     fn literal_pushable(&self, value: &ScalarValue) -> bool {
         match value {
             ScalarValue::Null | ScalarValue::Boolean(_) => true,
             v if v.data_type().is_integer() => true,
             ScalarValue::Float64(_) | ScalarValue::Decimal128(..) | ScalarValue::Date32(_) => true,
-            // The meaning of `\` depends on sql_mode: never sent.
-            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => s
-                .as_ref()
-                .is_none_or(|s| !s.contains('\\') && !s.contains('\0')),
+            // Quoted for NO_BACKSLASH_ESCAPES, which every session runs under.
+            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => {
+                s.as_ref().is_none_or(|s| !s.contains('\0'))
+            }
             _ => false,
         }
     }
@@ -570,7 +591,11 @@ impl SqlBackend for MyBackend {
         mut rows: SendableRecordBatchStream,
     ) -> Result<u64> {
         let context = self.context(&format!("inserting into {}", table.name));
-        let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| RemoteDialect::MySql.quote_identifier(&c.name))
+            .collect();
         let per_statement = (60_000 / columns.len().max(1)).clamp(1, 1000);
         let mut conn = self.conn().await?;
         let mut tx = conn
@@ -586,8 +611,8 @@ impl SqlBackend for MyBackend {
                 let placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
                 let sql = format!(
                     "INSERT INTO {}.{} ({}) VALUES {}",
-                    quote_ident(&table.name.schema),
-                    quote_ident(&table.name.table),
+                    RemoteDialect::MySql.quote_identifier(&table.name.schema),
+                    RemoteDialect::MySql.quote_identifier(&table.name.table),
                     columns.join(", "),
                     vec![placeholders; end - start].join(", ")
                 );

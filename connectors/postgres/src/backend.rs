@@ -11,10 +11,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, cast, col, lit};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::sql::unparser::dialect::{Dialect, PostgreSqlDialect};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use futures::{StreamExt, TryStreamExt};
-use koios_connector::TlsMode;
+use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::pushdown::{Comparison, ExactColumns, Safety, is_exact};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -34,7 +33,6 @@ pub struct PgBackend {
     /// Which texts ran before, so connections keep them prepared.
     statements: Arc<RepeatedStatements>,
     options: PgOptions,
-    dialect: PostgreSqlDialect,
 }
 
 impl std::fmt::Debug for PgBackend {
@@ -95,7 +93,6 @@ impl PgBackend {
             pool,
             statements: Default::default(),
             options,
-            dialect: PostgreSqlDialect {},
         };
         drop(backend.client().await?);
         Ok(backend)
@@ -158,7 +155,9 @@ impl ExactColumns for PgColumns<'_> {
             PgCodec::Bool | PgCodec::Int2 | PgCodec::Int4 | PgCodec::Int8 | PgCodec::Text { .. }
         ) && remote.field.data_type() == data_type
             && parameter_type(data_type).is_some();
-        if !sendable {
+        // A pattern's validity depends on its value (a trailing escape is
+        // an error in PostgreSQL): LIKE with a parameter stays local.
+        if !sendable || comparison == Comparison::Like {
             return Safety::No;
         }
         // What `exact` decides for these codecs depends on the value's type
@@ -207,13 +206,15 @@ impl PgColumns<'_> {
                     )
                 });
                 // PostgreSQL text cannot hold NUL; such a literal is an error there.
-                let nul_free = literal.is_none_or(|l| !l.to_string().contains('\0'));
+                let text = literal.and_then(|l| l.try_as_str().flatten());
+                let nul_free = text.is_none_or(|t| !t.contains('\0'));
                 plain
                     && *deterministic
                     && is_text_literal
                     && nul_free
                     && match comparison {
-                        Comparison::Equality | Comparison::Like => true,
+                        Comparison::Equality => true,
+                        Comparison::Like => text.is_some_and(like_pattern_pushable),
                         Comparison::Ordering => *bytewise_order,
                         Comparison::NullTest => true,
                     }
@@ -221,6 +222,14 @@ impl PgColumns<'_> {
             PgCodec::Bytea | PgCodec::Array { .. } => false,
         }
     }
+}
+
+/// PostgreSQL's LIKE escapes with `\\` as DataFusion's does, but refuses a
+/// pattern ending in an unpaired one, which DataFusion reads as a literal
+/// backslash: such patterns stay local.
+fn like_pattern_pushable(pattern: &str) -> bool {
+    let trailing = pattern.chars().rev().take_while(|c| *c == '\\').count();
+    trailing % 2 == 0 && !pattern.contains('\0')
 }
 
 /// Timestamps PostgreSQL would round (it keeps microseconds).
@@ -237,8 +246,8 @@ impl SqlBackend for PgBackend {
         &self.source
     }
 
-    fn dialect(&self) -> &dyn Dialect {
-        &self.dialect
+    fn dialect(&self) -> RemoteDialect {
+        RemoteDialect::PostgreSql
     }
 
     async fn schema_names(&self) -> Result<Vec<String>> {
@@ -458,8 +467,8 @@ impl SqlBackend for PgBackend {
         let client = self.client().await?;
         let qualified = format!(
             "{}.{}",
-            quote_ident(&table.name.schema),
-            quote_ident(&table.name.table)
+            RemoteDialect::PostgreSql.quote_identifier(&table.name.schema),
+            RemoteDialect::PostgreSql.quote_identifier(&table.name.table)
         );
         let row = client
             .query_one(
@@ -545,6 +554,10 @@ impl SqlBackend for PgBackend {
             },
             _ => Semantics::NONE,
         }
+    }
+
+    fn like_pattern_pushable(&self, pattern: &str) -> bool {
+        like_pattern_pushable(pattern)
     }
 
     fn literal_pushable(&self, value: &ScalarValue) -> bool {
@@ -1207,12 +1220,6 @@ pub(crate) fn remote_error(context: &str, e: &tokio_postgres::Error) -> DataFusi
         message: format!("{context}: {}", pg_message(e)),
     }
     .into_datafusion()
-}
-
-/// `"name"` with embedded quotes doubled: identifiers in the few statements
-/// the unparser does not write (COPY … FROM STDIN, regclass lookups).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl PgBackend {

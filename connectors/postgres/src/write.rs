@@ -11,8 +11,9 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
 use koios_connector_sql::RemoteTable;
 
-use crate::backend::{PgBackend, quote_ident, remote_error};
+use crate::backend::{PgBackend, remote_error};
 use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind, write_numeric};
+use koios_connector::RemoteDialect;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Send COPY data in chunks of about this size.
@@ -30,11 +31,15 @@ pub async fn copy_in(
     );
     let fail = |message: String| DataFusionError::Execution(format!("{context}: {message}"));
     let fail_pg = |e: tokio_postgres::Error| remote_error(&context, &e);
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| RemoteDialect::PostgreSql.quote_identifier(&c.name))
+        .collect();
     let statement = format!(
         "COPY {}.{} ({}) FROM STDIN (FORMAT binary)",
-        quote_ident(&table.name.schema),
-        quote_ident(&table.name.table),
+        RemoteDialect::PostgreSql.quote_identifier(&table.name.schema),
+        RemoteDialect::PostgreSql.quote_identifier(&table.name.table),
         columns.join(", ")
     );
     let mut client = backend.pool().get().await.map_err(|e| {

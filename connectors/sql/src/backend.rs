@@ -9,7 +9,7 @@ use datafusion::common::{JoinType, ScalarValue};
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::sql::unparser::dialect::Dialect;
+use koios_connector::RemoteDialect;
 use koios_connector::pgtext::StartDataRows;
 
 use crate::query::RemoteQuery;
@@ -96,8 +96,9 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// The Koios source name, used in every message.
     fn source_name(&self) -> &str;
 
-    /// The unparser dialect remote SQL is written in.
-    fn dialect(&self) -> &dyn Dialect;
+    /// The dialect remote SQL is written in: how the unparser writes it and
+    /// how values and identifiers are quoted in it.
+    fn dialect(&self) -> RemoteDialect;
 
     /// Schemas to expose.
     async fn schema_names(&self) -> Result<Vec<String>>;
@@ -191,6 +192,12 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
 
     /// Whether `value` can be written into remote SQL and mean the same there.
     fn literal_pushable(&self, _value: &ScalarValue) -> bool {
+        false
+    }
+
+    /// Whether the server reads `pattern` as a LIKE pattern exactly as
+    /// DataFusion does (`%`, `_`, and `\` escaping the next character).
+    fn like_pattern_pushable(&self, _pattern: &str) -> bool {
         false
     }
 

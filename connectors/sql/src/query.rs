@@ -2,8 +2,8 @@
 //!
 //! The query is built as a DataFusion logical plan over a stand-in for the
 //! remote table (scan → filter → projection → limit) and unparsed in the
-//! backend's dialect, so identifiers are quoted and literals escaped by the
-//! unparser — never spliced into SQL by hand.
+//! backend's dialect; identifiers and literals are quoted by
+//! [`RemoteDialect::render`], never spliced into SQL by hand.
 
 use std::sync::Arc;
 
@@ -14,9 +14,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, LogicalTableSource, lit};
-use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::Dialect;
-use koios_connector::QueryParams;
+use koios_connector::{QueryParams, RemoteDialect};
 
 use crate::backend::RemoteTable;
 
@@ -116,7 +114,7 @@ impl<C> RemoteQuery<C> {
     }
 
     /// Writes `values` (of [`RemoteQuery::bind`]) into the filters in place
-    /// of the placeholders, as literals the unparser quotes: for reads of
+    /// of the placeholders, as literals quoted when rendered: for reads of
     /// many rows, which the backend serves faster without parameters
     /// (PostgreSQL's COPY takes none).
     pub fn inline(&mut self, values: &[ScalarValue]) -> Result<()> {
@@ -157,7 +155,7 @@ impl<C> RemoteQuery<C> {
     ///
     /// `select` gives the expression reading each column. With an empty
     /// projection the query selects the constant 1, so rows are still counted.
-    pub fn to_sql(&self, dialect: &dyn Dialect, select: impl Fn(usize) -> Expr) -> Result<String> {
+    pub fn to_sql(&self, dialect: RemoteDialect, select: impl Fn(usize) -> Expr) -> Result<String> {
         let table = &self.table;
         let mut fields: Vec<_> = table
             .columns
@@ -198,8 +196,7 @@ impl<C> RemoteQuery<C> {
             builder = builder.limit(0, Some(limit))?;
         }
         let plan = builder.build()?;
-        let statement = Unparser::new(dialect).plan_to_sql(&plan)?;
-        Ok(statement.to_string())
+        dialect.plan_to_sql(&plan)
     }
 }
 

@@ -57,7 +57,6 @@ use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::sql::unparser::Unparser;
 use futures::TryStreamExt;
 
 use crate::avg::DecimalAvg;
@@ -346,7 +345,10 @@ impl<B: SqlBackend> SubplanPushdown<B> {
             }
             LogicalPlan::Sort(Sort { expr, input, .. }) => {
                 let checker = Checker::new(backend.as_ref(), input.schema(), &first.origins);
-                let native_nulls = backend.dialect().supports_nulls_first_in_sort();
+                let native_nulls = backend
+                    .dialect()
+                    .unparser_dialect()
+                    .supports_nulls_first_in_sort();
                 expr.iter()
                     .all(|s| {
                         checker.semantics(&s.expr).is_some_and(|m| m.ordering)
@@ -693,7 +695,8 @@ impl<'a, B: SqlBackend> Checker<'a, B> {
                 case_insensitive: false,
                 ..
             }) => {
-                matches!(pattern.as_ref(), Expr::Literal(..))
+                matches!(pattern.as_ref(), Expr::Literal(value, _)
+                    if value.try_as_str().flatten().is_some_and(|p| self.backend.like_pattern_pushable(p)))
                     && self.semantics(expr).is_some_and(|s| s.equality)
                     && self.pushable(pattern)
             }
@@ -827,8 +830,8 @@ fn replace<B: SqlBackend>(
         return Ok(None);
     };
     let remote = with_output_casts(remote, &casts)?;
-    let sql = match Unparser::new(backend.dialect()).plan_to_sql(&remote) {
-        Ok(statement) => statement.to_string(),
+    let sql = match backend.dialect().plan_to_sql(&remote) {
+        Ok(sql) => sql,
         Err(e) => {
             tracing::debug!(source = backend.source_name(), error = %e, "subplan stays local: cannot unparse");
             return Ok(None);
@@ -1353,8 +1356,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
             )?;
             let sql = match conjunction(predicates) {
                 Some(predicate) => {
-                    let condition =
-                        Unparser::new(this.backend.dialect()).expr_to_sql(&predicate)?;
+                    let condition = this.backend.dialect().expr_to_sql(&predicate)?;
                     format!(
                         "SELECT * FROM ({}) AS {DYNAMIC_ALIAS} WHERE {condition}",
                         this.sql
