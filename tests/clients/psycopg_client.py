@@ -107,6 +107,23 @@ def unknown_database_refused():
         assert "does not exist" in str(e), e
 
 
+
+def parameters_stay_values():
+    """The SQL-injection issue's reproduction: a bound parameter with a
+    backslash before a quote used to end PostgreSQL's literal and run as SQL
+    (every row came back); doubled quotes were merged."""
+    injection = "\\' OR 1=1) --"
+    for binary in (False, True):
+        for prepare in (False, True):
+            with connect("pg") as conn, conn.cursor(binary=binary) as cur:
+                cur.execute("SELECT count(*) FROM quote_traps WHERE s = %s", (injection,), prepare=prepare)
+                assert cur.fetchone() == (0,), (binary, prepare)
+                cur.execute("SELECT id FROM quote_traps WHERE s = %s", ("O'Reilly''s",), prepare=prepare)
+                assert cur.fetchall() == [(1,)], (binary, prepare)
+                cur.execute("SELECT count(*) FROM sentinel")
+                assert cur.fetchone() == (1,)
+
+
 for name, fn in [
     ("binary parameterized query", binary_parameterized_query),
     ("prepared statement reused", prepared_many_times),
@@ -114,6 +131,7 @@ for name, fn in [
     ("error then recover", error_then_recover),
     ("transactions and server version", transactions_and_server_version),
     ("unknown database refused", unknown_database_refused),
+    ("parameters stay values (no SQL injection)", parameters_stay_values),
 ]:
     check(name, fn)
 

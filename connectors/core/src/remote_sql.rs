@@ -46,8 +46,12 @@ pub enum RemoteDialect {
     PostgreSql,
     /// MySQL and MariaDB, in sessions whose `sql_mode` includes
     /// `NO_BACKSLASH_ESCAPES` and `ANSI_QUOTES` (the connector sets both on
-    /// every connection and checks that they hold): `'…'` with `''`, a
-    /// backslash is an ordinary character; identifiers in backquotes.
+    /// every connection and checks that they hold): `'…'` with `''`;
+    /// identifiers in backquotes. A value with a backslash is written as
+    /// `_utf8mb4 X'…'` (its UTF-8 bytes in hex, a string of the same
+    /// coercibility as `'…'`): it then means the same in any sql_mode, and
+    /// the MySQL driver's own scan for `:name` parameters, which assumes
+    /// backslash escapes, cannot misread where the string ends.
     MySql,
 }
 
@@ -82,6 +86,10 @@ impl RemoteDialect {
             return Err(DataFusionError::Plan(
                 "a string with a NUL character cannot be written into remote SQL".into(),
             ));
+        }
+        if self == RemoteDialect::MySql && value.contains('\\') {
+            let hex: String = value.bytes().map(|b| format!("{b:02X}")).collect();
+            return Ok(format!("{MYSQL_UTF8_INTRODUCER} X'{hex}'"));
         }
         let escape_backslash = self == RemoteDialect::PostgreSql && value.contains('\\');
         let mut out = String::with_capacity(value.len() + 3);
@@ -156,6 +164,9 @@ impl RemoteDialect {
     }
 }
 
+/// The character set MySQL hex strings are read in.
+const MYSQL_UTF8_INTRODUCER: &str = "_utf8mb4";
+
 /// The text of a statement Koios parsed (PostgreSQL dialect) in which
 /// different statements always read differently — unlike sqlparser's
 /// `Display`, under which `'O''Reilly''''s'` and `'O''Reilly''s'`, or the
@@ -183,7 +194,7 @@ enum Policy {
 
 fn unsafe_sql(sql: &str, why: &str) -> DataFusionError {
     // The text itself stays out of the message: it holds user values.
-    DataFusionError::Internal(format!(
+    DataFusionError::Execution(format!(
         "refusing to send remote SQL of {} characters: {why}",
         sql.chars().count()
     ))
@@ -413,14 +424,22 @@ fn lex(dialect: RemoteDialect, sql: &str) -> std::result::Result<Vec<Quoted>, St
             {
                 i += 1;
             }
+            let word: String = chars[start..i].iter().collect();
             if chars.get(i) == Some(&'\'') {
                 // A prefixed string: only PostgreSQL's E'…' is ever written.
-                let word: String = chars[start..i].iter().collect();
                 if dialect != RemoteDialect::PostgreSql || !word.eq_ignore_ascii_case("e") {
                     return Err(format!("a string prefixed by {word}"));
                 }
                 let (text, end) = quoted_run(&chars, i, '\'', true)?;
                 out.push(Quoted::String(text));
+                i = end;
+            } else if dialect == RemoteDialect::MySql && word == MYSQL_UTF8_INTRODUCER {
+                // `_utf8mb4 X'…'`: hex digits only, UTF-8 text.
+                if chars.get(i) != Some(&' ') || chars.get(i + 1) != Some(&'X') {
+                    return Err("a character set introducer Koios does not write".into());
+                }
+                let (hex, end) = quoted_run(&chars, i + 2, '\'', false)?;
+                out.push(Quoted::String(decode_hex(&hex)?));
                 i = end;
             }
         } else if c.is_ascii_digit() {
@@ -460,6 +479,23 @@ fn lex(dialect: RemoteDialect, sql: &str) -> std::result::Result<Vec<Quoted>, St
         }
     }
     Ok(out)
+}
+
+/// The UTF-8 text of upper-case hex digits.
+fn decode_hex(hex: &str) -> std::result::Result<String, String> {
+    let digits: Vec<u8> = hex
+        .chars()
+        .map(|c| match c {
+            '0'..='9' => Ok(c as u8 - b'0'),
+            'A'..='F' => Ok(c as u8 - b'A' + 10),
+            _ => Err("a hex string with other characters".to_string()),
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    if !digits.len().is_multiple_of(2) {
+        return Err("a hex string of odd length".into());
+    }
+    let bytes = digits.chunks(2).map(|p| p[0] * 16 + p[1]).collect();
+    String::from_utf8(bytes).map_err(|_| "a hex string that is not UTF-8".to_string())
 }
 
 /// Decodes the quoted run opening at `chars[start]`; returns its text and
@@ -557,7 +593,11 @@ mod tests {
         );
         assert_eq!(
             RemoteDialect::MySql.quote_string("a\\'b").unwrap(),
-            "'a\\''b'"
+            "_utf8mb4 X'615C2762'"
+        );
+        assert_eq!(
+            RemoteDialect::MySql.quote_string("it's").unwrap(),
+            "'it''s'"
         );
         assert!(d.quote_string("nul\0").is_err());
     }

@@ -229,7 +229,7 @@ impl PgColumns<'_> {
 /// backslash: such patterns stay local.
 fn like_pattern_pushable(pattern: &str) -> bool {
     let trailing = pattern.chars().rev().take_while(|c| *c == '\\').count();
-    trailing % 2 == 0 && !pattern.contains('\0')
+    trailing.is_multiple_of(2) && !pattern.contains('\0')
 }
 
 /// Timestamps PostgreSQL would round (it keeps microseconds).

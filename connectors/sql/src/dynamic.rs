@@ -113,8 +113,8 @@ fn collect(
     }
 }
 
-/// The column `expr` reads, directly or through a cast that keeps the
-/// numeric order (integer widening, integer → decimal).
+/// The column `expr` reads, directly or through a cast that keeps values
+/// and their order (integer widening, integer → decimal, string → string).
 fn column_of(
     expr: &Arc<dyn PhysicalExpr>,
     resolve: &impl Fn(&Column) -> Option<FilterColumn>,
@@ -126,11 +126,22 @@ fn column_of(
     let column = resolve(expr.as_ref().downcast_ref::<Column>()?)?;
     if let Some(to) = cast_to {
         let from = &column.data_type;
-        if !(from.is_integer() && (to.is_integer() || matches!(to, DataType::Decimal128(..)))) {
+        let widening_number =
+            from.is_integer() && (to.is_integer() || matches!(to, DataType::Decimal128(..)));
+        // Utf8 ↔ Utf8View ↔ LargeUtf8 keep every string as it is.
+        let string_to_string = is_string(from) && is_string(to);
+        if !(widening_number || string_to_string) {
             return None;
         }
     }
     Some(column)
+}
+
+fn is_string(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    )
 }
 
 /// A literal as a value of the column's type, if it converts without loss.
