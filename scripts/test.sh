@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/koios-target}"
+# The README's first command (`cargo run -- serve`) builds into ./target;
+# this uses the same build unless CARGO_TARGET_DIR says otherwise (.ci/run
+# keeps its cache outside the clone).
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -28,7 +31,7 @@ python3 -c 'import psycopg' 2>/dev/null || {
     || die "cannot install psycopg (pip install 'psycopg[binary]')"
 }
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log="$CARGO_TARGET_DIR/koios-client-tests.log"
+log="$target_dir/koios-client-tests.log"
 # Scratch PostgreSQL and MariaDB databases with the test fixtures, dropped on exit.
 scratch="koios_clients_$$"
 cleanup() {
@@ -49,12 +52,12 @@ python3 -c 'import pymongo' 2>/dev/null || {
   pip install --quiet --disable-pip-version-check "pymongo>=4" || die "cannot install pymongo"
 }
 python3 tests/clients/mongo_fixture.py "$mongo_url" "$scratch"
-config="$CARGO_TARGET_DIR/koios-client-tests.toml"
+config="$target_dir/koios-client-tests.toml"
 cat >"$config" <<TOML
 [[source]]
 name = "demo"
 kind = "demo"
-url = "$CARGO_TARGET_DIR/tmp/koios-test-data/demo"
+url = "$target_dir/tmp/koios-test-data/demo"
 scale_factor = 0.01
 
 [[source]]
@@ -76,7 +79,7 @@ TOML
 # Starts `koios serve` in the background (pid in $started) and waits until
 # it listens. Usage: serve CONFIG PORT LOG
 serve() {
-  "$CARGO_TARGET_DIR/debug/koios" serve --config "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
+  "$target_dir/debug/koios" serve --config "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
   started=$!
   for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
@@ -108,14 +111,14 @@ export KOIOS_TEST_MY_DATABASE="$scratch" KOIOS_TEST_PG_DATABASE="$scratch"
 tests/clients/psql_meta.sh 127.0.0.1 "$port"
 tests/clients/cancel.sh 127.0.0.1 "$port"
 python3 tests/clients/drivers.py 127.0.0.1 "$port"
-jdbc_classes="$CARGO_TARGET_DIR/koios-jdbc-classes"
+jdbc_classes="$target_dir/koios-jdbc-classes"
 rm -rf "$jdbc_classes" && mkdir -p "$jdbc_classes"
 javac -cp "$jdbc_jar" -d "$jdbc_classes" tests/clients/jdbc/KoiosJdbc.java
 java -cp "$jdbc_jar:$jdbc_classes" KoiosJdbc 127.0.0.1 "$port"
 
 step "psql against a koios serve with users and TLS required"
 # A CA and a server certificate it signs for localhost and 127.0.0.1.
-tls="$CARGO_TARGET_DIR/koios-client-tls"
+tls="$target_dir/koios-client-tls"
 rm -rf "$tls" && mkdir -p "$tls"
 printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=koios-test-ca \
