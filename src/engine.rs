@@ -20,7 +20,7 @@ use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use koios_connector::{Connector, Source, SourceSpec};
+use koios_connector::{Capabilities, Connector, Source, SourceSpec};
 
 use crate::config::{Config, ServerConfig};
 use crate::error::{KoiosError, Result};
@@ -45,6 +45,8 @@ pub struct Engine {
     catalogs: Arc<MemoryCatalogProviderList>,
     sources: RwLock<BTreeMap<String, (SourceSpec, SourceState)>>,
     connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    /// The same connectors, asked about their tables and plan nodes.
+    capabilities: Capabilities,
     server: ServerConfig,
     /// Bumped whenever what a name resolves to may have changed (a source
     /// attached or refreshed, DDL run by any session): sessions drop the
@@ -73,6 +75,11 @@ fn builtin_connectors() -> BTreeMap<&'static str, Arc<dyn Connector>> {
 }
 
 impl Engine {
+    /// What the connectors of this build say of their tables and nodes.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
     /// Builds the engine: attaches every source (concurrently; a failing one is
     /// marked unavailable) and runs `startup_sql`.
     pub async fn start(config: &Config) -> Result<Arc<Engine>> {
@@ -108,6 +115,7 @@ impl Engine {
             runtime,
             catalogs,
             sources: RwLock::new(BTreeMap::new()),
+            capabilities: Capabilities::new(connectors.values().cloned()),
             connectors,
             server: config.server.clone(),
             catalog_generation: Default::default(),
@@ -261,7 +269,9 @@ impl Engine {
             .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
             // Before the connectors' pushdown rules, which then find the
             // grouped joins.
-            .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping))
+            .with_optimizer_rule(Arc::new(crate::planner::SourceJoinGrouping::new(
+                self.capabilities.clone(),
+            )))
             .with_optimizer_rule(Arc::new(crate::planner::ScalarMaxAsWindow))
             // Joins that emit from buffered input yield (a cancel can stop them).
             .with_physical_optimizer_rule(Arc::new(crate::planner::CooperativeJoins))

@@ -23,11 +23,8 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::TryStreamExt;
-use koios_connector::QueryParams;
 use koios_connector::pgtext::StartDataRows;
-use koios_connector_postgres::PgBackend;
-use koios_connector_sql::scan::RemoteScanExec;
-use koios_connector_sql::subplan::RemoteSubqueryExec;
+use koios_connector::{Capabilities, DirectRowsRequest, QueryParams};
 
 /// The rows of `plan` as `DataRow` bodies, when the plan is one remote
 /// query whose connector writes them, under projections that only pick its
@@ -36,6 +33,7 @@ use koios_connector_sql::subplan::RemoteSubqueryExec;
 pub fn data_rows(
     plan: &Arc<dyn ExecutionPlan>,
     params: Option<&QueryParams>,
+    capabilities: &Capabilities,
 ) -> Option<StartDataRows> {
     let mut node = plan;
     // Which column of `node`'s output each output column of `plan` is.
@@ -44,12 +42,13 @@ pub fn data_rows(
     // LIMIT as small.
     let mut fetch: Option<usize> = None;
     loop {
-        if let Some(scan) = node.downcast_ref::<RemoteScanExec<PgBackend>>() {
-            let limited = fetch.is_none_or(|fetch| scan.limit().is_some_and(|l| l <= fetch));
-            return limited.then(|| scan.data_rows(params, columns))?;
-        }
-        if let Some(query) = node.downcast_ref::<RemoteSubqueryExec<PgBackend>>() {
-            return fetch.is_none().then(|| query.data_rows(columns))?;
+        let request = DirectRowsRequest {
+            params,
+            columns: &columns,
+            fetch,
+        };
+        if let Some(rows) = capabilities.direct_rows(node.as_ref(), request) {
+            return rows;
         }
         if let Some(limit) = node.downcast_ref::<GlobalLimitExec>() {
             if limit.skip() != 0 {

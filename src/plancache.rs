@@ -32,7 +32,7 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::ExecutionPlan;
-use koios_connector::QueryParams;
+use koios_connector::{Capabilities, QueryParams};
 
 /// At most this many plans per session; a full cache starts over.
 const CAPACITY: usize = 256;
@@ -51,9 +51,6 @@ const STATELESS_OPERATORS: &[&str] = &[
     "RepartitionExec",
     "CooperativeExec",
 ];
-
-/// Leaves that read their data when executed (not when planned).
-const LIVE_LEAVES: &[&str] = &["RemoteScanExec", "RemoteSubqueryExec", "MongoScanExec"];
 
 /// Leaves of constant rows. A query that names a table and still plans to
 /// one was answered from what the table said when planned (a file's exact
@@ -122,9 +119,20 @@ pub struct PlanCache {
     /// The task context plans run with; the session's configuration only
     /// changes through statements that clear this cache.
     task: Option<Arc<TaskContext>>,
+    /// Which connector leaves read their rows when executed.
+    capabilities: Capabilities,
 }
 
 impl PlanCache {
+    /// An empty cache; `capabilities` tell which connector leaves read
+    /// their rows when executed (plans of such leaves can run again).
+    pub fn new(capabilities: Capabilities) -> PlanCache {
+        PlanCache {
+            capabilities,
+            ..Default::default()
+        }
+    }
+
     /// The plan cached for `sql`, if it was made in `generation`. A plan of
     /// an older generation is dropped.
     pub fn get(&mut self, sql: &str, generation: u64) -> Option<CachedPlan> {
@@ -147,7 +155,7 @@ impl PlanCache {
         tag: &str,
         reads_tables: bool,
     ) {
-        if !can_run_again(plan, reads_tables) {
+        if !can_run_again(plan, reads_tables, &self.capabilities) {
             return;
         }
         if self.entries.len() >= CAPACITY {
@@ -189,18 +197,17 @@ impl PlanCache {
         schema: &SchemaRef,
         tag: &str,
     ) {
-        let plan =
-            planned
-                .filter(|(plan, _)| can_run_again(plan, true))
-                .map(|(plan, param_types)| GenericPlan {
-                    cached: CachedPlan {
-                        generation,
-                        plan: Arc::clone(plan),
-                        schema: Arc::clone(schema),
-                        tag: tag.to_string(),
-                    },
-                    param_types,
-                });
+        let plan = planned
+            .filter(|(plan, _)| can_run_again(plan, true, &self.capabilities))
+            .map(|(plan, param_types)| GenericPlan {
+                cached: CachedPlan {
+                    generation,
+                    plan: Arc::clone(plan),
+                    schema: Arc::clone(schema),
+                    tag: tag.to_string(),
+                },
+                param_types,
+            });
         if self.generic.len() >= CAPACITY {
             self.generic.clear();
         }
@@ -295,12 +302,18 @@ pub fn reads_tables(plan: &LogicalPlan) -> bool {
     found
 }
 
-/// Whether every node of `plan` is a stateless operator or a leaf that
-/// reads when executed (or a constant one, for a query naming no table).
-fn can_run_again(plan: &Arc<dyn ExecutionPlan>, reads_tables: bool) -> bool {
+/// Whether every node of `plan` is a stateless operator or a connector's
+/// leaf that reads when executed (or a constant one, for a query naming no
+/// table).
+fn can_run_again(
+    plan: &Arc<dyn ExecutionPlan>,
+    reads_tables: bool,
+    capabilities: &Capabilities,
+) -> bool {
     let name = plan.name();
     let known = if plan.children().is_empty() {
-        LIVE_LEAVES.contains(&name) || (!reads_tables && CONSTANT_LEAVES.contains(&name))
+        capabilities.reads_when_executed(plan.as_ref())
+            || (!reads_tables && CONSTANT_LEAVES.contains(&name))
     } else {
         STATELESS_OPERATORS.contains(&name)
     };
@@ -308,7 +321,7 @@ fn can_run_again(plan: &Arc<dyn ExecutionPlan>, reads_tables: bool) -> bool {
         && plan
             .children()
             .into_iter()
-            .all(|child| can_run_again(child, reads_tables))
+            .all(|child| can_run_again(child, reads_tables, capabilities))
 }
 
 /// A fresh copy of a cached plan to execute, with any state a node keeps

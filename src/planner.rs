@@ -16,7 +16,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, NullEquality};
 use datafusion::datasource::source_as_provider;
@@ -26,13 +25,20 @@ use datafusion::logical_expr::{
     Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, Projection, col,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
-use koios_connector_mysql::MyBackend;
-use koios_connector_postgres::PgBackend;
-use koios_connector_sql::table::SqlTable;
+use koios_connector::{Capabilities, RemoteIdentity};
 
-/// Joins tables of one SQL source with each other first.
-#[derive(Debug, Default)]
-pub struct SourceJoinGrouping;
+/// Joins tables of one remote source with each other first.
+#[derive(Debug)]
+pub struct SourceJoinGrouping {
+    /// Which remote engine serves a table, and its key.
+    capabilities: Capabilities,
+}
+
+impl SourceJoinGrouping {
+    pub fn new(capabilities: Capabilities) -> SourceJoinGrouping {
+        SourceJoinGrouping { capabilities }
+    }
+}
 
 impl OptimizerRule for SourceJoinGrouping {
     fn name(&self) -> &str {
@@ -48,7 +54,7 @@ impl OptimizerRule for SourceJoinGrouping {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        rewrite(plan)
+        rewrite(plan, &self.capabilities)
     }
 }
 
@@ -87,23 +93,24 @@ fn flatten(plan: &LogicalPlan, cluster: &mut Cluster) {
     }
 }
 
-fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+fn rewrite(plan: LogicalPlan, capabilities: &Capabilities) -> Result<Transformed<LogicalPlan>> {
     if !is_inner_join(&plan) && !is_pruning(&plan) {
         return plan
-            .map_subqueries(rewrite)?
-            .transform_data(|p| p.map_children(rewrite));
+            .map_subqueries(|p| rewrite(p, capabilities))?
+            .transform_data(|p| p.map_children(|c| rewrite(c, capabilities)));
     }
     let mut cluster = Cluster::default();
     flatten(&plan, &mut cluster);
     let mut changed = false;
     let mut leaves = Vec::with_capacity(cluster.leaves.len());
     for leaf in cluster.leaves {
-        let rewritten = rewrite(leaf)?;
+        let rewritten = rewrite(leaf, capabilities)?;
         changed |= rewritten.transformed;
         leaves.push(rewritten.data);
     }
-    let sources: Vec<Option<usize>> = leaves.iter().map(source_of).collect();
-    let units = join_units(&leaves, &sources, &cluster.conditions);
+    let sources: Vec<Option<RemoteIdentity>> =
+        leaves.iter().map(|l| source_of(l, capabilities)).collect();
+    let units = join_units(&leaves, &sources, &cluster.conditions, capabilities);
     if units.iter().all(|unit| unit.len() == 1) {
         // Nothing to group: the query's own order stands.
         return if changed {
@@ -127,8 +134,9 @@ fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 /// put them: grouping them could multiply rows inside the server.
 fn join_units(
     leaves: &[LogicalPlan],
-    sources: &[Option<usize>],
+    sources: &[Option<RemoteIdentity>],
     conditions: &[Expr],
+    capabilities: &Capabilities,
 ) -> Vec<Vec<usize>> {
     let columns: Vec<HashSet<Column>> = conditions
         .iter()
@@ -146,7 +154,10 @@ fn join_units(
         })
     };
     let pairs: Vec<(Column, Column)> = conditions.iter().filter_map(equated_columns).collect();
-    let keys: Vec<Vec<Column>> = leaves.iter().map(primary_key).collect();
+    let keys: Vec<Vec<Column>> = leaves
+        .iter()
+        .map(|l| primary_key(l, capabilities))
+        .collect();
     let keyed = |set: &[usize], leaf: usize| {
         // Columns equated between the set and the leaf, on either side.
         let mut set_side: HashSet<&Column> = HashSet::new();
@@ -172,10 +183,10 @@ fn join_units(
         }
         placed[start] = true;
         let mut unit = vec![start];
-        if let Some(source) = sources[start] {
+        if let Some(source) = &sources[start] {
             // Grow the group with same-source leaves joined to it on a key.
             while let Some(next) = (0..leaves.len())
-                .find(|&i| !placed[i] && sources[i] == Some(source) && keyed(&unit, i))
+                .find(|&i| !placed[i] && sources[i].as_ref() == Some(source) && keyed(&unit, i))
             {
                 placed[next] = true;
                 unit.push(next);
@@ -224,7 +235,7 @@ fn equated_columns(condition: &Expr) -> Option<(Column, Column)> {
 
 /// A leaf's primary key as its output columns (empty if unknown): the leaf
 /// must be a remote table seen through aliases, filters and column lists.
-fn primary_key(leaf: &LogicalPlan) -> Vec<Column> {
+fn primary_key(leaf: &LogicalPlan, capabilities: &Capabilities) -> Vec<Column> {
     let mut node = leaf;
     loop {
         node = match node {
@@ -236,7 +247,9 @@ fn primary_key(leaf: &LogicalPlan) -> Vec<Column> {
             LogicalPlan::TableScan(scan) => {
                 let Some(names) = source_as_provider(&scan.source)
                     .ok()
-                    .and_then(|p| sql_primary_key(p.as_ref()))
+                    .and_then(|p| capabilities.table(p.as_ref()))
+                    .map(|t| t.primary_key)
+                    .filter(|key| !key.is_empty())
                 else {
                     return Vec::new();
                 };
@@ -250,16 +263,6 @@ fn primary_key(leaf: &LogicalPlan) -> Vec<Column> {
             _ => return Vec::new(),
         };
     }
-}
-
-fn sql_primary_key(provider: &dyn TableProvider) -> Option<Vec<String>> {
-    if let Some(table) = provider.downcast_ref::<SqlTable<PgBackend>>() {
-        return Some(table.remote_table().primary_key.clone());
-    }
-    if let Some(table) = provider.downcast_ref::<SqlTable<MyBackend>>() {
-        return Some(table.remote_table().primary_key.clone());
-    }
-    None
 }
 
 /// Joins each unit's leaves into one subtree, then the units left-deep in
@@ -339,16 +342,17 @@ fn rebuild(
     )?))
 }
 
-/// The SQL source (its connection pool's address) every table of `plan`
-/// belongs to; `None` if it reads anything else or several sources.
-fn source_of(plan: &LogicalPlan) -> Option<usize> {
-    let mut source: Option<Option<usize>> = None;
+/// The remote source every table of `plan` belongs to; `None` if it reads
+/// anything else or several sources.
+fn source_of(plan: &LogicalPlan, capabilities: &Capabilities) -> Option<RemoteIdentity> {
+    let mut source: Option<Option<RemoteIdentity>> = None;
     plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             let this = source_as_provider(&scan.source)
                 .ok()
-                .and_then(|p| sql_source(p.as_ref()));
-            source = Some(match source {
+                .and_then(|p| capabilities.table(p.as_ref()))
+                .and_then(|t| t.remote);
+            source = Some(match source.take() {
                 None => this,
                 Some(seen) if seen == this => this,
                 Some(_) => None,
@@ -358,16 +362,6 @@ fn source_of(plan: &LogicalPlan) -> Option<usize> {
     })
     .ok()?;
     source.flatten()
-}
-
-fn sql_source(provider: &dyn TableProvider) -> Option<usize> {
-    if let Some(table) = provider.downcast_ref::<SqlTable<PgBackend>>() {
-        return Some(Arc::as_ptr(table.backend()) as usize);
-    }
-    if let Some(table) = provider.downcast_ref::<SqlTable<MyBackend>>() {
-        return Some(Arc::as_ptr(table.backend()) as usize);
-    }
-    None
 }
 
 /// `x = (SELECT max(x) FROM <the same input>)` as a window over that input.

@@ -30,8 +30,8 @@ use crate::engine::Engine;
 use crate::literals;
 use crate::passthrough;
 use crate::plancache::{self, PlanCache};
-use koios_connector::QueryParams;
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::{Capabilities, QueryParams};
 
 /// One statement of a query string.
 #[derive(Debug, Clone)]
@@ -367,13 +367,13 @@ impl Session {
         let ctx = engine.new_context(database, Arc::clone(&settings), user);
         crate::pgfunctions::register(&ctx, database, user, Arc::clone(&settings));
         Self {
-            engine,
             ctx,
             database: database.to_string(),
             settings,
             cursors: Default::default(),
-            plans: Default::default(),
+            plans: Mutex::new(PlanCache::new(engine.capabilities().clone())),
             planning: Default::default(),
+            engine,
         }
     }
 
@@ -614,7 +614,7 @@ impl Session {
                         }
                         plans.task_context(|| self.ctx.task_ctx())
                     };
-                    let rows = passthrough::data_rows(&physical, None);
+                    let rows = passthrough::data_rows(&physical, None, self.engine.capabilities());
                     return rows_output(schema, tag, rows, physical.schema(), move || {
                         datafusion::physical_plan::execute_stream(physical, task)
                     });
@@ -680,7 +680,12 @@ impl Session {
             let cached = plans.get(sql, generation)?;
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
-        Some(cached_output(cached, None, task))
+        Some(cached_output(
+            cached,
+            None,
+            task,
+            self.engine.capabilities(),
+        ))
     }
 
     /// Runs the parameterized statement `key` (its text; `plan` its logical
@@ -777,6 +782,7 @@ impl Session {
             generic.cached.clone(),
             Some(QueryParams(params)),
             task,
+            self.engine.capabilities(),
         ))
     }
 
@@ -888,7 +894,13 @@ impl Session {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .task_context(|| self.ctx.task_ctx());
-            return cached_output(cached.clone(), Some(values), task).ok();
+            return cached_output(
+                cached.clone(),
+                Some(values),
+                task,
+                self.engine.capabilities(),
+            )
+            .ok();
         };
         let bound = plancache::bind(&cached.plan, Some(values)).ok()?;
         let task = {
@@ -903,7 +915,7 @@ impl Session {
             );
             plans.task_context(|| self.ctx.task_ctx())
         };
-        let rows = passthrough::data_rows(&bound, None);
+        let rows = passthrough::data_rows(&bound, None, self.engine.capabilities());
         let plan_schema = bound.schema();
         rows_output(
             Arc::clone(&cached.schema),
@@ -1562,8 +1574,9 @@ fn cached_output(
     cached: plancache::CachedPlan,
     params: Option<QueryParams>,
     task: Arc<TaskContext>,
+    capabilities: &Capabilities,
 ) -> Result<Output> {
-    let rows = passthrough::data_rows(&cached.plan, params.as_ref());
+    let rows = passthrough::data_rows(&cached.plan, params.as_ref(), capabilities);
     let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
     let plan_schema = cached.plan.schema();
     rows_output(schema, &tag, rows, plan_schema, move || {

@@ -281,7 +281,7 @@ impl tokio_postgres::types::ToSql for Numeric {
         _ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        koios_connector_postgres::types::write_numeric(out, &self.0);
+        koios_connector::pgbinary::write_numeric(out, &self.0);
         Ok(tokio_postgres::types::IsNull::No)
     }
 
@@ -297,7 +297,7 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Numeric {
         _ty: &Type,
         raw: &'a [u8],
     ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Numeric(koios_connector_postgres::types::read_numeric(raw)?))
+        Ok(Numeric(koios_connector::pgbinary::read_numeric(raw)?))
     }
 
     fn accepts(ty: &Type) -> bool {

@@ -191,11 +191,11 @@ fn write_array(
 }
 
 /// PostgreSQL's numeric_send from a decimal string such as `-123.4500`.
-pub use koios_connector_postgres::types::write_numeric;
+pub use koios_connector::pgbinary::write_numeric;
 
 /// Decodes numeric_send bytes into a decimal string (used for parameters).
 pub fn read_numeric(bytes: &[u8]) -> Result<String> {
-    koios_connector_postgres::types::read_numeric(bytes).map_err(DataFusionError::Execution)
+    koios_connector::pgbinary::read_numeric(bytes).map_err(DataFusionError::Execution)
 }
 
 fn ragged() -> DataFusionError {

@@ -143,7 +143,7 @@ fn decode_binary(bytes: &[u8], ty: &Type) -> std::result::Result<ScalarValue, St
             let b: [u8; 16] = fixed(16)?
                 .try_into()
                 .map_err(|_| "uuid needs 16 bytes".to_string())?;
-            ScalarValue::Utf8(Some(koios_connector_postgres::types::format_uuid(&b)))
+            ScalarValue::Utf8(Some(koios_connector::pgbinary::format_uuid(&b)))
         }
         Type::BYTEA => ScalarValue::Binary(Some(bytes.to_vec())),
         Type::DATE => ScalarValue::Date32(Some(i32::from_be_bytes(arr(fixed(4)?)) + PG_EPOCH_DAYS)),

@@ -19,10 +19,13 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
+pub mod capabilities;
 pub mod catalog;
+pub mod pgbinary;
 pub mod pgtext;
 pub mod remote_sql;
 pub mod tls;
+pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCapabilities};
 pub use remote_sql::RemoteDialect;
 pub use tls::{TlsMode, TlsOptions};
 
@@ -394,6 +397,32 @@ pub trait Connector: Send + Sync {
     /// Physical optimizer rules this kind of source needs.
     fn physical_optimizer_rules(&self) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
         Vec::new()
+    }
+
+    /// What this connector says of `table`, if it made it (see
+    /// [`capabilities`]); `None` for any other table.
+    fn table_capabilities(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<TableCapabilities> {
+        None
+    }
+
+    /// Whether `node` is a leaf of this connector that reads its rows when
+    /// executed, so a cached plan holding it can run again.
+    fn reads_when_executed(&self, _node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+        false
+    }
+
+    /// The rows of `node` written straight into `DataRow` bodies: `None`
+    /// when this connector did not make `node`; `Some(None)` when it did but
+    /// cannot serve `request`.
+    fn direct_rows(
+        &self,
+        _node: &dyn datafusion::physical_plan::ExecutionPlan,
+        _request: DirectRowsRequest<'_>,
+    ) -> Option<Option<pgtext::StartDataRows>> {
+        None
     }
 }
 

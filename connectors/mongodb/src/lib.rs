@@ -62,4 +62,8 @@ impl Connector for MongoConnector {
     fn optimizer_rules(&self) -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
         vec![Arc::new(aggregate::MongoAggregatePushdown)]
     }
+
+    fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+        node.downcast_ref::<scan::MongoScanExec>().is_some()
+    }
 }

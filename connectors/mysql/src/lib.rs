@@ -45,4 +45,23 @@ impl Connector for MySqlConnector {
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         vec![Arc::new(SubplanPushdown::<MyBackend>::new())]
     }
+
+    fn table_capabilities(
+        &self,
+        table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<koios_connector::TableCapabilities> {
+        koios_connector_sql::capabilities::table_capabilities::<MyBackend>(table)
+    }
+
+    fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+        koios_connector_sql::capabilities::reads_when_executed::<MyBackend>(node)
+    }
+
+    fn direct_rows(
+        &self,
+        node: &dyn datafusion::physical_plan::ExecutionPlan,
+        request: koios_connector::DirectRowsRequest<'_>,
+    ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
+        koios_connector_sql::capabilities::direct_rows::<MyBackend>(node, request)
+    }
 }

@@ -50,4 +50,23 @@ impl Connector for PostgresConnector {
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         vec![Arc::new(SubplanPushdown::<PgBackend>::new())]
     }
+
+    fn table_capabilities(
+        &self,
+        table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<koios_connector::TableCapabilities> {
+        koios_connector_sql::capabilities::table_capabilities::<PgBackend>(table)
+    }
+
+    fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+        koios_connector_sql::capabilities::reads_when_executed::<PgBackend>(node)
+    }
+
+    fn direct_rows(
+        &self,
+        node: &dyn datafusion::physical_plan::ExecutionPlan,
+        request: koios_connector::DirectRowsRequest<'_>,
+    ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
+        koios_connector_sql::capabilities::direct_rows::<PgBackend>(node, request)
+    }
 }

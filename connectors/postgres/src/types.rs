@@ -11,6 +11,7 @@ use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, IntervalMonthDayNano, TimeUnit, i256,
 };
+use koios_connector::pgbinary::{format_uuid, numeric_parts, write_numeric};
 
 /// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
 pub const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -508,66 +509,11 @@ fn numeric_to_i256(b: &[u8], scale: i8) -> Result<i256, String> {
     })
 }
 
-fn numeric_parts(b: &[u8]) -> Result<(bool, NumericGroups<'_>, i32, u16), String> {
-    if b.len() < 8 {
-        return Err("truncated numeric value".into());
-    }
-    let ndigits = i16::from_be_bytes(be(&b[0..2])?) as usize;
-    let weight = i16::from_be_bytes(be(&b[2..4])?) as i32;
-    let sign = u16::from_be_bytes(be(&b[4..6])?);
-    let dscale = u16::from_be_bytes(be(&b[6..8])?);
-    if b.len() != 8 + 2 * ndigits {
-        return Err("malformed numeric value".into());
-    }
-    match sign {
-        0x0000 | 0x4000 => {}
-        0xC000 => return Err("numeric NaN has no Arrow decimal representation".into()),
-        _ => return Err("numeric infinity has no Arrow decimal representation".into()),
-    }
-    let groups = NumericGroups(&b[8..]);
-    Ok((sign == 0x4000, groups, weight, dscale))
-}
-
-/// The base-10000 digit groups of a binary numeric, read in place (a
-/// value's decoding allocates nothing).
-#[derive(Clone, Copy)]
-struct NumericGroups<'a>(&'a [u8]);
-
-impl NumericGroups<'_> {
-    fn len(&self) -> usize {
-        self.0.len() / 2
-    }
-
-    fn get(&self, index: usize) -> Option<i16> {
-        let pair = self.0.get(2 * index..2 * index + 2)?;
-        Some(i16::from_be_bytes([pair[0], pair[1]]))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = i16> + '_ {
-        self.0
-            .chunks_exact(2)
-            .map(|pair| i16::from_be_bytes([pair[0], pair[1]]))
-    }
-}
-
 fn check_precision(abs: u128, precision: u8) -> Result<(), String> {
     if precision <= 38 && abs >= 10u128.pow(precision as u32) {
         return Err(format!("numeric value exceeds precision {precision}"));
     }
     Ok(())
-}
-
-/// A uuid as PostgreSQL prints it: lower-case, hyphenated.
-pub fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// inet/cidr as PostgreSQL prints them: `10.0.0.1`, `10.0.0.0/8`.
@@ -593,203 +539,6 @@ fn format_inet(b: &[u8]) -> Result<String, String> {
     } else {
         text
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend(ndigits.to_be_bytes());
-        out.extend(weight.to_be_bytes());
-        out.extend(sign.to_be_bytes());
-        out.extend(dscale.to_be_bytes());
-        for d in digits {
-            out.extend(d.to_be_bytes());
-        }
-        out
-    }
-
-    #[test]
-    fn numerics_decode_exactly() {
-        // 123.45 = [123, 4500], weight 0
-        assert_eq!(
-            numeric_to_i128(&numeric(2, 0, 0, 2, &[123, 4500]), 2),
-            Ok(12345)
-        );
-        // -0.005 at scale 3
-        assert_eq!(
-            numeric_to_i128(&numeric(1, -1, 0x4000, 3, &[50]), 3),
-            Ok(-5)
-        );
-        // 10000 = [1], weight 1
-        assert_eq!(
-            numeric_to_i128(&numeric(1, 1, 0, 0, &[1]), 2),
-            Ok(1_000_000)
-        );
-        assert_eq!(numeric_to_i128(&numeric(0, 0, 0, 0, &[]), 4), Ok(0));
-        // 0.12345 does not fit scale 2: refuse rather than truncate.
-        assert!(numeric_to_i128(&numeric(2, -1, 0, 5, &[1234, 5000]), 2).is_err());
-        assert!(numeric_to_i128(&numeric(0, 0, 0xC000, 0, &[]), 2).is_err());
-    }
-
-    #[test]
-    fn typmods_map_to_decimals() {
-        let typmod = ((15 << 16) | 2) + 4;
-        assert_eq!(
-            PgCodec::for_type(1700, "numeric", "b", typmod, true, true),
-            Some(PgCodec::Numeric {
-                precision: 15,
-                scale: 2
-            })
-        );
-        assert_eq!(
-            PgCodec::for_type(1700, "numeric", "b", -1, true, true).map(|c| c.data_type()),
-            Some(DataType::Decimal128(38, 10))
-        );
-        assert_eq!(PgCodec::for_type(600, "point", "b", -1, true, true), None);
-    }
-
-    #[test]
-    fn network_addresses_print_like_postgres() {
-        assert_eq!(
-            format_inet(&[2, 32, 0, 4, 10, 0, 0, 1]).as_deref(),
-            Ok("10.0.0.1")
-        );
-        assert_eq!(
-            format_inet(&[2, 8, 1, 4, 10, 0, 0, 0]).as_deref(),
-            Ok("10.0.0.0/8")
-        );
-        assert_eq!(
-            format_inet(&[2, 24, 0, 4, 192, 168, 1, 5]).as_deref(),
-            Ok("192.168.1.5/24")
-        );
-    }
-}
-
-/// Writes a decimal string such as `-123.4500` in numeric_send format.
-pub fn write_numeric(out: &mut bytes::BytesMut, decimal: &str) {
-    use bytes::BufMut;
-    let (negative, digits) = match decimal.strip_prefix('-') {
-        Some(d) => (true, d),
-        None => (false, decimal),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    let dscale = frac_part.len() as u16;
-    let int_part = int_part.trim_start_matches('0');
-    // Base-10000 groups aligned on the decimal point.
-    let int_digits = format!("{}{int_part}", "0".repeat((4 - int_part.len() % 4) % 4));
-    let frac_digits = format!("{frac_part}{}", "0".repeat((4 - frac_part.len() % 4) % 4));
-    let group = |s: &str| -> Vec<i16> {
-        s.as_bytes()
-            .chunks(4)
-            .map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16))
-            .collect()
-    };
-    let int_groups = group(&int_digits);
-    let mut weight = int_groups.len() as i16 - 1;
-    let mut groups: Vec<i16> = int_groups.into_iter().chain(group(&frac_digits)).collect();
-    while groups.first() == Some(&0) {
-        groups.remove(0);
-        weight -= 1;
-    }
-    while groups.last() == Some(&0) {
-        groups.pop();
-    }
-    if groups.is_empty() {
-        weight = 0;
-    }
-    out.put_i16(groups.len() as i16);
-    out.put_i16(weight);
-    out.put_u16(if negative && !groups.is_empty() {
-        0x4000
-    } else {
-        0
-    });
-    out.put_u16(dscale);
-    for g in groups {
-        out.put_i16(g);
-    }
-}
-
-/// Reads numeric_send bytes as a decimal string (`NaN`, `Infinity` included).
-pub fn read_numeric(bytes: &[u8]) -> Result<String, String> {
-    if bytes.len() < 8 {
-        return Err("malformed binary numeric value".into());
-    }
-    let sign = u16::from_be_bytes([bytes[4], bytes[5]]);
-    match sign {
-        0xC000 => return Ok("NaN".into()),
-        0xD000 => return Ok("Infinity".into()),
-        0xF000 => return Ok("-Infinity".into()),
-        _ => {}
-    }
-    let (negative, groups, weight, dscale) = numeric_parts(bytes)?;
-    let mut int = String::new();
-    for position in 0..=weight.max(-1) {
-        let g = groups.get(position as usize).unwrap_or(0);
-        if int.is_empty() {
-            if g != 0 {
-                int = g.to_string();
-            }
-        } else {
-            int.push_str(&format!("{g:04}"));
-        }
-    }
-    if int.is_empty() {
-        int.push('0');
-    }
-    let mut frac = String::new();
-    let mut position = weight + 1;
-    while frac.len() < dscale as usize {
-        let index = position;
-        let g = if index >= 0 {
-            groups.get(index as usize).unwrap_or(0)
-        } else {
-            0
-        };
-        frac.push_str(&format!("{g:04}"));
-        position += 1;
-    }
-    frac.truncate(dscale as usize);
-    let sign = if negative { "-" } else { "" };
-    Ok(if dscale > 0 {
-        format!("{sign}{int}.{frac}")
-    } else {
-        format!("{sign}{int}")
-    })
-}
-
-#[cfg(test)]
-mod numeric_text_tests {
-    use super::*;
-
-    #[test]
-    fn numeric_round_trips() {
-        for s in [
-            "0",
-            "1",
-            "-1",
-            "123.45",
-            "0.0001",
-            "10000",
-            "-99999999.123456789",
-            "0.00",
-            "1000000.5",
-            "0.5",
-        ] {
-            let mut out = bytes::BytesMut::new();
-            write_numeric(&mut out, s);
-            assert_eq!(read_numeric(&out).expect("decodes"), s, "{s}");
-        }
-        let mut out = bytes::BytesMut::new();
-        write_numeric(&mut out, "123.45");
-        assert_eq!(
-            out.to_vec(),
-            vec![0, 2, 0, 0, 0, 0, 0, 2, 0, 123, 0x11, 0x94]
-        );
-    }
 }
 
 impl PgCodec {
@@ -922,4 +671,77 @@ fn timestamp_micros(b: &[u8]) -> Result<i64, String> {
     micros
         .checked_add(PG_EPOCH_MICROS)
         .ok_or_else(|| "timestamp out of Arrow's range".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend(ndigits.to_be_bytes());
+        out.extend(weight.to_be_bytes());
+        out.extend(sign.to_be_bytes());
+        out.extend(dscale.to_be_bytes());
+        for d in digits {
+            out.extend(d.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn numerics_decode_exactly() {
+        // 123.45 = [123, 4500], weight 0
+        assert_eq!(
+            numeric_to_i128(&numeric(2, 0, 0, 2, &[123, 4500]), 2),
+            Ok(12345)
+        );
+        // -0.005 at scale 3
+        assert_eq!(
+            numeric_to_i128(&numeric(1, -1, 0x4000, 3, &[50]), 3),
+            Ok(-5)
+        );
+        // 10000 = [1], weight 1
+        assert_eq!(
+            numeric_to_i128(&numeric(1, 1, 0, 0, &[1]), 2),
+            Ok(1_000_000)
+        );
+        assert_eq!(numeric_to_i128(&numeric(0, 0, 0, 0, &[]), 4), Ok(0));
+        // 0.12345 does not fit scale 2: refuse rather than truncate.
+        assert!(numeric_to_i128(&numeric(2, -1, 0, 5, &[1234, 5000]), 2).is_err());
+        assert!(numeric_to_i128(&numeric(0, 0, 0xC000, 0, &[]), 2).is_err());
+    }
+
+    #[test]
+    fn typmods_map_to_decimals() {
+        let typmod = ((15 << 16) | 2) + 4;
+        assert_eq!(
+            PgCodec::for_type(1700, "numeric", "b", typmod, true, true),
+            Some(PgCodec::Numeric {
+                precision: 15,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            PgCodec::for_type(1700, "numeric", "b", -1, true, true).map(|c| c.data_type()),
+            Some(DataType::Decimal128(38, 10))
+        );
+        assert_eq!(PgCodec::for_type(600, "point", "b", -1, true, true), None);
+    }
+
+    #[test]
+    fn network_addresses_print_like_postgres() {
+        assert_eq!(
+            format_inet(&[2, 32, 0, 4, 10, 0, 0, 1]).as_deref(),
+            Ok("10.0.0.1")
+        );
+        assert_eq!(
+            format_inet(&[2, 8, 1, 4, 10, 0, 0, 0]).as_deref(),
+            Ok("10.0.0.0/8")
+        );
+        assert_eq!(
+            format_inet(&[2, 24, 0, 4, 192, 168, 1, 5]).as_deref(),
+            Ok("192.168.1.5/24")
+        );
+    }
 }

@@ -12,8 +12,9 @@ use futures::{SinkExt, StreamExt};
 use koios_connector_sql::RemoteTable;
 
 use crate::backend::{PgBackend, remote_error};
-use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind, write_numeric};
+use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind};
 use koios_connector::RemoteDialect;
+use koios_connector::pgbinary::write_numeric;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Send COPY data in chunks of about this size.

@@ -12,6 +12,7 @@
 
 pub mod avg;
 pub mod backend;
+pub mod capabilities;
 pub mod catalog;
 pub mod dynamic;
 pub mod options;

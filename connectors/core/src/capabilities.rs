@@ -1,0 +1,97 @@
+//! What the engine may learn about a connector's tables and plan nodes
+//! without knowing their types.
+//!
+//! The engine's planner rules, its plan cache and its direct-row path need a
+//! few facts about the tables and execution nodes a connector makes: which
+//! remote engine serves a table (tables of one engine may be joined there),
+//! its primary key, whether a leaf reads its rows when executed (so a cached
+//! plan can run again), and whether a node can write its rows straight into
+//! what the client receives. Each [`Connector`] answers for its own types
+//! (only its crate downcasts to them); [`Capabilities`] asks every
+//! connector of the build.
+
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::pgtext::StartDataRows;
+use crate::{Connector, QueryParams};
+
+/// The remote engine serving a table: tables with equal identities are
+/// reached through one server and one connection pool, so a join between
+/// them can run there. (The source's name: one source, one pool.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteIdentity(pub String);
+
+/// What a connector says of one of its tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableCapabilities {
+    /// Where the table is evaluated; `None` for data Koios reads itself.
+    pub remote: Option<RemoteIdentity>,
+    /// The primary key's columns, in key order (empty if none or unknown).
+    pub primary_key: Vec<String>,
+}
+
+/// A request to serve a plan node's rows straight to a client.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectRowsRequest<'a> {
+    /// The values of a generic plan's placeholders, if any.
+    pub params: Option<&'a QueryParams>,
+    /// The node's output columns to write, in order (a projection above
+    /// may reorder or repeat them).
+    pub columns: &'a [usize],
+    /// The fewest rows a limit above the node lets through, if any: the
+    /// node may only serve them if it sends no more.
+    pub fetch: Option<usize>,
+}
+
+/// The connectors of a build, asked together.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    connectors: Vec<Arc<dyn Connector>>,
+}
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.connectors.iter().map(|c| c.kind()))
+            .finish()
+    }
+}
+
+impl Capabilities {
+    pub fn new(connectors: impl IntoIterator<Item = Arc<dyn Connector>>) -> Capabilities {
+        Capabilities {
+            connectors: connectors.into_iter().collect(),
+        }
+    }
+
+    /// What the connector that made `table` says of it; `None` for tables
+    /// of no connector (Koios's own, DataFusion's).
+    pub fn table(&self, table: &dyn TableProvider) -> Option<TableCapabilities> {
+        self.connectors
+            .iter()
+            .find_map(|c| c.table_capabilities(table))
+    }
+
+    /// Whether `node` is a connector's leaf that reads its rows each time it
+    /// is executed (not when it was planned): a plan of such leaves and
+    /// stateless operators can be cached and run again.
+    pub fn reads_when_executed(&self, node: &dyn ExecutionPlan) -> bool {
+        self.connectors.iter().any(|c| c.reads_when_executed(node))
+    }
+
+    /// The rows of `node` written straight into `DataRow` bodies: `None`
+    /// when no connector made `node`; `Some(None)` when its connector made
+    /// it but cannot serve this request (the caller runs the plan).
+    pub fn direct_rows(
+        &self,
+        node: &dyn ExecutionPlan,
+        request: DirectRowsRequest<'_>,
+    ) -> Option<Option<StartDataRows>> {
+        self.connectors
+            .iter()
+            .find_map(|c| c.direct_rows(node, request))
+    }
+}

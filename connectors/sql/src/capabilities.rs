@@ -1,0 +1,59 @@
+//! The connector-contract capabilities ([`koios_connector::capabilities`])
+//! of every SQL backend's tables and plan nodes, written once: a SQL
+//! connector answers with these for its own backend type.
+
+use datafusion::catalog::TableProvider;
+use datafusion::physical_plan::ExecutionPlan;
+use koios_connector::pgtext::StartDataRows;
+use koios_connector::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
+
+use crate::SqlBackend;
+use crate::scan::RemoteScanExec;
+use crate::subplan::RemoteSubqueryExec;
+use crate::table::SqlTable;
+
+/// What a table of backend `B` is: served by its source, with its key.
+pub fn table_capabilities<B: SqlBackend>(table: &dyn TableProvider) -> Option<TableCapabilities> {
+    let table = table.downcast_ref::<SqlTable<B>>()?;
+    Some(TableCapabilities {
+        remote: Some(RemoteIdentity(table.backend().source_name().to_string())),
+        primary_key: table.remote_table().primary_key.clone(),
+    })
+}
+
+/// Whether `node` is a scan or a pushed-down query of backend `B` (both
+/// read when executed).
+pub fn reads_when_executed<B: SqlBackend>(node: &dyn ExecutionPlan) -> bool {
+    node.downcast_ref::<RemoteScanExec<B>>().is_some()
+        || node.downcast_ref::<RemoteSubqueryExec<B>>().is_some()
+}
+
+/// The rows of a scan or pushed-down query of backend `B`, written by the
+/// backend straight as `DataRow` bodies (see [`SqlBackend::execute_data_rows`]).
+pub fn direct_rows<B: SqlBackend>(
+    node: &dyn ExecutionPlan,
+    request: DirectRowsRequest<'_>,
+) -> Option<Option<StartDataRows>> {
+    let columns = request.columns.to_vec();
+    if let Some(scan) = node.downcast_ref::<RemoteScanExec<B>>() {
+        // A limit above needs the scan to send a LIMIT as small.
+        let limited = request
+            .fetch
+            .is_none_or(|fetch| scan.limit().is_some_and(|l| l <= fetch));
+        return Some(
+            limited
+                .then(|| scan.data_rows(request.params, columns))
+                .flatten(),
+        );
+    }
+    if let Some(query) = node.downcast_ref::<RemoteSubqueryExec<B>>() {
+        return Some(
+            request
+                .fetch
+                .is_none()
+                .then(|| query.data_rows(columns))
+                .flatten(),
+        );
+    }
+    None
+}
