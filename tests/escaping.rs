@@ -606,16 +606,7 @@ CREATE TABLE esc_ins (id int PRIMARY KEY, s text);
 ";
 
 async fn pg_direct(database: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connects to PostgreSQL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+    support::postgres_client(database).await
 }
 
 /// A PostgreSQL test database with the tables, loaded with the corpus
@@ -720,28 +711,7 @@ fn hex(s: &str) -> String {
 
 /// Rows of `sql` (id, HEX(s)) read with MariaDB's own client.
 fn mariadb_rows(database: &str, sql: &str) -> BTreeMap<i32, String> {
-    let output = std::process::Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-            database,
-            "-e",
-            sql,
-        ])
-        .output()
-        .expect("runs the mariadb client");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    support::mariadb_output(Some(database), sql)
         .lines()
         .map(|line| {
             let (id, hex) = line.split_once('\t').unwrap_or((line, ""));

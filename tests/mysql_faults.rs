@@ -9,27 +9,7 @@ use koios::config::Config;
 use support::TestServer;
 
 fn mariadb_query(sql: &str) -> String {
-    let output = std::process::Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            "3306",
-            "-u",
-            "root",
-            "-N",
-            "-B",
-            "-e",
-            sql,
-        ])
-        .output()
-        .expect("the mariadb client runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    support::mariadb_output(None, sql).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,9 +36,15 @@ MYDB = os.environ.get("KOIOS_TEST_MY_DATABASE")
 D = decimal.Decimal
 results = []
 
-PG_TABLES = ["adversarial", "all_types", "collated", "inserts", "keyed_numbers", "nation_stats", "numbers", "sentinel"]
+PG_TABLES = [
+    "adversarial", "all_types", "collated", "inserts", "keyed_numbers", "nation_stats", "numbers",
+    "quote_traps", "sentinel", 'we"ird\\ tåble',
+]
 PG_VIEWS = ["big_nations", "connection_ssl"]
-MY_TABLES = ["all_types", "collation_traps", "inserts", "nation_codes", "numbers", "sentinel", "zero_dates"]
+MY_TABLES = [
+    "all_types", "collation_traps", "inserts", "nation_codes", "numbers", "quote_traps", "sentinel",
+    'we"ird\\ t`åble', "zero_dates",
+]
 NATION_STATS = [
     (6, D("68.0"), "Paris"),
     (7, D("84.5"), "Berlin"),

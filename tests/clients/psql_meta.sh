@@ -87,8 +87,10 @@ check '\dt in pg (search_path public)' '           List of relations
  public | keyed_numbers | table | koios
  public | nation_stats  | table | koios
  public | numbers       | table | koios
+ public | quote_traps   | table | koios
  public | sentinel      | table | koios
-(8 rows)' -d pg -c '\dt'
+ public | we"ird\ tåble | table | koios
+(10 rows)' -d pg -c '\dt'
 
 check '\dt in demo' '         List of relations
  Schema |   Name   | Type  | Owner 
@@ -116,9 +118,11 @@ $MYDB|collation_traps|table|koios
 $MYDB|inserts|table|koios
 $MYDB|nation_codes|table|koios
 $MYDB|numbers|table|koios
+$MYDB|quote_traps|table|koios
 $MYDB|sentinel|table|koios
+$MYDB|we\"ird\\ t\`åble|table|koios
 $MYDB|zero_dates|table|koios
-(7 rows)" -d my -A -c "\\dt \"$MYDB\".*"
+(9 rows)" -d my -A -c "\\dt \"$MYDB\".*"
 
 # BEST GUESS (views as relkind 'v'): \dv lists the PostgreSQL source's views.
 check '\dv in pg' "List of relations

@@ -404,8 +404,14 @@ impl Drop for TestServer {
 
 /// A superuser connection to the local PostgreSQL (to watch `pg_stat_activity`).
 pub async fn postgres_admin() -> tokio_postgres::Client {
+    postgres_client("postgres").await
+}
+
+/// A superuser connection to `database` on the local PostgreSQL: what
+/// PostgreSQL's own client sees, to check what Koios wrote.
+pub async fn postgres_client(database: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
         tokio_postgres::NoTls,
     )
     .await
@@ -414,6 +420,23 @@ pub async fn postgres_admin() -> tokio_postgres::Client {
         let _ = connection.await;
     });
     client
+}
+
+/// The output of `sql` run by MariaDB's own client (`-N -B`: tab-separated
+/// rows, no header) in `database`, if given; panics with its error.
+pub fn mariadb_output(database: Option<&str>, sql: &str) -> String {
+    let output = std::process::Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B"])
+        .args(database)
+        .args(["-e", sql])
+        .output()
+        .expect("the mariadb client runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Waits (up to 10 s) until no `SELECT … slow …` statement Koios sent (a

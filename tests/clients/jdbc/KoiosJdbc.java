@@ -62,7 +62,8 @@ public class KoiosJdbc {
   }
 
   static final List<String> PG_TABLES =
-      List.of("adversarial", "all_types", "collated", "inserts", "keyed_numbers", "nation_stats", "numbers", "sentinel");
+      List.of("adversarial", "all_types", "collated", "inserts", "keyed_numbers", "nation_stats", "numbers",
+          "quote_traps", "sentinel", "we\"ird\\ t\u00e5ble");
 
   public static void main(String[] args) {
     host = args[0];
