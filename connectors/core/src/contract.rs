@@ -1,0 +1,88 @@
+//! The traits a backend implements: a [`Connector`] attaches sources of
+//! one kind, a [`Source`] is one attached database or directory. What the
+//! engine may ask about a connector's tables and nodes is in
+//! [`crate::capabilities`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::CatalogProvider;
+use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+
+use crate::capabilities::{DirectRowsRequest, TableCapabilities};
+use crate::pgtext;
+use crate::spec::SourceSpec;
+
+/// A live, attached source.
+#[async_trait]
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The catalog holding this source's schemas and tables.
+    fn catalog(&self) -> Arc<dyn CatalogProvider>;
+
+    /// Re-reads the backend's list of schemas and tables, so objects created
+    /// remotely become visible without a restart.
+    async fn refresh(&self) -> Result<()>;
+
+    /// Releases connections and background tasks before the process exits
+    /// (drivers that run their own tasks must stop them while the runtime
+    /// still runs).
+    async fn close(&self) {}
+}
+
+/// Knows how to attach sources of one kind.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The `kind = "…"` value this connector handles.
+    fn kind(&self) -> &'static str;
+
+    /// Attaches a source. Errors must name the source and never contain secrets.
+    ///
+    /// `runtime` is the engine's shared runtime: connectors that read through
+    /// `object_store` register their stores there so every session can scan.
+    async fn connect(
+        &self,
+        spec: &SourceSpec,
+        runtime: &Arc<RuntimeEnv>,
+    ) -> Result<Arc<dyn Source>>;
+
+    /// Logical optimizer rules this kind of source needs (pushdown of whole
+    /// subplans), run after DataFusion's own.
+    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+        Vec::new()
+    }
+
+    /// Physical optimizer rules this kind of source needs.
+    fn physical_optimizer_rules(&self) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+        Vec::new()
+    }
+
+    /// What this connector says of `table`, if it made it (see
+    /// [`capabilities`]); `None` for any other table.
+    fn table_capabilities(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<TableCapabilities> {
+        None
+    }
+
+    /// Whether `node` is a leaf of this connector that reads its rows when
+    /// executed, so a cached plan holding it can run again.
+    fn reads_when_executed(&self, _node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+        false
+    }
+
+    /// The rows of `node` written straight into `DataRow` bodies: `None`
+    /// when this connector did not make `node`; `Some(None)` when it did but
+    /// cannot serve `request`.
+    fn direct_rows(
+        &self,
+        _node: &dyn datafusion::physical_plan::ExecutionPlan,
+        _request: DirectRowsRequest<'_>,
+    ) -> Option<Option<pgtext::StartDataRows>> {
+        None
+    }
+}
