@@ -1,24 +1,18 @@
 //! Connecting to MongoDB and finding its databases and collections; a
 //! collection's columns come from the configuration or from a `$sample`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
-use futures::TryStreamExt;
 use koios_connector::RemoteError;
-use koios_connector::catalog::Discovery;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::doc;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 
 use crate::options::MongoOptions;
-use crate::table::MongoTable;
 
 /// Databases MongoDB keeps for itself.
-const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];
+pub(crate) const SYSTEM_DATABASES: &[&str] = &["admin", "local", "config"];
 
 /// One attached MongoDB deployment (cheap to clone: the driver's client is shared).
 #[derive(Clone)]
@@ -26,7 +20,7 @@ pub struct MongoDiscovery {
     pub(crate) source: String,
     pub(crate) client: Client,
     pub(crate) options: MongoOptions,
-    default_database: Option<String>,
+    pub(crate) default_database: Option<String>,
     /// Strings that must never appear in a message (the URL's password).
     secrets: Vec<String>,
 }
@@ -161,86 +155,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-#[async_trait]
-impl Discovery for MongoDiscovery {
-    fn source_name(&self) -> &str {
-        &self.source
-    }
-
-    async fn close(&self) {
-        // The driver's pool workers must stop while the runtime runs.
-        self.client.clone().shutdown().await;
-    }
-
-    async fn schema_names(&self) -> Result<Vec<String>> {
-        let all = self
-            .client
-            .list_database_names()
-            .await
-            .map_err(|e| self.error("listing databases", &e))?;
-        let mut names = koios_connector::catalog::exposed_databases(
-            all,
-            self.options.databases.as_deref(),
-            self.default_database.as_deref(),
-            SYSTEM_DATABASES,
-        );
-        names.sort();
-        Ok(names)
-    }
-
-    async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self
-            .client
-            .database(schema)
-            .list_collection_names()
-            .await
-            .map_err(|e| self.error(&format!("listing collections of {schema}"), &e))?
-            .into_iter()
-            .filter(|name| !name.starts_with("system."))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
-    async fn open_table(
-        &self,
-        schema: &str,
-        table: &str,
-    ) -> Result<Option<Arc<dyn TableProvider>>> {
-        if !self.collection_exists(schema, table).await? {
-            return Ok(None);
-        }
-        let declared = self
-            .options
-            .schemas
-            .get(&format!("{schema}.{table}"))
-            .or_else(|| self.options.schemas.get(table));
-        let columns = match declared {
-            Some(declared) => declared.clone(),
-            None => {
-                let sample: Vec<Document> = self
-                    .collection::<Document>(schema, table)
-                    .aggregate([doc! { "$sample": { "size": self.options.sample_size as i64 } }])
-                    .await
-                    .map_err(|e| self.error(&format!("sampling {schema}.{table}"), &e))?
-                    .try_collect()
-                    .await
-                    .map_err(|e| self.error(&format!("sampling {schema}.{table}"), &e))?;
-                crate::schema::infer(&sample, self.options.max_depth)
-            }
-        };
-        // Only a hint for the planner: an error here must not hide the table.
-        let row_estimate = self
-            .collection::<Document>(schema, table)
-            .estimated_document_count()
-            .await
-            .ok();
-        let mut opened = MongoTable::new(Arc::new(self.clone()), schema, table, columns);
-        opened.row_estimate = row_estimate;
-        Ok(Some(Arc::new(opened)))
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! become `insertMany` ([`write`]).
 
 pub mod aggregate;
+pub mod catalog;
 pub mod decimal;
 pub mod decode;
 pub mod discovery;

@@ -21,6 +21,7 @@ use koios_connector_sql::{
 use tokio_postgres::NoTls;
 
 use crate::copy::CopyDecoder;
+use crate::error::{pool_error, remote_error};
 use crate::options::PgOptions;
 use crate::statements::RepeatedStatements;
 use crate::types::{PgCodec, TextKind, put_value};
@@ -654,7 +655,7 @@ impl SqlBackend for PgBackend {
         table: Arc<RemoteTable<PgCodec>>,
         rows: SendableRecordBatchStream,
     ) -> Result<u64> {
-        crate::write::copy_in(self, &table, rows).await
+        crate::write::copy_in(&self.pool, &self.source, &table, rows).await
     }
 }
 
@@ -1180,54 +1181,4 @@ impl Drop for ActiveRead {
 
 fn col_ctid() -> Expr {
     col("ctid")
-}
-
-/// A pool error with the driver's causes (TLS and authentication details).
-pub(crate) fn pool_error(e: &deadpool_postgres::PoolError) -> String {
-    match e {
-        deadpool_postgres::PoolError::Backend(pg) => error_chain(pg),
-        other => other.to_string(),
-    }
-}
-
-/// An error with its causes (`… TLS handshake: invalid peer certificate: …`).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// The server's message for an error, without connection details.
-pub(crate) fn pg_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("PostgreSQL said: {}", db.message()),
-        None => e.to_string(),
-    }
-}
-
-/// A PostgreSQL error as a Koios error keeping the server's SQLSTATE.
-pub(crate) fn remote_error(context: &str, e: &tokio_postgres::Error) -> DataFusionError {
-    koios_connector::RemoteError {
-        sqlstate: e.as_db_error().map(|db| db.code().code().to_string()),
-        message: format!("{context}: {}", pg_message(e)),
-    }
-    .into_datafusion()
-}
-
-impl PgBackend {
-    pub(crate) fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    pub(crate) fn source(&self) -> &str {
-        &self.source
-    }
 }

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod copy;
+mod error;
 pub mod options;
 mod statements;
 pub mod tls;

@@ -11,7 +11,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
 use koios_connector_sql::RemoteTable;
 
-use crate::backend::{PgBackend, remote_error};
+use crate::error::{pool_error, remote_error};
 use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind};
 use koios_connector::RemoteDialect;
 use koios_connector::pgbinary::write_numeric;
@@ -21,15 +21,12 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 const CHUNK: usize = 1 << 20;
 
 pub async fn copy_in(
-    backend: &PgBackend,
+    pool: &deadpool_postgres::Pool,
+    source: &str,
     table: &Arc<RemoteTable<PgCodec>>,
     mut rows: SendableRecordBatchStream,
 ) -> Result<u64> {
-    let context = format!(
-        "source '{}': inserting into {}",
-        backend.source(),
-        table.name
-    );
+    let context = format!("source '{source}': inserting into {}", table.name);
     let fail = |message: String| DataFusionError::Execution(format!("{context}: {message}"));
     let fail_pg = |e: tokio_postgres::Error| remote_error(&context, &e);
     let columns: Vec<String> = table
@@ -43,12 +40,10 @@ pub async fn copy_in(
         RemoteDialect::PostgreSql.quote_identifier(&table.name.table),
         columns.join(", ")
     );
-    let mut client = backend.pool().get().await.map_err(|e| {
-        fail(format!(
-            "cannot connect: {}",
-            crate::backend::pool_error(&e)
-        ))
-    })?;
+    let mut client = pool
+        .get()
+        .await
+        .map_err(|e| fail(format!("cannot connect: {}", pool_error(&e))))?;
     let transaction = client.transaction().await.map_err(fail_pg)?;
     let sink = transaction
         .copy_in(statement.as_str())

@@ -9,7 +9,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
 use koios_connector::catalog::{Discovery, LazySource};
 
-use crate::backend::{RemoteTableName, SqlBackend};
+use crate::backend::SqlBackend;
+use crate::remote::RemoteTableName;
 use crate::table::SqlTable;
 
 /// An attached SQL source.

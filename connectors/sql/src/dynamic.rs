@@ -21,7 +21,7 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_plan::filter_pushdown::{ChildPushdownResult, PushedDown};
 
-use crate::backend::Semantics;
+use crate::remote::Semantics;
 
 /// A column of the scan's output as the remote query refers to it.
 pub struct FilterColumn {

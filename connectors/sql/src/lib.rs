@@ -18,12 +18,14 @@ pub mod dynamic;
 pub mod options;
 pub mod pushdown;
 pub mod query;
+pub mod remote;
 pub mod scan;
 pub mod sink;
 pub mod subplan;
 pub mod table;
 
-pub use backend::{RemoteColumn, RemoteTable, RemoteTableName, Semantics, SqlBackend};
+pub use backend::SqlBackend;
 pub use catalog::SqlSource;
 pub use query::RemoteQuery;
+pub use remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};
 pub use subplan::{SubplanPushdown, SubplanQueryPlanner};

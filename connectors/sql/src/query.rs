@@ -16,7 +16,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, LogicalTableSource, lit};
 use koios_connector::{QueryParams, RemoteDialect};
 
-use crate::backend::RemoteTable;
+use crate::remote::RemoteTable;
 
 /// One scan of one remote table.
 #[derive(Debug, Clone)]

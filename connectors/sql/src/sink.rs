@@ -10,7 +10,8 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 
-use crate::backend::{RemoteTable, SqlBackend};
+use crate::backend::SqlBackend;
+use crate::remote::RemoteTable;
 
 /// Writes every inserted row to one remote table in one transaction.
 pub struct RemoteSink<B: SqlBackend> {

@@ -60,8 +60,9 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::TryStreamExt;
 
 use crate::avg::DecimalAvg;
-use crate::backend::{Semantics, SqlBackend};
+use crate::backend::SqlBackend;
 use crate::dynamic;
+use crate::remote::Semantics;
 use crate::table::SqlTable;
 
 /// Longest alias written for a computed column.

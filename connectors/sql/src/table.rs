@@ -15,8 +15,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use crate::backend::{RemoteTable, SqlBackend};
+use crate::backend::SqlBackend;
 use crate::query::RemoteQuery;
+use crate::remote::RemoteTable;
 use crate::scan::RemoteScanExec;
 use crate::sink::RemoteSink;
 

@@ -1,0 +1,78 @@
+//! What Koios knows of a remote table: its name, its columns with the
+//! backend's codec for each, its key and size, and how the server compares
+//! values (which decides what may run there).
+
+use datafusion::arrow::datatypes::{Field, FieldRef, SchemaRef};
+
+/// `schema.table` on the remote server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteTableName {
+    pub schema: String,
+    pub table: String,
+}
+
+impl std::fmt::Display for RemoteTableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+/// One exposed column: its Arrow field and how the backend reads it.
+#[derive(Debug, Clone)]
+pub struct RemoteColumn<C> {
+    pub name: String,
+    /// The remote type as the server spells it (`numeric(15,2)`), for messages.
+    pub remote_type: String,
+    pub field: FieldRef,
+    /// Backend-specific knowledge needed to decode and to push filters.
+    pub codec: C,
+}
+
+/// A remote table or view as Koios exposes it.
+#[derive(Debug, Clone)]
+pub struct RemoteTable<C> {
+    pub source: String,
+    pub name: RemoteTableName,
+    pub columns: Vec<RemoteColumn<C>>,
+    /// Arrow schema of `columns`, in order.
+    pub schema: SchemaRef,
+    /// Columns that exist remotely but are not exposed (PostgreSQL's `ctid`),
+    /// usable in split predicates.
+    pub pseudo_columns: Vec<Field>,
+    /// The server's row estimate, if it keeps one.
+    pub row_estimate: Option<u64>,
+    /// A single-column integer primary key, usable for range splits.
+    pub split_column: Option<String>,
+    /// The primary key's columns (empty if none): which joins are keyed.
+    pub primary_key: Vec<String>,
+    pub is_view: bool,
+}
+
+impl<C> RemoteTable<C> {
+    pub fn column(&self, name: &str) -> Option<&RemoteColumn<C>> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Which comparisons the server makes on some values exactly as DataFusion
+/// does (byte-wise strings, SQL NULLs, no float NaN/-0 rules): what decides
+/// whether a join key, a GROUP BY, a DISTINCT, an ORDER BY or a min/max can
+/// run remotely.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Semantics {
+    /// `=`, joins, grouping, DISTINCT.
+    pub equality: bool,
+    /// `<`, ORDER BY, min/max.
+    pub ordering: bool,
+}
+
+impl Semantics {
+    pub const EXACT: Semantics = Semantics {
+        equality: true,
+        ordering: true,
+    };
+    pub const NONE: Semantics = Semantics {
+        equality: false,
+        ordering: false,
+    };
+}
