@@ -420,7 +420,7 @@ async fn main() {
         .join(format!(".cache/koios-bench/tpch-sf{sf}"));
     let parquet = cache.join("parquet");
     let started = Instant::now();
-    koios::demo::ensure_demo(&parquet, sf).expect("Parquet data");
+    koios_connector_demo::ensure_demo(&parquet, sf).expect("Parquet data");
     load_postgres(sf).await;
     load_mariadb(sf, &cache.join("tbl"));
     eprintln!(
@@ -448,7 +448,7 @@ async fn main() {
     let local = koios(format!(
         "{}{files}",
         views(
-            &koios::demo::TABLES
+            &koios_connector_demo::TABLES
                 .iter()
                 .map(|t| (*t, "files.public".to_string()))
                 .collect::<Vec<_>>()

@@ -95,7 +95,7 @@ pub fn binary_to_text(ty: &Type, b: &[u8]) -> Result<String, String> {
         }
         Type::TIMESTAMPTZ => {
             exact(b, 8, ty)?;
-            let utc = koios::pgtypes::parse_time_zone("UTC").ok_or("no UTC zone")?;
+            let utc = koios::engine::settings::parse_time_zone("UTC").ok_or("no UTC zone")?;
             format_timestamptz(i64::from_be_bytes(be(b, 0)?) + PG_EPOCH_MICROS, &utc)
         }
         Type::INTERVAL => {

@@ -1,0 +1,387 @@
+//! The engine's shared state: one catalog of every source, and the
+//! DataFusion session contexts made over it.
+//!
+//! The engine is front-end independent (ROAPI's columnq split): the pgwire
+//! server and `koios query` both ask it for sessions. Each source is attached
+//! as a DataFusion catalog named after the source; the built-in catalog
+//! `koios` holds views, `startup_sql` objects and local tables. A source that
+//! cannot be attached is registered as *unavailable*: queries touching it get
+//! a clear error, everything else keeps working.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+    MemorySchemaProvider, SchemaProvider, TableProvider,
+};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use koios_connector::{Capabilities, Connector, Source, SourceSpec};
+
+use crate::engine::config::{Config, ServerConfig};
+use crate::engine::error::{KoiosError, Result};
+use crate::engine::extension::{SessionExtension, SessionIdentity};
+use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
+use crate::engine::search_path::SearchPathCatalogList;
+
+/// Name of the built-in catalog.
+pub const KOIOS_CATALOG: &str = "koios";
+/// Default schema of every catalog.
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Health of one attached source.
+#[derive(Debug, Clone)]
+pub enum SourceState {
+    Ready(Arc<dyn Source>),
+    Unavailable(String),
+}
+
+/// Everything sessions share.
+pub struct Engine {
+    runtime: Arc<RuntimeEnv>,
+    catalogs: Arc<MemoryCatalogProviderList>,
+    sources: RwLock<BTreeMap<String, (SourceSpec, SourceState)>>,
+    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    /// The same connectors, asked about their tables and plan nodes.
+    capabilities: Capabilities,
+    /// What the front end adds to every session.
+    extension: Arc<dyn SessionExtension>,
+    server: ServerConfig,
+    /// Bumped whenever what a name resolves to may have changed (a source
+    /// attached or refreshed, DDL run by any session): sessions drop the
+    /// plans they cached before it.
+    catalog_generation: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("catalogs", &self.catalogs.catalog_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// What the connectors of this build say of their tables and nodes.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// Builds the engine over `connectors`, with `extension` in every
+    /// session: attaches every source (concurrently; a failing one is
+    /// marked unavailable) and runs `startup_sql`.
+    pub async fn start_with(
+        config: &Config,
+        connectors: Vec<Arc<dyn Connector>>,
+        extension: Arc<dyn SessionExtension>,
+    ) -> Result<Arc<Engine>> {
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = config.server.memory_limit {
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+        }
+        let runtime = runtime.build_arc()?;
+
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let koios = MemoryCatalogProvider::new();
+        koios.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        catalogs.register_catalog(KOIOS_CATALOG.to_string(), Arc::new(koios));
+
+        let connectors: BTreeMap<&'static str, Arc<dyn Connector>> =
+            connectors.into_iter().map(|c| (c.kind(), c)).collect();
+        for spec in &config.sources {
+            if !connectors.contains_key(spec.kind.as_str()) {
+                return Err(KoiosError::Config(format!(
+                    "{}: source '{}': unknown kind '{}'; this build knows: {}",
+                    config
+                        .origin
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "configuration".into()),
+                    spec.name,
+                    spec.kind,
+                    connectors.keys().copied().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+
+        let engine = Arc::new(Engine {
+            runtime,
+            catalogs,
+            sources: RwLock::new(BTreeMap::new()),
+            capabilities: Capabilities::new(connectors.values().cloned()),
+            connectors,
+            extension,
+            server: config.server.clone(),
+            catalog_generation: Default::default(),
+        });
+
+        let attaches = config.sources.iter().map(|spec| {
+            let engine = Arc::clone(&engine);
+            async move { engine.attach(spec.clone()).await }
+        });
+        futures::future::join_all(attaches).await;
+
+        engine.run_startup_sql(&config.startup_sql).await?;
+        Ok(engine)
+    }
+
+    /// Attaches (or re-attaches) one source. Failure is recorded, not returned:
+    /// an unreachable source must not stop the server.
+    pub async fn attach(&self, spec: SourceSpec) -> SourceState {
+        let state = match self.connectors.get(spec.kind.as_str()) {
+            None => SourceState::Unavailable(format!("unknown source kind '{}'", spec.kind)),
+            Some(connector) => match connector.connect(&spec, &self.runtime).await {
+                Ok(source) => SourceState::Ready(source),
+                Err(e) => SourceState::Unavailable(e.to_string()),
+            },
+        };
+        let catalog: Arc<dyn CatalogProvider> = match &state {
+            SourceState::Ready(source) => {
+                tracing::info!(source = %spec.name, kind = %spec.kind, "source attached");
+                source.catalog()
+            }
+            SourceState::Unavailable(reason) => {
+                tracing::error!(source = %spec.name, kind = %spec.kind, %reason, "source unavailable");
+                Arc::new(UnavailableCatalog {
+                    source: spec.name.clone(),
+                    reason: reason.clone(),
+                })
+            }
+        };
+        self.catalogs.register_catalog(spec.name.clone(), catalog);
+        self.write_sources()
+            .insert(spec.name.clone(), (spec, state.clone()));
+        self.catalog_changed();
+        state
+    }
+
+    /// The current catalog generation (see [`Engine::catalog_changed`]).
+    pub fn catalog_generation(&self) -> u64 {
+        self.catalog_generation
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Records that tables, views or sources may have changed, so that no
+    /// session runs a plan cached before.
+    pub fn catalog_changed(&self) {
+        self.catalog_generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Re-discovers a source's tables; an unavailable source is re-attached.
+    pub async fn refresh_source(&self, name: &str) -> DfResult<()> {
+        let entry = self.read_sources().get(name).cloned();
+        match entry {
+            None => Err(DataFusionError::Plan(format!(
+                "source '{name}' does not exist"
+            ))),
+            Some((_, SourceState::Ready(source))) => {
+                let refreshed = source.refresh().await;
+                self.catalog_changed();
+                refreshed
+            }
+            Some((spec, SourceState::Unavailable(_))) => match self.attach(spec).await {
+                SourceState::Ready(_) => Ok(()),
+                SourceState::Unavailable(reason) => Err(DataFusionError::Execution(format!(
+                    "source '{name}' is unavailable: {reason}"
+                ))),
+            },
+        }
+    }
+
+    /// Names and states of all sources.
+    pub fn sources(&self) -> Vec<(String, String, SourceState)> {
+        self.read_sources()
+            .iter()
+            .map(|(name, (spec, state))| (name.clone(), spec.kind.clone(), state.clone()))
+            .collect()
+    }
+
+    /// Whether `name` is a catalog clients may connect to as a database.
+    pub fn has_database(&self, name: &str) -> bool {
+        self.catalogs.catalog(name).is_some()
+    }
+
+    /// Every database (catalog) name.
+    pub fn database_names(&self) -> Vec<String> {
+        self.catalogs.catalog_names()
+    }
+
+    /// What the front end adds to every session.
+    pub fn extension(&self) -> &Arc<dyn SessionExtension> {
+        &self.extension
+    }
+
+    /// The server settings the engine was built with.
+    pub fn server_config(&self) -> &ServerConfig {
+        &self.server
+    }
+
+    /// A new DataFusion session whose unqualified names resolve in the
+    /// identity's database; the front end's extension sees the identity
+    /// (its system tables show the user and the settings).
+    pub fn new_context(&self, identity: &SessionIdentity) -> SessionContext {
+        let database = identity.database.as_str();
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(database, DEFAULT_SCHEMA)
+            // The shared catalog list already holds `koios`; letting each session
+            // create its default catalog would replace it.
+            .with_create_default_catalog_and_schema(false)
+            // The front end brings its own information_schema (PostgreSQL's
+            // columns, in every catalog).
+            .with_information_schema(false)
+            .with_batch_size(self.server.batch_size);
+        let options = config.options_mut();
+        options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        // PostgreSQL reads `1.5` as an exact numeric, not a float.
+        options.sql_parser.parse_float_as_decimal = true;
+        // `timestamptz` (and now()) carry a zone, as in PostgreSQL; without one
+        // DataFusion 55 plans `TIMESTAMP WITH TIME ZONE` as a naive timestamp.
+        options.execution.time_zone = Some("UTC".into());
+        // A hash join's small side hands its keys to the other side's scan as
+        // an IN list (remote scans put it in their SQL) up to this many keys.
+        options
+            .optimizer
+            .hash_join_inlist_pushdown_max_distinct_values = self.server.dynamic_filter_max_keys;
+        options.optimizer.hash_join_inlist_pushdown_max_size = options
+            .optimizer
+            .hash_join_inlist_pushdown_max_size
+            .max(1 << 20);
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.runtime))
+            .with_catalog_list(Arc::new(SearchPathCatalogList::new(
+                self.extension.catalog_list(
+                    Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>,
+                    &identity,
+                ),
+            )))
+            .with_default_features()
+            // Plans the remote subqueries the connectors' rules create.
+            .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
+            // Before the connectors' pushdown rules, which then find the
+            // grouped joins.
+            .with_optimizer_rule(Arc::new(SourceJoinGrouping::new(self.capabilities.clone())))
+            .with_optimizer_rule(Arc::new(ScalarMaxAsWindow))
+            // Joins that emit from buffered input yield (a cancel can stop them).
+            .with_physical_optimizer_rule(Arc::new(CooperativeJoins));
+        state = self.extension.configure_state(state);
+        for connector in self.connectors.values() {
+            for rule in connector.optimizer_rules() {
+                state = state.with_optimizer_rule(rule);
+            }
+            for rule in connector.physical_optimizer_rules() {
+                state = state.with_physical_optimizer_rule(rule);
+            }
+        }
+        let state = state.build();
+        SessionContext::new_with_state(state)
+    }
+
+    async fn run_startup_sql(&self, statements: &[String]) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let identity = SessionIdentity {
+            database: KOIOS_CATALOG.into(),
+            user: "koios".into(),
+            settings: Default::default(),
+        };
+        let ctx = self.new_context(&identity);
+        let degraded = self
+            .read_sources()
+            .values()
+            .any(|(_, s)| matches!(s, SourceState::Unavailable(_)));
+        for sql in statements {
+            let result = async { ctx.sql(sql).await?.collect().await }.await;
+            if let Err(e) = result {
+                let message = format!("startup_sql statement failed: {sql}: {e}");
+                if degraded {
+                    // Most likely the statement needs a source that is down:
+                    // keep serving everything else.
+                    tracing::error!("{message} (continuing: some sources are unavailable)");
+                } else {
+                    return Err(KoiosError::Config(message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every attached source (before the process exits).
+    pub async fn close(&self) {
+        let ready: Vec<Arc<dyn Source>> = self
+            .read_sources()
+            .values()
+            .filter_map(|(_, state)| match state {
+                SourceState::Ready(source) => Some(Arc::clone(source)),
+                SourceState::Unavailable(_) => None,
+            })
+            .collect();
+        for source in ready {
+            source.close().await;
+        }
+    }
+
+    fn read_sources(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (SourceSpec, SourceState)>> {
+        self.sources.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_sources(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, (SourceSpec, SourceState)>> {
+        self.sources.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Stands in for a source that could not be attached: every table lookup
+/// fails with the reason, so the client learns why instead of "not found".
+#[derive(Debug)]
+struct UnavailableCatalog {
+    source: String,
+    reason: String,
+}
+
+impl CatalogProvider for UnavailableCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn schema(&self, _name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        Some(Arc::new(UnavailableSchema {
+            source: self.source.clone(),
+            reason: self.reason.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct UnavailableSchema {
+    source: String,
+    reason: String,
+}
+
+#[async_trait]
+impl SchemaProvider for UnavailableSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, _name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Err(DataFusionError::Execution(format!(
+            "source '{}' is unavailable: {} (run REFRESH SOURCE {} to retry)",
+            self.source, self.reason, self.source
+        )))
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}

@@ -1,0 +1,193 @@
+//! The session commands the session answers itself: transactions, `SET`,
+//! `SHOW`, `RESET`, `DISCARD`, cursors and `REFRESH SOURCE`.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::error::Result;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::StreamExt;
+
+use crate::engine::settings::{PG_SETTINGS, Settings, unknown_setting};
+
+use super::execute::Output;
+use super::prepare::show_schema;
+use super::statement::{Command, sql_error};
+use super::{Cursor, Session};
+
+/// One statement of a query string.
+
+impl Session {
+    /// Drops every cached plan and the planning state (the session's
+    /// settings or DataFusion state changed).
+    pub(super) async fn forget_plans(&self) {
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.planning.lock().await = None;
+    }
+
+    pub(super) async fn run_command(&self, command: &Command) -> Result<Output> {
+        let done = |tag: &str| Output::Done {
+            tag: tag.to_string(),
+            rows: None,
+        };
+        if matches!(
+            command,
+            Command::Set { .. } | Command::Reset(_) | Command::DiscardAll
+        ) {
+            // Settings (search_path, TimeZone …) may change what a query means.
+            self.forget_plans().await;
+        }
+        match command {
+            Command::Begin => Ok(Output::TransactionStart),
+            Command::Commit => Ok(Output::TransactionEnd("COMMIT".into())),
+            Command::Rollback => Ok(Output::TransactionEnd("ROLLBACK".into())),
+            Command::Ignored(tag) => Ok(done(tag)),
+            Command::DiscardAll => {
+                *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Settings::default();
+                self.follow_search_path();
+                self.cursors.lock().await.clear();
+                Ok(done("DISCARD ALL"))
+            }
+            Command::DeclareCursor { name, query } => {
+                let mut cursors = self.cursors.lock().await;
+                if cursors.contains_key(name) {
+                    return Err(sql_error(
+                        "42P03",
+                        format!("cursor \"{name}\" already exists"),
+                    ));
+                }
+                let statement =
+                    DfStatement::Statement(Box::new(SqlStatement::Query(query.clone())));
+                let plan = self.ctx.state().statement_to_plan(statement).await?;
+                let frame = self.ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(frame.schema().as_arrow().clone());
+                let stream = frame.execute_stream().await?;
+                cursors.insert(
+                    name.clone(),
+                    Cursor {
+                        schema,
+                        stream,
+                        pending: None,
+                    },
+                );
+                Ok(done("DECLARE CURSOR"))
+            }
+            Command::Fetch { name, count, .. } => {
+                let mut cursors = self.cursors.lock().await;
+                let cursor = cursors.get_mut(name).ok_or_else(|| {
+                    sql_error("34000", format!("cursor \"{name}\" does not exist"))
+                })?;
+                let batches = cursor.fetch(*count).await?;
+                let schema = Arc::clone(&cursor.schema);
+                let stream = futures::stream::iter(batches.into_iter().map(Ok)).boxed();
+                Ok(Output::Rows {
+                    schema: Arc::clone(&schema),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+                    tag: "FETCH".into(),
+                    data_rows: None,
+                })
+            }
+            Command::CloseCursor(name) => {
+                let mut cursors = self.cursors.lock().await;
+                match name {
+                    None => cursors.clear(),
+                    Some(name) => {
+                        if cursors.remove(name).is_none() {
+                            return Err(sql_error(
+                                "34000",
+                                format!("cursor \"{name}\" does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Ok(done(if name.is_some() {
+                    "CLOSE CURSOR"
+                } else {
+                    "CLOSE CURSOR ALL"
+                }))
+            }
+            Command::RefreshSource(name) => {
+                self.engine.refresh_source(name).await?;
+                Ok(done("REFRESH SOURCE"))
+            }
+            Command::Set { name, value } => {
+                self.settings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set(name, value)?;
+                if name == "search_path" {
+                    self.follow_search_path();
+                }
+                Ok(done("SET"))
+            }
+            Command::Reset(name) => {
+                {
+                    let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+                    match name {
+                        None => *settings = Settings::default(),
+                        Some(name) => {
+                            let default = PG_SETTINGS
+                                .iter()
+                                .find(|(k, _)| k == name)
+                                .ok_or_else(|| unknown_setting(name))?;
+                            settings.values.insert(name.clone(), default.1.to_string());
+                        }
+                    }
+                }
+                self.follow_search_path();
+                Ok(done("RESET"))
+            }
+            Command::Show(name) => {
+                let settings = self.settings();
+                let schema = show_schema(name);
+                let columns: Vec<ArrayRef> = if name == "all" {
+                    let names: Vec<&str> = settings.values.keys().map(String::as_str).collect();
+                    let values: Vec<&str> = settings.values.values().map(String::as_str).collect();
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(StringArray::from(values)),
+                    ]
+                } else {
+                    let value = settings.get(name).ok_or_else(|| unknown_setting(name))?;
+                    vec![Arc::new(StringArray::from(vec![value]))]
+                };
+                let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+                let stream = futures::stream::iter(vec![Ok(batch)]).boxed();
+                Ok(Output::Rows {
+                    schema: Arc::clone(&schema),
+                    stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+                    tag: "SHOW".into(),
+                    data_rows: None,
+                })
+            }
+        }
+    }
+}
+
+impl Cursor {
+    /// The next `count` rows (all remaining ones for `None`).
+    pub(super) async fn fetch(&mut self, count: Option<usize>) -> Result<Vec<RecordBatch>> {
+        let mut wanted = count.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        while wanted > 0 {
+            let batch = match self.pending.take() {
+                Some(batch) => batch,
+                None => match self.stream.next().await {
+                    Some(batch) => batch?,
+                    None => break,
+                },
+            };
+            if batch.num_rows() > wanted {
+                out.push(batch.slice(0, wanted));
+                self.pending = Some(batch.slice(wanted, batch.num_rows() - wanted));
+                wanted = 0;
+            } else {
+                wanted -= batch.num_rows();
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,337 @@
+//! Parsing a query string into statements: SQL for DataFusion, Koios's own
+//! statements (`REFRESH SOURCE name`) and the session commands PostgreSQL
+//! clients send (`BEGIN`, `SET`, `SHOW`, `DECLARE … CURSOR` …), which the
+//! session answers itself.
+
+use arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::sql::parser::{DFParserBuilder, ResetStatement, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr as SqlExpr, ObjectName, Statement as SqlStatement,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use crate::engine::extension::SessionExtension;
+use crate::engine::settings::quote_ident;
+
+/// One statement of a query string.
+
+/// One statement of a query string.
+#[derive(Debug, Clone)]
+pub enum KoiosStatement {
+    /// Anything DataFusion's parser understands.
+    Sql(Box<DfStatement>),
+    /// `REFRESH SOURCE name`: re-discover a source's tables.
+    RefreshSource(String),
+}
+
+/// Splits a query string into statements, after the front end had the
+/// chance to rewrite it (a catalog query its clients send that DataFusion
+/// cannot plan as written; see [`SessionExtension::rewrite_query`]).
+pub fn parse_with(extension: &dyn SessionExtension, sql: &str) -> Result<Vec<KoiosStatement>> {
+    match extension.rewrite_query(sql) {
+        Some(statements) => Ok(statements
+            .into_iter()
+            .map(|s| KoiosStatement::Sql(Box::new(DfStatement::Statement(Box::new(s)))))
+            .collect()),
+        None => parse_sql(sql),
+    }
+}
+
+/// Splits a query string into statements. Empty statements (`;;`) vanish.
+pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = DFParserBuilder::new(sql).with_dialect(&dialect).build()?;
+    let mut statements = Vec::new();
+    let mut expecting_delimiter = false;
+    loop {
+        while parser.parser.consume_token(&Token::SemiColon) {
+            expecting_delimiter = false;
+        }
+        let next = parser.parser.peek_token();
+        if next.token == Token::EOF {
+            break;
+        }
+        if expecting_delimiter {
+            return Err(DataFusionError::SQL(
+                Box::new(
+                    datafusion::sql::sqlparser::parser::ParserError::ParserError(format!(
+                        "Expected: end of statement, found: {}",
+                        next.token
+                    )),
+                ),
+                None,
+            ));
+        }
+        if word_is(&next.token, "refresh")
+            && word_is(&parser.parser.peek_nth_token(1).token, "source")
+        {
+            parser.parser.next_token();
+            parser.parser.next_token();
+            let name = parser
+                .parser
+                .parse_identifier()
+                .map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+            statements.push(KoiosStatement::RefreshSource(name.value));
+        } else {
+            statements.push(KoiosStatement::Sql(Box::new(parser.parse_statement()?)));
+        }
+        expecting_delimiter = true;
+    }
+    Ok(statements)
+}
+
+pub(super) fn word_is(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
+}
+
+/// Session-level commands answered without DataFusion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Begin,
+    Commit,
+    Rollback,
+    Set {
+        name: String,
+        value: String,
+    },
+    Show(String),
+    Reset(Option<String>),
+    RefreshSource(String),
+    /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
+    Ignored(String),
+    /// `DISCARD ALL`: settings back to their defaults, cursors closed.
+    DiscardAll,
+    /// `DECLARE name CURSOR FOR query`.
+    DeclareCursor {
+        name: String,
+        query: Box<ast::Query>,
+    },
+    /// `FETCH [count] FROM name`; `count` is `None` for `ALL`. `schema` is the
+    /// cursor's, when it was open at prepare time.
+    Fetch {
+        name: String,
+        count: Option<usize>,
+        schema: Option<SchemaRef>,
+    },
+    /// `CLOSE name` / `CLOSE ALL`.
+    CloseCursor(Option<String>),
+}
+
+/// Rows a `FETCH` direction asks for (`None` = all). Cursors only move
+/// forward (PostgreSQL's `NO SCROLL`).
+pub(super) fn fetch_count(direction: &ast::FetchDirection) -> Result<Option<usize>> {
+    use ast::FetchDirection::*;
+    let number = |value: &ast::ValueWithSpan| match &value.value {
+        ast::Value::Number(n, _) => n
+            .parse::<usize>()
+            .map_err(|_| DataFusionError::Plan(format!("invalid FETCH count {n}"))),
+        other => Err(DataFusionError::Plan(format!(
+            "invalid FETCH count {other}"
+        ))),
+    };
+    Ok(match direction {
+        Count { limit } => Some(number(limit)?),
+        Next => Some(1),
+        Forward { limit } => Some(limit.as_ref().map(number).transpose()?.unwrap_or(1)),
+        All | ForwardAll => None,
+        _ => {
+            return not_supported(
+                "FETCH backward or to an absolute position (cursors are NO SCROLL)",
+            );
+        }
+    })
+}
+
+pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>> {
+    let sql = match statement {
+        DfStatement::Reset(ResetStatement::Variable(name)) => {
+            let name = object_name(name);
+            return Ok(if name.starts_with("datafusion.") {
+                None
+            } else if name == "all" {
+                Some(Command::Reset(None))
+            } else {
+                Some(Command::Reset(Some(name)))
+            });
+        }
+        DfStatement::Statement(s) => s.as_ref(),
+        _ => return Ok(None),
+    };
+    Ok(match sql {
+        SqlStatement::StartTransaction { .. } => Some(Command::Begin),
+        SqlStatement::Commit { .. } => Some(Command::Commit),
+        SqlStatement::Rollback {
+            savepoint: None, ..
+        } => Some(Command::Rollback),
+        SqlStatement::Rollback {
+            savepoint: Some(_), ..
+        } => Some(Command::Ignored("ROLLBACK".into())),
+        SqlStatement::Savepoint { .. } => Some(Command::Ignored("SAVEPOINT".into())),
+        SqlStatement::ReleaseSavepoint { .. } => Some(Command::Ignored("RELEASE".into())),
+        SqlStatement::Discard { .. } => Some(Command::DiscardAll),
+        SqlStatement::UNLISTEN { .. } => Some(Command::Ignored("UNLISTEN".into())),
+        // Drivers (psycopg) send it after a failed transaction. Protocol-level
+        // statements live until they are re-parsed or the connection ends.
+        SqlStatement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+            Some(Command::Ignored("DEALLOCATE ALL".into()))
+        }
+        SqlStatement::Declare { stmts } => {
+            let [declare] = stmts.as_slice() else {
+                return not_supported("DECLARE of several cursors");
+            };
+            let (Some(query), [name]) = (&declare.for_query, declare.names.as_slice()) else {
+                return not_supported("DECLARE without a cursor query");
+            };
+            Some(Command::DeclareCursor {
+                name: name.value.clone(),
+                query: query.clone(),
+            })
+        }
+        SqlStatement::Fetch {
+            name, direction, ..
+        } => Some(Command::Fetch {
+            name: name.value.clone(),
+            count: fetch_count(direction)?,
+            schema: None,
+        }),
+        SqlStatement::Close { cursor } => Some(Command::CloseCursor(match cursor {
+            ast::CloseCursor::All => None,
+            ast::CloseCursor::Specific { name } => Some(name.value.clone()),
+        })),
+        SqlStatement::Set(set) => match set {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = object_name(variable);
+                if name.starts_with("datafusion.") {
+                    None
+                } else {
+                    Some(Command::Set {
+                        name,
+                        value: values
+                            .iter()
+                            .map(setting_value)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+                }
+            }
+            ast::Set::SetTimeZone { value, .. } => Some(Command::Set {
+                name: "timezone".into(),
+                value: setting_value(value),
+            }),
+            ast::Set::SetNames { charset_name, .. } => Some(Command::Set {
+                name: "client_encoding".into(),
+                value: charset_name.value.clone(),
+            }),
+            _ => {
+                return Err(DataFusionError::NotImplemented(format!(
+                    "this form of SET is not supported: {sql}"
+                )));
+            }
+        },
+        SqlStatement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let name = match name.as_str() {
+                "time zone" => "timezone".to_string(),
+                "transaction isolation level" => "transaction_isolation".to_string(),
+                _ => name,
+            };
+            if name.starts_with("datafusion.") {
+                None
+            } else {
+                Some(Command::Show(name))
+            }
+        }
+        _ => None,
+    })
+}
+
+pub(super) fn object_name(name: &ObjectName) -> String {
+    name.0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) => ident.value.to_ascii_lowercase(),
+            None => part.to_string().to_ascii_lowercase(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The text PostgreSQL would store for a `SET` value.
+pub(super) fn setting_value(expr: &SqlExpr) -> String {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        },
+        // `SET search_path TO "Mixed Case", public` shows the quotes back.
+        SqlExpr::Identifier(ident) if ident.quote_style.is_some() => quote_ident(&ident.value),
+        SqlExpr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An error with PostgreSQL's SQLSTATE `code`.
+pub(super) fn sql_error(code: &str, message: String) -> DataFusionError {
+    koios_connector::RemoteError {
+        sqlstate: Some(code.to_string()),
+        message,
+    }
+    .into_datafusion()
+}
+
+pub(super) fn not_supported<T>(what: &str) -> Result<T> {
+    Err(DataFusionError::NotImplemented(format!(
+        "{what} is not supported"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_statements_and_custom_commands() {
+        let statements = parse_sql("select 1; ; REFRESH SOURCE pg; select ';'").expect("parses");
+        assert_eq!(statements.len(), 3);
+        assert!(matches!(&statements[1], KoiosStatement::RefreshSource(n) if n == "pg"));
+        assert!(parse_sql("select 1 select 2").is_err());
+        assert!(parse_sql("  ;; ").expect("parses").is_empty());
+    }
+
+    #[test]
+    fn recognises_session_commands() {
+        let command = |sql: &str| match &parse_sql(sql).expect("parses")[0] {
+            KoiosStatement::Sql(s) => session_command(s).expect("known"),
+            _ => None,
+        };
+        assert_eq!(command("BEGIN"), Some(Command::Begin));
+        assert_eq!(
+            command("SET application_name = 'x'"),
+            Some(Command::Set {
+                name: "application_name".into(),
+                value: "x".into()
+            })
+        );
+        assert_eq!(
+            command("SET TIME ZONE 'Europe/Paris'"),
+            Some(Command::Set {
+                name: "timezone".into(),
+                value: "Europe/Paris".into()
+            })
+        );
+        assert_eq!(
+            command("SHOW TimeZone"),
+            Some(Command::Show("timezone".into()))
+        );
+        assert_eq!(command("SET datafusion.execution.batch_size = 10"), None);
+        assert_eq!(command("SELECT 1"), None);
+    }
+}

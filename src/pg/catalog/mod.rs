@@ -1,0 +1,165 @@
+//! PostgreSQL's system catalogs (`pg_catalog`, `information_schema`) over
+//! Koios's federated catalog, so that psql, JDBC, SQLAlchemy and other
+//! clients can introspect it.
+//!
+//! Every catalog (source) is a database to clients. Each session's catalog
+//! list is wrapped ([`SystemCatalogList`]) so that every catalog also holds a
+//! `pg_catalog` schema describing *that* database — like PostgreSQL, where
+//! `pg_class` lists the current database's relations — and an
+//! `information_schema` (which, as DataFusion's always did, lists every
+//! catalog; `table_catalog` tells them apart).
+//!
+//! The relation tables (`pg_namespace`, `pg_class`, `pg_attribute`,
+//! `pg_index`, `pg_constraint`, `pg_database`, `pg_tables`, …) are built at
+//! scan time from the live catalog, with each column's mapped PostgreSQL type
+//! and OIDs derived from names, so they are stable across sessions and
+//! restarts. The fixed tables of PostgreSQL 15 (`pg_type`, `pg_proc`, `pg_am`,
+//! `pg_collation`, `pg_range` …) come from `datafusion-pg-catalog`'s export of
+//! a real server.
+
+mod information_schema;
+mod relations;
+mod rewrite;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::error::Result;
+use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
+
+use crate::engine::settings::Settings;
+
+pub use crate::engine::settings::quote_ident;
+pub use relations::{definitions, object_names, relation_schemas, stable_oid};
+pub use rewrite::rewrite_catalog_query;
+
+/// Schema names every catalog gains.
+pub const PG_CATALOG: &str = "pg_catalog";
+pub const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// What the system tables of one session need.
+#[derive(Debug, Clone)]
+pub struct SystemContext {
+    /// The engine's catalogs (without system schemas).
+    pub catalogs: Arc<dyn CatalogProviderList>,
+    /// The session's parameters, for `pg_settings`.
+    pub settings: Arc<Mutex<Settings>>,
+    /// The connected user, for `pg_roles` and owners.
+    pub user: String,
+}
+
+/// PostgreSQL 15's fixed catalog rows, decoded once per process.
+pub fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<std::result::Result<Arc<PgCatalogStaticTables>, String>> =
+        OnceLock::new();
+    TABLES
+        .get_or_init(|| {
+            PgCatalogStaticTables::try_new()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(datafusion::error::DataFusionError::Internal)
+}
+
+/// A session's catalog list: the engine's, each catalog with system schemas.
+#[derive(Debug)]
+pub struct SystemCatalogList {
+    context: Arc<SystemContext>,
+}
+
+impl SystemCatalogList {
+    pub fn new(context: SystemContext) -> Self {
+        Self {
+            context: Arc::new(context),
+        }
+    }
+}
+
+impl CatalogProviderList for SystemCatalogList {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        self.context.catalogs.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.context.catalogs.catalog_names()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        let inner = self.context.catalogs.catalog(name)?;
+        Some(Arc::new(SystemCatalog {
+            database: name.to_string(),
+            inner,
+            context: Arc::clone(&self.context),
+        }))
+    }
+}
+
+/// One catalog plus its `pg_catalog` and `information_schema`.
+#[derive(Debug)]
+struct SystemCatalog {
+    database: String,
+    inner: Arc<dyn CatalogProvider>,
+    context: Arc<SystemContext>,
+}
+
+impl CatalogProvider for SystemCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.inner.schema_names();
+        names.retain(|n| n != PG_CATALOG && n != INFORMATION_SCHEMA);
+        names.push(PG_CATALOG.to_string());
+        names.push(INFORMATION_SCHEMA.to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            PG_CATALOG => Some(Arc::new(relations::PgCatalogSchema::new(
+                self.database.clone(),
+                Arc::clone(&self.context),
+            ))),
+            INFORMATION_SCHEMA => Some(Arc::new(information_schema::InformationSchema::new(
+                Arc::clone(&self.context),
+            ))),
+            _ => self.inner.schema(name),
+        }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        if name == PG_CATALOG || name == INFORMATION_SCHEMA {
+            return datafusion::common::plan_err!("schema \"{name}\" is a system schema");
+        }
+        self.inner.register_schema(name, schema)
+    }
+
+    fn deregister_schema(
+        &self,
+        name: &str,
+        cascade: bool,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        self.inner.deregister_schema(name, cascade)
+    }
+}
+
+/// Looks a table up, treating an unavailable source as "no table" so one
+/// broken source never breaks introspection of the others.
+async fn table_or_none(
+    schema: &Arc<dyn SchemaProvider>,
+    name: &str,
+) -> Option<Arc<dyn TableProvider>> {
+    match schema.table(name).await {
+        Ok(table) => table,
+        Err(e) => {
+            tracing::debug!(table = name, error = %e, "table skipped in the system catalogs");
+            None
+        }
+    }
+}
