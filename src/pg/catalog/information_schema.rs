@@ -16,9 +16,8 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use postgres_types::Type;
 
-use super::relations::{
-    BuiltTable, Col, NULL, Row, RowSource, int4, is_list, relations, schema_of, text,
-};
+use super::relations::relations;
+use super::rows::{BuiltTable, Col, NULL, Row, RowSource, int4, is_list, schema_of, text};
 use super::{INFORMATION_SCHEMA, PG_CATALOG, SystemContext};
 use crate::pg::types::{innermost, pg_type};
 

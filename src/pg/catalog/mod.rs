@@ -18,8 +18,11 @@
 //! a real server.
 
 mod information_schema;
+mod pg_catalog;
+mod pg_catalog_rows;
 mod relations;
 mod rewrite;
+mod rows;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -118,7 +121,7 @@ impl CatalogProvider for SystemCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
-            PG_CATALOG => Some(Arc::new(relations::PgCatalogSchema::new(
+            PG_CATALOG => Some(Arc::new(pg_catalog::PgCatalogSchema::new(
                 self.database.clone(),
                 Arc::clone(&self.context),
             ))),

@@ -235,7 +235,7 @@ fn reads_system_catalog(statement: &Statement) -> bool {
                 .map(|i| i.value.to_ascii_lowercase())
                 .collect();
             let system = match parts.as_slice() {
-                [table] => super::relations::system_table_names().contains(table),
+                [table] => super::pg_catalog::system_table_names().contains(table),
                 [.., schema, _] => {
                     schema == super::PG_CATALOG || schema == super::INFORMATION_SCHEMA
                 }
