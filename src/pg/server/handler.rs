@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
-use datafusion::error::DataFusionError;
 use futures::SinkExt;
 use futures::stream::BoxStream;
 use futures::{Sink, StreamExt};
@@ -21,7 +20,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
-use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{
     DataRow, FieldDescription, NoData, ParameterDescription, RowDescription,
@@ -32,11 +31,13 @@ use pgwire::messages::extendedquery::{
 };
 
 use super::cancel::{CancelRegistry, QueryCanceller, QueryToken};
+use super::cancellable::{UntilCancelled, cancellable};
 use super::deferred::Deferred;
 use super::encode::{conform, encode_batch, field_infos};
+use super::errors::{to_pg_error, user_error};
 use super::startup::{Access, KoiosStartup};
 use crate::engine::Engine;
-use crate::engine::error::{codes, sqlstate};
+use crate::engine::error::codes;
 use crate::engine::session::{Output, Prepared, Session};
 use crate::engine::settings::{Settings, parse_time_zone};
 use crate::pg::types::arrow_type;
@@ -100,23 +101,6 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         Arc::clone(&self.cancels)
     }
-}
-
-/// Converts an engine error into the ErrorResponse the client sees.
-pub fn to_pg_error(error: &DataFusionError) -> PgWireError {
-    let sql = sqlstate(error);
-    tracing::debug!(code = sql.code, message = %sql.message, "query failed");
-    let mut info = ErrorInfo::new("ERROR".into(), sql.code, sql.message);
-    info.hint = sql.hint;
-    PgWireError::UserError(Box::new(info))
-}
-
-fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "ERROR".into(),
-        code.into(),
-        message.into(),
-    )))
 }
 
 fn session_of(cell: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
@@ -236,76 +220,6 @@ pub struct QueryHandler {
     parser: Arc<KoiosParser>,
     session: Arc<OnceLock<Arc<Session>>>,
     canceller: Arc<QueryCanceller>,
-}
-
-fn query_canceled(token: &QueryToken) -> PgWireError {
-    let reason = if token.timed_out() {
-        "statement timeout"
-    } else {
-        "user request"
-    };
-    user_error(
-        codes::QUERY_CANCELED,
-        format!("canceling statement due to {reason}"),
-    )
-}
-
-/// Runs `work` unless `token` fires first.
-async fn cancellable<T>(
-    token: &QueryToken,
-    work: impl std::future::Future<Output = datafusion::error::Result<T>>,
-) -> PgWireResult<T> {
-    tokio::select! {
-        biased;
-        _ = token.cancelled() => Err(query_canceled(token)),
-        result = work => result.map_err(|e| to_pg_error(&e)),
-    }
-}
-
-/// A response's rows until its query's token fires, then the cancellation
-/// error and no more rows: dropping the rest of the rows drops the remote
-/// scans, which cancel remotely. The token is read at each row but waited
-/// on only while the rows are pending: a lookup's rows are ready at once,
-/// and registering for a wakeup at every row showed in profiles.
-struct UntilCancelled {
-    rows: Option<BoxStream<'static, PgWireResult<DataRow>>>,
-    token: QueryToken,
-    waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-}
-
-impl futures::Stream for UntilCancelled {
-    type Item = PgWireResult<DataRow>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        use std::task::Poll;
-        let this = self.get_mut();
-        let Some(rows) = this.rows.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if !this.token.is_cancelled() {
-            match rows.poll_next_unpin(cx) {
-                Poll::Ready(None) => {
-                    this.rows = None;
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(row)) => return Poll::Ready(Some(row)),
-                Poll::Pending => {
-                    let token = this.token.clone();
-                    let waiting = this
-                        .waiting
-                        .get_or_insert_with(|| Box::pin(async move { token.cancelled().await }));
-                    if waiting.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-            }
-        }
-        this.rows = None;
-        Poll::Ready(Some(Err(query_canceled(&this.token))))
-    }
 }
 
 impl QueryHandler {

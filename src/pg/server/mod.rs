@@ -11,8 +11,10 @@
 //! `statement_timeout` ([`timeout`]) and CancelRequest ([`cancel`]).
 
 mod cancel;
+mod cancellable;
 mod deferred;
 pub mod encode;
+mod errors;
 mod handler;
 mod scram;
 mod startup;
