@@ -176,6 +176,38 @@ async fn database_name_sets_the_default_catalog() {
     assert_eq!(err.code().map(|c| c.code()), Some("3D000"), "{err}");
 }
 
+/// Errors Koios raises itself carry their SQLSTATE from where they are made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn koios_errors_carry_their_sqlstate() {
+    let server = server().await;
+    let client = server.connect("koios").await;
+    let cases = [
+        (
+            "SET no_such_setting = 1",
+            "42704",
+            "unrecognized configuration parameter",
+        ),
+        ("SET server_version = '1'", "55P02", "cannot be changed"),
+        (
+            "SET statement_timeout = 'soon'",
+            "22023",
+            "statement_timeout",
+        ),
+        ("SET TIME ZONE 'Mars/Olympus'", "22023", "TimeZone"),
+        ("REFRESH SOURCE no_such_source", "42704", "does not exist"),
+        ("FETCH 1 FROM no_such_cursor", "34000", "does not exist"),
+    ];
+    for (sql, code, words) in cases {
+        let err = client.batch_execute(sql).await.expect_err(sql);
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!((sql, db.code().code()), (sql, code), "{db:?}");
+        assert!(db.message().contains(words), "{sql}: {}", db.message());
+    }
+    // The session is still usable.
+    let row = client.query_one("SELECT 1", &[]).await.expect("runs");
+    assert_eq!(row.get::<_, i64>(0), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_do_not_disturb_other_sessions() {
     let server = server().await;

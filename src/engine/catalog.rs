@@ -16,12 +16,13 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider, TableProvider,
 };
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use koios_connector::{Capabilities, Connector, Source, SourceSpec};
+use koios_connector::sqlstate::codes;
+use koios_connector::{Capabilities, Connector, Source, SourceSpec, sql_err};
 
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
@@ -177,9 +178,7 @@ impl Engine {
     pub async fn refresh_source(&self, name: &str) -> DfResult<()> {
         let entry = self.read_sources().get(name).cloned();
         match entry {
-            None => Err(DataFusionError::Plan(format!(
-                "source '{name}' does not exist"
-            ))),
+            None => sql_err!(codes::UNDEFINED_OBJECT, "source '{name}' does not exist"),
             Some((_, SourceState::Ready(source))) => {
                 let refreshed = source.refresh().await;
                 self.catalog_changed();
@@ -187,9 +186,10 @@ impl Engine {
             }
             Some((spec, SourceState::Unavailable(_))) => match self.attach(spec).await {
                 SourceState::Ready(_) => Ok(()),
-                SourceState::Unavailable(reason) => Err(DataFusionError::Execution(format!(
+                SourceState::Unavailable(reason) => sql_err!(
+                    codes::CONNECTION_FAILURE,
                     "source '{name}' is unavailable: {reason}"
-                ))),
+                ),
             },
         }
     }
@@ -375,10 +375,13 @@ impl SchemaProvider for UnavailableSchema {
     }
 
     async fn table(&self, _name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Err(DataFusionError::Execution(format!(
+        sql_err!(
+            codes::CONNECTION_FAILURE,
             "source '{}' is unavailable: {} (run REFRESH SOURCE {} to retry)",
-            self.source, self.reason, self.source
-        )))
+            self.source,
+            self.reason,
+            self.source
+        )
     }
 
     fn table_exist(&self, _name: &str) -> bool {

@@ -6,6 +6,7 @@
 //! client expects.
 
 use datafusion::error::DataFusionError;
+use koios_connector::SqlStateError;
 
 /// Result alias used throughout the `koios` crate.
 pub type Result<T, E = KoiosError> = std::result::Result<T, E>;
@@ -67,43 +68,26 @@ impl std::fmt::Display for SqlError {
     }
 }
 
-/// SQLSTATE codes Koios emits.
-pub mod codes {
-    pub const SYNTAX_ERROR: &str = "42601";
-    pub const UNDEFINED_TABLE: &str = "42P01";
-    pub const UNDEFINED_COLUMN: &str = "42703";
-    pub const UNDEFINED_FUNCTION: &str = "42883";
-    pub const UNDEFINED_SCHEMA: &str = "3F000";
-    pub const UNDEFINED_OBJECT: &str = "42704";
-    pub const DUPLICATE_TABLE: &str = "42P07";
-    pub const AMBIGUOUS_COLUMN: &str = "42702";
-    pub const DATATYPE_MISMATCH: &str = "42804";
-    pub const GROUPING_ERROR: &str = "42803";
-    pub const INVALID_CATALOG_NAME: &str = "3D000";
-    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-    pub const DIVISION_BY_ZERO: &str = "22012";
-    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
-    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
-    pub const INVALID_PARAMETER_VALUE: &str = "22023";
-    pub const PROTOCOL_VIOLATION: &str = "08P01";
-    pub const CONNECTION_FAILURE: &str = "08006";
-    pub const QUERY_CANCELED: &str = "57014";
-    pub const OUT_OF_MEMORY: &str = "53200";
-    pub const CONFIG_FILE_ERROR: &str = "F0000";
-    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
-    pub const INVALID_AUTHORIZATION: &str = "28000";
-    pub const INVALID_PASSWORD: &str = "28P01";
-    pub const TOO_MANY_CONNECTIONS: &str = "53300";
-    pub const INTERNAL_ERROR: &str = "XX000";
-    pub const NOT_NULL_VIOLATION: &str = "23502";
-}
+/// SQLSTATE codes Koios emits (defined with the connector contract, so
+/// connectors raise the same ones).
+pub use koios_connector::sqlstate::codes;
 
-/// Classifies a DataFusion error into a SQLSTATE and a client-facing message.
+/// Classifies an error into a SQLSTATE and a client-facing message.
 ///
-/// DataFusion's errors are typed only coarsely (a missing table and a missing
-/// function are both `Plan` errors), so the text is inspected as well.
+/// Errors Koios and its connectors raise carry their code
+/// ([`SqlStateError`], a backend's [`koios_connector::RemoteError`]).
+/// DataFusion's own errors are typed only coarsely (a missing table and a
+/// missing function are both `Plan` errors), so for those alone the text is
+/// inspected as well.
 pub fn sqlstate(error: &DataFusionError) -> SqlError {
     use codes::*;
+    if let Some(coded) = SqlStateError::find(error) {
+        return SqlError {
+            code: coded.code.to_string(),
+            message: coded.message.clone(),
+            hint: coded.hint.clone(),
+        };
+    }
     let error = unwrap_context(error);
     if let Some(rewritten) = postgres_wording(error) {
         return rewritten;
@@ -188,8 +172,6 @@ fn classify_execution_message(m: &str) -> &'static str {
         DIVISION_BY_ZERO
     } else if lower.contains("overflow") {
         NUMERIC_VALUE_OUT_OF_RANGE
-    } else if lower.contains("unavailable") || lower.contains("cannot connect") {
-        CONNECTION_FAILURE
     } else if lower.contains("not supported") {
         FEATURE_NOT_SUPPORTED
     } else {

@@ -11,6 +11,9 @@ use std::time::Duration;
 use arrow::array::timezone::Tz;
 use datafusion::error::{DataFusionError, Result};
 
+use koios_connector::sqlstate::codes;
+use koios_connector::{sql_err, sql_error};
+
 use crate::engine::timeout::parse_statement_timeout;
 
 /// The PostgreSQL version Koios presents itself as; drivers parse it.
@@ -95,9 +98,10 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
         let name = name.to_ascii_lowercase();
         if READ_ONLY_SETTINGS.contains(&name.as_str()) {
-            return Err(DataFusionError::Plan(format!(
+            return sql_err!(
+                codes::CANT_CHANGE_RUNTIME_PARAM,
                 "parameter \"{name}\" cannot be changed"
-            )));
+            );
         }
         if !self.values.contains_key(&name) {
             return Err(unknown_setting(&name));
@@ -106,7 +110,8 @@ impl Settings {
             validate_time_zone(value)?;
         }
         if name == "statement_timeout" {
-            parse_statement_timeout(value).map_err(DataFusionError::Plan)?;
+            parse_statement_timeout(value)
+                .map_err(|message| sql_error!(codes::INVALID_PARAMETER_VALUE, "{message}"))?;
         }
         self.values.insert(name, value.to_string());
         Ok(())
@@ -133,18 +138,20 @@ impl Settings {
 }
 
 pub(crate) fn unknown_setting(name: &str) -> DataFusionError {
-    DataFusionError::Plan(format!("unrecognized configuration parameter \"{name}\""))
+    sql_error!(
+        codes::UNDEFINED_OBJECT,
+        "unrecognized configuration parameter \"{name}\""
+    )
 }
 
 fn validate_time_zone(value: &str) -> Result<()> {
     parse_time_zone(value).map(|_| ()).ok_or_else(|| {
-        DataFusionError::Plan(format!(
+        sql_error!(
+            codes::INVALID_PARAMETER_VALUE,
             "invalid value for parameter \"TimeZone\": \"{value}\""
-        ))
+        )
     })
 }
-
-/// Recognises the statements the session answers itself.
 
 /// Parses a PostgreSQL `TimeZone` value: an IANA name (`Europe/Paris`), `UTC`,
 /// or a fixed offset (`+05:30`).

@@ -16,7 +16,8 @@
 //! - [`pgtext`], [`pgbinary`], [`decimal`]: PostgreSQL's text and binary
 //!   forms of values, shared with the front end;
 //! - [`plan`]: helpers for connectors' plan nodes and rules; [`catalog`]: a
-//!   lazily discovered catalog; [`error`]: errors a backend reports.
+//!   lazily discovered catalog; [`error`]: errors a backend reports;
+//!   [`sqlstate`]: errors Koios raises itself, with their SQLSTATE.
 //!
 //! Keeping this crate small lets every connector crate depend on it without
 //! depending on the server, and lets the server treat all backends alike.
@@ -33,6 +34,7 @@ pub mod pgtext;
 pub mod plan;
 pub mod remote_sql;
 pub mod spec;
+pub mod sqlstate;
 pub mod tls;
 
 pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCapabilities};
@@ -44,4 +46,5 @@ pub use plan::{
 };
 pub use remote_sql::RemoteDialect;
 pub use spec::{SourceSpec, redact_url};
+pub use sqlstate::SqlStateError;
 pub use tls::{TlsMode, TlsOptions};

@@ -14,8 +14,10 @@ use crate::engine::settings::{PG_SETTINGS, Settings, unknown_setting};
 
 use super::execute::Output;
 use super::prepare::show_schema;
-use super::statement::{Command, sql_error};
+use super::statement::Command;
 use super::{Cursor, Session};
+use crate::engine::error::codes;
+use koios_connector::{sql_err, sql_error};
 
 /// One statement of a query string.
 
@@ -53,10 +55,7 @@ impl Session {
             Command::DeclareCursor { name, query } => {
                 let mut cursors = self.cursors.lock().await;
                 if cursors.contains_key(name) {
-                    return Err(sql_error(
-                        "42P03",
-                        format!("cursor \"{name}\" already exists"),
-                    ));
+                    return sql_err!(codes::DUPLICATE_CURSOR, "cursor \"{name}\" already exists");
                 }
                 let statement =
                     DfStatement::Statement(Box::new(SqlStatement::Query(query.clone())));
@@ -77,7 +76,10 @@ impl Session {
             Command::Fetch { name, count, .. } => {
                 let mut cursors = self.cursors.lock().await;
                 let cursor = cursors.get_mut(name).ok_or_else(|| {
-                    sql_error("34000", format!("cursor \"{name}\" does not exist"))
+                    sql_error!(
+                        codes::INVALID_CURSOR_NAME,
+                        "cursor \"{name}\" does not exist"
+                    )
                 })?;
                 let batches = cursor.fetch(*count).await?;
                 let schema = Arc::clone(&cursor.schema);
@@ -95,10 +97,10 @@ impl Session {
                     None => cursors.clear(),
                     Some(name) => {
                         if cursors.remove(name).is_none() {
-                            return Err(sql_error(
-                                "34000",
-                                format!("cursor \"{name}\" does not exist"),
-                            ));
+                            return sql_err!(
+                                codes::INVALID_CURSOR_NAME,
+                                "cursor \"{name}\" does not exist"
+                            );
                         }
                     }
                 }

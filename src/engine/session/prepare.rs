@@ -319,15 +319,20 @@ pub(super) fn command_tag(statement: &DfStatement) -> (String, bool) {
         SqlStatement::Drop { object_type, .. } => (format!("DROP {object_type}"), true),
         SqlStatement::Set(_) => ("SET".into(), true),
         SqlStatement::Truncate(_) => ("TRUNCATE TABLE".into(), true),
-        other => {
-            let text = other.to_string();
-            let word = text
-                .split_whitespace()
-                .next()
-                .unwrap_or("OK")
-                .to_ascii_uppercase();
-            (word, true)
+        SqlStatement::CreateDatabase { .. } => ("CREATE DATABASE".into(), true),
+        SqlStatement::CreateIndex(_) => ("CREATE INDEX".into(), true),
+        SqlStatement::CreateFunction(_) => ("CREATE FUNCTION".into(), true),
+        SqlStatement::DropFunction(_) => ("DROP FUNCTION".into(), true),
+        SqlStatement::AlterTable(_) => ("ALTER TABLE".into(), true),
+        SqlStatement::Prepare { .. } => ("PREPARE".into(), true),
+        SqlStatement::Execute { .. } => ("EXECUTE".into(), true),
+        SqlStatement::Deallocate { .. } => ("DEALLOCATE".into(), true),
+        SqlStatement::ShowCreate { .. } | SqlStatement::ShowFunctions { .. } => {
+            ("SHOW".into(), false)
         }
+        SqlStatement::Copy { .. } => ("COPY".into(), true),
+        // Anything else is refused when planned, before a tag is sent.
+        _ => ("OK".into(), true),
     };
     (tag, counts)
 }
@@ -451,5 +456,22 @@ mod tests {
         let mut shown: Vec<_> = names.values().cloned().collect();
         shown.sort();
         assert_eq!(shown, vec!["?column?", "case", "count", "int4", "x"]);
+    }
+
+    #[test]
+    fn command_tags_come_from_the_parsed_statement() {
+        let tag = |sql: &str| match parse_sql(sql).expect("parses").remove(0) {
+            KoiosStatement::Sql(s) => command_tag(&s),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(tag("select 1"), ("SELECT".into(), false));
+        assert_eq!(tag("insert into t values (1)"), ("INSERT".into(), true));
+        assert_eq!(tag("create table t as select 1"), ("SELECT".into(), true));
+        assert_eq!(tag("drop view v"), ("DROP VIEW".into(), true));
+        assert_eq!(tag("create database d"), ("CREATE DATABASE".into(), true));
+        assert_eq!(
+            tag("  /* c */ prepare p as select 1"),
+            ("PREPARE".into(), true)
+        );
     }
 }

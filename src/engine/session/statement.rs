@@ -12,8 +12,10 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
 use crate::engine::settings::quote_ident;
+use koios_connector::{sql_err, sql_error};
 
 /// One statement of a query string.
 
@@ -126,10 +128,8 @@ pub(super) fn fetch_count(direction: &ast::FetchDirection) -> Result<Option<usiz
     let number = |value: &ast::ValueWithSpan| match &value.value {
         ast::Value::Number(n, _) => n
             .parse::<usize>()
-            .map_err(|_| DataFusionError::Plan(format!("invalid FETCH count {n}"))),
-        other => Err(DataFusionError::Plan(format!(
-            "invalid FETCH count {other}"
-        ))),
+            .map_err(|_| sql_error!(codes::SYNTAX_ERROR, "invalid FETCH count {n}")),
+        other => sql_err!(codes::SYNTAX_ERROR, "invalid FETCH count {other}"),
     };
     Ok(match direction {
         Count { limit } => Some(number(limit)?),
@@ -276,15 +276,6 @@ pub(super) fn setting_value(expr: &SqlExpr) -> String {
         SqlExpr::Identifier(ident) => ident.value.clone(),
         other => other.to_string(),
     }
-}
-
-/// An error with PostgreSQL's SQLSTATE `code`.
-pub(super) fn sql_error(code: &str, message: String) -> DataFusionError {
-    koios_connector::RemoteError {
-        sqlstate: Some(code.to_string()),
-        message,
-    }
-    .into_datafusion()
 }
 
 pub(super) fn not_supported<T>(what: &str) -> Result<T> {
