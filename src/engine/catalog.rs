@@ -28,7 +28,7 @@ use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
-use crate::engine::search_path::SearchPathCatalogList;
+use crate::engine::session_catalog::SessionCatalogList;
 
 /// Name of the built-in catalog.
 pub const KOIOS_CATALOG: &str = "koios";
@@ -255,10 +255,11 @@ impl Engine {
         let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(Arc::clone(&self.runtime))
-            .with_catalog_list(Arc::new(SearchPathCatalogList::new(
-                self.extension.catalog_list(
+            .with_catalog_list(Arc::new(SessionCatalogList::new(
+                Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>,
+                self.extension.system_schemas(
                     Arc::clone(&self.catalogs) as Arc<dyn CatalogProviderList>,
-                    &identity,
+                    identity,
                 ),
             )))
             .with_default_features()

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use datafusion::catalog::CatalogProviderList;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -27,15 +27,25 @@ pub struct SessionIdentity {
     pub settings: Arc<Mutex<Settings>>,
 }
 
+/// Schemas a front end adds to every catalog of one session (PostgreSQL's
+/// `pg_catalog` and `information_schema`).
+pub trait SystemSchemas: Send + Sync + fmt::Debug {
+    /// Their names; no user schema may take one.
+    fn names(&self) -> &[&'static str];
+
+    /// The system schema `name` of `database`.
+    fn schema(&self, database: &str, name: &str) -> Option<Arc<dyn SchemaProvider>>;
+}
+
 /// The hooks a front end installs in every session.
 pub trait SessionExtension: Send + Sync + fmt::Debug {
-    /// Wraps the engine's catalogs as this session sees them (for example,
-    /// to give every catalog system schemas).
-    fn catalog_list(
+    /// The system schemas of a new session; `catalogs` are the engine's
+    /// (what the system tables describe).
+    fn system_schemas(
         &self,
         catalogs: Arc<dyn CatalogProviderList>,
         session: &SessionIdentity,
-    ) -> Arc<dyn CatalogProviderList>;
+    ) -> Arc<dyn SystemSchemas>;
 
     /// Adds type planners and analyzer or optimizer rules to a session's
     /// state before it is built.

@@ -5,7 +5,8 @@
 //! * [`catalog`]: the shared catalog of every source ([`Engine`]).
 //! * [`session`]: SQL sessions — Koios's own statements, session commands,
 //!   planning and execution.
-//! * [`settings`], [`timeout`], [`search_path`]: session parameters.
+//! * [`settings`], [`timeout`], [`search_path`]: session parameters;
+//!   [`session_catalog`]: what a session sees of the catalogs.
 //! * [`planner`], [`plancache`], [`literals`], [`passthrough`],
 //!   [`query_runtime`]: planning rules, plan reuse and execution.
 //! * [`extension`]: the hooks a front end installs in every session.
@@ -27,6 +28,7 @@ pub mod planner;
 pub mod query_runtime;
 pub mod search_path;
 pub mod session;
+pub mod session_catalog;
 pub mod settings;
 pub mod timeout;
 

@@ -3,12 +3,12 @@
 //! A session whose `search_path` names one existing schema simply uses it
 //! as DataFusion's default schema. With several, the default schema is a
 //! made-up name ([`SEARCH_PATH_PREFIX`] and the schemas), which the
-//! session's catalog list ([`SearchPathCatalogList`], the outermost wrapper)
-//! resolves to one schema that looks names up in each, in order.
+//! session's catalogs (`crate::engine::session_catalog`) resolve to one
+//! [`SearchPathSchema`] that looks names up in each, in order.
 
 use std::sync::Arc;
 
-use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::Result;
 
 use crate::engine::settings::Settings;
@@ -33,8 +33,8 @@ pub const SEARCH_PATH_SEPARATOR: char = '\u{1f}';
 /// schema's table of that name, as in PostgreSQL; new tables go to the
 /// first schema.
 #[derive(Debug)]
-struct SearchPathSchema {
-    schemas: Vec<Arc<dyn SchemaProvider>>,
+pub(crate) struct SearchPathSchema {
+    pub(crate) schemas: Vec<Arc<dyn SchemaProvider>>,
 }
 
 #[async_trait::async_trait]
@@ -79,77 +79,5 @@ impl SchemaProvider for SearchPathSchema {
             }
         }
         Ok(None)
-    }
-}
-
-/// A session's catalog list that understands the several-schema default
-/// schema; everything else is the inner list's.
-#[derive(Debug)]
-pub struct SearchPathCatalogList {
-    inner: Arc<dyn CatalogProviderList>,
-}
-
-impl SearchPathCatalogList {
-    pub fn new(inner: Arc<dyn CatalogProviderList>) -> Self {
-        Self { inner }
-    }
-}
-
-impl CatalogProviderList for SearchPathCatalogList {
-    fn register_catalog(
-        &self,
-        name: String,
-        catalog: Arc<dyn CatalogProvider>,
-    ) -> Option<Arc<dyn CatalogProvider>> {
-        self.inner.register_catalog(name, catalog)
-    }
-
-    fn catalog_names(&self) -> Vec<String> {
-        self.inner.catalog_names()
-    }
-
-    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
-        let inner = self.inner.catalog(name)?;
-        Some(Arc::new(SearchPathCatalog { inner }))
-    }
-}
-
-#[derive(Debug)]
-struct SearchPathCatalog {
-    inner: Arc<dyn CatalogProvider>,
-}
-
-impl CatalogProvider for SearchPathCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        self.inner.schema_names()
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        match name.strip_prefix(SEARCH_PATH_PREFIX) {
-            Some(path) => {
-                let schemas: Vec<Arc<dyn SchemaProvider>> = path
-                    .split(SEARCH_PATH_SEPARATOR)
-                    .filter_map(|schema| self.inner.schema(schema))
-                    .collect();
-                Some(Arc::new(SearchPathSchema { schemas }))
-            }
-            None => self.inner.schema(name),
-        }
-    }
-
-    fn register_schema(
-        &self,
-        name: &str,
-        schema: Arc<dyn SchemaProvider>,
-    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        self.inner.register_schema(name, schema)
-    }
-
-    fn deregister_schema(
-        &self,
-        name: &str,
-        cascade: bool,
-    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        self.inner.deregister_schema(name, cascade)
     }
 }

@@ -9,8 +9,8 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
-use crate::engine::extension::{SessionExtension, SessionIdentity};
-use crate::pg::catalog::{SystemCatalogList, SystemContext, rewrite_catalog_query};
+use crate::engine::extension::{SessionExtension, SessionIdentity, SystemSchemas};
+use crate::pg::catalog::{PgSystemSchemas, SystemContext, rewrite_catalog_query};
 use crate::pg::types::arrays::ArrayLiteralCasts;
 
 /// The PostgreSQL face of every session.
@@ -18,12 +18,12 @@ use crate::pg::types::arrays::ArrayLiteralCasts;
 pub struct PgExtension;
 
 impl SessionExtension for PgExtension {
-    fn catalog_list(
+    fn system_schemas(
         &self,
         catalogs: Arc<dyn CatalogProviderList>,
         session: &SessionIdentity,
-    ) -> Arc<dyn CatalogProviderList> {
-        Arc::new(SystemCatalogList::new(SystemContext {
+    ) -> Arc<dyn SystemSchemas> {
+        Arc::new(PgSystemSchemas::new(SystemContext {
             catalogs,
             settings: Arc::clone(&session.settings),
             user: session.user.clone(),

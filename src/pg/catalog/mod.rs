@@ -2,10 +2,10 @@
 //! Koios's federated catalog, so that psql, JDBC, SQLAlchemy and other
 //! clients can introspect it.
 //!
-//! Every catalog (source) is a database to clients. Each session's catalog
-//! list is wrapped ([`SystemCatalogList`]) so that every catalog also holds a
-//! `pg_catalog` schema describing *that* database — like PostgreSQL, where
-//! `pg_class` lists the current database's relations — and an
+//! Every catalog (source) is a database to clients. In each session every
+//! catalog gains ([`PgSystemSchemas`]) a `pg_catalog` schema describing
+//! *that* database — like PostgreSQL, where `pg_class` lists the current
+//! database's relations — and an
 //! `information_schema` (which, as DataFusion's always did, lists every
 //! catalog; `table_catalog` tells them apart).
 //!
@@ -26,10 +26,11 @@ mod rows;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
 
+use crate::engine::extension::SystemSchemas;
 use crate::engine::settings::Settings;
 
 pub use crate::engine::settings::quote_ident;
@@ -65,13 +66,13 @@ pub fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
         .map_err(datafusion::error::DataFusionError::Internal)
 }
 
-/// A session's catalog list: the engine's, each catalog with system schemas.
+/// `pg_catalog` and `information_schema` in every catalog of one session.
 #[derive(Debug)]
-pub struct SystemCatalogList {
+pub struct PgSystemSchemas {
     context: Arc<SystemContext>,
 }
 
-impl SystemCatalogList {
+impl PgSystemSchemas {
     pub fn new(context: SystemContext) -> Self {
         Self {
             context: Arc::new(context),
@@ -79,76 +80,22 @@ impl SystemCatalogList {
     }
 }
 
-impl CatalogProviderList for SystemCatalogList {
-    fn register_catalog(
-        &self,
-        name: String,
-        catalog: Arc<dyn CatalogProvider>,
-    ) -> Option<Arc<dyn CatalogProvider>> {
-        self.context.catalogs.register_catalog(name, catalog)
+impl SystemSchemas for PgSystemSchemas {
+    fn names(&self) -> &[&'static str] {
+        &[PG_CATALOG, INFORMATION_SCHEMA]
     }
 
-    fn catalog_names(&self) -> Vec<String> {
-        self.context.catalogs.catalog_names()
-    }
-
-    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
-        let inner = self.context.catalogs.catalog(name)?;
-        Some(Arc::new(SystemCatalog {
-            database: name.to_string(),
-            inner,
-            context: Arc::clone(&self.context),
-        }))
-    }
-}
-
-/// One catalog plus its `pg_catalog` and `information_schema`.
-#[derive(Debug)]
-struct SystemCatalog {
-    database: String,
-    inner: Arc<dyn CatalogProvider>,
-    context: Arc<SystemContext>,
-}
-
-impl CatalogProvider for SystemCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        let mut names = self.inner.schema_names();
-        names.retain(|n| n != PG_CATALOG && n != INFORMATION_SCHEMA);
-        names.push(PG_CATALOG.to_string());
-        names.push(INFORMATION_SCHEMA.to_string());
-        names
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+    fn schema(&self, database: &str, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         match name {
             PG_CATALOG => Some(Arc::new(pg_catalog::PgCatalogSchema::new(
-                self.database.clone(),
+                database.to_string(),
                 Arc::clone(&self.context),
             ))),
             INFORMATION_SCHEMA => Some(Arc::new(information_schema::InformationSchema::new(
                 Arc::clone(&self.context),
             ))),
-            _ => self.inner.schema(name),
+            _ => None,
         }
-    }
-
-    fn register_schema(
-        &self,
-        name: &str,
-        schema: Arc<dyn SchemaProvider>,
-    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        if name == PG_CATALOG || name == INFORMATION_SCHEMA {
-            return datafusion::common::plan_err!("schema \"{name}\" is a system schema");
-        }
-        self.inner.register_schema(name, schema)
-    }
-
-    fn deregister_schema(
-        &self,
-        name: &str,
-        cascade: bool,
-    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
-        self.inner.deregister_schema(name, cascade)
     }
 }
 
