@@ -111,20 +111,20 @@ impl MyBackend {
                 "SET SESSION time_zone = '+00:00'",
                 "SET NAMES utf8mb4",
             ]);
-        let mode = match options.tls.mode {
+        let mode = match options.sql.tls.mode {
             Some(mode) => mode,
             // The URL's own TLS parameters (`require_ssl=true`, …) stand.
             None if url_has_tls => TlsMode::Require,
             None => TlsMode::Prefer,
         };
-        let with_tls = if url_has_tls && options.tls.mode.is_none() {
+        let with_tls = if url_has_tls && options.sql.tls.mode.is_none() {
             base.clone()
         } else {
             // Over TCP, or the driver would move local connections to the
             // (unencrypted) Unix socket.
             base.clone()
                 .prefer_socket(false)
-                .ssl_opts(ssl_opts(mode, options.tls.ca_file.as_deref()))
+                .ssl_opts(ssl_opts(mode, options.sql.tls.ca_file.as_deref()))
         };
         let opened = match mode {
             TlsMode::Disable => Self::open(source, base, url_database, options).await,

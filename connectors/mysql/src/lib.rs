@@ -31,6 +31,10 @@ impl Connector for MySqlConnector {
         "mysql"
     }
 
+    fn check_options(&self, spec: &SourceSpec) -> Result<()> {
+        MyOptions::from_spec(spec).map(drop)
+    }
+
     async fn connect(
         &self,
         spec: &SourceSpec,

@@ -64,7 +64,7 @@ impl PgBackend {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let tls = options.tls.mode.unwrap_or(match config.get_ssl_mode() {
+        let tls = options.sql.tls.mode.unwrap_or(match config.get_ssl_mode() {
             tokio_postgres::config::SslMode::Disable => TlsMode::Disable,
             tokio_postgres::config::SslMode::Require => TlsMode::Require,
             _ => TlsMode::Prefer,
@@ -73,7 +73,8 @@ impl PgBackend {
         let manager_config = || ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = match crate::tls::connector(source, tls, options.tls.ca_file.as_deref())? {
+        let manager = match crate::tls::connector(source, tls, options.sql.tls.ca_file.as_deref())?
+        {
             Some(tls) => Manager::from_config(config, tls, manager_config()),
             None => Manager::from_config(config, NoTls, manager_config()),
         };

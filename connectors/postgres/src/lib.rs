@@ -37,6 +37,10 @@ impl Connector for PostgresConnector {
         "postgres"
     }
 
+    fn check_options(&self, spec: &SourceSpec) -> Result<()> {
+        PgOptions::from_spec(spec).map(drop)
+    }
+
     async fn connect(
         &self,
         spec: &SourceSpec,
