@@ -378,6 +378,7 @@ impl Config {
                 kind,
                 url,
                 options,
+                option_lines: BTreeMap::new(),
             });
         }
 
@@ -397,6 +398,7 @@ pub fn demo_source(dir: &Path) -> SourceSpec {
         kind: "demo".into(),
         url: format!("file://{}", absolute(dir).display()),
         options: BTreeMap::new(),
+        option_lines: BTreeMap::new(),
     }
 }
 

@@ -39,7 +39,15 @@ pub trait Connector: Send + Sync {
     /// The `kind = "…"` value this connector handles.
     fn kind(&self) -> &'static str;
 
-    /// Attaches a source. Errors must name the source and never contain secrets.
+    /// Parses `spec`'s options as [`Connector::connect`] would, without
+    /// connecting, so the engine can refuse a mistyped key or value at
+    /// start. Errors name the source and the key (see
+    /// [`SourceSpec::parse_options`]).
+    fn check_options(&self, spec: &SourceSpec) -> Result<()>;
+
+    /// Attaches a source. Errors must name the source and never contain
+    /// secrets. Options are parsed the same way as by
+    /// [`Connector::check_options`].
     ///
     /// `runtime` is the engine's shared runtime: connectors that read through
     /// `object_store` register their stores there so every session can scan.

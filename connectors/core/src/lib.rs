@@ -9,8 +9,10 @@
 //! - [`contract`]: the traits a backend implements ([`Connector`], [`Source`]);
 //! - [`capabilities`]: what the engine may ask about a connector's tables and
 //!   plan nodes without knowing their types;
-//! - [`spec`]: a source's configuration entry and its options; [`tls`]: the
-//!   TLS options every network connector shares;
+//! - [`spec`]: a source's configuration entry and the entry points that
+//!   parse its options; [`options`]: the typed-options machinery (serde
+//!   structs that refuse unknown keys, shared groups embedded in them);
+//!   [`tls`]: the TLS options every network connector shares;
 //! - [`remote_sql`]: the one place per SQL dialect that quotes values and
 //!   identifiers in remote SQL;
 //! - [`pgtext`], [`pgbinary`], [`decimal`]: PostgreSQL's text and binary
@@ -29,6 +31,7 @@ pub mod catalog;
 pub mod contract;
 pub mod decimal;
 pub mod error;
+pub mod options;
 pub mod pgbinary;
 pub mod pgtext;
 pub mod plan;
@@ -41,6 +44,7 @@ pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCap
 pub use contract::{Connector, Source};
 pub use decimal::{decimal_string, push_decimal, push_decimal_i128};
 pub use error::RemoteError;
+pub use options::{NoGroup, OptionGroup};
 pub use plan::{
     QueryParams, append_only, count_output_rows, leaf_plan_properties, replace_nodes_up,
 };

@@ -1,13 +1,17 @@
 //! One `[[source]]` entry of the configuration, as a connector receives it,
-//! and the typed readers of its options.
+//! and the entry points that parse its options into a connector's typed
+//! struct (the machinery is in [`crate::options`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use datafusion::error::{DataFusionError, Result};
+use serde::de::DeserializeOwned;
+
+use crate::options::{EntriesDeserializer, OptionGroup};
 
 /// One `[[source]]` entry from the configuration, after `${ENV}` expansion.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct SourceSpec {
     /// Catalog name clients use (`<name>.<schema>.<table>`).
     pub name: String,
@@ -17,6 +21,10 @@ pub struct SourceSpec {
     pub url: String,
     /// Every other key of the entry, interpreted by the connector.
     pub options: BTreeMap<String, toml::Value>,
+    /// Where each option was written, `"path/to/koios.toml:LINE"` by key,
+    /// so option errors point at the line; empty when the spec did not
+    /// come from a file.
+    pub option_lines: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for SourceSpec {
@@ -27,78 +35,82 @@ impl fmt::Debug for SourceSpec {
             .field("kind", &self.kind)
             .field("url", &redact_url(&self.url))
             .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("option_lines", &self.option_lines)
             .finish()
     }
 }
 
 impl SourceSpec {
-    /// A string option, or `None` when absent.
-    pub fn option_str(&self, key: &str) -> Result<Option<&str>> {
-        match self.options.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.option_error(key, "a string", other)),
-        }
+    /// The source's options as `T`, a serde struct that should carry
+    /// `#[serde(deny_unknown_fields)]` so a mistyped key is refused. Errors
+    /// name the source, the key and what was expected.
+    pub fn parse_options<T: DeserializeOwned>(&self) -> Result<T> {
+        self.deserialize_entries(self.entries(), None)
     }
 
-    /// A boolean option, or `None` when absent.
-    pub fn option_bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.options.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.option_error(key, "true or false", other)),
-        }
+    /// The source's options as `T` and the shared group(s) it embeds (see
+    /// [`OptionGroup`]): each struct reads only its own keys and refuses
+    /// unknown ones.
+    pub fn parse_option_group<T: OptionGroup>(&self) -> Result<T> {
+        T::parse(self, self.entries())
     }
 
-    /// A non-negative integer option, or `None` when absent.
-    pub fn option_usize(&self, key: &str) -> Result<Option<usize>> {
-        match self.options.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Integer(i)) if *i >= 0 => Ok(Some(*i as usize)),
-            Some(other) => Err(self.option_error(key, "a non-negative integer", other)),
-        }
-    }
-
-    /// A list-of-strings option, or `None` when absent.
-    pub fn option_string_list(&self, key: &str) -> Result<Option<Vec<String>>> {
-        match self.options.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Array(items)) if items.iter().all(|v| v.is_str()) => Ok(Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-            )),
-            Some(other) => Err(self.option_error(key, "a list of strings", other)),
-        }
-    }
-
-    /// Fails on any option the connector does not know, so typos are caught
-    /// at start instead of being silently ignored.
+    /// For connectors with a single option or two: fails on any option not
+    /// in `known`, so typos are caught at start. Connectors with more
+    /// options declare a struct and use [`SourceSpec::parse_options`].
     pub fn reject_unknown_options(&self, known: &[&str]) -> Result<()> {
-        for key in self.options.keys() {
-            if !known.contains(&key.as_str()) {
-                return Err(DataFusionError::Configuration(format!(
-                    "source '{}' (kind {}): unknown option '{key}'; known options: {}",
-                    self.name,
-                    self.kind,
+        match self
+            .options
+            .keys()
+            .find(|key| !known.contains(&key.as_str()))
+        {
+            None => Ok(()),
+            Some(key) => Err(self.option_error(
+                Some(key),
+                &format!(
+                    "unknown option; known options: {}",
                     if known.is_empty() {
                         "none".to_string()
                     } else {
                         known.join(", ")
                     }
-                )));
-            }
+                ),
+            )),
         }
-        Ok(())
     }
 
-    fn option_error(&self, key: &str, expected: &str, got: &toml::Value) -> DataFusionError {
-        DataFusionError::Configuration(format!(
-            "source '{}': option '{key}' must be {expected}, got {}",
-            self.name,
-            got.type_str()
-        ))
+    /// A configuration error about this source's options:
+    /// `file:line: source.KEY: source 'NAME' (kind K): option 'KEY': message`,
+    /// the location only when [`SourceSpec::option_lines`] knows the key,
+    /// the key parts only when `key` is given.
+    pub fn option_error(&self, key: Option<&str>, message: &str) -> DataFusionError {
+        let source = format!("source '{}' (kind {})", self.name, self.kind);
+        DataFusionError::Configuration(match key {
+            None => format!("{source}: {message}"),
+            Some(key) => match self.option_lines.get(key) {
+                Some(at) => format!("{at}: source.{key}: {source}: option '{key}': {message}"),
+                None => format!("{source}: option '{key}': {message}"),
+            },
+        })
+    }
+
+    fn entries(&self) -> Vec<(&str, &toml::Value)> {
+        self.options
+            .iter()
+            .map(|(key, value)| (key.as_str(), value))
+            .collect()
+    }
+
+    /// Deserializes some of the entries as `T`, turning serde's error into
+    /// one that names the key; an unknown key is reported against `known`
+    /// when given (every key the source takes), else against `T`'s fields.
+    pub(crate) fn deserialize_entries<T: DeserializeOwned>(
+        &self,
+        entries: Vec<(&str, &toml::Value)>,
+        known: Option<&[&str]>,
+    ) -> Result<T> {
+        T::deserialize(EntriesDeserializer::new(entries))
+            .map_err(|e| self.option_error(e.key.as_deref(), &e.message(known)))
     }
 }
 

@@ -43,6 +43,10 @@ impl Connector for MongoConnector {
         "mongodb"
     }
 
+    fn check_options(&self, spec: &SourceSpec) -> Result<()> {
+        MongoOptions::from_spec(spec).map(drop)
+    }
+
     async fn connect(
         &self,
         spec: &SourceSpec,

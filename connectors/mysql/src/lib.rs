@@ -1,13 +1,27 @@
 //! The `mysql` connector (MySQL and MariaDB): each exposed database is a
 //! schema, `<source>.<database>.<table>`.
 //!
-//! Built on the shared SQL layer; this crate adds discovery from
-//! `information_schema` and MySQL's type mapping and pushdown rules
-//! ([`backend`], [`types`]).
+//! Built on the shared SQL layer (`koios-connector-sql`); this crate adds
+//! what is MySQL's own, one concern per module:
+//! - [`options`]: the source's options, one serde struct;
+//! - [`backend`]: the connection pool and the `SqlBackend` implementation,
+//!   which hands each question to the modules below;
+//! - [`catalog`]: discovery of databases, tables and columns from
+//!   `information_schema`;
+//! - [`types`]: MySQL types as Arrow types and binary-protocol decoding;
+//! - [`pushdown`]: which filters, literals and joins MySQL evaluates exactly
+//!   as DataFusion does;
+//! - [`scan`]: split predicates and streamed reads, killed on the server
+//!   when dropped;
+//! - [`write`]: inserts as parameterised multi-row statements.
 
 pub mod backend;
+pub mod catalog;
 pub mod options;
+pub mod pushdown;
+pub mod scan;
 pub mod types;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -29,6 +43,10 @@ pub struct MySqlConnector;
 impl Connector for MySqlConnector {
     fn kind(&self) -> &'static str {
         "mysql"
+    }
+
+    fn check_options(&self, spec: &SourceSpec) -> Result<()> {
+        MyOptions::from_spec(spec).map(drop)
     }
 
     async fn connect(

@@ -5,12 +5,7 @@ use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, i256};
 use mysql_async::Value;
 
-/// What to do with a zero or otherwise invalid date (`0000-00-00`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvalidDates {
-    Null,
-    Error,
-}
+pub use crate::options::InvalidDates;
 
 /// How one column is read, written and filtered.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,8 @@ use bytes::{Buf, BytesMut};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 
-use crate::types::{ColumnBuilder, PgCodec};
+use crate::decode::ColumnBuilder;
+use crate::types::PgCodec;
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 

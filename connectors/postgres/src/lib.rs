@@ -2,14 +2,32 @@
 //! database as `<source>.<schema>.<table>`.
 //!
 //! Built on the shared SQL layer (`koios-connector-sql`); this crate adds
-//! what is PostgreSQL's own: discovery from `pg_catalog` ([`backend`]), the
-//! type mapping and binary decoders ([`types`]), `COPY … TO STDOUT (FORMAT
-//! binary)` scans ([`copy`]) and `COPY … FROM STDIN` inserts ([`write`]).
+//! what is PostgreSQL's own, one concern per module:
+//! - [`options`]: the source's options, one serde struct;
+//! - [`backend`]: the connection pool and the `SqlBackend` implementation,
+//!   which hands each question to the modules below;
+//! - [`catalog`]: discovery of schemas, tables and columns from `pg_catalog`;
+//! - [`types`]: PostgreSQL types as Arrow types (the column codecs);
+//!   [`decode`]: binary values into Arrow builders or client rows;
+//! - [`pushdown`]: which filters, literals and joins PostgreSQL evaluates
+//!   exactly as DataFusion does;
+//! - [`scan`]: split predicates and reads (`COPY … TO STDOUT (FORMAT
+//!   binary)`, or one bound statement), cancelled on the server when
+//!   dropped; [`copy`]: the binary COPY decoder; `rows`: rows written
+//!   straight into client `DataRow` bodies;
+//! - [`write`]: inserts through `COPY … FROM STDIN`;
+//! - [`tls`]: rustls for the pool; `statements`: statements kept prepared
+//!   per connection; `error`: PostgreSQL errors as Koios errors.
 
 pub mod backend;
+pub mod catalog;
 pub mod copy;
+pub mod decode;
 mod error;
 pub mod options;
+pub mod pushdown;
+mod rows;
+pub mod scan;
 mod statements;
 pub mod tls;
 pub mod types;
@@ -35,6 +53,10 @@ pub struct PostgresConnector;
 impl Connector for PostgresConnector {
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn check_options(&self, spec: &SourceSpec) -> Result<()> {
+        PgOptions::from_spec(spec).map(drop)
     }
 
     async fn connect(

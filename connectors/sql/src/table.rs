@@ -19,7 +19,7 @@ use crate::backend::SqlBackend;
 use crate::query::RemoteQuery;
 use crate::remote::RemoteTable;
 use crate::scan::RemoteScanExec;
-use crate::sink::RemoteSink;
+use crate::write::RemoteSink;
 
 /// One remote table or view.
 pub struct SqlTable<B: SqlBackend> {

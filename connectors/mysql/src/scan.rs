@@ -1,0 +1,236 @@
+//! Reads: split predicates over key ranges, and rows streamed through the
+//! binary protocol into Arrow batches; a read abandoned before its end is
+//! stopped on the server with `KILL QUERY`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::*;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use futures::StreamExt;
+use koios_connector::RemoteDialect;
+use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Row};
+
+use crate::backend::{MyBackend, remote_error};
+use crate::types::{ColumnBuilder, MyCodec};
+
+impl MyBackend {
+    pub(crate) fn column_select(&self, column: &RemoteColumn<MyCodec>) -> Expr {
+        let reference = Expr::Column(Column::new_unqualified(&column.name));
+        match column.codec {
+            MyCodec::Cast => cast(reference, DataType::Utf8),
+            _ => reference,
+        }
+    }
+
+    pub(crate) async fn range_splits(
+        &self,
+        table: &RemoteTable<MyCodec>,
+        max_partitions: usize,
+    ) -> Result<Vec<Option<Expr>>> {
+        let Some(key) = &table.split_column else {
+            return Ok(vec![None]);
+        };
+        let wanted = self
+            .options
+            .sql
+            .partitions(table.row_estimate, max_partitions);
+        if wanted <= 1 {
+            return Ok(vec![None]);
+        }
+        let mut conn = self.conn().await?;
+        let sql = format!(
+            "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {}.{}",
+            RemoteDialect::MySql.quote_identifier(&table.name.schema),
+            RemoteDialect::MySql.quote_identifier(&table.name.table),
+            k = RemoteDialect::MySql.quote_identifier(key)
+        );
+        let bounds: Option<(Option<i64>, Option<i64>)> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| remote_error(&self.context(&format!("sizing {}", table.name)), &e))?;
+        let Some((Some(low), Some(high))) = bounds else {
+            return Ok(vec![None]);
+        };
+        let span = (high as i128 - low as i128 + 1) as u128;
+        if span < wanted as u128 {
+            return Ok(vec![None]);
+        }
+        let step = span / wanted as u128;
+        let column = col(Column::new_unqualified(key));
+        let boundary = |i: usize| lit((low as i128 + (i as u128 * step) as i128) as i64);
+        Ok((0..wanted)
+            .map(|i| {
+                // First and last ranges are open so nothing is missed.
+                Some(match (i, i + 1 == wanted) {
+                    (0, _) => column.clone().lt(boundary(1)),
+                    (_, true) => column.clone().gt_eq(boundary(i)),
+                    _ => column
+                        .clone()
+                        .gt_eq(boundary(i))
+                        .and(column.clone().lt(boundary(i + 1))),
+                })
+            })
+            .collect())
+    }
+
+    pub(crate) fn read_query(
+        &self,
+        query: RemoteQuery<MyCodec>,
+        sql: String,
+        params: Vec<ScalarValue>,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        // MySQL pushes no comparison with a statement parameter.
+        if !params.is_empty() {
+            return Err(DataFusionError::Internal(format!(
+                "source '{}': a MySQL scan got parameters",
+                self.source
+            )));
+        }
+        let schema = query.output_schema();
+        let codecs: Vec<MyCodec> = query
+            .projection
+            .iter()
+            .map(|i| query.table.columns[*i].codec.clone())
+            .collect();
+        let context = self.context(&format!("reading {}", query.table.name));
+        self.stream(sql, codecs, schema, batch_size, context)
+    }
+
+    pub(crate) fn read_sql(
+        &self,
+        sql: String,
+        codecs: Vec<MyCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Result<SendableRecordBatchStream> {
+        let context = self.context("running a pushed-down query");
+        self.stream(sql, codecs, schema, batch_size, context)
+    }
+}
+
+impl MyBackend {
+    /// Streams the rows of `sql` through the binary protocol, decoding each
+    /// result column with its codec.
+    fn stream(
+        &self,
+        sql: String,
+        codecs: Vec<MyCodec>,
+        schema: SchemaRef,
+        batch_size: usize,
+        context: String,
+    ) -> Result<SendableRecordBatchStream> {
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let pool = self.pool.clone();
+        let kill_opts = self.opts.clone();
+        let invalid_dates = self.options.invalid_dates;
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
+        let tx = builder.tx();
+        let out_schema = Arc::clone(&schema);
+        builder.spawn(async move {
+            let conn = pool
+                .get_conn()
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            // Stops the statement on the server if this task is dropped early.
+            let mut running = KillOnDrop {
+                opts: kill_opts,
+                id: conn.id(),
+                conn: Some(conn),
+            };
+            let Some(conn) = running.conn.as_mut() else {
+                return Ok(());
+            };
+            let mut rows = conn
+                .exec_stream::<Row, _, _>(sql.as_str(), ())
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            let mut builders: Vec<ColumnBuilder> = codecs
+                .iter()
+                .map(|c| ColumnBuilder::new(c, batch_size, invalid_dates))
+                .collect();
+            let mut count = 0usize;
+            let fail = |i: usize, e: String| {
+                DataFusionError::Execution(format!("{context}: column {}: {e}", names[i]))
+            };
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(|e| remote_error(&context, &e))?;
+                for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
+                    builders[i].append(value).map_err(|e| fail(i, e))?;
+                }
+                count += 1;
+                if count == batch_size {
+                    let batch = finish(&out_schema, &mut builders, count)?;
+                    count = 0;
+                    if tx.send(Ok(batch)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            drop(rows);
+            running.finished();
+            if count > 0 {
+                let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
+            }
+            Ok(())
+        });
+        Ok(builder.build())
+    }
+}
+
+fn finish(schema: &SchemaRef, builders: &mut [ColumnBuilder], rows: usize) -> Result<RecordBatch> {
+    let columns = builders.iter_mut().map(|b| b.finish()).collect();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
+/// A statement running on a pooled connection: `KILL QUERY <connection>`
+/// when the scan is abandoned before its end.
+///
+/// A connection a KILL was sent for is closed after the KILL has run, never
+/// pooled again: a KILL still in flight, or one that found the statement
+/// already ended, must not stop whatever statement the connection runs
+/// next for another query.
+struct KillOnDrop {
+    opts: Opts,
+    id: u32,
+    /// `Some` while the statement may still be running.
+    conn: Option<Conn>,
+}
+
+impl KillOnDrop {
+    /// The statement ran to its end: the connection can be pooled as it is.
+    fn finished(mut self) {
+        self.conn = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let opts = self.opts.clone();
+        let id = self.id;
+        runtime.spawn(async move {
+            if let Ok(mut killer) = Conn::new(opts).await {
+                let _ = killer.query_drop(format!("KILL QUERY {id}")).await;
+                let _ = killer.disconnect().await;
+            }
+            let _ = conn.disconnect().await;
+        });
+    }
+}

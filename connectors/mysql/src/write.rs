@@ -1,0 +1,176 @@
+//! Inserts: rows appended in one transaction as parameterised multi-row
+//! `INSERT` statements, Arrow values converted to MySQL values.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::*;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use koios_connector::RemoteDialect;
+use koios_connector_sql::RemoteTable;
+use mysql_async::Value;
+use mysql_async::prelude::Queryable;
+
+use crate::backend::{MyBackend, remote_error};
+use crate::types::MyCodec;
+
+impl MyBackend {
+    pub(crate) async fn insert_rows(
+        &self,
+        table: Arc<RemoteTable<MyCodec>>,
+        mut rows: SendableRecordBatchStream,
+    ) -> Result<u64> {
+        let context = self.context(&format!("inserting into {}", table.name));
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| RemoteDialect::MySql.quote_identifier(&c.name))
+            .collect();
+        let per_statement = (60_000 / columns.len().max(1)).clamp(1, 1000);
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let mut total = 0u64;
+        while let Some(batch) = rows.next().await {
+            let batch = batch?;
+            let mut start = 0;
+            while start < batch.num_rows() {
+                let end = (start + per_statement).min(batch.num_rows());
+                let placeholders = format!("({})", vec!["?"; columns.len()].join(", "));
+                let sql = format!(
+                    "INSERT INTO {}.{} ({}) VALUES {}",
+                    RemoteDialect::MySql.quote_identifier(&table.name.schema),
+                    RemoteDialect::MySql.quote_identifier(&table.name.table),
+                    columns.join(", "),
+                    vec![placeholders; end - start].join(", ")
+                );
+                let mut params = Vec::with_capacity((end - start) * columns.len());
+                for row in start..end {
+                    for (column, remote) in batch.columns().iter().zip(&table.columns) {
+                        params.push(to_value(column.as_ref(), row).map_err(|e| {
+                            DataFusionError::Execution(format!(
+                                "{context}: column {}: {e}",
+                                remote.name
+                            ))
+                        })?);
+                    }
+                }
+                tx.exec_drop(sql, params)
+                    .await
+                    .map_err(|e| remote_error(&context, &e))?;
+                total += (end - start) as u64;
+                start = end;
+            }
+        }
+        tx.commit().await.map_err(|e| remote_error(&context, &e))?;
+        Ok(total)
+    }
+}
+
+/// Civil date of days since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// An Arrow value as a statement parameter.
+fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String> {
+    if array.is_null(row) {
+        return Ok(Value::NULL);
+    }
+    Ok(match array.data_type() {
+        DataType::Boolean => Value::Int(array.as_boolean().value(row) as i64),
+        DataType::Int8 => Value::Int(array.as_primitive::<Int8Type>().value(row) as i64),
+        DataType::Int16 => Value::Int(array.as_primitive::<Int16Type>().value(row) as i64),
+        DataType::Int32 => Value::Int(array.as_primitive::<Int32Type>().value(row) as i64),
+        DataType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt8 => Value::UInt(array.as_primitive::<UInt8Type>().value(row) as u64),
+        DataType::UInt16 => Value::UInt(array.as_primitive::<UInt16Type>().value(row) as u64),
+        DataType::UInt32 => Value::UInt(array.as_primitive::<UInt32Type>().value(row) as u64),
+        DataType::UInt64 => Value::UInt(array.as_primitive::<UInt64Type>().value(row)),
+        DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => Value::Double(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Decimal128(_, scale) => Value::Bytes(
+            koios_connector::decimal_string(
+                &array
+                    .as_primitive::<Decimal128Type>()
+                    .value(row)
+                    .to_string(),
+                *scale,
+            )
+            .into_bytes(),
+        ),
+        DataType::Decimal256(_, scale) => Value::Bytes(
+            koios_connector::decimal_string(
+                &array
+                    .as_primitive::<Decimal256Type>()
+                    .value(row)
+                    .to_string(),
+                *scale,
+            )
+            .into_bytes(),
+        ),
+        DataType::Utf8 => Value::Bytes(array.as_string::<i32>().value(row).as_bytes().to_vec()),
+        DataType::Utf8View => Value::Bytes(array.as_string_view().value(row).as_bytes().to_vec()),
+        DataType::Binary => Value::Bytes(array.as_binary::<i32>().value(row).to_vec()),
+        DataType::Date32 => {
+            let (y, m, d) = civil_from_days(array.as_primitive::<Date32Type>().value(row) as i64);
+            Value::Date(y as u16, m, d, 0, 0, 0, 0)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
+            let (days, rest) = (
+                micros.div_euclid(86_400_000_000),
+                micros.rem_euclid(86_400_000_000),
+            );
+            let (y, m, d) = civil_from_days(days);
+            let secs = rest / 1_000_000;
+            Value::Date(
+                y as u16,
+                m,
+                d,
+                (secs / 3600) as u8,
+                ((secs / 60) % 60) as u8,
+                (secs % 60) as u8,
+                (rest % 1_000_000) as u32,
+            )
+        }
+        DataType::Duration(TimeUnit::Microsecond) => {
+            let micros = array.as_primitive::<DurationMicrosecondType>().value(row);
+            let abs = micros.unsigned_abs();
+            let secs = abs / 1_000_000;
+            Value::Time(
+                micros < 0,
+                (secs / 86_400) as u32,
+                ((secs / 3600) % 24) as u8,
+                ((secs / 60) % 60) as u8,
+                (secs % 60) as u8,
+                (abs % 1_000_000) as u32,
+            )
+        }
+        other => return Err(format!("cannot write {other} values")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_round_trip() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+}
