@@ -25,8 +25,44 @@ use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use koios_connector::{Connector, Source, SourceSpec};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 
 use datafusion::error::Result;
+
+/// Options of a `kind = "demo"` source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoOptions {
+    /// TPC-H scale factor: 1 is about 6 million `lineitem` rows.
+    #[serde(
+        default = "default_scale_factor",
+        deserialize_with = "positive_number"
+    )]
+    scale_factor: f64,
+}
+
+impl DemoOptions {
+    fn from_spec(spec: &SourceSpec) -> datafusion::error::Result<Self> {
+        spec.parse_options()
+    }
+}
+
+fn default_scale_factor() -> f64 {
+    DEFAULT_SCALE_FACTOR
+}
+
+/// A positive number, written as a float or an integer.
+fn positive_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(deserializer)?;
+    if value > 0.0 && value.is_finite() {
+        Ok(value)
+    } else {
+        Err(de::Error::custom(format!(
+            "must be a positive number, got {value}"
+        )))
+    }
+}
 
 /// `kind = "demo"`: generates TPC-H Parquet files on first use, then serves
 /// them like a `files` source. Options: `scale_factor` (default 0.1).
@@ -40,23 +76,16 @@ impl Connector for DemoConnector {
         "demo"
     }
 
+    fn check_options(&self, spec: &SourceSpec) -> datafusion::error::Result<()> {
+        DemoOptions::from_spec(spec).map(drop)
+    }
+
     async fn connect(
         &self,
         spec: &SourceSpec,
         runtime: &Arc<RuntimeEnv>,
     ) -> datafusion::error::Result<Arc<dyn Source>> {
-        spec.reject_unknown_options(&["scale_factor"])?;
-        let scale_factor = match spec.options.get("scale_factor") {
-            None => DEFAULT_SCALE_FACTOR,
-            Some(toml::Value::Float(f)) if *f > 0.0 => *f,
-            Some(toml::Value::Integer(i)) if *i > 0 => *i as f64,
-            Some(_) => {
-                return Err(DataFusionError::Configuration(format!(
-                    "source '{}': scale_factor must be a positive number",
-                    spec.name
-                )));
-            }
-        };
+        let scale_factor = DemoOptions::from_spec(spec)?.scale_factor;
         let dir = spec
             .url
             .strip_prefix("file://")
@@ -219,4 +248,36 @@ where
 /// An I/O failure with what Koios was doing when it happened.
 fn io_error(context: impl Into<String>, error: std::io::Error) -> DataFusionError {
     DataFusionError::IoError(error).context(context.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(options: &str) -> SourceSpec {
+        SourceSpec {
+            name: "demo".into(),
+            kind: "demo".into(),
+            url: "file:///tmp/demo".into(),
+            options: toml::from_str(options).expect("toml"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn scale_factor_is_a_positive_number() {
+        assert_eq!(DemoOptions::from_spec(&spec("")).expect("default").scale_factor, 0.1);
+        assert_eq!(
+            DemoOptions::from_spec(&spec("scale_factor = 2")).expect("integer").scale_factor,
+            2.0
+        );
+        assert_eq!(
+            DemoOptions::from_spec(&spec("scale_factor = 0.01")).expect("float").scale_factor,
+            0.01
+        );
+        for bad in ["scale_factor = 0", "scale_factor = -1", "scale_factor = 'big'", "scale = 1"] {
+            let err = DemoOptions::from_spec(&spec(bad)).expect_err(bad).to_string();
+            assert!(err.contains("source 'demo'"), "{bad}: {err}");
+        }
+    }
 }
