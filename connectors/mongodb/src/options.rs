@@ -38,6 +38,9 @@ pub enum InvalidValues {
     Null,
 }
 
+/// Declared columns, in order, by `database.collection` (or `collection`).
+pub type DeclaredSchemas = HashMap<String, Vec<(String, Shape)>>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MongoOptions {
@@ -52,7 +55,7 @@ pub struct MongoOptions {
     /// Declared columns per `database.collection` (or `collection`, in any
     /// exposed database), in order: the `[source.schema]` table.
     #[serde(rename = "schema", default, deserialize_with = "declared_columns")]
-    pub schemas: HashMap<String, Vec<(String, Shape)>>,
+    pub schemas: DeclaredSchemas,
 }
 
 impl Default for MongoOptions {
@@ -83,16 +86,14 @@ impl MongoOptions {
 
 /// The `schema` table: `"database.collection" = "name type, …"`, each
 /// string parsed into columns so a mistake is reported at start.
-fn declared_columns<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<HashMap<String, Vec<(String, Shape)>>, D::Error> {
+fn declared_columns<'de, D: Deserializer<'de>>(d: D) -> Result<DeclaredSchemas, D::Error> {
     d.deserialize_map(DeclaredColumns)
 }
 
 struct DeclaredColumns;
 
 impl<'de> Visitor<'de> for DeclaredColumns {
-    type Value = HashMap<String, Vec<(String, Shape)>>;
+    type Value = DeclaredSchemas;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a table of \"database.collection\" = \"columns\"")
