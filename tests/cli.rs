@@ -72,6 +72,29 @@ fn configuration_errors_name_file_line_and_key() {
     let (code, _, stderr) = run_with_config("bad-kind", config, "query", Some("SELECT 1"));
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unknown kind 'warp_drive'"), "{stderr}");
+
+    // A connector's own options: a mistyped key or a wrong value stops the
+    // start, naming the file, the line and the key.
+    let config = "[[source]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"postgres://127.0.0.1:1/x\"\n\
+                  pool_size = 4\nsplit_cuont = 2\n";
+    let (code, _, stderr) = run_with_config("bad-option", config, "query", Some("SELECT 1"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("koios.toml:6") && stderr.contains("split_cuont"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("split_count"),
+        "lists the known keys: {stderr}"
+    );
+    let config =
+        "[[source]]\nname = \"lake\"\nkind = \"files\"\nurl = \"/tmp\"\ncsv_has_header = \"yes\"\n";
+    let (code, _, stderr) = run_with_config("bad-value", config, "query", Some("SELECT 1"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("koios.toml:5") && stderr.contains("csv_has_header"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -16,7 +16,8 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
     MemorySchemaProvider, SchemaProvider, TableProvider,
 };
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -27,6 +28,7 @@ use koios_connector::{Capabilities, Connector, Source, SourceSpec, sql_err};
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
+use crate::engine::physical_planner::ConnectorQueryPlanner;
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
 use crate::engine::session_catalog::SessionCatalogList;
 
@@ -52,6 +54,8 @@ pub struct Engine {
     capabilities: Capabilities,
     /// What the front end adds to every session.
     extension: Arc<dyn SessionExtension>,
+    /// DataFusion's physical planner with the connectors' extension planners.
+    query_planner: Arc<ConnectorQueryPlanner>,
     server: ServerConfig,
     /// Bumped whenever what a name resolves to may have changed (a source
     /// attached or refreshed, DDL run by any session): sessions drop the
@@ -95,7 +99,7 @@ impl Engine {
         let connectors: BTreeMap<&'static str, Arc<dyn Connector>> =
             connectors.into_iter().map(|c| (c.kind(), c)).collect();
         for spec in &config.sources {
-            if !connectors.contains_key(spec.kind.as_str()) {
+            let Some(connector) = connectors.get(spec.kind.as_str()) else {
                 return Err(KoiosError::Config(format!(
                     "{}: source '{}': unknown kind '{}'; this build knows: {}",
                     config
@@ -107,7 +111,15 @@ impl Engine {
                     spec.kind,
                     connectors.keys().copied().collect::<Vec<_>>().join(", ")
                 )));
-            }
+            };
+            // A mistyped option stops the start (naming file, line and key)
+            // instead of leaving the source unavailable.
+            connector.check_options(spec).map_err(|e| {
+                KoiosError::Config(match e {
+                    DataFusionError::Configuration(message) => message,
+                    other => other.to_string(),
+                })
+            })?;
         }
 
         let engine = Arc::new(Engine {
@@ -115,6 +127,12 @@ impl Engine {
             catalogs,
             sources: RwLock::new(BTreeMap::new()),
             capabilities: Capabilities::new(connectors.values().cloned()),
+            query_planner: Arc::new(ConnectorQueryPlanner::new(
+                connectors
+                    .values()
+                    .flat_map(|c| c.extension_planners())
+                    .collect(),
+            )),
             connectors,
             extension,
             server: config.server.clone(),
@@ -264,7 +282,9 @@ impl Engine {
             )))
             .with_default_features()
             // Plans the remote subqueries the connectors' rules create.
-            .with_query_planner(Arc::new(koios_connector_sql::SubplanQueryPlanner))
+            .with_query_planner(
+                Arc::clone(&self.query_planner) as Arc<dyn QueryPlanner + Send + Sync>
+            )
             // Before the connectors' pushdown rules, which then find the
             // grouped joins.
             .with_optimizer_rule(Arc::new(SourceJoinGrouping::new(self.capabilities.clone())))

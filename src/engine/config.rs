@@ -366,8 +366,14 @@ impl Config {
                 ));
             }
             let mut options = BTreeMap::new();
+            let mut option_lines = BTreeMap::new();
             for (key, value) in fields {
                 let vspan = value.span();
+                // The connector checks the option; its error points here.
+                option_lines.insert(
+                    key.clone(),
+                    format!("{file}:{}", line_of(text, vspan.start)),
+                );
                 let value = expand_value(value.into_inner(), env)
                     .map_err(|m| at(vspan, &format!("source.{key}"), m))?;
                 options.insert(key, value);
@@ -378,7 +384,7 @@ impl Config {
                 kind,
                 url,
                 options,
-                option_lines: BTreeMap::new(),
+                option_lines,
             });
         }
 

@@ -7,7 +7,7 @@
 //!   planning and execution.
 //! * [`settings`], [`timeout`], [`search_path`]: session parameters;
 //!   [`session_catalog`]: what a session sees of the catalogs.
-//! * [`planner`], [`plancache`], [`literals`], [`passthrough`],
+//! * [`planner`], [`physical_planner`], [`plancache`], [`literals`], [`passthrough`],
 //!   [`query_runtime`]: planning rules, plan reuse and execution.
 //! * [`extension`]: the hooks a front end installs in every session.
 //! * [`credentials`]: stored password verifiers of configured users.
@@ -23,6 +23,7 @@ pub mod error;
 pub mod extension;
 pub mod literals;
 pub mod passthrough;
+pub mod physical_planner;
 pub mod plancache;
 pub mod planner;
 pub mod query_runtime;

@@ -12,6 +12,7 @@ use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_planner::ExtensionPlanner;
 
 use crate::capabilities::{DirectRowsRequest, TableCapabilities};
 use crate::pgtext;
@@ -65,6 +66,12 @@ pub trait Connector: Send + Sync {
 
     /// Physical optimizer rules this kind of source needs.
     fn physical_optimizer_rules(&self) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+        Vec::new()
+    }
+
+    /// Physical planners for the logical nodes this connector's rules make
+    /// (a whole subplan to run remotely); DataFusion plans everything else.
+    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
         Vec::new()
     }
 

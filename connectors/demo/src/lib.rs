@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use koios_connector::{Connector, Source, SourceSpec};
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use datafusion::error::Result;
 
@@ -35,10 +35,7 @@ use datafusion::error::Result;
 #[serde(deny_unknown_fields)]
 struct DemoOptions {
     /// TPC-H scale factor: 1 is about 6 million `lineitem` rows.
-    #[serde(
-        default = "default_scale_factor",
-        deserialize_with = "positive_number"
-    )]
+    #[serde(default = "default_scale_factor", deserialize_with = "positive_number")]
     scale_factor: f64,
 }
 
@@ -266,17 +263,33 @@ mod tests {
 
     #[test]
     fn scale_factor_is_a_positive_number() {
-        assert_eq!(DemoOptions::from_spec(&spec("")).expect("default").scale_factor, 0.1);
         assert_eq!(
-            DemoOptions::from_spec(&spec("scale_factor = 2")).expect("integer").scale_factor,
+            DemoOptions::from_spec(&spec(""))
+                .expect("default")
+                .scale_factor,
+            0.1
+        );
+        assert_eq!(
+            DemoOptions::from_spec(&spec("scale_factor = 2"))
+                .expect("integer")
+                .scale_factor,
             2.0
         );
         assert_eq!(
-            DemoOptions::from_spec(&spec("scale_factor = 0.01")).expect("float").scale_factor,
+            DemoOptions::from_spec(&spec("scale_factor = 0.01"))
+                .expect("float")
+                .scale_factor,
             0.01
         );
-        for bad in ["scale_factor = 0", "scale_factor = -1", "scale_factor = 'big'", "scale = 1"] {
-            let err = DemoOptions::from_spec(&spec(bad)).expect_err(bad).to_string();
+        for bad in [
+            "scale_factor = 0",
+            "scale_factor = -1",
+            "scale_factor = 'big'",
+            "scale = 1",
+        ] {
+            let err = DemoOptions::from_spec(&spec(bad))
+                .expect_err(bad)
+                .to_string();
             assert!(err.contains("source 'demo'"), "{bad}: {err}");
         }
     }

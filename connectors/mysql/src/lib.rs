@@ -29,8 +29,9 @@ use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_planner::ExtensionPlanner;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::SubplanPushdown;
+use koios_connector_sql::{SubplanPlanner, SubplanPushdown};
 
 pub use backend::MyBackend;
 pub use options::MyOptions;
@@ -62,6 +63,10 @@ impl Connector for MySqlConnector {
 
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         vec![Arc::new(SubplanPushdown::<MyBackend>::new())]
+    }
+
+    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
+        vec![Arc::new(SubplanPlanner)]
     }
 
     fn table_capabilities(

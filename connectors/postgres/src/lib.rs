@@ -39,8 +39,9 @@ use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::optimizer::OptimizerRule;
+use datafusion::physical_planner::ExtensionPlanner;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::SubplanPushdown;
+use koios_connector_sql::{SubplanPlanner, SubplanPushdown};
 
 pub use backend::PgBackend;
 pub use options::PgOptions;
@@ -72,6 +73,10 @@ impl Connector for PostgresConnector {
 
     fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         vec![Arc::new(SubplanPushdown::<PgBackend>::new())]
+    }
+
+    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
+        vec![Arc::new(SubplanPlanner)]
     }
 
     fn table_capabilities(

@@ -37,4 +37,4 @@ pub use backend::SqlBackend;
 pub use catalog::SqlSource;
 pub use query::RemoteQuery;
 pub use remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};
-pub use subplan::{SubplanPushdown, SubplanQueryPlanner};
+pub use subplan::{SubplanPlanner, SubplanPushdown};

@@ -14,7 +14,7 @@
 //! unparser cannot write a part, that part stays local too.
 //!
 //! The replaced part becomes a [`RemoteSubplanNode`] (shown by `EXPLAIN` with
-//! its SQL), planned by [`SubplanQueryPlanner`] into a [`RemoteSubqueryExec`].
+//! its SQL), planned by [`SubplanPlanner`] into a [`RemoteSubqueryExec`].
 //!
 //! One concern per module: [`rule`] walks the plan and decides what to
 //! push; [`check`] says whether an expression computes exactly what
@@ -29,5 +29,5 @@ pub mod replace;
 pub mod rule;
 
 pub use exec::RemoteSubqueryExec;
-pub use node::{RemoteSubplanNode, SubplanQueryPlanner};
+pub use node::{RemoteSubplanNode, SubplanPlanner};
 pub use rule::SubplanPushdown;

@@ -11,7 +11,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::DFSchemaRef;
 use datafusion::error::Result;
-use datafusion::execution::context::{QueryPlanner, SessionState};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Expr, LogicalPlan, SortExpr, UserDefinedLogicalNode, UserDefinedLogicalNodeCore,
@@ -19,7 +18,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, create_physical_sort_exprs};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 
 use crate::backend::SqlBackend;
 use crate::remote::Semantics;
@@ -143,14 +142,13 @@ impl UserDefinedLogicalNodeCore for RemoteSubplanNode {
     }
 }
 
-/// Plans [`RemoteSubplanNode`]s; everything else is DataFusion's.
+/// Plans [`RemoteSubplanNode`]s into remote subqueries; the SQL connectors
+/// hand it to the engine (`Connector::extension_planners`).
 #[derive(Debug, Default)]
-pub struct SubplanQueryPlanner;
-
-pub(crate) struct SubplanExtensionPlanner;
+pub struct SubplanPlanner;
 
 #[async_trait]
-impl ExtensionPlanner for SubplanExtensionPlanner {
+impl ExtensionPlanner for SubplanPlanner {
     async fn plan_extension(
         &self,
         _planner: &dyn PhysicalPlanner,
@@ -175,25 +173,5 @@ impl ExtensionPlanner for SubplanExtensionPlanner {
         .ok()
         .and_then(LexOrdering::new);
         node.runner.plan(schema, ordering).map(Some)
-    }
-}
-
-#[async_trait]
-impl QueryPlanner for SubplanQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn Session,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(
-            SubplanExtensionPlanner,
-        )]);
-        let state = session
-            .as_any()
-            .downcast_ref::<SessionState>()
-            .ok_or_else(|| {
-                datafusion::error::DataFusionError::Internal("not a SessionState".into())
-            })?;
-        planner.create_physical_plan(logical_plan, state).await
     }
 }
