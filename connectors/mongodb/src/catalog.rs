@@ -79,7 +79,7 @@ impl Discovery for MongoDiscovery {
                     .try_collect()
                     .await
                     .map_err(|e| self.error(&format!("sampling {schema}.{table}"), &e))?;
-                crate::schema::infer(&sample, self.options.max_depth)
+                crate::types::schema::infer(&sample, self.options.max_depth)
             }
         };
         // Only a hint for the planner: an error here must not hide the table.

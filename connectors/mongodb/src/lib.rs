@@ -2,24 +2,23 @@
 //! table, `<source>.<database>.<collection>`.
 //!
 //! Written for a genuine MongoDB server with the official driver. Columns are
-//! inferred by sampling documents ([`schema`]) unless the configuration
-//! declares them; documents are decoded from raw BSON straight into Arrow
-//! builders ([`decode`]); filters, projections, sort and limit become the
-//! `find` command's own arguments ([`filter`], [`scan`], [`topn`]), GROUP BY …
-//! count(*) an aggregation pipeline ([`aggregate`]); inserts
-//! become `insertMany` ([`write`]).
+//! inferred by sampling documents unless the configuration declares them
+//! ([`options`], [`types::schema`]); documents are decoded from raw BSON
+//! straight into Arrow builders ([`types::decode`]); filters, projections,
+//! sort and limit become the `find` command's own arguments ([`scan`],
+//! [`pushdown::filter`], [`pushdown::topn`]), GROUP BY … count(*) an
+//! aggregation pipeline ([`pushdown::aggregate`]); inserts become
+//! `insertMany` ([`write`]). [`discovery`] holds the client and lists
+//! databases and collections, [`catalog`] makes them schemas and tables,
+//! [`table`] is a collection as a DataFusion table.
 
-pub mod aggregate;
 pub mod catalog;
-pub mod decimal;
-pub mod decode;
 pub mod discovery;
-pub mod filter;
 pub mod options;
+pub mod pushdown;
 pub mod scan;
-pub mod schema;
 pub mod table;
-pub mod topn;
+pub mod types;
 pub mod write;
 
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use koios_connector::catalog::LazySource;
 use koios_connector::{Connector, Source, SourceSpec};
 
 pub use options::MongoOptions;
-pub use topn::MongoTopN;
+pub use pushdown::topn::MongoTopN;
 
 /// The connector registered under `kind = "mongodb"`.
 #[derive(Debug, Default)]
@@ -65,7 +64,7 @@ impl Connector for MongoConnector {
     }
 
     fn optimizer_rules(&self) -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
-        vec![Arc::new(aggregate::MongoAggregatePushdown)]
+        vec![Arc::new(pushdown::aggregate::MongoAggregatePushdown)]
     }
 
     fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {

@@ -23,7 +23,7 @@ use koios_connector::options::{non_negative, positive};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 
 /// What to do with a value that does not fit its column's type
 /// (`invalid_values = "error" | "null"`).

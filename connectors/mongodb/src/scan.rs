@@ -4,7 +4,7 @@
 //! Usually there is one `find`. A pushed-down `ORDER BY … LIMIT` whose NULL
 //! placement MongoDB cannot sort (it always puts null and missing first
 //! ascending) runs as two: the non-null rows sorted, then the null rows
-//! (see [`crate::topn`]). `EXPLAIN` prints every command's filter,
+//! (see [`crate::pushdown::topn`]). `EXPLAIN` prints every command's filter,
 //! projection, sort and limit.
 
 use std::fmt;
@@ -26,9 +26,9 @@ use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use mongodb::bson::{Document, RawDocumentBuf, doc};
 
-use crate::decode::RowDecoder;
 use crate::discovery::MongoDiscovery;
-use crate::schema::Shape;
+use crate::types::decode::RowDecoder;
+use crate::types::schema::Shape;
 
 /// One `find` command.
 #[derive(Debug, Clone, PartialEq)]

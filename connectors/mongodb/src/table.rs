@@ -15,10 +15,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use mongodb::bson::{Document, doc};
 
 use crate::discovery::MongoDiscovery;
-use crate::filter::translate;
 use crate::options::InvalidValues;
+use crate::pushdown::filter::translate;
 use crate::scan::{Find, MongoScanExec};
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 use crate::write::MongoSink;
 
 /// One collection, with its columns as configured or inferred.

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use mongodb::bson::{Binary, Bson, Document, oid::ObjectId, spec::BinarySubtype};
 
 use crate::discovery::MongoDiscovery;
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 
 /// Documents per `insertMany` command.
 const INSERT_BATCH: usize = 1000;
@@ -153,7 +153,7 @@ fn to_bson(
         DataType::Decimal128(_, scale) => {
             let unscaled = array.as_primitive::<Decimal128Type>().value(row);
             Bson::Decimal128(mongodb::bson::Decimal128::from_bytes(
-                crate::decimal::encode(unscaled, *scale)
+                crate::types::decimal::encode(unscaled, *scale)
                     .ok_or("value has more than 34 digits, beyond decimal128")?,
             ))
         }

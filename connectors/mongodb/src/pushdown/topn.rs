@@ -26,7 +26,7 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use mongodb::bson::Document;
 
 use crate::scan::{Find, MongoScanExec, and_null_test};
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 
 /// The physical optimizer rule; the engine registers it once.
 #[derive(Debug, Default)]

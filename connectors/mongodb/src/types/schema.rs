@@ -56,7 +56,7 @@ impl Shape {
             Bson::Int32(_) => Shape::Int32,
             Bson::Int64(_) => Shape::Int64,
             Bson::Double(_) => Shape::Double,
-            Bson::Decimal128(d) => match crate::decimal::decode(d.bytes()) {
+            Bson::Decimal128(d) => match crate::types::decimal::decode(d.bytes()) {
                 Some(v) if v.scale() <= MAX_DECIMAL_SCALE => Shape::Decimal(v.scale() as i8),
                 _ => Shape::Text,
             },

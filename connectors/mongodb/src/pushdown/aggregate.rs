@@ -26,11 +26,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::discovery::MongoDiscovery;
-use crate::filter::translate;
 use crate::options::InvalidValues;
+use crate::pushdown::filter::translate;
 use crate::scan::{MongoScanExec, Pipeline, plain_field_name};
-use crate::schema::Shape;
 use crate::table::MongoTable;
+use crate::types::schema::Shape;
 
 /// Replaces such aggregates by a scan of the pipeline's result.
 #[derive(Debug, Default)]

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{Field, FieldRef, Fields};
 use mongodb::bson::{Bson, RawBsonRef, RawDocument};
 
 use crate::options::InvalidValues;
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 
 /// A value that does not fit its column; `path` names the field.
 #[derive(Debug)]
@@ -69,7 +69,7 @@ pub fn render_text(value: RawBsonRef<'_>) -> String {
         RawBsonRef::Double(d) => d.to_string(),
         RawBsonRef::Boolean(b) => b.to_string(),
         RawBsonRef::ObjectId(oid) => oid.to_hex(),
-        RawBsonRef::Decimal128(d) => match crate::decimal::decode(d.bytes()) {
+        RawBsonRef::Decimal128(d) => match crate::types::decimal::decode(d.bytes()) {
             Some(v) => v.to_plain_string(),
             None => d.to_string(),
         },
@@ -218,7 +218,7 @@ impl ColumnBuilder {
             ColumnBuilder::Decimal(b, scale) => {
                 let unscaled = match value {
                     RawBsonRef::Decimal128(d) => {
-                        crate::decimal::decode(d.bytes()).and_then(|v| v.unscaled_at(*scale))
+                        crate::types::decimal::decode(d.bytes()).and_then(|v| v.unscaled_at(*scale))
                     }
                     RawBsonRef::Int32(v) => (v as i128).checked_mul(10i128.pow(*scale as u32)),
                     RawBsonRef::Int64(v) => (v as i128).checked_mul(10i128.pow(*scale as u32)),

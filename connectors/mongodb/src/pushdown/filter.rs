@@ -22,7 +22,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
 use mongodb::bson::{Bson, Document, Regex, doc, oid::ObjectId};
 
-use crate::schema::Shape;
+use crate::types::schema::Shape;
 
 /// A filter MongoDB can evaluate, and whether it is exact.
 #[derive(Debug, Clone)]
@@ -287,7 +287,7 @@ fn numeric(value: &ScalarValue) -> Option<Bson> {
         ScalarValue::Float64(Some(v)) if v.is_finite() => Bson::Double(*v),
         ScalarValue::Float32(Some(v)) if v.is_finite() => Bson::Double(*v as f64),
         ScalarValue::Decimal128(Some(v), _, scale) => Bson::Decimal128(
-            mongodb::bson::Decimal128::from_bytes(crate::decimal::encode(*v, *scale)?),
+            mongodb::bson::Decimal128::from_bytes(crate::types::decimal::encode(*v, *scale)?),
         ),
         _ => return None,
     })
