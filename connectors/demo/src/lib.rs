@@ -235,7 +235,7 @@ where
     let parquet_err = |e: datafusion::parquet::errors::ParquetError| DataFusionError::from(e);
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
     for batch in batches {
-        let batch = batch.map_err(|e| DataFusionError::from(e))?;
+        let batch = batch.map_err(DataFusionError::from)?;
         writer.write(&batch).map_err(parquet_err)?;
     }
     writer.close().map_err(parquet_err)?;

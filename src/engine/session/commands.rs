@@ -19,8 +19,6 @@ use super::{Cursor, Session};
 use crate::engine::error::codes;
 use koios_connector::{sql_err, sql_error};
 
-/// One statement of a query string.
-
 impl Session {
     /// Drops every cached plan and the planning state (the session's
     /// settings or DataFusion state changed).

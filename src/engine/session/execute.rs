@@ -21,8 +21,6 @@ use super::Session;
 use super::prepare::{Prepared, rename_fields};
 use super::statement::KoiosStatement;
 
-/// One statement of a query string.
-
 /// What executing a statement produced.
 pub enum Output {
     Rows {

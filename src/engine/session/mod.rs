@@ -33,7 +33,6 @@ use crate::engine::plancache::PlanCache;
 use crate::engine::search_path::{SEARCH_PATH_PREFIX, SEARCH_PATH_SEPARATOR, search_path};
 use crate::engine::settings::{READ_ONLY_SETTINGS, Settings};
 
-/// One statement of a query string.
 pub use execute::Output;
 pub use prepare::Prepared;
 pub use statement::{Command, KoiosStatement, parse_sql, parse_with};

@@ -16,8 +16,6 @@ use crate::engine::plancache::{self};
 use super::Session;
 use super::statement::{Command, KoiosStatement, session_command};
 
-/// One statement of a query string.
-
 /// A statement ready to run, possibly many times with different parameters.
 // Plans dominate in number and size; boxing them would only add an indirection.
 #[allow(clippy::large_enum_variant)]

@@ -18,8 +18,6 @@ use crate::engine::settings::quote_ident;
 use koios_connector::{sql_err, sql_error};
 
 /// One statement of a query string.
-
-/// One statement of a query string.
 #[derive(Debug, Clone)]
 pub enum KoiosStatement {
     /// Anything DataFusion's parser understands.
