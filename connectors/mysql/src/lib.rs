@@ -28,10 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::optimizer::OptimizerRule;
-use datafusion::physical_planner::ExtensionPlanner;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::{SubplanPlanner, SubplanPushdown};
 
 pub use backend::MyBackend;
 pub use options::MyOptions;
@@ -61,30 +58,5 @@ impl Connector for MySqlConnector {
         Ok(source)
     }
 
-    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-        vec![Arc::new(SubplanPushdown::<MyBackend>::new())]
-    }
-
-    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
-        vec![Arc::new(SubplanPlanner)]
-    }
-
-    fn table_capabilities(
-        &self,
-        table: &dyn datafusion::catalog::TableProvider,
-    ) -> Option<koios_connector::TableCapabilities> {
-        koios_connector_sql::capabilities::table_capabilities::<MyBackend>(table)
-    }
-
-    fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
-        koios_connector_sql::capabilities::reads_when_executed::<MyBackend>(node)
-    }
-
-    fn direct_rows(
-        &self,
-        node: &dyn datafusion::physical_plan::ExecutionPlan,
-        request: koios_connector::DirectRowsRequest<'_>,
-    ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
-        koios_connector_sql::capabilities::direct_rows::<MyBackend>(node, request)
-    }
+    koios_connector_sql::sql_connector_methods!(MyBackend);
 }

@@ -38,10 +38,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::optimizer::OptimizerRule;
-use datafusion::physical_planner::ExtensionPlanner;
 use koios_connector::{Connector, Source, SourceSpec};
-use koios_connector_sql::{SubplanPlanner, SubplanPushdown};
 
 pub use backend::PgBackend;
 pub use options::PgOptions;
@@ -71,30 +68,5 @@ impl Connector for PostgresConnector {
         Ok(source)
     }
 
-    fn optimizer_rules(&self) -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-        vec![Arc::new(SubplanPushdown::<PgBackend>::new())]
-    }
-
-    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
-        vec![Arc::new(SubplanPlanner)]
-    }
-
-    fn table_capabilities(
-        &self,
-        table: &dyn datafusion::catalog::TableProvider,
-    ) -> Option<koios_connector::TableCapabilities> {
-        koios_connector_sql::capabilities::table_capabilities::<PgBackend>(table)
-    }
-
-    fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
-        koios_connector_sql::capabilities::reads_when_executed::<PgBackend>(node)
-    }
-
-    fn direct_rows(
-        &self,
-        node: &dyn datafusion::physical_plan::ExecutionPlan,
-        request: koios_connector::DirectRowsRequest<'_>,
-    ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
-        koios_connector_sql::capabilities::direct_rows::<PgBackend>(node, request)
-    }
+    koios_connector_sql::sql_connector_methods!(PgBackend);
 }

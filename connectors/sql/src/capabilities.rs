@@ -57,3 +57,44 @@ pub fn direct_rows<B: SqlBackend>(
     }
     None
 }
+
+/// The `Connector` methods every SQL backend's connector has alike, for one
+/// `SqlBackend` type: whole-subplan pushdown and its planner, and the
+/// capabilities above. Used inside `impl Connector for …`.
+#[macro_export]
+macro_rules! sql_connector_methods {
+    ($backend:ty) => {
+        fn optimizer_rules(
+            &self,
+        ) -> Vec<std::sync::Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+            vec![std::sync::Arc::new(
+                $crate::SubplanPushdown::<$backend>::new(),
+            )]
+        }
+
+        fn extension_planners(
+            &self,
+        ) -> Vec<std::sync::Arc<dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync>> {
+            vec![std::sync::Arc::new($crate::SubplanPlanner)]
+        }
+
+        fn table_capabilities(
+            &self,
+            table: &dyn datafusion::catalog::TableProvider,
+        ) -> Option<koios_connector::TableCapabilities> {
+            $crate::capabilities::table_capabilities::<$backend>(table)
+        }
+
+        fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
+            $crate::capabilities::reads_when_executed::<$backend>(node)
+        }
+
+        fn direct_rows(
+            &self,
+            node: &dyn datafusion::physical_plan::ExecutionPlan,
+            request: koios_connector::DirectRowsRequest<'_>,
+        ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
+            $crate::capabilities::direct_rows::<$backend>(node, request)
+        }
+    };
+}
