@@ -340,13 +340,7 @@ mod tests {
     }
 
     fn spec(options: &str) -> SourceSpec {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        SourceSpec {
-            name: "s".into(),
-            kind: "k".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        }
+        SourceSpec::from_toml("s", "k", options).expect("toml")
     }
 
     #[test]

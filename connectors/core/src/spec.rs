@@ -41,6 +41,22 @@ impl fmt::Debug for SourceSpec {
 }
 
 impl SourceSpec {
+    /// A spec whose options are written as a TOML table body
+    /// (`"pool_size = 2\nsplit_count = \"auto\""`), as in a `[[source]]`
+    /// entry: for connectors' option tests and for callers that hold
+    /// options as text.
+    pub fn from_toml(name: &str, kind: &str, options: &str) -> Result<Self> {
+        let table: toml::Table = toml::from_str(options).map_err(|e| {
+            DataFusionError::Configuration(format!("options of source `{name}`: {e}"))
+        })?;
+        Ok(Self {
+            name: name.into(),
+            kind: kind.into(),
+            options: table.into_iter().collect(),
+            ..Default::default()
+        })
+    }
+
     /// The source's options as `T`, a serde struct that should carry
     /// `#[serde(deny_unknown_fields)]` so a mistyped key is refused. Errors
     /// name the source, the key and what was expected.

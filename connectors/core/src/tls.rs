@@ -53,13 +53,7 @@ mod tests {
     use crate::SourceSpec;
 
     fn spec(options: &str) -> SourceSpec {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        SourceSpec {
-            name: "db".into(),
-            kind: "mysql".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        }
+        SourceSpec::from_toml("db", "mysql", options).expect("toml")
     }
 
     #[test]

@@ -253,11 +253,8 @@ mod tests {
 
     fn spec(options: &str) -> SourceSpec {
         SourceSpec {
-            name: "demo".into(),
-            kind: "demo".into(),
             url: "file:///tmp/demo".into(),
-            options: toml::from_str(options).expect("toml"),
-            ..Default::default()
+            ..SourceSpec::from_toml("demo", "demo", options).expect("toml")
         }
     }
 

@@ -94,13 +94,7 @@ mod tests {
     use super::*;
 
     fn parse(options: &str) -> Result<FileOptions> {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        FileOptions::from_spec(&SourceSpec {
-            name: "lake".into(),
-            kind: "files".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        })
+        FileOptions::from_spec(&SourceSpec::from_toml("lake", "files", options)?)
     }
 
     #[test]

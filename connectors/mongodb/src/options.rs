@@ -121,13 +121,7 @@ mod tests {
     use super::*;
 
     fn parse(options: &str) -> Result<MongoOptions> {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        MongoOptions::from_spec(&SourceSpec {
-            name: "mongo".into(),
-            kind: "mongodb".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        })
+        MongoOptions::from_spec(&SourceSpec::from_toml("mongo", "mongodb", options)?)
     }
 
     #[test]

@@ -63,13 +63,7 @@ mod tests {
     use koios_connector::TlsMode;
 
     fn parse(options: &str) -> Result<MyOptions> {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        MyOptions::from_spec(&SourceSpec {
-            name: "my".into(),
-            kind: "mysql".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        })
+        MyOptions::from_spec(&SourceSpec::from_toml("my", "mysql", options)?)
     }
 
     #[test]

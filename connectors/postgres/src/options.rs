@@ -48,13 +48,7 @@ mod tests {
     use koios_connector::TlsMode;
 
     fn parse(options: &str) -> Result<PgOptions> {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        PgOptions::from_spec(&SourceSpec {
-            name: "pg".into(),
-            kind: "postgres".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        })
+        PgOptions::from_spec(&SourceSpec::from_toml("pg", "postgres", options)?)
     }
 
     #[test]

@@ -163,14 +163,7 @@ mod tests {
     use koios_connector::{SourceSpec, TlsMode};
 
     fn parse(options: &str) -> Result<SqlOptions> {
-        let options: toml::Table = toml::from_str(options).expect("toml");
-        SourceSpec {
-            name: "db".into(),
-            kind: "postgres".into(),
-            options: options.into_iter().collect(),
-            ..Default::default()
-        }
-        .parse_option_group()
+        SourceSpec::from_toml("db", "postgres", options)?.parse_option_group()
     }
 
     #[test]
