@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use koios::config::Config;
 use support::TestServer;
+use support::private_pg::PrivatePostgres;
 use tokio_postgres::NoTls;
 
 /// Koios with `pg` on `database` and one pooled connection, so that a
@@ -361,134 +362,11 @@ unsupported_types = "skip"
     assert_eq!(row.get::<_, i64>(0), 2);
 }
 
-/// A throwaway PostgreSQL cluster that demands SCRAM passwords: the machine's
-/// own server trusts loopback connections, so a wrong password can only be
-/// tested against a server of our own. Stopped and removed on drop.
-struct PasswordPostgres {
-    bin: std::path::PathBuf,
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-impl PasswordPostgres {
-    const PASSWORD: &'static str = "the-right-one";
-
-    fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
-            .find(|bin| bin.join("initdb").exists())
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql/*/bin");
-        let dir = std::env::temp_dir().join(format!("koios-pwpg-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("cluster directory");
-        std::fs::write(dir.join("pw"), Self::PASSWORD).expect("password file");
-        let cluster = Self {
-            bin,
-            dir,
-            port: support::free_port(),
-        };
-        // PostgreSQL refuses to run as root: hand the directory to `postgres`.
-        if Self::as_root() {
-            run("chown", &["-R", "postgres:postgres", &cluster.path("")]);
-        }
-        cluster.run_pg(
-            "initdb",
-            &[
-                "-D",
-                &cluster.path("data"),
-                "-U",
-                "postgres",
-                "--auth=scram-sha-256",
-                &format!("--pwfile={}", cluster.path("pw")),
-                "-E",
-                "UTF8",
-            ],
-        );
-        cluster.run_pg(
-            "pg_ctl",
-            &[
-                "-D",
-                &cluster.path("data"),
-                "-l",
-                &cluster.path("log"),
-                "-w",
-                "-o",
-                &format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    cluster.port,
-                    cluster.path("")
-                ),
-                "start",
-            ],
-        );
-        cluster
-    }
-
-    fn as_root() -> bool {
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-
-    /// Runs a PostgreSQL tool, as user `postgres` when we are root.
-    fn pg_command(&self, tool: &str, args: &[&str]) -> (String, Vec<String>) {
-        let tool = self.bin.join(tool).to_string_lossy().into_owned();
-        let mut full: Vec<String> = if Self::as_root() {
-            vec!["-u".into(), "postgres".into(), "--".into(), tool]
-        } else {
-            vec![tool]
-        };
-        full.extend(args.iter().map(|a| a.to_string()));
-        if Self::as_root() {
-            ("runuser".into(), full)
-        } else {
-            let program = full.remove(0);
-            (program, full)
-        }
-    }
-
-    fn run_pg(&self, tool: &str, args: &[&str]) {
-        let (program, args) = self.pg_command(tool, args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(&program, &args);
-    }
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-impl Drop for PasswordPostgres {
-    fn drop(&mut self) {
-        let data = self.path("data");
-        let (program, args) = self.pg_command("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
-        let _ = std::process::Command::new(program).args(args).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_refused_without_leaking_it() {
-    let cluster = PasswordPostgres::start();
-    let port = cluster.port;
-    let password = PasswordPostgres::PASSWORD;
+    let cluster = PrivatePostgres::start();
+    let port = cluster.port();
+    let password = PrivatePostgres::PASSWORD;
     let (direct, connection) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres"),
         NoTls,

@@ -4,59 +4,64 @@
 //! The engine is front-end independent (ROAPI's columnq split): the pgwire
 //! server and `koios query` both ask it for sessions. Each source is attached
 //! as a DataFusion catalog named after the source; the built-in catalog
-//! `koios` holds views, `startup_sql` objects and local tables. A source that
-//! cannot be attached is registered as *unavailable*: queries touching it get
-//! a clear error, everything else keeps working.
+//! `koios` holds views, `startup_sql` objects and local tables. Sources come
+//! from the configuration file and from Koios's metadata store (created by
+//! `CREATE SOURCE`); how they are attached, watched and changed is in
+//! [`crate::engine::sources`]. A source that cannot be attached is marked
+//! down: queries touching it get a clear error, everything else keeps
+//! working, and it is attached as soon as it answers.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use async_trait::async_trait;
 use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    MemorySchemaProvider, SchemaProvider, TableProvider,
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemorySchemaProvider,
 };
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use koios_connector::sqlstate::codes;
-use koios_connector::{Capabilities, Connector, Source, SourceSpec, sql_err};
+use koios_connector::{Capabilities, Connector};
 
+use crate::engine::catalog_list::CatalogMap;
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
+use crate::engine::metadata::{self, MetadataStore};
 use crate::engine::physical_planner::ConnectorQueryPlanner;
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
 use crate::engine::session_catalog::SessionCatalogList;
+use crate::engine::sources::{SourceEntry, SourceOrigin, health};
+use crate::engine::system::SYSTEM_SCHEMA;
 
 /// Name of the built-in catalog.
 pub const KOIOS_CATALOG: &str = "koios";
 /// Default schema of every catalog.
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// Health of one attached source.
-#[derive(Debug, Clone)]
-pub enum SourceState {
-    Ready(Arc<dyn Source>),
-    Unavailable(String),
-}
-
 /// Everything sessions share.
 pub struct Engine {
-    runtime: Arc<RuntimeEnv>,
-    catalogs: Arc<MemoryCatalogProviderList>,
-    sources: RwLock<BTreeMap<String, (SourceSpec, SourceState)>>,
-    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    pub(crate) runtime: Arc<RuntimeEnv>,
+    pub(crate) catalogs: Arc<CatalogMap>,
+    /// Every source by name (see [`crate::engine::sources`]).
+    pub(crate) sources: RwLock<BTreeMap<String, SourceEntry>>,
+    pub(crate) connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    /// Where sources created by SQL are kept.
+    pub(crate) store: Arc<dyn MetadataStore>,
+    /// Source statements and re-attachments run one at a time.
+    pub(crate) ddl: tokio::sync::Mutex<()>,
+    pub(crate) entry_ids: std::sync::atomic::AtomicU64,
+    /// When the engine started (`koios status` shows the uptime).
+    pub started_at: std::time::SystemTime,
     /// The same connectors, asked about their tables and plan nodes.
     capabilities: Capabilities,
     /// What the front end adds to every session.
     extension: Arc<dyn SessionExtension>,
     /// DataFusion's physical planner with the connectors' extension planners.
     query_planner: Arc<ConnectorQueryPlanner>,
-    server: ServerConfig,
+    pub(crate) server: ServerConfig,
     /// Bumped whenever what a name resolves to may have changed (a source
     /// attached or refreshed, DDL run by any session): sessions drop the
     /// plans they cached before it.
@@ -78,8 +83,9 @@ impl Engine {
     }
 
     /// Builds the engine over `connectors`, with `extension` in every
-    /// session: attaches every source (concurrently; a failing one is
-    /// marked unavailable) and runs `startup_sql`.
+    /// session: opens the metadata store, attaches every source of the
+    /// configuration and of the store (concurrently; a failing one is
+    /// marked down), starts the health checks and runs `startup_sql`.
     pub async fn start_with(
         config: &Config,
         connectors: Vec<Arc<dyn Connector>>,
@@ -91,7 +97,7 @@ impl Engine {
         }
         let runtime = runtime.build_arc()?;
 
-        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let catalogs = Arc::new(CatalogMap::default());
         let koios = MemoryCatalogProvider::new();
         koios.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
         catalogs.register_catalog(KOIOS_CATALOG.to_string(), Arc::new(koios));
@@ -122,10 +128,20 @@ impl Engine {
             })?;
         }
 
+        let store = metadata::open(&config.server.metadata).await?;
+        let koios_catalog = catalogs
+            .catalog(KOIOS_CATALOG)
+            .ok_or_else(|| KoiosError::Config("the koios catalog is missing".into()))?;
+        let stored = store.sources().await?;
+
         let engine = Arc::new(Engine {
             runtime,
             catalogs,
             sources: RwLock::new(BTreeMap::new()),
+            store,
+            ddl: Default::default(),
+            entry_ids: Default::default(),
+            started_at: std::time::SystemTime::now(),
             capabilities: Capabilities::new(connectors.values().cloned()),
             query_planner: Arc::new(ConnectorQueryPlanner::new(
                 connectors
@@ -139,44 +155,42 @@ impl Engine {
             catalog_generation: Default::default(),
         });
 
-        let attaches = config.sources.iter().map(|spec| {
+        koios_catalog.register_schema(
+            SYSTEM_SCHEMA,
+            Arc::new(crate::engine::system::SystemSchema::new(&engine)),
+        )?;
+        let file = config
+            .origin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(the embedded default)".into());
+        let from_file = config.sources.iter().map(|spec| {
             let engine = Arc::clone(&engine);
-            async move { engine.attach(spec.clone()).await }
+            let origin = SourceOrigin::File(file.clone());
+            async move {
+                engine.attach_entry(spec.clone(), origin, None).await;
+            }
         });
-        futures::future::join_all(attaches).await;
+        futures::future::join_all(from_file).await;
+        let mut from_store = Vec::new();
+        for source in stored {
+            if config.sources.iter().any(|s| s.name == source.name) {
+                // The file is the operator's word: its source wins.
+                tracing::warn!(
+                    source = %source.name,
+                    "a source created by SQL has the name of one in the configuration file; \
+                     the file's is used (DROP SOURCE cannot remove it: rename one of them)"
+                );
+                continue;
+            }
+            let engine = Arc::clone(&engine);
+            from_store.push(async move { engine.attach_stored(source).await });
+        }
+        futures::future::join_all(from_store).await;
+        health::spawn(&engine, config.server.health_interval);
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)
-    }
-
-    /// Attaches (or re-attaches) one source. Failure is recorded, not returned:
-    /// an unreachable source must not stop the server.
-    pub async fn attach(&self, spec: SourceSpec) -> SourceState {
-        let state = match self.connectors.get(spec.kind.as_str()) {
-            None => SourceState::Unavailable(format!("unknown source kind '{}'", spec.kind)),
-            Some(connector) => match connector.connect(&spec, &self.runtime).await {
-                Ok(source) => SourceState::Ready(source),
-                Err(e) => SourceState::Unavailable(e.to_string()),
-            },
-        };
-        let catalog: Arc<dyn CatalogProvider> = match &state {
-            SourceState::Ready(source) => {
-                tracing::info!(source = %spec.name, kind = %spec.kind, "source attached");
-                source.catalog()
-            }
-            SourceState::Unavailable(reason) => {
-                tracing::error!(source = %spec.name, kind = %spec.kind, %reason, "source unavailable");
-                Arc::new(UnavailableCatalog {
-                    source: spec.name.clone(),
-                    reason: reason.clone(),
-                })
-            }
-        };
-        self.catalogs.register_catalog(spec.name.clone(), catalog);
-        self.write_sources()
-            .insert(spec.name.clone(), (spec, state.clone()));
-        self.catalog_changed();
-        state
     }
 
     /// The current catalog generation (see [`Engine::catalog_changed`]).
@@ -190,34 +204,6 @@ impl Engine {
     pub fn catalog_changed(&self) {
         self.catalog_generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Re-discovers a source's tables; an unavailable source is re-attached.
-    pub async fn refresh_source(&self, name: &str) -> DfResult<()> {
-        let entry = self.read_sources().get(name).cloned();
-        match entry {
-            None => sql_err!(codes::UNDEFINED_OBJECT, "source '{name}' does not exist"),
-            Some((_, SourceState::Ready(source))) => {
-                let refreshed = source.refresh().await;
-                self.catalog_changed();
-                refreshed
-            }
-            Some((spec, SourceState::Unavailable(_))) => match self.attach(spec).await {
-                SourceState::Ready(_) => Ok(()),
-                SourceState::Unavailable(reason) => sql_err!(
-                    codes::CONNECTION_FAILURE,
-                    "source '{name}' is unavailable: {reason}"
-                ),
-            },
-        }
-    }
-
-    /// Names and states of all sources.
-    pub fn sources(&self) -> Vec<(String, String, SourceState)> {
-        self.read_sources()
-            .iter()
-            .map(|(name, (spec, state))| (name.clone(), spec.kind.clone(), state.clone()))
-            .collect()
     }
 
     /// Whether `name` is a catalog clients may connect to as a database.
@@ -317,7 +303,7 @@ impl Engine {
         let degraded = self
             .read_sources()
             .values()
-            .any(|(_, s)| matches!(s, SourceState::Unavailable(_)));
+            .any(|entry| entry.attached.is_none());
         for sql in statements {
             let result = async { ctx.sql(sql).await?.collect().await }.await;
             if let Err(e) = result {
@@ -332,80 +318,5 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// Closes every attached source (before the process exits).
-    pub async fn close(&self) {
-        let ready: Vec<Arc<dyn Source>> = self
-            .read_sources()
-            .values()
-            .filter_map(|(_, state)| match state {
-                SourceState::Ready(source) => Some(Arc::clone(source)),
-                SourceState::Unavailable(_) => None,
-            })
-            .collect();
-        for source in ready {
-            source.close().await;
-        }
-    }
-
-    fn read_sources(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, (SourceSpec, SourceState)>> {
-        self.sources.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_sources(
-        &self,
-    ) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, (SourceSpec, SourceState)>> {
-        self.sources.write().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Stands in for a source that could not be attached: every table lookup
-/// fails with the reason, so the client learns why instead of "not found".
-#[derive(Debug)]
-struct UnavailableCatalog {
-    source: String,
-    reason: String,
-}
-
-impl CatalogProvider for UnavailableCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn schema(&self, _name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        Some(Arc::new(UnavailableSchema {
-            source: self.source.clone(),
-            reason: self.reason.clone(),
-        }))
-    }
-}
-
-#[derive(Debug)]
-struct UnavailableSchema {
-    source: String,
-    reason: String,
-}
-
-#[async_trait]
-impl SchemaProvider for UnavailableSchema {
-    fn table_names(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    async fn table(&self, _name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        sql_err!(
-            codes::CONNECTION_FAILURE,
-            "source '{}' is unavailable: {} (run REFRESH SOURCE {} to retry)",
-            self.source,
-            self.reason,
-            self.source
-        )
-    }
-
-    fn table_exist(&self, _name: &str) -> bool {
-        false
     }
 }

@@ -12,10 +12,14 @@
 //! tls_cert = "server.pem"  # PEM certificate chain; with tls_key, clients may use TLS
 //! tls_key = "server.key"   # PEM private key (PKCS#8, PKCS#1 or SEC1)
 //! tls_required = false     # true: plain-text connections get FATAL 28000
+//! metadata = "koios.db"    # Koios's own store: a SQLite file (default: data_dir/koios.db)
+//!                          # or "postgres://…" (a database several servers share)
+//! health_interval = "10s"  # how often each source's health is checked
 //!
 //! [[user]]                 # with users, every client authenticates with SCRAM-SHA-256
 //! name = "alice"
 //! password = "${ALICE_PASSWORD}"
+//! admin = true             # may create, alter and drop sources
 //! # or PostgreSQL's verifier form (from pg_authid.rolpassword or `koios hash-password`):
 //! # password = "SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>"
 //!
@@ -45,6 +49,7 @@ use toml::Spanned;
 
 use crate::engine::credentials::ScramVerifier;
 use crate::engine::error::{KoiosError, Result};
+use crate::engine::metadata::MetadataLocation;
 
 /// Default listen address: PostgreSQL's own 5432 is never used.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
@@ -80,7 +85,14 @@ pub struct ServerConfig {
     pub tls_required: bool,
     /// The `[[user]]` entries; empty: password-less, loopback only.
     pub users: Vec<UserConfig>,
+    /// Where Koios keeps what it owns (sources created by SQL …).
+    pub metadata: MetadataLocation,
+    /// How often each source's health is checked.
+    pub health_interval: std::time::Duration,
 }
+
+/// Default of `[server] health_interval`.
+pub const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// PEM files of the server's TLS identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +106,8 @@ pub struct TlsFiles {
 pub struct UserConfig {
     pub name: String,
     pub verifier: ScramVerifier,
+    /// May create, alter and drop sources and cancel others' statements.
+    pub admin: bool,
 }
 
 /// Default of `[server] max_connections`.
@@ -101,16 +115,19 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let data_dir = default_data_dir();
         Self {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             memory_limit: None,
             batch_size: 8192,
             dynamic_filter_max_keys: 10_000,
-            data_dir: default_data_dir(),
+            metadata: MetadataLocation::default_in(&data_dir),
+            data_dir,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
             tls_required: false,
             users: Vec::new(),
+            health_interval: DEFAULT_HEALTH_INTERVAL,
         }
     }
 }
@@ -144,6 +161,8 @@ struct RawConfig {
 struct RawUser {
     name: Spanned<String>,
     password: Spanned<String>,
+    #[serde(default)]
+    admin: bool,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +177,8 @@ struct RawServer {
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     tls_required: Option<Spanned<bool>>,
+    metadata: Option<Spanned<String>>,
+    health_interval: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -244,6 +265,36 @@ impl Config {
                     expand(dir.get_ref(), env).map_err(|m| at(dir.span(), "server.data_dir", m))?;
                 server.data_dir = base_dir.join(value);
             }
+            server.metadata = match s.metadata {
+                Some(location) => {
+                    let value = expand(location.get_ref(), env)
+                        .map_err(|m| at(location.span(), "server.metadata", m))?;
+                    if value.trim().is_empty() {
+                        return Err(at(
+                            location.span(),
+                            "server.metadata",
+                            "must be a file path or a postgres:// URL".into(),
+                        ));
+                    }
+                    MetadataLocation::parse(&value, &base_dir)
+                }
+                None => MetadataLocation::default_in(&server.data_dir),
+            };
+            if let Some(interval) = s.health_interval {
+                let value = expand(interval.get_ref(), env)
+                    .map_err(|m| at(interval.span(), "server.health_interval", m))?;
+                let parsed = crate::engine::timeout::parse_statement_timeout(&value)
+                    .ok()
+                    .flatten()
+                    .filter(|d| *d >= std::time::Duration::from_millis(100));
+                server.health_interval = parsed.ok_or_else(|| {
+                    at(
+                        interval.span(),
+                        "server.health_interval",
+                        format!("'{value}' is not a duration of at least 100ms like \"10s\""),
+                    )
+                })?;
+            }
             if let Some(max) = s.max_connections {
                 let value = *max.get_ref();
                 if !(1..=100_000).contains(&value) {
@@ -312,7 +363,11 @@ impl Config {
             } else {
                 ScramVerifier::from_password(&password)
             };
-            server.users.push(UserConfig { name, verifier });
+            server.users.push(UserConfig {
+                name,
+                verifier,
+                admin: user.admin,
+            });
         }
 
         let mut startup_sql = Vec::new();
@@ -425,7 +480,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 /// A URL without a scheme is a local path, relative to the config file.
-fn resolve_local_url(url: &str, base_dir: &Path) -> String {
+pub(crate) fn resolve_local_url(url: &str, base_dir: &Path) -> String {
     if url.contains("://") {
         url.to_string()
     } else {
@@ -433,7 +488,7 @@ fn resolve_local_url(url: &str, base_dir: &Path) -> String {
     }
 }
 
-fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -444,7 +499,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Replaces `${VAR}` with the variable's value; `$${` stays a literal `${`.
-fn expand(
+pub(crate) fn expand(
     value: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<String, String> {
@@ -477,7 +532,8 @@ fn expand(
     Ok(out)
 }
 
-fn expand_value(
+/// [`expand`] in every string of an option value (lists and tables too).
+pub(crate) fn expand_value(
     value: toml::Value,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<toml::Value, String> {

@@ -364,7 +364,7 @@ mod tests {
             .remove(0)
         {
             KoiosStatement::Sql(statement) => lift(&statement),
-            KoiosStatement::RefreshSource(_) => None,
+            KoiosStatement::Source(_) => None,
         }
     }
 

@@ -3,6 +3,10 @@
 //!
 //! * [`config`]: the TOML configuration and the embedded default.
 //! * [`catalog`]: the shared catalog of every source ([`Engine`]).
+//! * [`sources`]: sources from the file and from `CREATE SOURCE`, their
+//!   health and the statements that manage them; [`metadata`]: the store
+//!   where Koios keeps what it owns; [`system`]: Koios's own tables
+//!   (`koios.system.*`).
 //! * [`session`]: SQL sessions — Koios's own statements, session commands,
 //!   planning and execution.
 //! * [`settings`], [`timeout`], [`search_path`]: session parameters;
@@ -17,11 +21,13 @@
 //! only through the connector contract (`koios_connector`).
 
 pub mod catalog;
+pub mod catalog_list;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod extension;
 pub mod literals;
+pub mod metadata;
 pub mod passthrough;
 pub mod physical_planner;
 pub mod plancache;
@@ -31,6 +37,8 @@ pub mod search_path;
 pub mod session;
 pub mod session_catalog;
 pub mod settings;
+pub mod sources;
+pub mod system;
 pub mod timeout;
 
-pub use catalog::{DEFAULT_SCHEMA, Engine, KOIOS_CATALOG, SourceState};
+pub use catalog::{DEFAULT_SCHEMA, Engine, KOIOS_CATALOG};

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pgtext;
+pub mod private_pg;
 pub mod slt;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use koios::config::Config;
 use koios::engine::Engine;
+use koios::engine::metadata::MetadataLocation;
 use koios::server::Server;
 
 /// The workspace root (where `sql-tests/` lives).
@@ -237,6 +239,37 @@ pub struct TestDatabases {
     pub pg: PgTestDatabase,
     pub my: MyTestDatabase,
     pub mongo: MongoTestDatabase,
+    pub metadata: ScratchMetadata,
+}
+
+/// A metadata-store file of one test server, removed (with its WAL files)
+/// when this value is dropped.
+pub struct ScratchMetadata {
+    pub path: PathBuf,
+}
+
+impl ScratchMetadata {
+    pub fn create() -> ScratchMetadata {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dir = test_data_dir().join("metadata");
+        let _ = std::fs::create_dir_all(&dir);
+        ScratchMetadata {
+            path: dir.join(format!("koios-{}-{nanos}.db", std::process::id())),
+        }
+    }
+}
+
+impl Drop for ScratchMetadata {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.path.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// `sql-tests/koios-test.toml` with the test data directory and fresh
@@ -247,6 +280,7 @@ pub fn test_config() -> (Config, TestDatabases) {
     let database = PgTestDatabase::create();
     let my = MyTestDatabase::create();
     let mongo = MongoTestDatabase::create();
+    let metadata = ScratchMetadata::create();
     let config_path = workspace_root().join("sql-tests/koios-test.toml");
     let env = |name: &str| match name {
         "KOIOS_TEST_DATA_DIR" => Some(data_dir.display().to_string()),
@@ -254,6 +288,7 @@ pub fn test_config() -> (Config, TestDatabases) {
         "KOIOS_TEST_MY_DATABASE" => Some(my.name.clone()),
         "KOIOS_TEST_MONGO_DATABASE" => Some(mongo.name.clone()),
         "KOIOS_TEST_MONGODB_URL" => Some(mongodb_url()),
+        "KOIOS_TEST_METADATA" => Some(metadata.path.display().to_string()),
         other => std::env::var(other).ok(),
     };
     let text =
@@ -265,6 +300,7 @@ pub fn test_config() -> (Config, TestDatabases) {
             pg: database,
             my,
             mongo,
+            metadata,
         },
     )
 }
@@ -336,6 +372,8 @@ pub struct TestServer {
     pub pg: Option<PgTestDatabase>,
     pub my: Option<MyTestDatabase>,
     pub mongo: Option<MongoTestDatabase>,
+    /// The server's own metadata store, when the configuration named none.
+    pub metadata: Option<ScratchMetadata>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -347,6 +385,7 @@ impl TestServer {
         server.pg = Some(databases.pg);
         server.my = Some(databases.my);
         server.mongo = Some(databases.mongo);
+        server.metadata = Some(databases.metadata);
         server
     }
 
@@ -356,7 +395,15 @@ impl TestServer {
         TestServer::start(config).await
     }
 
-    pub async fn start(config: Config) -> TestServer {
+    /// A server for `config`; unless it names a metadata store, the server
+    /// gets a scratch one (tests never write to the user's data folder).
+    pub async fn start(mut config: Config) -> TestServer {
+        let mut metadata = None;
+        if config.server.metadata == MetadataLocation::default_in(&config.server.data_dir) {
+            let scratch = ScratchMetadata::create();
+            config.server.metadata = MetadataLocation::Sqlite(scratch.path.clone());
+            metadata = Some(scratch);
+        }
         let engine = Engine::start(&config).await.expect("engine starts");
         let server = Server::bind(Arc::clone(&engine), "127.0.0.1:0".parse().expect("address"))
             .await
@@ -371,6 +418,7 @@ impl TestServer {
             pg: None,
             my: None,
             mongo: None,
+            metadata,
             task,
         }
     }

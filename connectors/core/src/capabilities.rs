@@ -31,6 +31,8 @@ pub struct TableCapabilities {
     pub remote: Option<RemoteIdentity>,
     /// The primary key's columns, in key order (empty if none or unknown).
     pub primary_key: Vec<String>,
+    /// The backend's estimate of the table's rows, if it keeps one.
+    pub estimated_rows: Option<u64>,
 }
 
 /// A request to serve a plan node's rows straight to a client.

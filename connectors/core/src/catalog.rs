@@ -47,6 +47,12 @@ pub trait Discovery: Send + Sync + 'static {
 
     async fn table_names(&self, schema: &str) -> Result<Vec<String>>;
 
+    /// See [`Source::ping`]: by default, listing the schemas (one query
+    /// that needs a working connection and nothing else).
+    async fn ping(&self) -> Result<()> {
+        self.schema_names().await.map(|_| ())
+    }
+
     /// The table, or `None` when the server has no such table.
     async fn open_table(&self, schema: &str, table: &str)
     -> Result<Option<Arc<dyn TableProvider>>>;
@@ -88,6 +94,10 @@ impl<D: Discovery> Source for LazySource<D> {
     async fn refresh(&self) -> Result<()> {
         self.discovery.reset();
         self.catalog.load_names().await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.discovery.ping().await
     }
 
     async fn close(&self) {

@@ -28,6 +28,13 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// remotely become visible without a restart.
     async fn refresh(&self) -> Result<()>;
 
+    /// One cheap round trip to the backend, for the engine's health checks
+    /// (which bound it with a timeout): `Ok` when the backend answers. A
+    /// source with nothing remote (generated data) is always up.
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Releases connections and background tasks before the process exits
     /// (drivers that run their own tasks must stop them while the runtime
     /// still runs).

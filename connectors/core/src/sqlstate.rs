@@ -42,6 +42,9 @@ pub mod codes {
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const INVALID_CURSOR_NAME: &str = "34000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    pub const UNABLE_TO_CONNECT: &str = "08001";
 }
 
 /// An error with its SQLSTATE, message and optional hint. The message

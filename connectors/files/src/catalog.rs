@@ -176,6 +176,29 @@ impl Source for FilesSource {
         tracing::info!(source = %self.name, root = %self.root, "files source discovered");
         Ok(())
     }
+
+    /// The directory is still there (one listing of its top level).
+    async fn ping(&self) -> Result<()> {
+        if self.root.scheme() == "file"
+            && let Ok(path) = self.root.get_url().to_file_path()
+            && !path.is_dir()
+        {
+            return Err(DataFusionError::Execution(format!(
+                "source '{}': directory {} does not exist",
+                self.name,
+                path.display()
+            )));
+        }
+        let store = self
+            .runtime
+            .object_store(&self.root)
+            .map_err(|e| self.error(e))?;
+        store
+            .list_with_delimiter(Some(self.root.prefix()))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e.into()))
+    }
 }
 
 /// Makes sure a directory URL ends with `/`, so listing treats it as a prefix.

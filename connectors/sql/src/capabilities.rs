@@ -18,6 +18,7 @@ pub fn table_capabilities<B: SqlBackend>(table: &dyn TableProvider) -> Option<Ta
     Some(TableCapabilities {
         remote: Some(RemoteIdentity(table.backend().source_name().to_string())),
         primary_key: table.remote_table().primary_key.clone(),
+        estimated_rows: table.remote_table().row_estimate,
     })
 }
 

@@ -1,5 +1,5 @@
 //! The session commands the session answers itself: transactions, `SET`,
-//! `SHOW`, `RESET`, `DISCARD`, cursors and `REFRESH SOURCE`.
+//! `SHOW`, `RESET`, `DISCARD`, cursors and the source statements.
 
 use std::sync::Arc;
 
@@ -108,9 +108,9 @@ impl Session {
                     "CLOSE CURSOR ALL"
                 }))
             }
-            Command::RefreshSource(name) => {
-                self.engine.refresh_source(name).await?;
-                Ok(done("REFRESH SOURCE"))
+            Command::Source(command) => {
+                self.engine.run_source_command(command, &self.user).await?;
+                Ok(done(command.tag()))
             }
             Command::Set { name, value } => {
                 self.settings

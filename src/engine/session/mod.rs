@@ -42,6 +42,8 @@ pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
     database: String,
+    /// The connected user (source statements check their rights).
+    user: String,
     settings: Arc<Mutex<Settings>>,
     /// Open cursors (`DECLARE … CURSOR`), by name.
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
@@ -88,6 +90,7 @@ impl Session {
         Self {
             ctx,
             database: database.to_string(),
+            user: user.to_string(),
             settings,
             cursors: Default::default(),
             plans: Mutex::new(PlanCache::new(engine.capabilities().clone())),

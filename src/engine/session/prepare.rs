@@ -14,7 +14,12 @@ use crate::engine::literals;
 use crate::engine::plancache::{self};
 
 use super::Session;
-use super::statement::{Command, KoiosStatement, session_command};
+use super::statement::{Command, KoiosStatement, parse_sql, session_command};
+use crate::engine::sources::statements::SourceCommand;
+
+/// What `SHOW SOURCES` runs.
+const SHOW_SOURCES: &str = "SELECT name, kind, origin, url, state, since, last_error, \
+     latency_ms, tables FROM koios.system.sources ORDER BY name";
 
 /// A statement ready to run, possibly many times with different parameters.
 // Plans dominate in number and size; boxing them would only add an indirection.
@@ -359,8 +364,13 @@ impl Session {
         text: Option<&str>,
     ) -> Result<Prepared> {
         let statement = match statement {
-            KoiosStatement::RefreshSource(name) => {
-                return Ok(Prepared::Command(Command::RefreshSource(name.clone())));
+            KoiosStatement::Source(SourceCommand::Show) => {
+                // The system table, ordered: one place builds the rows.
+                let query = parse_sql(SHOW_SOURCES)?.remove(0);
+                return Box::pin(self.prepare_keyed(&query, client_types, None)).await;
+            }
+            KoiosStatement::Source(command) => {
+                return Ok(Prepared::Command(Command::Source(command.clone())));
             }
             KoiosStatement::Sql(s) => s.as_ref(),
         };

@@ -1,5 +1,5 @@
 //! Parsing a query string into statements: SQL for DataFusion, Koios's own
-//! statements (`REFRESH SOURCE name`) and the session commands PostgreSQL
+//! statements (`CREATE SOURCE`, `REFRESH SOURCE name` …) and the session commands PostgreSQL
 //! clients send (`BEGIN`, `SET`, `SHOW`, `DECLARE … CURSOR` …), which the
 //! session answers itself.
 
@@ -15,6 +15,9 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
 use crate::engine::settings::quote_ident;
+use crate::engine::sources::statements::{
+    SourceCommand, parse_source_statement, starts_source_statement,
+};
 use koios_connector::{sql_err, sql_error};
 
 /// One statement of a query string.
@@ -22,8 +25,8 @@ use koios_connector::{sql_err, sql_error};
 pub enum KoiosStatement {
     /// Anything DataFusion's parser understands.
     Sql(Box<DfStatement>),
-    /// `REFRESH SOURCE name`: re-discover a source's tables.
-    RefreshSource(String),
+    /// A source statement (`CREATE SOURCE`, `REFRESH SOURCE name` …).
+    Source(SourceCommand),
 }
 
 /// Splits a query string into statements, after the front end had the
@@ -64,26 +67,16 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
                 None,
             ));
         }
-        if word_is(&next.token, "refresh")
-            && word_is(&parser.parser.peek_nth_token(1).token, "source")
-        {
-            parser.parser.next_token();
-            parser.parser.next_token();
-            let name = parser
-                .parser
-                .parse_identifier()
-                .map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
-            statements.push(KoiosStatement::RefreshSource(name.value));
+        if starts_source_statement(&parser.parser) {
+            statements.push(KoiosStatement::Source(parse_source_statement(
+                &mut parser.parser,
+            )?));
         } else {
             statements.push(KoiosStatement::Sql(Box::new(parser.parse_statement()?)));
         }
         expecting_delimiter = true;
     }
     Ok(statements)
-}
-
-pub(super) fn word_is(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
 }
 
 /// Session-level commands answered without DataFusion.
@@ -98,7 +91,8 @@ pub enum Command {
     },
     Show(String),
     Reset(Option<String>),
-    RefreshSource(String),
+    /// A source statement other than `SHOW SOURCES`.
+    Source(SourceCommand),
     /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
     /// `DISCARD ALL`: settings back to their defaults, cursors closed.
@@ -290,7 +284,9 @@ mod tests {
     fn splits_statements_and_custom_commands() {
         let statements = parse_sql("select 1; ; REFRESH SOURCE pg; select ';'").expect("parses");
         assert_eq!(statements.len(), 3);
-        assert!(matches!(&statements[1], KoiosStatement::RefreshSource(n) if n == "pg"));
+        assert!(
+            matches!(&statements[1], KoiosStatement::Source(SourceCommand::Refresh(n)) if n == "pg")
+        );
         assert!(parse_sql("select 1 select 2").is_err());
         assert!(parse_sql("  ;; ").expect("parses").is_empty());
     }

@@ -1,0 +1,133 @@
+//! Koios's metadata store: what Koios itself must remember across restarts
+//! (sources created by SQL today; logical tables, jobs and journals next).
+//!
+//! One small trait, [`MetadataStore`], with two implementations: an embedded
+//! SQLite file under `data_dir` (the default; [`sqlite`]) and a PostgreSQL
+//! database several Koios servers can share (`[server] metadata =
+//! "postgres://…"`; [`postgres`]). Both run the same versioned schema
+//! ([`schema`]). Every write is committed before the statement that asked
+//! for it reports success.
+
+pub mod postgres;
+pub mod schema;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::Result;
+
+use crate::engine::error::{KoiosError, Result as KoiosResult};
+
+/// A source created by `CREATE SOURCE`, as stored: the URL and options as
+/// written, `${VAR}` references unexpanded (they are expanded at each
+/// connect, so a rotated secret is picked up without touching the store).
+#[derive(Clone, PartialEq)]
+pub struct StoredSource {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub options: BTreeMap<String, toml::Value>,
+    /// When it was created, RFC 3339 in UTC.
+    pub created_at: String,
+}
+
+impl fmt::Debug for StoredSource {
+    // Hand-written: the URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSource")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &koios_connector::redact_url(&self.url))
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl StoredSource {
+    /// The options as the text kept in the store (a TOML table body).
+    pub fn options_text(&self) -> String {
+        let table: toml::Table = self
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        toml::to_string(&table).unwrap_or_default()
+    }
+
+    /// Options read back from [`StoredSource::options_text`].
+    pub fn parse_options_text(text: &str) -> Result<BTreeMap<String, toml::Value>> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            datafusion::error::DataFusionError::Execution(format!(
+                "the metadata store holds options Koios cannot read: {e}"
+            ))
+        })?;
+        Ok(table.into_iter().collect())
+    }
+}
+
+/// Where Koios keeps what it owns. Implementations serialise their own
+/// writes; each call is one committed transaction.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + fmt::Debug {
+    /// Where the store is, for messages (no password).
+    fn location(&self) -> String;
+
+    /// Every stored source, by name.
+    async fn sources(&self) -> Result<Vec<StoredSource>>;
+
+    /// Stores a new source; fails with 42710 if the name is taken.
+    async fn insert_source(&self, source: &StoredSource) -> Result<()>;
+
+    /// Replaces the stored source of the same name; fails with 42704 if
+    /// there is none.
+    async fn update_source(&self, source: &StoredSource) -> Result<()>;
+
+    /// Removes a source; `false` if there was none.
+    async fn delete_source(&self, name: &str) -> Result<bool>;
+}
+
+/// Where `[server] metadata` says the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataLocation {
+    /// A SQLite file (the default: `koios.db` under `data_dir`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…`); the URL may hold a password.
+    Postgres(String),
+}
+
+impl MetadataLocation {
+    /// The default file under `data_dir`.
+    pub fn default_in(data_dir: &Path) -> MetadataLocation {
+        MetadataLocation::Sqlite(data_dir.join("koios.db"))
+    }
+
+    /// `postgres://…` / `postgresql://…`, else a file path (relative to
+    /// `base_dir`, the configuration file's folder).
+    pub fn parse(value: &str, base_dir: &Path) -> MetadataLocation {
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            MetadataLocation::Postgres(value.to_string())
+        } else {
+            let path = value.strip_prefix("sqlite:").unwrap_or(value);
+            MetadataLocation::Sqlite(base_dir.join(path))
+        }
+    }
+}
+
+/// Opens (creating and migrating if needed) the store at `location`.
+pub async fn open(location: &MetadataLocation) -> KoiosResult<Arc<dyn MetadataStore>> {
+    match location {
+        MetadataLocation::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&path))
+                .await
+                .map_err(|e| KoiosError::Config(format!("metadata store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        MetadataLocation::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url).await?)),
+    }
+}

@@ -1,0 +1,196 @@
+//! The metadata store in a PostgreSQL database (`[server] metadata =
+//! "postgres://…"`), so several Koios servers share one catalog. Same schema
+//! as the SQLite store; migrations run under an advisory lock, so servers
+//! starting together migrate one after the other. The connection is made
+//! again when it was lost.
+
+use async_trait::async_trait;
+use datafusion::error::{DataFusionError, Result};
+use koios_connector::{redact_url, sql_err};
+use tokio_postgres::{Client, NoTls};
+
+use super::schema;
+use super::{MetadataStore, StoredSource};
+use crate::engine::error::codes;
+use crate::engine::error::{KoiosError, Result as KoiosResult};
+
+/// Any number: the advisory lock the migrations take.
+const MIGRATION_LOCK: i64 = 0x6b6f_696f_735f_6d64;
+
+/// A PostgreSQL database holding Koios's metadata.
+pub struct PgStore {
+    url: String,
+    client: tokio::sync::Mutex<Option<Client>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+async fn connect(url: &str) -> std::result::Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "metadata store connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PgStore {
+    /// Connects and migrates the store to this build's schema.
+    pub async fn open(url: &str) -> KoiosResult<PgStore> {
+        let shown = redact_url(url);
+        let failed = |e: tokio_postgres::Error| {
+            KoiosError::Config(format!("metadata store {shown}: {}", describe(&e)))
+        };
+        let mut client = connect(url).await.map_err(failed)?;
+        let tx = client.transaction().await.map_err(failed)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(failed)?;
+        tx.batch_execute(schema::VERSION_TABLE)
+            .await
+            .map_err(failed)?;
+        let current: Option<i64> = tx
+            .query_one("SELECT max(version) FROM koios_schema_version", &[])
+            .await
+            .map_err(failed)?
+            .get(0);
+        let pending = schema::pending(current.unwrap_or(0), &shown).map_err(KoiosError::Config)?;
+        for migration in pending {
+            tx.batch_execute(migration).await.map_err(failed)?;
+        }
+        if !pending.is_empty() {
+            tx.execute("DELETE FROM koios_schema_version", &[])
+                .await
+                .map_err(failed)?;
+            tx.execute(
+                "INSERT INTO koios_schema_version (version) VALUES ($1)",
+                &[&schema::latest()],
+            )
+            .await
+            .map_err(failed)?;
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(PgStore {
+            url: url.to_string(),
+            client: tokio::sync::Mutex::new(Some(client)),
+        })
+    }
+
+    /// The connection, made again if it was lost.
+    async fn client(&self) -> Result<tokio::sync::MappedMutexGuard<'_, Client>> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(connect(&self.url).await.map_err(store_error)?);
+        }
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| DataFusionError::Execution("metadata store: no connection".into()))
+    }
+}
+
+/// The server's message when there is one (tokio-postgres' own `Display`
+/// says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    }
+}
+
+fn store_error(e: tokio_postgres::Error) -> DataFusionError {
+    DataFusionError::Execution(format!("metadata store: {}", describe(&e)))
+}
+
+#[async_trait]
+impl MetadataStore for PgStore {
+    fn location(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    async fn sources(&self) -> Result<Vec<StoredSource>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, kind, url, options, created_at FROM koios_sources ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredSource {
+                    name: r.get(0),
+                    kind: r.get(1),
+                    url: r.get(2),
+                    options: StoredSource::parse_options_text(r.get(3))?,
+                    created_at: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_source(&self, source: &StoredSource) -> Result<()> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO koios_sources (name, kind, url, options, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &source.name,
+                    &source.kind,
+                    &source.url,
+                    &source.options_text(),
+                    &source.created_at,
+                ],
+            )
+            .await
+            .map_err(store_error)?;
+        match inserted {
+            0 => sql_err!(
+                codes::DUPLICATE_OBJECT,
+                "source '{}' already exists",
+                source.name
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    async fn update_source(&self, source: &StoredSource) -> Result<()> {
+        let client = self.client().await?;
+        let updated = client
+            .execute(
+                "UPDATE koios_sources SET kind = $2, url = $3, options = $4 WHERE name = $1",
+                &[
+                    &source.name,
+                    &source.kind,
+                    &source.url,
+                    &source.options_text(),
+                ],
+            )
+            .await
+            .map_err(store_error)?;
+        match updated {
+            0 => sql_err!(
+                codes::UNDEFINED_OBJECT,
+                "source '{}' is not in the metadata store",
+                source.name
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_source(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute("DELETE FROM koios_sources WHERE name = $1", &[&name])
+            .await
+            .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+}

@@ -1,0 +1,55 @@
+//! The metadata store's schema and its forward migrations, shared by the
+//! SQLite and PostgreSQL stores (the SQL is the subset both accept).
+//!
+//! A store records the version it is at in `koios_schema_version`; opening
+//! it applies every later migration in one transaction. A store written by
+//! a newer Koios (a version this build does not know) is refused rather
+//! than misread.
+
+/// Migrations in order: the store is at version `n` once the first `n` ran.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: sources created by SQL. `url` and `options` (a TOML table body) are
+    // as written, `${VAR}` references unexpanded.
+    "CREATE TABLE koios_sources (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        options TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
+];
+
+/// The version table, created before anything else.
+pub const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS koios_schema_version (version BIGINT NOT NULL)";
+
+/// The version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The migrations to run on a store at `current`; an error if the store is
+/// newer than this build.
+pub fn pending(current: i64, location: &str) -> Result<&'static [&'static str], String> {
+    if current > latest() {
+        return Err(format!(
+            "metadata store {location} is at schema version {current}, newer than this \
+             Koios knows ({}); run a newer Koios or point [server] metadata elsewhere",
+            latest()
+        ));
+    }
+    Ok(&MIGRATIONS[current.max(0) as usize..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_migrations_follow_the_stored_version() {
+        assert_eq!(pending(0, "x").expect("fresh").len(), MIGRATIONS.len());
+        assert!(pending(latest(), "x").expect("current").is_empty());
+        let err = pending(latest() + 1, "f.db").expect_err("newer");
+        assert!(err.contains("newer than this Koios knows"), "{err}");
+    }
+}
