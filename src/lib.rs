@@ -6,12 +6,15 @@
 //!   planning and execution — no wire protocol.
 //! * [`pg`]: the PostgreSQL front end on top of it — pgwire server, type
 //!   encodings, `pg_catalog`/`information_schema`, PostgreSQL functions.
+//! * [`cli`]: the `koios` commands that talk to a running server as a
+//!   PostgreSQL client (`koios sources`, `koios status`).
 //! * [`registry`]: the composition root that puts this build's connectors
 //!   and the front end together ([`Engine::start`](engine::Engine::start)).
 //!
 //! The short paths below (`koios::config`, `koios::session`, `koios::server`
 //! …) are the ones the binary, the tests and the benchmarks use.
 
+pub mod cli;
 pub mod engine;
 pub mod pg;
 pub mod registry;

@@ -1,6 +1,7 @@
 //! The `koios` command: `koios serve` runs the server, `koios query` runs one
 //! query in-process and prints the result, `koios hash-password` turns a
-//! password (read from stdin) into a SCRAM verifier for `[[user]] password`.
+//! password (read from stdin) into a SCRAM verifier for `[[user]] password`;
+//! `koios sources …` and `koios status` manage and watch a running server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,78 @@ enum Command {
     /// Print the SCRAM-SHA-256 verifier of a password read from stdin, for
     /// `[[user]] password = "SCRAM-SHA-256$..."`.
     HashPassword,
+    /// List, add, drop or refresh the sources of a running server.
+    Sources {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        action: SourcesAction,
+    },
+    /// A running server's uptime, connections and the health of its sources.
+    Status {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// Which running server the client commands talk to, and as whom.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// HOST:PORT of the server.
+    #[arg(
+        long,
+        env = "KOIOS_SERVER",
+        default_value = "127.0.0.1:5433",
+        global = true
+    )]
+    server: String,
+    /// User name (default: $PGUSER, else koios).
+    #[arg(
+        long,
+        short = 'U',
+        env = "PGUSER",
+        default_value = "koios",
+        global = true
+    )]
+    user: String,
+    /// Password (default: $PGPASSWORD).
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true, global = true)]
+    password: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SourcesAction {
+    /// Every source with its health.
+    List,
+    /// CREATE SOURCE on the server.
+    Add {
+        name: String,
+        /// postgres, mysql, mongodb, files or demo.
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        url: String,
+        /// Another option as key=value (repeatable); [a,b] is a list.
+        #[arg(long = "option", short = 'o', value_parser = parse_key_value)]
+        options: Vec<(String, String)>,
+        /// Keep the source even if it cannot connect now (marked down).
+        #[arg(long)]
+        no_validate: bool,
+    },
+    /// DROP SOURCE on the server.
+    Drop {
+        name: String,
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// REFRESH SOURCE on the server.
+    Refresh { name: String },
+}
+
+fn parse_key_value(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("'{text}' is not key=value"))
 }
 
 fn load_config(common: &Common) -> Result<Config> {
@@ -79,11 +152,17 @@ fn load_config(common: &Common) -> Result<Config> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The SQL parser logs every statement's text and tokens at debug level:
+    // a `CREATE SOURCE` URL may hold a password, and secrets never reach
+    // the log, whatever RUST_LOG asks for.
+    let filter = match "sqlparser=info".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -96,6 +175,8 @@ async fn main() -> ExitCode {
             sql,
         } => query(common, &database, &sql).await,
         Command::HashPassword => hash_password(),
+        Command::Sources { target, action } => sources(target, action).await,
+        Command::Status { target } => status(target).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,5 +263,64 @@ async fn print_outputs(session: &Session, sql: &str) -> Result<()> {
             Output::TransactionEnd(tag) => println!("{tag}"),
         }
     }
+    Ok(())
+}
+
+fn target(args: TargetArgs) -> koios::cli::remote::Target {
+    koios::cli::remote::Target {
+        server: args.server,
+        user: args.user,
+        password: args.password,
+    }
+}
+
+async fn sources(args: TargetArgs, action: SourcesAction) -> Result<()> {
+    use koios::cli::remote::{self, Remote};
+    let remote = Remote::connect(&target(args)).await?;
+    match action {
+        SourcesAction::List => print!("{}", remote.rows(remote::LIST_SOURCES).await?.render()),
+        SourcesAction::Add {
+            name,
+            kind,
+            url,
+            options,
+            no_validate,
+        } => {
+            remote
+                .execute(&remote::create_source_sql(
+                    &name,
+                    &kind,
+                    &url,
+                    &options,
+                    !no_validate,
+                ))
+                .await?;
+            println!("CREATE SOURCE {name}");
+        }
+        SourcesAction::Drop { name, if_exists } => {
+            remote
+                .execute(&remote::drop_source_sql(&name, if_exists))
+                .await?;
+            println!("DROP SOURCE {name}");
+        }
+        SourcesAction::Refresh { name } => {
+            remote.execute(&remote::refresh_source_sql(&name)).await?;
+            println!("REFRESH SOURCE {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn status(args: TargetArgs) -> Result<()> {
+    use koios::cli::remote::{self, Remote};
+    let target = target(args);
+    let remote = Remote::connect(&target).await?;
+    println!("Koios at {}", target.server);
+    print!("{}", remote.rows(remote::SERVER_STATUS).await?.render());
+    // Connections, when the server lists its sessions.
+    if let Ok(sessions) = remote.rows(remote::CONNECTIONS).await {
+        print!("{}", sessions.render());
+    }
+    print!("{}", remote.rows(remote::LIST_SOURCES).await?.render());
     Ok(())
 }

@@ -152,3 +152,138 @@ url = "./does-not-exist"
         "{stderr}"
     );
 }
+
+/// `koios serve` in the background with its log in a file; killed on drop.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    fn start(name: &str, config: &str) -> Served {
+        let dir = scratch_dir(name);
+        let path = dir.join("koios.toml");
+        std::fs::write(&path, config).expect("writes the config");
+        let port = support::free_port();
+        let log = dir.join("server.log");
+        let child = koios()
+            .env("RUST_LOG", "debug")
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(dir.join("server.out")).expect("out file"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("starts koios serve");
+        let shown = log.clone();
+        support::wait_for_port(port, std::time::Duration::from_secs(120), move || {
+            std::fs::read_to_string(&shown).unwrap_or_default()
+        });
+        Served { child, port, log }
+    }
+
+    /// Runs `koios <args> --server 127.0.0.1:PORT`.
+    fn client(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let output = koios()
+            .args(args)
+            .arg("--server")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env_remove("PGPASSWORD")
+            .env_remove("PGUSER")
+            .output()
+            .expect("runs koios");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sources_and_status_manage_a_running_server() {
+    let pg = support::PgTestDatabase::create();
+    let dir = scratch_dir("manage");
+    let config = format!(
+        "[server]\nmetadata = \"{}\"\nhealth_interval = \"1s\"\n",
+        dir.join("koios.db").display()
+    );
+    let served = Served::start("manage", &config);
+    // A password in the URL (PostgreSQL here trusts loopback and ignores
+    // it): it must never come back, nor reach the server's log.
+    let secret = "cli-secret-pw";
+    let url = format!("postgres://postgres:{secret}@127.0.0.1:5432/{}", pg.name);
+    let (code, stdout, stderr) = served.client(&[
+        "sources",
+        "add",
+        "pg_cli",
+        "--kind",
+        "postgres",
+        "--url",
+        &url,
+        "-o",
+        "pool_size=2",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "CREATE SOURCE pg_cli\n");
+
+    let (code, stdout, stderr) = served.client(&["sources", "list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with(" name   | kind     | origin | url"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2]
+            .starts_with(" pg_cli | postgres | sql    | postgres://postgres:***@127.0.0.1:5432/"),
+        "{stdout}"
+    );
+    assert!(lines[2].contains("| ready "), "{stdout}");
+    assert_eq!(lines.last(), Some(&"(1 row)"));
+
+    let (code, stdout, stderr) = served.client(&["status"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("uptime_seconds"), "{stdout}");
+    assert!(stdout.contains(" pg_cli "), "{stdout}");
+
+    let (code, _, stderr) = served.client(&[
+        "sources", "add", "pg_cli", "--kind", "postgres", "--url", &url,
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("source 'pg_cli' already exists") && stderr.contains("42710"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = served.client(&["sources", "refresh", "pg_cli"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "REFRESH SOURCE pg_cli\n"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = served.client(&["sources", "drop", "pg_cli"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (Some(0), "DROP SOURCE pg_cli\n"),
+        "{stderr}"
+    );
+    let (_, stdout, _) = served.client(&["sources", "list"]);
+    assert!(stdout.ends_with("(0 rows)\n"), "{stdout}");
+
+    let log = std::fs::read_to_string(&served.log).expect("server log");
+    assert!(log.contains("source created"), "{log}");
+    assert!(
+        !log.contains(secret),
+        "the password reached the log:\n{log}"
+    );
+}

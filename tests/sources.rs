@@ -551,3 +551,96 @@ async fn passwords_never_show_and_health_follows_the_server() {
         .expect("drop");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_a_postgresql_metadata_store() {
+    let data = PgTestDatabase::create();
+    let store = PgTestDatabase::create();
+    let config = || {
+        Config::parse(
+            &format!(
+                "[server]\nmetadata = \"postgres://postgres@127.0.0.1:5432/{}\"\nhealth_interval = \"1s\"\n",
+                store.name
+            ),
+            std::path::Path::new("shared.toml"),
+            &|_| None,
+        )
+        .expect("valid config")
+    };
+    let a = TestServer::start(config()).await;
+    let b = TestServer::start(config()).await;
+    let on_a = a.connect("koios").await;
+    let on_b = b.connect("koios").await;
+    on_a.simple_query(&format!(
+        "CREATE SOURCE shared USING postgres WITH (url = 'postgres://postgres@127.0.0.1:5432/{}', pool_size = 1)",
+        data.name
+    ))
+    .await
+    .expect("create on A");
+    // What the store holds, read with PostgreSQL's own client.
+    let direct = support::postgres_client(&store.name).await;
+    let stored = direct
+        .query_one("SELECT name, kind, url FROM koios_sources", &[])
+        .await
+        .expect("the store's table");
+    assert_eq!(stored.get::<_, String>(0), "shared");
+    assert_eq!(stored.get::<_, String>(1), "postgres");
+    let version = direct
+        .query_one("SELECT version FROM koios_schema_version", &[])
+        .await
+        .expect("the store's version");
+    assert_eq!(version.get::<_, i64>(0), 1);
+
+    // B picks it up within one health interval, and serves it.
+    let started = Instant::now();
+    loop {
+        let listed = scalar(
+            &on_b,
+            "SELECT count(*) FROM koios.system.sources WHERE name = 'shared'",
+        )
+        .await;
+        if listed == "1" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "B never saw it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        scalar(
+            &on_b,
+            "SELECT capital FROM shared.public.nation_stats WHERE n_nationkey = 6"
+        )
+        .await,
+        "Paris"
+    );
+    // B's duplicate is refused by the store itself.
+    let (code, _) = error_code(
+        &on_b,
+        &format!(
+            "CREATE SOURCE shared USING postgres WITH (url = 'postgres://postgres@127.0.0.1:5432/{}')",
+            data.name
+        ),
+    )
+    .await;
+    assert_eq!(code, "42710");
+    on_a.simple_query("DROP SOURCE shared").await.expect("drop on A");
+    let started = Instant::now();
+    while scalar(
+        &on_b,
+        "SELECT count(*) FROM koios.system.sources WHERE name = 'shared'",
+    )
+    .await
+        != "0"
+    {
+        assert!(started.elapsed() < Duration::from_secs(5), "B kept it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = direct
+        .query_one("SELECT count(*) FROM koios_sources", &[])
+        .await
+        .expect("count");
+    assert_eq!(left.get::<_, i64>(0), 0);
+    drop((on_a, on_b, direct));
+    a.engine.close().await;
+    b.engine.close().await;
+}

@@ -20,6 +20,10 @@ pub enum KoiosError {
     /// A query or catalog error.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    /// What a running server answered a client command (`koios sources …`),
+    /// or why it could not be reached.
+    #[error("{0}")]
+    Client(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -279,6 +279,11 @@ impl Engine {
             .collect()
     }
 
+    /// Where the metadata store is (no password).
+    pub fn metadata_location(&self) -> String {
+        self.store.location()
+    }
+
     /// Names of all sources.
     pub fn source_names(&self) -> Vec<String> {
         self.read_sources().keys().cloned().collect()

@@ -233,6 +233,40 @@ fn number(text: &str) -> Option<toml::Value> {
     text.parse::<f64>().ok().map(toml::Value::Float)
 }
 
+/// `sql` as Koios may show it to other users (`koios.system.queries`,
+/// `pg_stat_activity`): a source statement's string values — URLs that may
+/// hold a password — become `'***'`; any other text is returned as it is.
+pub fn redact_statement_text(sql: &str) -> std::borrow::Cow<'_, str> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
+        // Text Koios cannot even tokenize is not run; show nothing of it.
+        return std::borrow::Cow::Borrowed("");
+    };
+    let words: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let is_source_statement = words.windows(2).any(|pair| {
+        (is_word(pair[0], "create") || is_word(pair[0], "alter")) && is_word(pair[1], "source")
+    });
+    if !is_source_statement {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    for token in &tokens {
+        match token {
+            Token::SingleQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::DollarQuotedString(_)
+            | Token::NationalStringLiteral(_) => out.push_str("'***'"),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A parse error of DataFusion's parser, as Koios reports it.
 pub fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> DataFusionError {
     DataFusionError::SQL(Box::new(e), None)
@@ -298,6 +332,24 @@ mod tests {
         assert_eq!(
             parse("REFRESH SOURCE pg").expect("parses"),
             SourceCommand::Refresh("pg".into())
+        );
+    }
+
+    #[test]
+    fn source_statements_are_shown_without_their_values() {
+        assert_eq!(
+            redact_statement_text(
+                "create source s using postgres with (url = 'postgres://u:pw@h/db', pool_size = 2)"
+            ),
+            "create source s using postgres with (url = '***', pool_size = 2)"
+        );
+        assert_eq!(
+            redact_statement_text("ALTER SOURCE s SET (url = E'postgres://u:p\\w@h')"),
+            "ALTER SOURCE s SET (url = '***')"
+        );
+        assert_eq!(
+            redact_statement_text("SELECT 'create source'"),
+            "SELECT 'create source'"
         );
     }
 

@@ -2,7 +2,8 @@
 //! (`koios.system.sources`, `koios.system.tables` …), built from the live
 //! engine each time they are scanned.
 //!
-//! * [`sources`]: the sources and their health, and every table they hold.
+//! * [`sources`]: the sources and their health, every table they hold, and
+//!   the server itself (`koios.system.server`).
 
 pub mod sources;
 
@@ -37,7 +38,11 @@ pub struct SystemTableDef {
 
 /// Every system table.
 fn definitions() -> Vec<SystemTableDef> {
-    vec![sources::sources_table(), sources::tables_table()]
+    vec![
+        sources::sources_table(),
+        sources::tables_table(),
+        sources::server_table(),
+    ]
 }
 
 /// The `koios.system` schema. It holds the engine weakly: the engine owns

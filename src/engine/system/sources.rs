@@ -149,3 +149,49 @@ async fn tables_batch(engine: &Engine) -> Result<RecordBatch> {
     ];
     Ok(RecordBatch::try_new(tables_schema(), columns)?)
 }
+
+fn server_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("started_at", timestamptz(), false),
+        Field::new("uptime_seconds", DataType::Float64, false),
+        Field::new("sources", DataType::Int64, false),
+        Field::new("sources_down", DataType::Int64, false),
+        Field::new("metadata_store", DataType::Utf8, false),
+    ]))
+}
+
+/// `koios.system.server`: one row about this server (what `koios status`
+/// prints first).
+pub fn server_table() -> SystemTableDef {
+    SystemTableDef {
+        name: "server",
+        schema: server_schema(),
+        build: |engine| async move { server_batch(&engine) }.boxed(),
+    }
+}
+
+fn server_batch(engine: &Engine) -> Result<RecordBatch> {
+    let statuses = engine.source_statuses();
+    let down = statuses.iter().filter(|s| s.state != "ready").count();
+    let uptime = engine
+        .started_at
+        .elapsed()
+        .unwrap_or_default()
+        .as_secs_f64();
+    let mut started = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    started.append_value(micros(engine.started_at));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(started.finish()),
+        Arc::new(datafusion::arrow::array::Float64Array::from(vec![uptime])),
+        Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            statuses.len() as i64,
+        ])),
+        Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+            down as i64,
+        ])),
+        Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            engine.metadata_location(),
+        ])),
+    ];
+    Ok(RecordBatch::try_new(server_schema(), columns)?)
+}

@@ -1,0 +1,12 @@
+//! The `koios` commands that talk to a running server over the PostgreSQL
+//! protocol, as any client would: `koios sources list|add|drop|refresh` and
+//! `koios status`. They send Koios's own statements (`SHOW SOURCES`,
+//! `CREATE SOURCE` …) and print the answers as tables; nothing here reaches
+//! the engine directly.
+//!
+//! * [`remote`]: the connection (`--server`, `PGUSER`/`PGPASSWORD`) and
+//!   the statements each command sends.
+//! * [`table`]: rows printed as an aligned table, like psql's.
+
+pub mod remote;
+pub mod table;
