@@ -25,6 +25,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use koios_connector::sqlstate::codes;
 use koios_connector::{Capabilities, Connector, Source, SourceSpec, sql_err};
 
+use crate::engine::activity::ActivityRegistry;
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
@@ -61,6 +62,8 @@ pub struct Engine {
     /// attached or refreshed, DDL run by any session): sessions drop the
     /// plans they cached before it.
     catalog_generation: std::sync::atomic::AtomicU64,
+    /// Every client session and what it runs.
+    activity: Arc<ActivityRegistry>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,7 +140,18 @@ impl Engine {
             extension,
             server: config.server.clone(),
             catalog_generation: Default::default(),
+            activity: Default::default(),
         });
+        // Koios's own tables (`koios.system.*`), built from the engine at
+        // each scan.
+        if let Some(koios) = engine.catalogs.catalog(KOIOS_CATALOG) {
+            koios.register_schema(
+                crate::engine::system::SCHEMA,
+                Arc::new(crate::engine::system::SystemSchema::new(Arc::downgrade(
+                    &engine,
+                ))),
+            )?;
+        }
 
         let attaches = config.sources.iter().map(|spec| {
             let engine = Arc::clone(&engine);
@@ -177,6 +191,11 @@ impl Engine {
             .insert(spec.name.clone(), (spec, state.clone()));
         self.catalog_changed();
         state
+    }
+
+    /// Every client session and what it runs.
+    pub fn activity(&self) -> &Arc<ActivityRegistry> {
+        &self.activity
     }
 
     /// The current catalog generation (see [`Engine::catalog_changed`]).
@@ -308,10 +327,22 @@ impl Engine {
         if statements.is_empty() {
             return Ok(());
         }
+        let settings: Arc<std::sync::Mutex<crate::engine::settings::Settings>> = Default::default();
         let identity = SessionIdentity {
             database: KOIOS_CATALOG.into(),
             user: "koios".into(),
-            settings: Default::default(),
+            settings: Arc::clone(&settings),
+            is_admin: true,
+            activity: crate::engine::activity::SessionActivity::new(
+                crate::engine::activity::SessionInfo {
+                    pid: 0,
+                    user: "koios".into(),
+                    database: KOIOS_CATALOG.into(),
+                    client_addr: None,
+                },
+                settings,
+            ),
+            sessions: Arc::clone(&self.activity),
         };
         let ctx = self.new_context(&identity);
         let degraded = self

@@ -94,6 +94,8 @@ pub struct TlsFiles {
 pub struct UserConfig {
     pub name: String,
     pub verifier: ScramVerifier,
+    /// `admin = true`: may manage sources and cancel other users' queries.
+    pub admin: bool,
 }
 
 /// Default of `[server] max_connections`.
@@ -144,6 +146,8 @@ struct RawConfig {
 struct RawUser {
     name: Spanned<String>,
     password: Spanned<String>,
+    #[serde(default)]
+    admin: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -312,7 +316,12 @@ impl Config {
             } else {
                 ScramVerifier::from_password(&password)
             };
-            server.users.push(UserConfig { name, verifier });
+            let admin = user.admin.is_some_and(|a| *a.get_ref());
+            server.users.push(UserConfig {
+                name,
+                verifier,
+                admin,
+            });
         }
 
         let mut startup_sql = Vec::new();
