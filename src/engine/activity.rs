@@ -281,7 +281,10 @@ impl ActivityRegistry {
 
     /// How many sessions are connected.
     pub fn len(&self) -> usize {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -323,7 +326,10 @@ impl std::fmt::Debug for Listed {
 
 /// The statements `plan` has open in its sources, as `source: statement`
 /// (in plan order; one per partition of a partitioned scan).
-pub fn remote_statements(plan: &Arc<dyn ExecutionPlan>, capabilities: &Capabilities) -> Vec<String> {
+pub fn remote_statements(
+    plan: &Arc<dyn ExecutionPlan>,
+    capabilities: &Capabilities,
+) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending: Vec<&Arc<dyn ExecutionPlan>> = vec![plan];
     while let Some(node) = pending.pop() {
@@ -390,10 +396,7 @@ mod tests {
         let session = activity(7);
         session.set_in_transaction(true);
         drop(session.begin("BEGIN"));
-        assert_eq!(
-            session.snapshot().state.as_str(),
-            "idle in transaction"
-        );
+        assert_eq!(session.snapshot().state.as_str(), "idle in transaction");
     }
 
     #[test]

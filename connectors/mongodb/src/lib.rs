@@ -76,7 +76,9 @@ impl Connector for MongoConnector {
         node: &dyn datafusion::physical_plan::ExecutionPlan,
     ) -> Option<koios_connector::RemoteIdentity> {
         let scan = node.downcast_ref::<scan::MongoScanExec>()?;
-        Some(koios_connector::RemoteIdentity(scan.source_name().to_string()))
+        Some(koios_connector::RemoteIdentity(
+            scan.source_name().to_string(),
+        ))
     }
 
     /// What `EXPLAIN` shows of the scan: its collection, projection and

@@ -113,7 +113,12 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         self.sql
             .iter()
             .enumerate()
-            .map(|(i, planned)| sent.get(i).cloned().flatten().unwrap_or_else(|| planned.clone()))
+            .map(|(i, planned)| {
+                sent.get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| planned.clone())
+            })
             .collect()
     }
 

@@ -78,15 +78,22 @@ fn timestamps() -> TimestampMicrosecondBuilder {
 fn sessions_rows(engine: &Engine) -> Result<RecordBatch> {
     let sessions = snapshots(engine);
     let mut pid = Int32Builder::new();
-    let (mut user, mut database, mut addr) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut user, mut database, mut addr) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let (mut backend_start, mut query_start) = (timestamps(), timestamps());
     let (mut state, mut query) = (StringBuilder::new(), StringBuilder::new());
     for s in &sessions {
         pid.append_value(s.info.pid);
         user.append_value(&s.info.user);
         database.append_value(&s.info.database);
-        addr.append_option(s.info.client_addr.map(|a| a.ip().to_canonical().to_string()));
+        addr.append_option(
+            s.info
+                .client_addr
+                .map(|a| a.ip().to_canonical().to_string()),
+        );
         backend_start.append_value(micros(s.backend_start));
         state.append_value(s.state.as_str());
         query_start.append_option(s.query_start.map(micros));

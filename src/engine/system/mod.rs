@@ -20,8 +20,8 @@ use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use koios_connector::sqlstate::codes;
 use koios_connector::sql_err;
+use koios_connector::sqlstate::codes;
 
 use crate::engine::Engine;
 

@@ -48,7 +48,10 @@ pub(super) fn register(ctx: &SessionContext, session: &SessionIdentity) {
 
     ctx.register_udf(function(
         "pg_terminate_backend",
-        vec![vec![DataType::Int32], vec![DataType::Int32, DataType::Int64]],
+        vec![
+            vec![DataType::Int32],
+            vec![DataType::Int32, DataType::Int64],
+        ],
         DataType::Boolean,
         Volatility::Volatile,
         |_, _| {

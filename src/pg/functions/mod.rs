@@ -179,7 +179,10 @@ fn oids(array: &ArrayRef) -> Result<Vec<Option<i32>>> {
 
 /// Registers the functions over the engine's sessions (`pg_backend_pid`,
 /// `pg_cancel_backend`), after [`register`]: they replace the fixed ones.
-pub fn register_activity(ctx: &SessionContext, session: &crate::engine::extension::SessionIdentity) {
+pub fn register_activity(
+    ctx: &SessionContext,
+    session: &crate::engine::extension::SessionIdentity,
+) {
     activity::register(ctx, session);
 }
 
