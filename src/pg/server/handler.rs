@@ -235,8 +235,9 @@ impl QueryHandler {
         format: &Format,
         expected: Option<SchemaRef>,
         buffer: bool,
-        token: QueryToken,
-        statement: StatementGuard,
+        // The statement's cancel token, and its mark in the session's
+        // activity (kept until its rows are sent).
+        (token, statement): (QueryToken, StatementGuard),
     ) -> PgWireResult<Response> {
         Ok(match output {
             Output::TransactionStart => {
@@ -361,7 +362,7 @@ impl SimpleQueryHandler for QueryHandler {
             let response = match output {
                 Ok(output) => {
                     let format = &Format::UnifiedText;
-                    self.respond(&session, output, format, None, false, token, statement)
+                    self.respond(&session, output, format, None, false, (token, statement))
                         .await
                 }
                 Err(e) => Err(to_pg_error(&e)),
@@ -402,8 +403,7 @@ impl SimpleQueryHandler for QueryHandler {
                         format,
                         None,
                         !last,
-                        token.clone(),
-                        activity,
+                        (token.clone(), activity),
                     )
                     .await
                 }
@@ -662,8 +662,7 @@ impl ExtendedQueryHandler for QueryHandler {
             &portal.result_column_format,
             Some(Arc::clone(&stmt.schema)),
             false,
-            token,
-            activity,
+            (token, activity),
         )
         .await
     }
