@@ -623,7 +623,9 @@ async fn two_servers_share_a_postgresql_metadata_store() {
     )
     .await;
     assert_eq!(code, "42710");
-    on_a.simple_query("DROP SOURCE shared").await.expect("drop on A");
+    on_a.simple_query("DROP SOURCE shared")
+        .await
+        .expect("drop on A");
     let started = Instant::now();
     while scalar(
         &on_b,

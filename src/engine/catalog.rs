@@ -25,6 +25,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use koios_connector::{Capabilities, Connector};
 
+use crate::engine::activity::ActivityRegistry;
 use crate::engine::catalog_list::CatalogMap;
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
@@ -34,7 +35,6 @@ use crate::engine::physical_planner::ConnectorQueryPlanner;
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
 use crate::engine::session_catalog::SessionCatalogList;
 use crate::engine::sources::{SourceEntry, SourceOrigin, health};
-use crate::engine::system::SYSTEM_SCHEMA;
 
 /// Name of the built-in catalog.
 pub const KOIOS_CATALOG: &str = "koios";
@@ -66,6 +66,8 @@ pub struct Engine {
     /// attached or refreshed, DDL run by any session): sessions drop the
     /// plans they cached before it.
     catalog_generation: std::sync::atomic::AtomicU64,
+    /// Every client session and what it runs.
+    activity: Arc<ActivityRegistry>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,9 +131,6 @@ impl Engine {
         }
 
         let store = metadata::open(&config.server.metadata).await?;
-        let koios_catalog = catalogs
-            .catalog(KOIOS_CATALOG)
-            .ok_or_else(|| KoiosError::Config("the koios catalog is missing".into()))?;
         let stored = store.sources().await?;
 
         let engine = Arc::new(Engine {
@@ -153,12 +152,19 @@ impl Engine {
             extension,
             server: config.server.clone(),
             catalog_generation: Default::default(),
+            activity: Default::default(),
         });
+        // Koios's own tables (`koios.system.*`), built from the engine at
+        // each scan.
+        if let Some(koios) = engine.catalogs.catalog(KOIOS_CATALOG) {
+            koios.register_schema(
+                crate::engine::system::SCHEMA,
+                Arc::new(crate::engine::system::SystemSchema::new(Arc::downgrade(
+                    &engine,
+                ))),
+            )?;
+        }
 
-        koios_catalog.register_schema(
-            SYSTEM_SCHEMA,
-            Arc::new(crate::engine::system::SystemSchema::new(&engine)),
-        )?;
         let file = config
             .origin
             .as_ref()
@@ -191,6 +197,11 @@ impl Engine {
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)
+    }
+
+    /// Every client session and what it runs.
+    pub fn activity(&self) -> &Arc<ActivityRegistry> {
+        &self.activity
     }
 
     /// The current catalog generation (see [`Engine::catalog_changed`]).
@@ -294,10 +305,22 @@ impl Engine {
         if statements.is_empty() {
             return Ok(());
         }
+        let settings: Arc<std::sync::Mutex<crate::engine::settings::Settings>> = Default::default();
         let identity = SessionIdentity {
             database: KOIOS_CATALOG.into(),
             user: "koios".into(),
-            settings: Default::default(),
+            settings: Arc::clone(&settings),
+            is_admin: true,
+            activity: crate::engine::activity::SessionActivity::new(
+                crate::engine::activity::SessionInfo {
+                    pid: 0,
+                    user: "koios".into(),
+                    database: KOIOS_CATALOG.into(),
+                    client_addr: None,
+                },
+                settings,
+            ),
+            sessions: Arc::clone(&self.activity),
         };
         let ctx = self.new_context(&identity);
         let degraded = self

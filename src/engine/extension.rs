@@ -14,6 +14,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
+use crate::engine::activity::{ActivityRegistry, SessionActivity};
 use crate::engine::settings::Settings;
 
 /// Who a session is: what a front end's catalog tables and functions show.
@@ -25,6 +26,13 @@ pub struct SessionIdentity {
     pub user: String,
     /// The session's parameters, live (a `SET` is seen at once).
     pub settings: Arc<Mutex<Settings>>,
+    /// Whether the user has admin rights (`admin = true` in `[[user]]`;
+    /// everyone when no users are configured).
+    pub is_admin: bool,
+    /// This session's activity (its backend pid).
+    pub activity: Arc<SessionActivity>,
+    /// Every session's activity (`pg_stat_activity`, `pg_cancel_backend`).
+    pub sessions: Arc<ActivityRegistry>,
 }
 
 /// Schemas a front end adds to every catalog of one session (PostgreSQL's

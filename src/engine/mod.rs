@@ -14,12 +14,15 @@
 //! * [`planner`], [`physical_planner`], [`plancache`], [`literals`], [`passthrough`],
 //!   [`query_runtime`]: planning rules, plan reuse and execution.
 //! * [`extension`]: the hooks a front end installs in every session.
+//! * [`activity`]: every session and what it runs; [`system`]: Koios's own
+//!   tables (`koios.system.*`).
 //! * [`credentials`]: stored password verifiers of configured users.
 //! * [`error`]: Koios's error type and SQLSTATE codes.
 //!
 //! Nothing here imports the front end (`crate::pg`); it reaches backends
 //! only through the connector contract (`koios_connector`).
 
+pub mod activity;
 pub mod catalog;
 pub mod catalog_list;
 pub mod config;

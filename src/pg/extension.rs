@@ -27,6 +27,7 @@ impl SessionExtension for PgExtension {
             catalogs,
             settings: Arc::clone(&session.settings),
             user: session.user.clone(),
+            sessions: Arc::clone(&session.sessions),
         }))
     }
 
@@ -47,6 +48,7 @@ impl SessionExtension for PgExtension {
             &session.user,
             Arc::clone(&session.settings),
         );
+        crate::pg::functions::register_activity(ctx, session);
     }
 
     fn rewrite_query(&self, sql: &str) -> Option<Vec<Statement>> {

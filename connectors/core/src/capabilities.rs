@@ -5,8 +5,9 @@
 //! few facts about the tables and execution nodes a connector makes: which
 //! remote engine serves a table (tables of one engine may be joined there),
 //! its primary key, whether a leaf reads its rows when executed (so a cached
-//! plan can run again), and whether a node can write its rows straight into
-//! what the client receives. Each [`Connector`] answers for its own types
+//! plan can run again), which source a leaf reads and the statements it
+//! sends (what `koios.system.queries` shows), and whether a node can write
+//! its rows straight into what the client receives. Each [`Connector`] answers for its own types
 //! (only its crate downcasts to them); [`Capabilities`] asks every
 //! connector of the build.
 
@@ -82,6 +83,18 @@ impl Capabilities {
     /// stateless operators can be cached and run again.
     pub fn reads_when_executed(&self, node: &dyn ExecutionPlan) -> bool {
         self.connectors.iter().any(|c| c.reads_when_executed(node))
+    }
+
+    /// The source `node` reads from, if it is a connector's leaf reading
+    /// one (see [`Connector::node_source`]).
+    pub fn node_source(&self, node: &dyn ExecutionPlan) -> Option<RemoteIdentity> {
+        self.connectors.iter().find_map(|c| c.node_source(node))
+    }
+
+    /// The statements a connector's leaf sends to its source, if it says
+    /// (see [`Connector::node_remote_sql`]).
+    pub fn node_remote_sql(&self, node: &dyn ExecutionPlan) -> Option<Vec<String>> {
+        self.connectors.iter().find_map(|c| c.node_remote_sql(node))
     }
 
     /// The rows of `node` written straight into `DataRow` bodies: `None`

@@ -14,7 +14,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_planner::ExtensionPlanner;
 
-use crate::capabilities::{DirectRowsRequest, TableCapabilities};
+use crate::capabilities::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
 use crate::pgtext;
 use crate::spec::SourceSpec;
 
@@ -95,6 +95,25 @@ pub trait Connector: Send + Sync {
     /// executed, so a cached plan holding it can run again.
     fn reads_when_executed(&self, _node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
         false
+    }
+
+    /// The source `node` reads from, if it is a leaf of this connector that
+    /// reads a source (a scan or a pushed-down query); `None` otherwise.
+    fn node_source(
+        &self,
+        _node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<RemoteIdentity> {
+        None
+    }
+
+    /// The statements a leaf of this connector sends to its source (one per
+    /// partition; the SQL actually sent once it has started, else the SQL
+    /// planned), if the node knows them; `None` otherwise.
+    fn node_remote_sql(
+        &self,
+        _node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<Vec<String>> {
+        None
     }
 
     /// The rows of `node` written straight into `DataRow` bodies: `None`

@@ -31,6 +31,7 @@ pub mod codes {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const QUERY_CANCELED: &str = "57014";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const CONFIG_FILE_ERROR: &str = "F0000";
     pub const INSUFFICIENT_PRIVILEGE: &str = "42501";

@@ -70,4 +70,27 @@ impl Connector for MongoConnector {
     fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
         node.downcast_ref::<scan::MongoScanExec>().is_some()
     }
+
+    fn node_source(
+        &self,
+        node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<koios_connector::RemoteIdentity> {
+        let scan = node.downcast_ref::<scan::MongoScanExec>()?;
+        Some(koios_connector::RemoteIdentity(
+            scan.source_name().to_string(),
+        ))
+    }
+
+    /// What `EXPLAIN` shows of the scan: its collection, projection and
+    /// finds or pipeline (MongoDB has no statement text).
+    fn node_remote_sql(
+        &self,
+        node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<Vec<String>> {
+        node.downcast_ref::<scan::MongoScanExec>()?;
+        let shown = datafusion::physical_plan::displayable(node)
+            .one_line()
+            .to_string();
+        Some(vec![shown.trim_end().to_string()])
+    }
 }

@@ -84,6 +84,11 @@ pub struct MongoScanExec {
 }
 
 impl MongoScanExec {
+    /// The source this scan reads.
+    pub fn source_name(&self) -> &str {
+        &self.mongo.source
+    }
+
     /// A scan of the top-level `columns` picked by `projection`.
     pub fn new(
         mongo: Arc<MongoDiscovery>,

@@ -29,6 +29,27 @@ pub fn reads_when_executed<B: SqlBackend>(node: &dyn ExecutionPlan) -> bool {
         || node.downcast_ref::<RemoteSubqueryExec<B>>().is_some()
 }
 
+/// The source a scan or pushed-down query of backend `B` reads.
+pub fn node_source<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<RemoteIdentity> {
+    let name = if let Some(scan) = node.downcast_ref::<RemoteScanExec<B>>() {
+        scan.source_name()
+    } else {
+        node.downcast_ref::<RemoteSubqueryExec<B>>()?.source_name()
+    };
+    Some(RemoteIdentity(name.to_string()))
+}
+
+/// The SQL a scan (one statement per partition) or pushed-down query of
+/// backend `B` sends.
+pub fn node_remote_sql<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<Vec<String>> {
+    if let Some(scan) = node.downcast_ref::<RemoteScanExec<B>>() {
+        return Some(scan.sent_sql());
+    }
+    Some(vec![
+        node.downcast_ref::<RemoteSubqueryExec<B>>()?.sent_sql(),
+    ])
+}
+
 /// The rows of a scan or pushed-down query of backend `B`, written by the
 /// backend straight as `DataRow` bodies (see [`SqlBackend::execute_data_rows`]).
 pub fn direct_rows<B: SqlBackend>(
@@ -88,6 +109,20 @@ macro_rules! sql_connector_methods {
 
         fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
             $crate::capabilities::reads_when_executed::<$backend>(node)
+        }
+
+        fn node_source(
+            &self,
+            node: &dyn datafusion::physical_plan::ExecutionPlan,
+        ) -> Option<koios_connector::RemoteIdentity> {
+            $crate::capabilities::node_source::<$backend>(node)
+        }
+
+        fn node_remote_sql(
+            &self,
+            node: &dyn datafusion::physical_plan::ExecutionPlan,
+        ) -> Option<Vec<String>> {
+            $crate::capabilities::node_remote_sql::<$backend>(node)
         }
 
         fn direct_rows(

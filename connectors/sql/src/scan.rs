@@ -101,6 +101,27 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         &self.sql
     }
 
+    /// The source this scan reads.
+    pub fn source_name(&self) -> &str {
+        self.backend.source_name()
+    }
+
+    /// The SQL each partition sent once it has started, else the SQL
+    /// planned for it.
+    pub fn sent_sql(&self) -> Vec<String> {
+        let sent = self.sent.lock().map(|s| s.clone()).unwrap_or_default();
+        self.sql
+            .iter()
+            .enumerate()
+            .map(|(i, planned)| {
+                sent.get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| planned.clone())
+            })
+            .collect()
+    }
+
     /// The LIMIT every partition's query sends, if any.
     pub fn limit(&self) -> Option<usize> {
         self.queries.iter().map(|q| q.limit).max().flatten()

@@ -172,6 +172,7 @@ impl Session {
                         }
                         plans.task_context(|| self.ctx.task_ctx())
                     };
+                    self.activity.record_plan(&physical);
                     let rows = passthrough::data_rows(&physical, None, self.engine.capabilities());
                     return rows_output(schema, tag, rows, physical.schema(), move || {
                         datafusion::physical_plan::execute_stream(physical, task)
@@ -195,6 +196,7 @@ impl Session {
                     let schema = rename_fields(frame.schema().as_arrow(), renames);
                     let task = Arc::new(frame.task_ctx());
                     let physical = frame.create_physical_plan().await?;
+                    self.activity.record_plan(&physical);
                     let stream = crate::engine::query_runtime::run(physical.schema(), move || {
                         datafusion::physical_plan::execute_stream(physical, task)
                     })?;
@@ -238,6 +240,7 @@ impl Session {
             let cached = plans.get(sql, generation)?;
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
+        self.activity.record_plan(&cached.plan);
         Some(cached_output(
             cached,
             None,
@@ -336,6 +339,7 @@ impl Session {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .task_context(|| self.ctx.task_ctx());
+        self.activity.record_plan(&generic.cached.plan);
         Some(cached_output(
             generic.cached.clone(),
             Some(QueryParams(params)),
@@ -456,6 +460,7 @@ impl Session {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .task_context(|| self.ctx.task_ctx());
+            self.activity.record_plan(&cached.plan);
             return cached_output(
                 cached.clone(),
                 Some(values),
@@ -477,6 +482,7 @@ impl Session {
             );
             plans.task_context(|| self.ctx.task_ctx())
         };
+        self.activity.record_plan(&bound);
         let rows = passthrough::data_rows(&bound, None, self.engine.capabilities());
         let plan_schema = bound.schema();
         rows_output(

@@ -28,6 +28,7 @@ use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
 
 use crate::engine::Engine;
+use crate::engine::activity::{Listed, SessionActivity, SessionInfo};
 use crate::engine::extension::SessionIdentity;
 use crate::engine::plancache::PlanCache;
 use crate::engine::search_path::{SEARCH_PATH_PREFIX, SEARCH_PATH_SEPARATOR, search_path};
@@ -53,6 +54,11 @@ pub struct Session {
     /// on, taken once instead of per statement (a copy holds every function
     /// registry); dropped with the plan cache whenever the state changes.
     planning: tokio::sync::Mutex<Option<SessionState>>,
+    /// What this session is running (see [`crate::engine::activity`]).
+    activity: Arc<SessionActivity>,
+    /// Its entry in the engine's list of sessions, while it lives; `None`
+    /// for a session no client connected (`koios query`).
+    _listed: Option<Listed>,
 }
 
 /// An open cursor: the rest of its query's rows.
@@ -77,26 +83,61 @@ impl Session {
         Self::for_user(engine, database, "koios")
     }
 
-    /// A session of `user` (shown by `current_user` and `pg_roles`).
+    /// A session of `user` (shown by `current_user` and `pg_roles`), not
+    /// listed among the engine's sessions.
     pub fn for_user(engine: Arc<Engine>, database: &str, user: &str) -> Self {
+        Self::open(
+            engine,
+            SessionInfo {
+                pid: 0,
+                user: user.to_string(),
+                database: database.to_string(),
+                client_addr: None,
+            },
+            false,
+        )
+    }
+
+    /// The session of a connected client, listed among the engine's
+    /// sessions (`koios.system.sessions`, `pg_stat_activity`) until dropped.
+    pub fn for_client(engine: Arc<Engine>, client: SessionInfo) -> Self {
+        Self::open(engine, client, true)
+    }
+
+    fn open(engine: Arc<Engine>, client: SessionInfo, listed: bool) -> Self {
         let settings = Arc::new(Mutex::new(Settings::default()));
+        let (database, user) = (client.database.clone(), client.user.clone());
+        // Without users everyone connects as the operator.
+        let is_admin = engine.is_admin(&user);
+        let activity = SessionActivity::new(client, Arc::clone(&settings));
+        let listed = listed.then(|| engine.activity().register(&activity));
         let identity = SessionIdentity {
-            database: database.to_string(),
-            user: user.to_string(),
+            database: database.clone(),
+            user,
             settings: Arc::clone(&settings),
+            is_admin,
+            activity: Arc::clone(&activity),
+            sessions: Arc::clone(engine.activity()),
         };
         let ctx = engine.new_context(&identity);
         engine.extension().register_functions(&ctx, &identity);
         Self {
             ctx,
-            database: database.to_string(),
-            user: user.to_string(),
+            database,
+            user: identity.user.clone(),
             settings,
             cursors: Default::default(),
             plans: Mutex::new(PlanCache::new(engine.capabilities().clone())),
             planning: Default::default(),
+            activity,
+            _listed: listed,
             engine,
         }
+    }
+
+    /// What this session is running.
+    pub fn activity(&self) -> &Arc<SessionActivity> {
+        &self.activity
     }
 
     /// Splits a query string into statements (the front end may rewrite

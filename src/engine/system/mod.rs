@@ -1,118 +1,129 @@
-//! Koios's own tables: the schema `system` of the `koios` catalog
-//! (`koios.system.sources`, `koios.system.tables` …), built from the live
-//! engine each time they are scanned.
+//! Koios's own tables: the schema `system` of the built-in `koios`
+//! catalog (`koios.system.sources`, `koios.system.sessions`, …).
+//!
+//! Each table is a name, its columns and a function building its rows from
+//! the engine, synchronously ([`SystemTable`]) or, when it must ask the
+//! sources, asynchronously. Rows are built when a query scans the table (a
+//! plan reading a table is never cached, so every run sees the present),
+//! and the schema holds the engine weakly: the engine owns the catalog that
+//! holds this schema.
 //!
 //! * [`sources`]: the sources and their health, every table they hold, and
 //!   the server itself (`koios.system.server`).
+//! * `activity`: client sessions and running statements.
 
+mod activity;
 pub mod sources;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{MemTable, SchemaProvider, Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::future::BoxFuture;
+use koios_connector::sql_err;
+use koios_connector::sqlstate::codes;
 
 use crate::engine::Engine;
 
-/// Name of the schema.
-pub const SYSTEM_SCHEMA: &str = "system";
+/// The schema's name in the `koios` catalog.
+pub const SCHEMA: &str = "system";
 
-/// Builds a system table's rows from the engine.
-pub type BuildRows = fn(Arc<Engine>) -> BoxFuture<'static, Result<RecordBatch>>;
+/// How a table's rows are built.
+#[derive(Clone, Copy)]
+pub enum BuildRows {
+    /// From what the engine holds.
+    Sync(fn(&Engine) -> Result<RecordBatch>),
+    /// By asking the sources too.
+    Async(fn(Arc<Engine>) -> BoxFuture<'static, Result<RecordBatch>>),
+}
 
-/// One system table: its columns and how its rows are built.
-#[derive(Clone)]
-pub struct SystemTableDef {
+/// One table of `koios.system`.
+pub struct SystemTable {
     pub name: &'static str,
-    pub schema: SchemaRef,
-    pub build: BuildRows,
+    /// Its columns.
+    pub schema: fn() -> SchemaRef,
+    /// Its rows now.
+    pub rows: BuildRows,
 }
 
-/// Every system table.
-fn definitions() -> Vec<SystemTableDef> {
-    vec![
-        sources::sources_table(),
-        sources::tables_table(),
-        sources::server_table(),
-    ]
-}
+/// Every table of the schema. A new table is one more entry here.
+const TABLES: &[SystemTable] = &[
+    activity::QUERIES,
+    sources::SERVER,
+    activity::SESSIONS,
+    sources::SOURCES,
+    sources::TABLES,
+];
 
-/// The `koios.system` schema. It holds the engine weakly: the engine owns
-/// the catalog that owns this schema.
+/// The `system` schema of the `koios` catalog.
 #[derive(Debug)]
 pub struct SystemSchema {
     engine: Weak<Engine>,
-    tables: BTreeMap<&'static str, Arc<SystemTable>>,
 }
 
 impl SystemSchema {
-    pub fn new(engine: &Arc<Engine>) -> SystemSchema {
-        let tables = definitions()
-            .into_iter()
-            .map(|def| {
-                (
-                    def.name,
-                    Arc::new(SystemTable {
-                        def,
-                        engine: Arc::downgrade(engine),
-                    }),
-                )
-            })
-            .collect();
-        SystemSchema {
-            engine: Arc::downgrade(engine),
-            tables,
-        }
+    pub fn new(engine: Weak<Engine>) -> Self {
+        Self { engine }
     }
+}
+
+fn find(name: &str) -> Option<&'static SystemTable> {
+    TABLES.iter().find(|t| t.name == name)
 }
 
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        self.tables.keys().map(|n| n.to_string()).collect()
+        TABLES.iter().map(|t| t.name.to_string()).collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let _ = &self.engine;
-        Ok(self
-            .tables
-            .get(name)
-            .map(|t| Arc::clone(t) as Arc<dyn TableProvider>))
+        Ok(find(name).map(|table| {
+            Arc::new(SystemTableProvider {
+                table,
+                schema: (table.schema)(),
+                engine: Weak::clone(&self.engine),
+            }) as Arc<dyn TableProvider>
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.tables.contains_key(name)
+        find(name).is_some()
     }
 }
 
-/// A system table: rows built at each scan.
-pub struct SystemTable {
-    def: SystemTableDef,
+/// One system table as DataFusion scans it.
+struct SystemTableProvider {
+    table: &'static SystemTable,
+    schema: SchemaRef,
     engine: Weak<Engine>,
 }
 
-impl std::fmt::Debug for SystemTable {
+impl std::fmt::Debug for SystemTableProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SystemTable({})", self.def.name)
+        f.debug_struct("SystemTableProvider")
+            .field("name", &self.table.name)
+            .finish()
     }
 }
 
 #[async_trait]
-impl TableProvider for SystemTable {
+impl TableProvider for SystemTableProvider {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.def.schema)
+        Arc::clone(&self.schema)
     }
 
+    // Shown by `\dt` like any table (PostgreSQL's own statistics views are
+    // views, but these are Koios's tables).
     fn table_type(&self) -> TableType {
-        TableType::View
+        TableType::Base
     }
 
     async fn scan(
@@ -122,12 +133,22 @@ impl TableProvider for SystemTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let engine = self
-            .engine
-            .upgrade()
-            .ok_or_else(|| DataFusionError::Execution("the engine is shutting down".into()))?;
-        let batch = (self.def.build)(engine).await?;
-        let table = MemTable::try_new(Arc::clone(&self.def.schema), vec![vec![batch]])?;
+        let Some(engine) = self.engine.upgrade() else {
+            return sql_err!(codes::ADMIN_SHUTDOWN, "the server is shutting down");
+        };
+        let batch = match self.table.rows {
+            BuildRows::Sync(rows) => rows(&engine)?,
+            BuildRows::Async(rows) => rows(engine).await?,
+        };
+        let table = MemTable::try_new(Arc::clone(&self.schema), vec![vec![batch]])?;
         table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Microseconds since the epoch (a `timestamptz` column's value).
+fn micros(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_micros()).unwrap_or(i64::MAX),
     }
 }

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::error::Result;
 use futures::FutureExt;
 
-use super::SystemTableDef;
+use super::{BuildRows, SystemTable, micros};
 use crate::engine::Engine;
 
 fn timestamptz() -> DataType {
@@ -34,13 +34,11 @@ pub fn sources_schema() -> SchemaRef {
     ]))
 }
 
-pub fn sources_table() -> SystemTableDef {
-    SystemTableDef {
-        name: "sources",
-        schema: sources_schema(),
-        build: |engine| async move { sources_batch(&engine) }.boxed(),
-    }
-}
+pub(super) const SOURCES: SystemTable = SystemTable {
+    name: "sources",
+    schema: sources_schema,
+    rows: BuildRows::Sync(sources_batch),
+};
 
 /// The rows of `koios.system.sources`.
 pub fn sources_batch(engine: &Engine) -> Result<RecordBatch> {
@@ -79,12 +77,6 @@ pub fn sources_batch(engine: &Engine) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(sources_schema(), columns)?)
 }
 
-fn micros(at: std::time::SystemTime) -> i64 {
-    at.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 fn tables_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
@@ -94,13 +86,11 @@ fn tables_schema() -> SchemaRef {
     ]))
 }
 
-pub fn tables_table() -> SystemTableDef {
-    SystemTableDef {
-        name: "tables",
-        schema: tables_schema(),
-        build: |engine| async move { tables_batch(&engine).await }.boxed(),
-    }
-}
+pub(super) const TABLES: SystemTable = SystemTable {
+    name: "tables",
+    schema: tables_schema,
+    rows: BuildRows::Async(|engine| async move { tables_batch(&engine).await }.boxed()),
+};
 
 /// Every table of every source that is up. Opening a table may ask its
 /// backend (lazily discovered catalogs), so this reads sources in turn.
@@ -162,13 +152,11 @@ fn server_schema() -> SchemaRef {
 
 /// `koios.system.server`: one row about this server (what `koios status`
 /// prints first).
-pub fn server_table() -> SystemTableDef {
-    SystemTableDef {
-        name: "server",
-        schema: server_schema(),
-        build: |engine| async move { server_batch(&engine) }.boxed(),
-    }
-}
+pub(super) const SERVER: SystemTable = SystemTable {
+    name: "server",
+    schema: server_schema,
+    rows: BuildRows::Sync(server_batch),
+};
 
 fn server_batch(engine: &Engine) -> Result<RecordBatch> {
     let statuses = engine.source_statuses();

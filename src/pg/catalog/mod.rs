@@ -15,11 +15,12 @@
 //! and OIDs derived from names, so they are stable across sessions and
 //! restarts. The fixed tables of PostgreSQL 15 (`pg_type`, `pg_proc`, `pg_am`,
 //! `pg_collation`, `pg_range` …) come from `datafusion-pg-catalog`'s export of
-//! a real server.
+//! a real server. `pg_stat_activity` lists the engine's client sessions.
 
 mod information_schema;
 mod pg_catalog;
 mod pg_catalog_rows;
+mod pg_stat_activity;
 mod relations;
 mod rewrite;
 mod rows;
@@ -30,6 +31,7 @@ use datafusion::catalog::{CatalogProviderList, SchemaProvider, TableProvider};
 use datafusion::error::Result;
 use datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables;
 
+use crate::engine::activity::ActivityRegistry;
 use crate::engine::extension::SystemSchemas;
 use crate::engine::settings::Settings;
 
@@ -50,6 +52,8 @@ pub struct SystemContext {
     pub settings: Arc<Mutex<Settings>>,
     /// The connected user, for `pg_roles` and owners.
     pub user: String,
+    /// Every client session, for `pg_stat_activity`.
+    pub sessions: Arc<ActivityRegistry>,
 }
 
 /// PostgreSQL 15's fixed catalog rows, decoded once per process.

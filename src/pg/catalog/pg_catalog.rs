@@ -19,7 +19,7 @@ pub fn system_table_names() -> &'static [String] {
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
     NAMES.get_or_init(|| {
         let mut names: Vec<String> = PG_CATALOG_TABLES.iter().map(|s| s.to_string()).collect();
-        for extra in ["pg_user", "pg_indexes"] {
+        for extra in ["pg_user", "pg_indexes", "pg_stat_activity"] {
             names.push(extra.to_string());
         }
         names.sort();
@@ -399,6 +399,7 @@ fn own_columns(name: &str) -> Option<&'static [(&'static str, Col)]> {
         "pg_attrdef" => PG_ATTRDEF,
         "pg_description" => PG_DESCRIPTION,
         "pg_inherits" => PG_INHERITS,
+        "pg_stat_activity" => super::pg_stat_activity::COLUMNS,
         _ => return None,
     })
 }

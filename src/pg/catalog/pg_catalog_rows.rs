@@ -213,6 +213,7 @@ impl RowSource for CatalogTable {
                     ]
                 })
                 .collect(),
+            "pg_stat_activity" => super::pg_stat_activity::rows(&self.context),
             "pg_database" => {
                 let mut names = self.context.catalogs.catalog_names();
                 names.sort();

@@ -597,6 +597,24 @@ fn literal_text(expr: &Expr) -> Option<String> {
 impl VisitorMut for KoiosRules {
     type Break = ();
 
+    /// An unqualified name of a `pg_catalog` table Koios adds (the crate's
+    /// rule qualifies only its own, e.g. not `pg_stat_activity`).
+    fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
+        if let ast::TableFactor::Table {
+            name, args: None, ..
+        } = factor
+            && let [ObjectNamePart::Identifier(table)] = name.0.as_slice()
+            && super::pg_catalog::system_table_names().contains(&table.value.to_ascii_lowercase())
+        {
+            let table = table.clone();
+            name.0 = vec![
+                ObjectNamePart::Identifier(ast::Ident::new(super::PG_CATALOG)),
+                ObjectNamePart::Identifier(table),
+            ];
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         match expr {
             Expr::Subquery(_) => Self::aggregate_scalar_subquery(expr),

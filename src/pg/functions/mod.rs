@@ -6,9 +6,11 @@
 //! `has_*_privilege`, `to_regtype` …).
 //!
 //! They are registered on each session's context because many depend on the
-//! session (its database, user and settings). Helpers with no Koios-specific
-//! meaning come from `datafusion-pg-catalog`.
+//! session (its database, user and settings; `pg_backend_pid` and
+//! `pg_cancel_backend` its pid and the engine's sessions, see [`activity`]).
+//! Helpers with no Koios-specific meaning come from `datafusion-pg-catalog`.
 
+mod activity;
 mod json;
 
 use std::collections::HashMap;
@@ -173,6 +175,15 @@ fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>> {
 fn oids(array: &ArrayRef) -> Result<Vec<Option<i32>>> {
     let cast = datafusion::arrow::compute::cast(array, &DataType::Int32)?;
     Ok(cast.as_primitive::<Int32Type>().iter().collect())
+}
+
+/// Registers the functions over the engine's sessions (`pg_backend_pid`,
+/// `pg_cancel_backend`), after [`register`]: they replace the fixed ones.
+pub fn register_activity(
+    ctx: &SessionContext,
+    session: &crate::engine::extension::SessionIdentity,
+) {
+    activity::register(ctx, session);
 }
 
 /// Registers the functions on a session of `user` in `database`.

@@ -90,6 +90,15 @@ impl QueryCanceller {
     }
 }
 
+/// `pg_cancel_backend` reaches a session's statement through the engine's
+/// activity registry.
+impl crate::engine::activity::CancelStatement for QueryCanceller {
+    fn cancel_statement(&self) {
+        tracing::debug!("query cancelled by pg_cancel_backend");
+        self.cancel();
+    }
+}
+
 impl Drop for QueryCanceller {
     fn drop(&mut self) {
         if let Some(timer) = self.timer.lock().unwrap_or_else(|p| p.into_inner()).take() {

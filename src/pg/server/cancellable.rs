@@ -8,6 +8,7 @@ use pgwire::messages::data::DataRow;
 
 use super::cancel::QueryToken;
 use super::errors::{to_pg_error, user_error};
+use crate::engine::activity::StatementGuard;
 use crate::engine::error::codes;
 
 pub(super) fn query_canceled(token: &QueryToken) -> PgWireError {
@@ -43,6 +44,9 @@ pub(super) struct UntilCancelled {
     pub(super) rows: Option<BoxStream<'static, PgWireResult<DataRow>>>,
     pub(super) token: QueryToken,
     pub(super) waiting: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// Shows the statement as running (`pg_stat_activity`) until its last
+    /// row is sent or the rows are dropped.
+    pub(super) statement: Option<StatementGuard>,
 }
 
 impl futures::Stream for UntilCancelled {
@@ -55,12 +59,14 @@ impl futures::Stream for UntilCancelled {
         use std::task::Poll;
         let this = self.get_mut();
         let Some(rows) = this.rows.as_mut() else {
+            this.statement = None;
             return Poll::Ready(None);
         };
         if !this.token.is_cancelled() {
             match rows.poll_next_unpin(cx) {
                 Poll::Ready(None) => {
                     this.rows = None;
+                    this.statement = None;
                     return Poll::Ready(None);
                 }
                 Poll::Ready(Some(row)) => return Poll::Ready(Some(row)),

@@ -37,6 +37,7 @@ use super::encode::{conform, encode_batch, field_infos};
 use super::errors::{to_pg_error, user_error};
 use super::startup::{Access, KoiosStartup};
 use crate::engine::Engine;
+use crate::engine::activity::StatementGuard;
 use crate::engine::error::codes;
 use crate::engine::session::{Output, Prepared, Session};
 use crate::engine::settings::{Settings, parse_time_zone};
@@ -119,6 +120,8 @@ pub struct KoiosStatement {
     /// Wire type of each parameter (declared by the client, else inferred).
     param_types: Vec<Type>,
     schema: SchemaRef,
+    /// The statement's text, shown while it runs (`pg_stat_activity`).
+    sql: Arc<str>,
 }
 
 /// Plans statements at Parse time, so Describe can answer with real types.
@@ -185,6 +188,7 @@ impl QueryParser for KoiosParser {
             prepared,
             param_types,
             schema,
+            sql: Arc::from(sql),
         }))
     }
 
@@ -231,11 +235,19 @@ impl QueryHandler {
         format: &Format,
         expected: Option<SchemaRef>,
         buffer: bool,
-        token: QueryToken,
+        // The statement's cancel token, and its mark in the session's
+        // activity (kept until its rows are sent).
+        (token, statement): (QueryToken, StatementGuard),
     ) -> PgWireResult<Response> {
         Ok(match output {
-            Output::TransactionStart => Response::TransactionStart(Tag::new("BEGIN")),
-            Output::TransactionEnd(tag) => Response::TransactionEnd(Tag::new(&tag)),
+            Output::TransactionStart => {
+                session.activity().set_in_transaction(true);
+                Response::TransactionStart(Tag::new("BEGIN"))
+            }
+            Output::TransactionEnd(tag) => {
+                session.activity().set_in_transaction(false);
+                Response::TransactionEnd(Tag::new(&tag))
+            }
             Output::Done { tag, rows } => {
                 let mut t = Tag::new(&tag);
                 if tag == "INSERT" {
@@ -304,6 +316,7 @@ impl QueryHandler {
                     rows: Some(rows),
                     token,
                     waiting: None,
+                    statement: Some(statement),
                 };
                 let mut response = if buffer {
                     // Later statements of the same simple query must not run
@@ -340,12 +353,16 @@ impl SimpleQueryHandler for QueryHandler {
             .run_cached(query)
             .or_else(|| session.run_template(query).map(Ok));
         if let Some(output) = fast {
+            // The token first: a statement shown as running can be
+            // cancelled (`pg_cancel_backend` fires the current token).
             let token = self
                 .canceller
                 .start_query(session.with_settings(Settings::statement_timeout));
+            let statement = session.activity().begin(query);
             let response = match output {
                 Ok(output) => {
-                    self.respond(&session, output, &Format::UnifiedText, None, false, token)
+                    let format = &Format::UnifiedText;
+                    self.respond(&session, output, format, None, false, (token, statement))
                         .await
                 }
                 Err(e) => Err(to_pg_error(&e)),
@@ -366,6 +383,8 @@ impl SimpleQueryHandler for QueryHandler {
             let token = self
                 .canceller
                 .start_query(session.with_settings(Settings::statement_timeout));
+            // Shown as running with the whole query string, as PostgreSQL does.
+            let activity = session.activity().begin(query);
             let result = cancellable(&token, async {
                 if count == 1 {
                     return session.run_text(statement, query).await;
@@ -378,8 +397,15 @@ impl SimpleQueryHandler for QueryHandler {
                 Ok(output) => {
                     let last = i + 1 == count;
                     let format = &Format::UnifiedText;
-                    self.respond(&session, output, format, None, !last, token.clone())
-                        .await
+                    self.respond(
+                        &session,
+                        output,
+                        format,
+                        None,
+                        !last,
+                        (token.clone(), activity),
+                    )
+                    .await
                 }
                 Err(e) => Err(e),
             };
@@ -628,6 +654,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let token = self
             .canceller
             .start_query(session.with_settings(Settings::statement_timeout));
+        let activity = session.activity().begin(&stmt.sql);
         let output = cancellable(&token, session.execute(&stmt.prepared, params)).await?;
         self.respond(
             &session,
@@ -635,7 +662,7 @@ impl ExtendedQueryHandler for QueryHandler {
             &portal.result_column_format,
             Some(Arc::clone(&stmt.schema)),
             false,
-            token,
+            (token, activity),
         )
         .await
     }

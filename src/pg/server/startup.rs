@@ -29,6 +29,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::cancel::{CancelRegistry, QueryCanceller, Registration};
 use super::scram::{self, ScramError, ScramExchange};
+use crate::engine::activity::{CancelStatement, SessionInfo};
 use crate::engine::config::UserConfig;
 use crate::engine::credentials::ScramVerifier;
 use crate::engine::error::codes;
@@ -339,11 +340,21 @@ impl KoiosStartup {
             ));
         }
 
-        let session = Arc::new(Session::for_user(
+        // The pid first: the session is listed (`pg_stat_activity`) by it.
+        let (pid, secret) = backend_keys().generate(client);
+        let session = Arc::new(Session::for_client(
             Arc::clone(&self.engine),
-            &database,
-            &user,
+            SessionInfo {
+                pid,
+                user: user.clone(),
+                database: database.clone(),
+                client_addr: Some(client.socket_addr()),
+            },
         ));
+        // `pg_cancel_backend` fires the same token as a CancelRequest.
+        session
+            .activity()
+            .set_canceller(Arc::clone(&self.canceller) as Arc<dyn CancelStatement>);
         let lower: HashMap<String, String> = client
             .metadata()
             .iter()
@@ -356,7 +367,6 @@ impl KoiosStartup {
         }
         let _ = self.session.set(Arc::clone(&session));
 
-        let (pid, secret) = backend_keys().generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         // Kept in the connection's extensions: dropped (and unregistered)
         // when the connection ends.

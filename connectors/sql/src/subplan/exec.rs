@@ -72,6 +72,21 @@ impl<B: SqlBackend> RemoteSubqueryExec<B> {
         &self.sql
     }
 
+    /// The source this query runs in.
+    pub fn source_name(&self) -> &str {
+        self.backend.source_name()
+    }
+
+    /// The SQL sent once the query has started (with any dynamic filters),
+    /// else the SQL planned.
+    pub fn sent_sql(&self) -> String {
+        self.sent
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_else(|| self.sql.clone())
+    }
+
     /// This query's rows written straight as `DataRow` bodies
     /// ([`SqlBackend::execute_data_rows`]), for a plan that is this query alone
     /// (no dynamic filters to add), writing its output `columns` in order;
