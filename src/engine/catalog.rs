@@ -28,6 +28,7 @@ use koios_connector::{Capabilities, Connector, Source, SourceSpec, sql_err};
 use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
+use crate::engine::metrics::EngineMetrics;
 use crate::engine::physical_planner::ConnectorQueryPlanner;
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
 use crate::engine::session_catalog::SessionCatalogList;
@@ -61,6 +62,8 @@ pub struct Engine {
     /// attached or refreshed, DDL run by any session): sessions drop the
     /// plans they cached before it.
     catalog_generation: std::sync::atomic::AtomicU64,
+    /// Counters and gauges of this engine, for `/metrics`.
+    metrics: Arc<EngineMetrics>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,7 +140,9 @@ impl Engine {
             extension,
             server: config.server.clone(),
             catalog_generation: Default::default(),
+            metrics: Arc::new(EngineMetrics::new()),
         });
+        engine.metrics.spawn_upkeep();
 
         let attaches = config.sources.iter().map(|spec| {
             let engine = Arc::clone(&engine);
@@ -159,6 +164,12 @@ impl Engine {
                 Err(e) => SourceState::Unavailable(e.to_string()),
             },
         };
+        self.metrics.add_source(&spec.name);
+        if let (SourceState::Unavailable(_), Some(handles)) =
+            (&state, self.metrics.source(&spec.name))
+        {
+            handles.errors.increment(1);
+        }
         let catalog: Arc<dyn CatalogProvider> = match &state {
             SourceState::Ready(source) => {
                 tracing::info!(source = %spec.name, kind = %spec.kind, "source attached");
@@ -233,6 +244,16 @@ impl Engine {
     /// What the front end adds to every session.
     pub fn extension(&self) -> &Arc<dyn SessionExtension> {
         &self.extension
+    }
+
+    /// This engine's metrics (see [`crate::engine::metrics`]).
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.metrics
+    }
+
+    /// The runtime every session's queries run with (memory pool, disk).
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
     }
 
     /// The server settings the engine was built with.

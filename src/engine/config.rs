@@ -12,6 +12,8 @@
 //! tls_cert = "server.pem"  # PEM certificate chain; with tls_key, clients may use TLS
 //! tls_key = "server.key"   # PEM private key (PKCS#8, PKCS#1 or SEC1)
 //! tls_required = false     # true: plain-text connections get FATAL 28000
+//! admin_listen = "127.0.0.1:9433"  # /health, /ready, /sources, /metrics; "" disables
+//! admin_token = "${KOIOS_ADMIN_TOKEN}"  # bearer token; required off loopback
 //!
 //! [[user]]                 # with users, every client authenticates with SCRAM-SHA-256
 //! name = "alice"
@@ -43,11 +45,13 @@ use koios_connector::SourceSpec;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::engine::credentials::ScramVerifier;
+use crate::engine::credentials::{AdminToken, ScramVerifier};
 use crate::engine::error::{KoiosError, Result};
 
 /// Default listen address: PostgreSQL's own 5432 is never used.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+/// Default address of the admin HTTP endpoint.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9433";
 
 /// Fully validated configuration.
 #[derive(Debug, Clone)]
@@ -80,6 +84,11 @@ pub struct ServerConfig {
     pub tls_required: bool,
     /// The `[[user]]` entries; empty: password-less, loopback only.
     pub users: Vec<UserConfig>,
+    /// Address of the admin HTTP endpoint; `None` (`admin_listen = ""`): off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token every admin request must carry, if set (required when
+    /// `admin_listen` is not a loopback address).
+    pub admin_token: Option<AdminToken>,
 }
 
 /// PEM files of the server's TLS identity.
@@ -111,6 +120,12 @@ impl Default for ServerConfig {
             tls: None,
             tls_required: false,
             users: Vec::new(),
+            admin_listen: Some(
+                DEFAULT_ADMIN_LISTEN
+                    .parse()
+                    .expect("constant address parses"),
+            ),
+            admin_token: None,
         }
     }
 }
@@ -158,6 +173,8 @@ struct RawServer {
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
     tls_required: Option<Spanned<bool>>,
+    admin_listen: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -284,6 +301,47 @@ impl Config {
                         "needs server.tls_cert and server.tls_key".into(),
                     ));
                 }
+            }
+            if let Some(listen) = &s.admin_listen {
+                let value = expand(listen.get_ref(), env)
+                    .map_err(|m| at(listen.span(), "server.admin_listen", m))?;
+                server.admin_listen = match value.trim() {
+                    "" => None,
+                    value => Some(value.parse().map_err(|_| {
+                        at(
+                            listen.span(),
+                            "server.admin_listen",
+                            format!("'{value}' is not HOST:PORT (e.g. 127.0.0.1:9433) or \"\""),
+                        )
+                    })?),
+                };
+            }
+            // Messages about the token never include its value.
+            if let Some(token) = &s.admin_token {
+                let value = expand(token.get_ref(), env)
+                    .map_err(|m| at(token.span(), "server.admin_token", m))?;
+                if value.is_empty() {
+                    return Err(at(
+                        token.span(),
+                        "server.admin_token",
+                        "must not be empty".into(),
+                    ));
+                }
+                server.admin_token = Some(AdminToken::new(&value));
+            }
+            if let Some(addr) = server.admin_listen
+                && server.admin_token.is_none()
+                && !addr.ip().to_canonical().is_loopback()
+            {
+                let span = s.admin_listen.as_ref().map_or(0..0, |l| l.span());
+                return Err(at(
+                    span,
+                    "server.admin_token",
+                    format!(
+                        "is required when server.admin_listen ({addr}) is not a loopback \
+                         address: set admin_token = \"${{KOIOS_ADMIN_TOKEN}}\""
+                    ),
+                ));
             }
         }
 
@@ -687,6 +745,50 @@ password = "SCRAM-SHA-256$4096:vuOqja/MVYGZ6gK+WcoIag==$ieky1+nzbb2Bhe3Q5bMMFx2v
             .expect_err("no password")
             .to_string();
         assert!(err.contains("password"), "{err}");
+    }
+
+    #[test]
+    fn admin_keys() {
+        let defaults = parse("").expect("empty config");
+        assert_eq!(
+            defaults.server.admin_listen,
+            Some(DEFAULT_ADMIN_LISTEN.parse().expect("address"))
+        );
+        assert!(defaults.server.admin_token.is_none());
+        let off = parse("[server]\nadmin_listen = ''\n").expect("disabled");
+        assert_eq!(off.server.admin_listen, None);
+
+        let cfg = parse("[server]\nadmin_listen = '0.0.0.0:9999'\nadmin_token = '${SECRET}'\n")
+            .expect("token from the environment");
+        assert_eq!(cfg.server.admin_listen.map(|a| a.port()), Some(9999));
+        let token = cfg.server.admin_token.as_ref().expect("token");
+        assert!(token.matches("p@ss") && !token.matches("p@s") && !token.matches(""));
+        let debug = format!("{cfg:?}");
+        assert!(!debug.contains("p@ss"), "{debug}");
+
+        // Off loopback, a token is required: the error names file, line, key.
+        let err = parse("[server]\n\nadmin_listen = '0.0.0.0:9433'\n")
+            .expect_err("no token")
+            .to_string();
+        assert!(
+            err.contains("koios.toml:3") && err.contains("server.admin_token"),
+            "{err}"
+        );
+        for (text, key) in [
+            (
+                "[server]\nadmin_listen = 'nowhere'\n",
+                "server.admin_listen",
+            ),
+            ("[server]\nadmin_token = ''\n", "server.admin_token"),
+            ("[server]\nadmin_token = '${NOPE}'\n", "server.admin_token"),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(key) && err.contains(":2"), "{text}: {err}");
+        }
+        let err = parse("[server]\nadmin_listen = 'x'\nadmin_token = 'hunter2'\n")
+            .expect_err("bad address")
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -94,4 +94,10 @@ impl Capabilities {
             .iter()
             .find_map(|c| c.direct_rows(node, request))
     }
+
+    /// The source `node` runs a remote statement on, if it is a
+    /// connector's remote leaf (see [`Connector::node_source`]).
+    pub fn node_source(&self, node: &dyn ExecutionPlan) -> Option<RemoteIdentity> {
+        self.connectors.iter().find_map(|c| c.node_source(node))
+    }
 }

@@ -14,7 +14,7 @@ use datafusion::optimizer::OptimizerRule;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_planner::ExtensionPlanner;
 
-use crate::capabilities::{DirectRowsRequest, TableCapabilities};
+use crate::capabilities::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
 use crate::pgtext;
 use crate::spec::SourceSpec;
 
@@ -32,6 +32,19 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// (drivers that run their own tasks must stop them while the runtime
     /// still runs).
     async fn close(&self) {}
+
+    /// Connections of this source's pool now, for the metrics; `None` for a
+    /// source without a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// How many of a source's pooled connections are in use and idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
 }
 
 /// Knows how to attach sources of one kind.
@@ -98,6 +111,16 @@ pub trait Connector: Send + Sync {
         _node: &dyn datafusion::physical_plan::ExecutionPlan,
         _request: DirectRowsRequest<'_>,
     ) -> Option<Option<pgtext::StartDataRows>> {
+        None
+    }
+
+    /// The source whose statement `node` runs, if `node` is this
+    /// connector's leaf that reads from a remote server (a scan, a pushed
+    /// down subplan): the metrics count its executions and rows per source.
+    fn node_source(
+        &self,
+        _node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<RemoteIdentity> {
         None
     }
 }

@@ -70,4 +70,12 @@ impl Connector for MongoConnector {
     fn reads_when_executed(&self, node: &dyn datafusion::physical_plan::ExecutionPlan) -> bool {
         node.downcast_ref::<scan::MongoScanExec>().is_some()
     }
+
+    fn node_source(
+        &self,
+        node: &dyn datafusion::physical_plan::ExecutionPlan,
+    ) -> Option<koios_connector::RemoteIdentity> {
+        node.downcast_ref::<scan::MongoScanExec>()
+            .map(|scan| koios_connector::RemoteIdentity(scan.source_name().to_string()))
+    }
 }

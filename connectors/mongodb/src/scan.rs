@@ -175,6 +175,11 @@ impl MongoScanExec {
         &self.finds
     }
 
+    /// The Koios source this scan reads from.
+    pub fn source_name(&self) -> &str {
+        &self.mongo.source
+    }
+
     /// The same scan running other `find` commands.
     pub fn with_finds(&self, finds: Vec<Find>) -> Self {
         let mut scan = Self::assemble(

@@ -28,6 +28,19 @@ pub fn reads_when_executed<B: SqlBackend>(node: &dyn ExecutionPlan) -> bool {
         || node.downcast_ref::<RemoteSubqueryExec<B>>().is_some()
 }
 
+/// The source a scan or pushed-down query of backend `B` reads from.
+pub fn node_source<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<RemoteIdentity> {
+    let backend = match (
+        node.downcast_ref::<RemoteScanExec<B>>(),
+        node.downcast_ref::<RemoteSubqueryExec<B>>(),
+    ) {
+        (Some(scan), _) => scan.backend(),
+        (None, Some(query)) => &query.backend,
+        (None, None) => return None,
+    };
+    Some(RemoteIdentity(backend.source_name().to_string()))
+}
+
 /// The rows of a scan or pushed-down query of backend `B`, written by the
 /// backend straight as `DataRow` bodies (see [`SqlBackend::execute_data_rows`]).
 pub fn direct_rows<B: SqlBackend>(
@@ -95,6 +108,13 @@ macro_rules! sql_connector_methods {
             request: koios_connector::DirectRowsRequest<'_>,
         ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
             $crate::capabilities::direct_rows::<$backend>(node, request)
+        }
+
+        fn node_source(
+            &self,
+            node: &dyn datafusion::physical_plan::ExecutionPlan,
+        ) -> Option<koios_connector::RemoteIdentity> {
+            $crate::capabilities::node_source::<$backend>(node)
         }
     };
 }
