@@ -46,6 +46,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::engine::credentials::{AdminToken, ScramVerifier};
+
+mod admin;
 use crate::engine::error::{KoiosError, Result};
 
 /// Default listen address: PostgreSQL's own 5432 is never used.
@@ -302,47 +304,7 @@ impl Config {
                     ));
                 }
             }
-            if let Some(listen) = &s.admin_listen {
-                let value = expand(listen.get_ref(), env)
-                    .map_err(|m| at(listen.span(), "server.admin_listen", m))?;
-                server.admin_listen = match value.trim() {
-                    "" => None,
-                    value => Some(value.parse().map_err(|_| {
-                        at(
-                            listen.span(),
-                            "server.admin_listen",
-                            format!("'{value}' is not HOST:PORT (e.g. 127.0.0.1:9433) or \"\""),
-                        )
-                    })?),
-                };
-            }
-            // Messages about the token never include its value.
-            if let Some(token) = &s.admin_token {
-                let value = expand(token.get_ref(), env)
-                    .map_err(|m| at(token.span(), "server.admin_token", m))?;
-                if value.is_empty() {
-                    return Err(at(
-                        token.span(),
-                        "server.admin_token",
-                        "must not be empty".into(),
-                    ));
-                }
-                server.admin_token = Some(AdminToken::new(&value));
-            }
-            if let Some(addr) = server.admin_listen
-                && server.admin_token.is_none()
-                && !addr.ip().to_canonical().is_loopback()
-            {
-                let span = s.admin_listen.as_ref().map_or(0..0, |l| l.span());
-                return Err(at(
-                    span,
-                    "server.admin_token",
-                    format!(
-                        "is required when server.admin_listen ({addr}) is not a loopback \
-                         address: set admin_token = \"${{KOIOS_ADMIN_TOKEN}}\""
-                    ),
-                ));
-            }
+            admin::parse_keys(&mut server, s.admin_listen, s.admin_token, env, &at)?;
         }
 
         for entry in raw.user {
@@ -745,50 +707,6 @@ password = "SCRAM-SHA-256$4096:vuOqja/MVYGZ6gK+WcoIag==$ieky1+nzbb2Bhe3Q5bMMFx2v
             .expect_err("no password")
             .to_string();
         assert!(err.contains("password"), "{err}");
-    }
-
-    #[test]
-    fn admin_keys() {
-        let defaults = parse("").expect("empty config");
-        assert_eq!(
-            defaults.server.admin_listen,
-            Some(DEFAULT_ADMIN_LISTEN.parse().expect("address"))
-        );
-        assert!(defaults.server.admin_token.is_none());
-        let off = parse("[server]\nadmin_listen = ''\n").expect("disabled");
-        assert_eq!(off.server.admin_listen, None);
-
-        let cfg = parse("[server]\nadmin_listen = '0.0.0.0:9999'\nadmin_token = '${SECRET}'\n")
-            .expect("token from the environment");
-        assert_eq!(cfg.server.admin_listen.map(|a| a.port()), Some(9999));
-        let token = cfg.server.admin_token.as_ref().expect("token");
-        assert!(token.matches("p@ss") && !token.matches("p@s") && !token.matches(""));
-        let debug = format!("{cfg:?}");
-        assert!(!debug.contains("p@ss"), "{debug}");
-
-        // Off loopback, a token is required: the error names file, line, key.
-        let err = parse("[server]\n\nadmin_listen = '0.0.0.0:9433'\n")
-            .expect_err("no token")
-            .to_string();
-        assert!(
-            err.contains("koios.toml:3") && err.contains("server.admin_token"),
-            "{err}"
-        );
-        for (text, key) in [
-            (
-                "[server]\nadmin_listen = 'nowhere'\n",
-                "server.admin_listen",
-            ),
-            ("[server]\nadmin_token = ''\n", "server.admin_token"),
-            ("[server]\nadmin_token = '${NOPE}'\n", "server.admin_token"),
-        ] {
-            let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(key) && err.contains(":2"), "{text}: {err}");
-        }
-        let err = parse("[server]\nadmin_listen = 'x'\nadmin_token = 'hunter2'\n")
-            .expect_err("bad address")
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -432,7 +432,7 @@ impl QueryHandler {
             let format = &Format::UnifiedText;
             let response = match result {
                 Ok(output) => {
-                    self.respond(&session, Ok(output), format, None, !last, token, meter)
+                    self.respond(session, Ok(output), format, None, !last, token, meter)
                         .await
                 }
                 Err(e) => {
