@@ -243,7 +243,9 @@ async fn metrics_move_by_exactly_the_queries_run() {
 
     let (status, before) = get(admin, "/metrics", None).await;
     assert_eq!(status, 200);
-    // Three scans of 5 rows each, one pushed-down count (1 row), one error.
+    // Three scans of 5 rows each, one pushed-down count (1 row), one
+    // parameterized lookup (1 row), one error, a SET and a statement that
+    // times out.
     for _ in 0..3 {
         let rows = client
             .simple_query("SELECT n_nationkey, capital FROM public.nation_stats")
@@ -259,10 +261,29 @@ async fn metrics_move_by_exactly_the_queries_run() {
         .simple_query("SELECT count(*) FROM public.numbers WHERE m = 3")
         .await
         .expect("count");
+    // The extended protocol (Parse/Bind/Execute) is counted alike.
+    let rows = client
+        .query(
+            "SELECT capital FROM public.nation_stats WHERE n_nationkey = $1",
+            &[&6i64],
+        )
+        .await
+        .expect("a parameterized query");
+    assert_eq!(rows.len(), 1);
     client
         .simple_query("SELECT * FROM public.no_such_table")
         .await
         .expect_err("an unknown table");
+    // A statement stopped by statement_timeout counts as cancelled (the
+    // SET before it is a statement too, and succeeds).
+    let err = client
+        .simple_query(
+            "SET statement_timeout = '200ms'; \
+             SELECT count(*) FROM generate_series(1, 100000000000) AS t(x) WHERE x % 7 = 3",
+        )
+        .await
+        .expect_err("times out");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
     let (status, after) = get(admin, "/metrics", None).await;
     assert_eq!(status, 200);
     std::fs::write(dir.join("before.txt"), &before).expect("writes");
@@ -274,16 +295,18 @@ async fn metrics_move_by_exactly_the_queries_run() {
         .arg(dir.join("before.txt"))
         .arg(dir.join("after.txt"))
         .args([
-            "koios_queries_total{outcome=ok}=4",
+            "koios_queries_total{outcome=ok}=6",
             "koios_queries_total{outcome=error}=1",
-            "koios_queries_total{outcome=cancelled}=0",
+            "koios_queries_total{outcome=cancelled}=1",
             "koios_errors_total{class=42}=1",
-            "koios_query_duration_seconds_count=5",
-            "koios_rows_sent_total=16",
-            "koios_bytes_sent_total>=16",
+            "koios_errors_total{class=57}=1",
+            "koios_query_duration_seconds_count=8",
+            "koios_query_duration_seconds_sum>=0.2",
+            "koios_rows_sent_total=17",
+            "koios_bytes_sent_total>=17",
             "koios_client_connections_accepted_total=0",
-            "koios_source_remote_statements_total{source=pg}=4",
-            "koios_source_rows_received_total{source=pg}=16",
+            "koios_source_remote_statements_total{source=pg}=5",
+            "koios_source_rows_received_total{source=pg}=17",
             "koios_source_errors_total{source=pg}=0",
         ])
         .output()
@@ -291,6 +314,6 @@ async fn metrics_move_by_exactly_the_queries_run() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("koios_rows_sent_total=16"), "{stdout}");
+    assert!(stdout.contains("koios_rows_sent_total=17"), "{stdout}");
     assert!(after.contains("koios_client_connections 1"), "{after}");
 }
