@@ -22,6 +22,7 @@ use koios_connector::RemoteError;
 use koios_connector::pgtext::{DataRowStream, StartDataRows};
 
 use crate::engine::Engine;
+use crate::engine::metrics::SourceMetrics;
 
 /// Runs `plan` (as `execute_stream` does) and counts its remote leaves'
 /// statements, rows and failures when the stream ends.
@@ -51,14 +52,54 @@ pub fn data_rows(rows: StartDataRows, node: &dyn ExecutionPlan, engine: &Engine)
     };
     Box::new(move |binary| -> DataRowStream {
         handles.remote_statements.increment(1);
-        rows(binary)
-            .inspect(move |row| match row {
-                Ok(_) => handles.rows_received.increment(1),
-                Err(e) if is_remote(e) => handles.errors.increment(1),
-                Err(_) => {}
-            })
-            .boxed()
+        Box::pin(CountedRows {
+            inner: rows(binary),
+            handles,
+            rows: 0,
+        })
     })
+}
+
+/// Rows served straight from a source, summed here and added to its
+/// counter once, when they end (or are dropped).
+struct CountedRows {
+    inner: DataRowStream,
+    handles: Arc<SourceMetrics>,
+    rows: u64,
+}
+
+impl CountedRows {
+    fn flush(&mut self) {
+        self.handles
+            .rows_received
+            .increment(std::mem::take(&mut self.rows));
+    }
+}
+
+impl Stream for CountedRows {
+    type Item = Result<bytes::BytesMut>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => self.rows += 1,
+            Poll::Ready(Some(Err(e))) => {
+                if is_remote(e) {
+                    self.handles.errors.increment(1);
+                }
+                self.flush();
+            }
+            Poll::Ready(None) => self.flush(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for CountedRows {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// A plan's stream that counts its remote work once, at its end.
