@@ -23,6 +23,11 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, protocol, TPC-H reference and sqllogictest suites"
+# tests/admin.rs reads /metrics with Prometheus' own parser.
+python3 -c 'import prometheus_client' 2>/dev/null || {
+  pip install --quiet --disable-pip-version-check prometheus_client \
+    || die "cannot install prometheus_client (pip install prometheus_client)"
+}
 cargo test --workspace --locked
 
 step "real clients against koios serve"
@@ -53,7 +58,11 @@ python3 -c 'import pymongo' 2>/dev/null || {
 }
 python3 tests/clients/mongo_fixture.py "$mongo_url" "$scratch"
 config="$target_dir/koios-client-tests.toml"
+admin_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$config" <<TOML
+[server]
+admin_listen = "127.0.0.1:$admin_port"
+
 [[source]]
 name = "demo"
 kind = "demo"
@@ -93,6 +102,7 @@ serve "$config" "$port" "$log"
 server=$started
 KOIOS_TEST_MY_DATABASE="$scratch" KOIOS_TEST_MONGO_DATABASE="$scratch" tests/clients/psql_checks.sh 127.0.0.1 "$port"
 python3 tests/clients/psycopg_client.py 127.0.0.1 "$port"
+python3 tests/clients/metrics_check.py url "http://127.0.0.1:$admin_port"
 
 step "psql meta-commands, query cancel, and the drivers BI tools use"
 python3 -c 'import psycopg2, asyncpg, sqlalchemy, pandas' 2>/dev/null || {
@@ -129,6 +139,7 @@ openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -
   -days 2 -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null || die "openssl cannot sign the test certificate"
 cat >"$tls/koios.toml" <<'TOML'
 [server]
+admin_listen = ""
 tls_cert = "server.pem"
 tls_key = "server.key"
 tls_required = true

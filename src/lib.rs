@@ -1,6 +1,6 @@
 //! Koios: a federated SQL query engine served over the PostgreSQL wire protocol.
 //!
-//! Two layers, imports running one way (see `ARCHITECTURE.md`):
+//! Layers, imports running one way (see `ARCHITECTURE.md`):
 //!
 //! * [`engine`]: configuration, the shared catalog of sources, sessions,
 //!   planning and execution — no wire protocol.
@@ -8,12 +8,15 @@
 //!   encodings, `pg_catalog`/`information_schema`, PostgreSQL functions.
 //! * [`cli`]: the `koios` commands that talk to a running server as a
 //!   PostgreSQL client (`koios sources`, `koios status`).
+//! * [`admin`]: the admin HTTP endpoint (health, readiness, sources,
+//!   Prometheus metrics), another front end on the engine.
 //! * [`registry`]: the composition root that puts this build's connectors
 //!   and the front end together ([`Engine::start`](engine::Engine::start)).
 //!
 //! The short paths below (`koios::config`, `koios::session`, `koios::server`
 //! …) are the ones the binary, the tests and the benchmarks use.
 
+pub mod admin;
 pub mod cli;
 pub mod engine;
 pub mod pg;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use koios::admin::AdminServer;
 use koios::config::Config;
 use koios::engine::{Engine, KOIOS_CATALOG};
 use koios::error::{KoiosError, Result};
@@ -197,8 +198,28 @@ async fn serve(common: Common, listen: Option<SocketAddr>) -> Result<()> {
         config.server.listen = listen;
     }
     koios::server::check_config(&config.server, config.server.listen)?;
+    // Up before the catalog loads, so `/health` answers and `/ready` says
+    // "not yet" while sources attach.
+    let readiness = match config.server.admin_listen {
+        Some(listen) => {
+            let admin = AdminServer::bind(listen, config.server.admin_token.clone()).await?;
+            let addr = admin.local_addr()?;
+            tracing::info!(%addr, "admin endpoint: http://{addr}/metrics");
+            let readiness = admin.readiness();
+            tokio::spawn(async move {
+                if let Err(e) = admin.run().await {
+                    tracing::error!(error = %e, "admin endpoint failed");
+                }
+            });
+            Some(readiness)
+        }
+        None => None,
+    };
     let engine = Engine::start(&config).await?;
-    let server = Server::bind(engine, config.server.listen).await?;
+    let server = Server::bind(Arc::clone(&engine), config.server.listen).await?;
+    if let Some(readiness) = readiness {
+        readiness.ready(engine);
+    }
     let addr = server.local_addr()?;
     let user = config
         .server

@@ -215,7 +215,7 @@ fn sources_and_status_manage_a_running_server() {
     let pg = support::PgTestDatabase::create();
     let dir = scratch_dir("manage");
     let config = format!(
-        "[server]\nmetadata = \"{}\"\nhealth_interval = \"1s\"\n",
+        "[server]\nmetadata = \"{}\"\nhealth_interval = \"1s\"\nadmin_listen = \"\"\n",
         dir.join("koios.db").display()
     );
     let served = Served::start("manage", &config);

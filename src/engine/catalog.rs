@@ -31,6 +31,7 @@ use crate::engine::config::{Config, ServerConfig};
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::extension::{SessionExtension, SessionIdentity};
 use crate::engine::metadata::{self, MetadataStore};
+use crate::engine::metrics::EngineMetrics;
 use crate::engine::physical_planner::ConnectorQueryPlanner;
 use crate::engine::planner::{CooperativeJoins, ScalarMaxAsWindow, SourceJoinGrouping};
 use crate::engine::session_catalog::SessionCatalogList;
@@ -68,6 +69,8 @@ pub struct Engine {
     catalog_generation: std::sync::atomic::AtomicU64,
     /// Every client session and what it runs.
     activity: Arc<ActivityRegistry>,
+    /// Counters and gauges of this engine, for `/metrics`.
+    metrics: Arc<EngineMetrics>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -153,7 +156,9 @@ impl Engine {
             server: config.server.clone(),
             catalog_generation: Default::default(),
             activity: Default::default(),
+            metrics: Arc::new(EngineMetrics::new()),
         });
+        engine.metrics.spawn_upkeep();
         // Koios's own tables (`koios.system.*`), built from the engine at
         // each scan.
         if let Some(koios) = engine.catalogs.catalog(KOIOS_CATALOG) {
@@ -230,6 +235,16 @@ impl Engine {
     /// What the front end adds to every session.
     pub fn extension(&self) -> &Arc<dyn SessionExtension> {
         &self.extension
+    }
+
+    /// This engine's metrics (see [`crate::engine::metrics`]).
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.metrics
+    }
+
+    /// The runtime every session's queries run with (memory pool, disk).
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
     }
 
     /// The server settings the engine was built with.

@@ -15,6 +15,8 @@
 //! metadata = "koios.db"    # Koios's own store: a SQLite file (default: data_dir/koios.db)
 //!                          # or "postgres://…" (a database several servers share)
 //! health_interval = "10s"  # how often each source's health is checked
+//! admin_listen = "127.0.0.1:9433"  # /health, /ready, /sources, /metrics; "" disables
+//! admin_token = "${KOIOS_ADMIN_TOKEN}"  # bearer token; required off loopback
 //!
 //! [[user]]                 # with users, every client authenticates with SCRAM-SHA-256
 //! name = "alice"
@@ -47,12 +49,16 @@ use koios_connector::SourceSpec;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::engine::credentials::ScramVerifier;
+use crate::engine::credentials::{AdminToken, ScramVerifier};
+
+mod admin;
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::metadata::MetadataLocation;
 
 /// Default listen address: PostgreSQL's own 5432 is never used.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+/// Default address of the admin HTTP endpoint.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9433";
 
 /// Fully validated configuration.
 #[derive(Debug, Clone)]
@@ -89,6 +95,11 @@ pub struct ServerConfig {
     pub metadata: MetadataLocation,
     /// How often each source's health is checked.
     pub health_interval: std::time::Duration,
+    /// Address of the admin HTTP endpoint; `None` (`admin_listen = ""`): off.
+    pub admin_listen: Option<SocketAddr>,
+    /// Bearer token every admin request must carry, if set (required when
+    /// `admin_listen` is not a loopback address).
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Default of `[server] health_interval`.
@@ -128,6 +139,12 @@ impl Default for ServerConfig {
             tls_required: false,
             users: Vec::new(),
             health_interval: DEFAULT_HEALTH_INTERVAL,
+            admin_listen: Some(
+                DEFAULT_ADMIN_LISTEN
+                    .parse()
+                    .expect("constant address parses"),
+            ),
+            admin_token: None,
         }
     }
 }
@@ -179,6 +196,8 @@ struct RawServer {
     tls_required: Option<Spanned<bool>>,
     metadata: Option<Spanned<String>>,
     health_interval: Option<Spanned<String>>,
+    admin_listen: Option<Spanned<String>>,
+    admin_token: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -336,6 +355,7 @@ impl Config {
                     ));
                 }
             }
+            admin::parse_keys(&mut server, s.admin_listen, s.admin_token, env, &at)?;
         }
 
         for entry in raw.user {

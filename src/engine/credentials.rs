@@ -71,6 +71,34 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The admin endpoint's bearer token (`[server] admin_token`). Only its
+/// SHA-256 digest is kept, so the token itself is in no struct, log or
+/// `Debug` output; requests are compared digest to digest in constant time
+/// (equal lengths: the timing tells nothing of the token's length either).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    digest: Vec<u8>,
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken {
+            digest: sha256(token.as_bytes()),
+        }
+    }
+
+    /// Whether `given` (a request's bearer token) is this token.
+    pub fn matches(&self, given: &str) -> bool {
+        constant_time_eq(&sha256(given.as_bytes()), &self.digest)
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
 impl ScramVerifier {
     /// Hashes a password with a fresh random salt.
     pub fn from_password(password: &str) -> ScramVerifier {

@@ -16,7 +16,11 @@
 //! * [`extension`]: the hooks a front end installs in every session.
 //! * [`activity`]: every session and what it runs; [`system`]: Koios's own
 //!   tables (`koios.system.*`).
-//! * [`credentials`]: stored password verifiers of configured users.
+//! * [`credentials`]: stored password verifiers of configured users and
+//!   the admin endpoint's token.
+//! * [`metrics`]: counters, gauges and histograms for `/metrics`;
+//!   [`metered`]: what each query asked of each source; [`scrape`]: what
+//!   is read when `/metrics` is scraped.
 //! * [`error`]: Koios's error type and SQLSTATE codes.
 //!
 //! Nothing here imports the front end (`crate::pg`); it reaches backends
@@ -31,11 +35,14 @@ pub mod error;
 pub mod extension;
 pub mod literals;
 pub mod metadata;
+pub mod metered;
+pub mod metrics;
 pub mod passthrough;
 pub mod physical_planner;
 pub mod plancache;
 pub mod planner;
 pub mod query_runtime;
+pub mod scrape;
 pub mod search_path;
 pub mod session;
 pub mod session_catalog;

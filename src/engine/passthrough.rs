@@ -24,17 +24,22 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::TryStreamExt;
 use koios_connector::pgtext::StartDataRows;
-use koios_connector::{Capabilities, DirectRowsRequest, QueryParams};
+use koios_connector::{DirectRowsRequest, QueryParams};
+
+use crate::engine::Engine;
+use crate::engine::metered;
 
 /// The rows of `plan` as `DataRow` bodies, when the plan is one remote
 /// query whose connector writes them, under projections that only pick its
 /// columns; `params` are the values of a generic plan's placeholders.
-/// Nothing runs until the starter is called and its stream polled.
+/// Nothing runs until the starter is called and its stream polled; its
+/// statement and rows are counted in the source's metrics.
 pub fn data_rows(
     plan: &Arc<dyn ExecutionPlan>,
     params: Option<&QueryParams>,
-    capabilities: &Capabilities,
+    engine: &Engine,
 ) -> Option<StartDataRows> {
+    let capabilities = engine.capabilities();
     let mut node = plan;
     // Which column of `node`'s output each output column of `plan` is.
     let mut columns: Vec<usize> = (0..plan.schema().fields().len()).collect();
@@ -48,7 +53,7 @@ pub fn data_rows(
             fetch,
         };
         if let Some(rows) = capabilities.direct_rows(node.as_ref(), request) {
-            return rows;
+            return rows.map(|rows| metered::data_rows(rows, node.as_ref(), engine));
         }
         if let Some(limit) = node.downcast_ref::<GlobalLimitExec>() {
             if limit.skip() != 0 {

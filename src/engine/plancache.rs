@@ -324,17 +324,6 @@ fn can_run_again(
             .all(|child| can_run_again(child, reads_tables, capabilities))
 }
 
-/// A fresh copy of a cached plan to execute, with any state a node keeps
-/// reset and, for a [`GenericPlan`], this execution's parameter values
-/// bound into its scans; its output as one stream.
-pub fn execute(
-    cached: &CachedPlan,
-    task: Arc<TaskContext>,
-    params: Option<QueryParams>,
-) -> Result<datafusion::execution::SendableRecordBatchStream> {
-    datafusion::physical_plan::execute_stream(bind(&cached.plan, params)?, task)
-}
-
 /// A fresh copy of `plan` with any state a node keeps reset, and `params`
 /// (if any) bound into the scans that compare with placeholders.
 pub fn bind(

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::Source;
+use crate::{PoolStatus, Source};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result;
@@ -59,6 +59,11 @@ pub trait Discovery: Send + Sync + 'static {
 
     /// See [`Source::close`].
     async fn close(&self) {}
+
+    /// See [`Source::pool_status`].
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 }
 
 /// An attached source whose tables a [`Discovery`] finds.
@@ -102,6 +107,10 @@ impl<D: Discovery> Source for LazySource<D> {
 
     async fn close(&self) {
         self.discovery.close().await
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.discovery.pool_status()
     }
 }
 

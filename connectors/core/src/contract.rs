@@ -39,6 +39,19 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// (drivers that run their own tasks must stop them while the runtime
     /// still runs).
     async fn close(&self) {}
+
+    /// Connections of this source's pool now, for the metrics; `None` for a
+    /// source without a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// How many of a source's pooled connections are in use and idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
 }
 
 /// Knows how to attach sources of one kind.

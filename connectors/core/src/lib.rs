@@ -41,7 +41,7 @@ pub mod sqlstate;
 pub mod tls;
 
 pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCapabilities};
-pub use contract::{Connector, Source};
+pub use contract::{Connector, PoolStatus, Source};
 pub use decimal::{decimal_string, push_decimal, push_decimal_i128};
 pub use error::RemoteError;
 pub use options::{NoGroup, OptionGroup};

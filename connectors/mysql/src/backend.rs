@@ -216,6 +216,19 @@ impl SqlBackend for MyBackend {
         RemoteDialect::MySql
     }
 
+    fn pool_status(&self) -> Option<koios_connector::PoolStatus> {
+        // The pool's own gauges (atomics): connections checked out, and
+        // those waiting in the pool.
+        let metrics = self.pool.metrics();
+        let load = |gauge: &std::sync::atomic::AtomicUsize| {
+            gauge.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        Some(koios_connector::PoolStatus {
+            in_use: load(&metrics.connections_in_use),
+            idle: load(&metrics.connections_in_pool),
+        })
+    }
+
     async fn schema_names(&self) -> Result<Vec<String>> {
         self.list_schemas().await
     }

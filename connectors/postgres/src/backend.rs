@@ -125,6 +125,14 @@ impl SqlBackend for PgBackend {
         RemoteDialect::PostgreSql
     }
 
+    fn pool_status(&self) -> Option<koios_connector::PoolStatus> {
+        let status = self.pool.status();
+        Some(koios_connector::PoolStatus {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+        })
+    }
+
     async fn schema_names(&self) -> Result<Vec<String>> {
         self.list_schemas().await
     }

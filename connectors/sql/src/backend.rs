@@ -106,6 +106,11 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// Drops pooled connections so the next use reconnects (after refresh).
     fn reset(&self) {}
 
+    /// Connections of the backend's pool now (see `Source::pool_status`).
+    fn pool_status(&self) -> Option<koios_connector::PoolStatus> {
+        None
+    }
+
     // --- Whole-subplan pushdown (see `subplan`). The defaults push nothing.
 
     /// How the server compares values of `column`.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
+use koios_connector::PoolStatus;
 use koios_connector::catalog::{Discovery, LazySource};
 
 use crate::backend::SqlBackend;
@@ -32,6 +33,10 @@ impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
 
     fn reset(&self) {
         self.0.reset()
+    }
+
+    fn pool_status(&self) -> Option<PoolStatus> {
+        self.0.pool_status()
     }
 
     async fn schema_names(&self) -> Result<Vec<String>> {

@@ -96,6 +96,11 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         })
     }
 
+    /// The backend this scan reads from.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
     /// The SQL of every partition, in order.
     pub fn sql(&self) -> &[String] {
         &self.sql

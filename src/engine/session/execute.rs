@@ -11,11 +11,12 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 
+use crate::engine::Engine;
 use crate::engine::literals;
-use crate::engine::passthrough;
 use crate::engine::plancache::{self};
+use crate::engine::{metered, passthrough};
+use koios_connector::QueryParams;
 use koios_connector::pgtext::StartDataRows;
-use koios_connector::{Capabilities, QueryParams};
 
 use super::Session;
 use super::prepare::{Prepared, rename_fields};
@@ -65,13 +66,14 @@ pub(super) fn cached_output(
     cached: plancache::CachedPlan,
     params: Option<QueryParams>,
     task: Arc<TaskContext>,
-    capabilities: &Capabilities,
+    engine: &Arc<Engine>,
 ) -> Result<Output> {
-    let rows = passthrough::data_rows(&cached.plan, params.as_ref(), capabilities);
+    let rows = passthrough::data_rows(&cached.plan, params.as_ref(), engine);
     let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
     let plan_schema = cached.plan.schema();
+    let engine = Arc::clone(engine);
     rows_output(schema, &tag, rows, plan_schema, move || {
-        plancache::execute(&cached, task, params)
+        metered::execute(plancache::bind(&cached.plan, params)?, task, engine)
     })
 }
 
@@ -173,9 +175,10 @@ impl Session {
                         plans.task_context(|| self.ctx.task_ctx())
                     };
                     self.activity.record_plan(&physical);
-                    let rows = passthrough::data_rows(&physical, None, self.engine.capabilities());
+                    let rows = passthrough::data_rows(&physical, None, &self.engine);
+                    let engine = Arc::clone(&self.engine);
                     return rows_output(schema, tag, rows, physical.schema(), move || {
-                        datafusion::physical_plan::execute_stream(physical, task)
+                        metered::execute(physical, task, engine)
                     });
                 }
                 let frame = self.ctx.execute_logical_plan(plan).await;
@@ -197,8 +200,9 @@ impl Session {
                     let task = Arc::new(frame.task_ctx());
                     let physical = frame.create_physical_plan().await?;
                     self.activity.record_plan(&physical);
+                    let engine = Arc::clone(&self.engine);
                     let stream = crate::engine::query_runtime::run(physical.schema(), move || {
-                        datafusion::physical_plan::execute_stream(physical, task)
+                        metered::execute(physical, task, engine)
                     })?;
                     Ok(Output::Rows {
                         schema,
@@ -241,12 +245,7 @@ impl Session {
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
         self.activity.record_plan(&cached.plan);
-        Some(cached_output(
-            cached,
-            None,
-            task,
-            self.engine.capabilities(),
-        ))
+        Some(cached_output(cached, None, task, &self.engine))
     }
 
     /// Runs the parameterized statement `key` (its text; `plan` its logical
@@ -344,7 +343,7 @@ impl Session {
             generic.cached.clone(),
             Some(QueryParams(params)),
             task,
-            self.engine.capabilities(),
+            &self.engine,
         ))
     }
 
@@ -461,13 +460,7 @@ impl Session {
                 .unwrap_or_else(|p| p.into_inner())
                 .task_context(|| self.ctx.task_ctx());
             self.activity.record_plan(&cached.plan);
-            return cached_output(
-                cached.clone(),
-                Some(values),
-                task,
-                self.engine.capabilities(),
-            )
-            .ok();
+            return cached_output(cached.clone(), Some(values), task, &self.engine).ok();
         };
         let bound = plancache::bind(&cached.plan, Some(values)).ok()?;
         let task = {
@@ -483,14 +476,15 @@ impl Session {
             plans.task_context(|| self.ctx.task_ctx())
         };
         self.activity.record_plan(&bound);
-        let rows = passthrough::data_rows(&bound, None, self.engine.capabilities());
+        let rows = passthrough::data_rows(&bound, None, &self.engine);
         let plan_schema = bound.schema();
+        let engine = Arc::clone(&self.engine);
         rows_output(
             Arc::clone(&cached.schema),
             &cached.tag,
             rows,
             plan_schema,
-            move || datafusion::physical_plan::execute_stream(bound, task),
+            move || metered::execute(bound, task, engine),
         )
         .ok()
     }

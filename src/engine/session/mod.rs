@@ -140,6 +140,11 @@ impl Session {
         &self.activity
     }
 
+    /// The engine this session runs on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
     /// Splits a query string into statements (the front end may rewrite
     /// it first; see [`parse_with`]).
     pub fn parse(&self, sql: &str) -> Result<Vec<KoiosStatement>> {

@@ -130,6 +130,9 @@ impl Engine {
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(source = %spec.name, kind = %spec.kind, %reason, "source unavailable");
+                if let Some(handles) = self.metrics().source(&spec.name) {
+                    handles.errors.increment(1);
+                }
                 (None, Some(reason))
             }
         };
@@ -151,6 +154,7 @@ impl Engine {
     /// one; returns the source it replaced, for the caller to close.
     pub(crate) fn install(&self, entry: SourceEntry) -> Option<Arc<dyn Source>> {
         let name = entry.spec.name.clone();
+        self.metrics().add_source(&name);
         self.catalogs
             .register_catalog(name.clone(), self.client_catalog(&entry));
         let old = self.write_sources().insert(name, entry);
@@ -219,7 +223,9 @@ impl Engine {
             let answer = tokio::time::timeout(timeout, source.ping()).await;
             return match answer {
                 Ok(Ok(())) => {
-                    health.mark_up(Some(started.elapsed()));
+                    let latency = started.elapsed();
+                    health.mark_up(Some(latency));
+                    self.metrics().source_latency(name, latency.as_secs_f64());
                     true
                 }
                 Ok(Err(e)) => self.source_down(name, health, e.to_string()),
@@ -249,6 +255,7 @@ impl Engine {
                     self.install(fresh)
                 };
                 health.mark_up(Some(latency));
+                self.metrics().source_latency(name, latency.as_secs_f64());
                 self.catalog_changed();
                 tracing::info!(source = %name, "source is ready again");
                 if let Some(old) = old {
@@ -262,6 +269,9 @@ impl Engine {
 
     /// Records a failed check; returns `false` (the source is down).
     fn source_down(&self, name: &str, health: &SourceHealth, error: String) -> bool {
+        if let Some(handles) = self.metrics().source(name) {
+            handles.errors.increment(1);
+        }
         if health.mark_down(error.clone()) {
             tracing::warn!(source = %name, %error, "source is down");
             // Plans cached while it was up would wait on it.

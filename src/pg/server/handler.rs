@@ -35,6 +35,7 @@ use super::cancellable::{UntilCancelled, cancellable};
 use super::deferred::Deferred;
 use super::encode::{conform, encode_batch, field_infos};
 use super::errors::{to_pg_error, user_error};
+use super::metered::{MeteredRows, QueryMeter};
 use super::startup::{Access, KoiosStartup};
 use crate::engine::Engine;
 use crate::engine::activity::StatementGuard;
@@ -227,8 +228,40 @@ pub struct QueryHandler {
 }
 
 impl QueryHandler {
-    /// Turns an execution output into a pgwire response.
+    /// Turns an execution output (or its error) into a pgwire response;
+    /// `meter` records the statement's end: at once for a statement
+    /// without rows, when its last row is sent for one with rows.
+    #[allow(clippy::too_many_arguments)]
     async fn respond(
+        &self,
+        session: &Session,
+        output: datafusion::error::Result<Output>,
+        format: &Format,
+        expected: Option<SchemaRef>,
+        buffer: bool,
+        running: (QueryToken, StatementGuard),
+        meter: QueryMeter,
+    ) -> PgWireResult<Response> {
+        let mut meter = Some(meter);
+        let response = match output {
+            Ok(output) => {
+                self.respond_with(
+                    session, output, format, expected, buffer, running, &mut meter,
+                )
+                .await
+            }
+            Err(e) => Err(to_pg_error(&e)),
+        };
+        if let Some(mut meter) = meter {
+            meter.finish(&response);
+        }
+        response
+    }
+
+    /// [`QueryHandler::respond`] for an output: `meter` is taken by the
+    /// rows' stream, if there are rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn respond_with(
         &self,
         session: &Session,
         output: Output,
@@ -238,6 +271,7 @@ impl QueryHandler {
         // The statement's cancel token, and its mark in the session's
         // activity (kept until its rows are sent).
         (token, statement): (QueryToken, StatementGuard),
+        meter: &mut Option<QueryMeter>,
     ) -> PgWireResult<Response> {
         Ok(match output {
             Output::TransactionStart => {
@@ -318,6 +352,11 @@ impl QueryHandler {
                     waiting: None,
                     statement: Some(statement),
                 };
+                // Outside `UntilCancelled`, so a cancel counts as one.
+                let rows: BoxStream<'static, PgWireResult<DataRow>> = match meter.take() {
+                    Some(meter) => MeteredRows::new(rows.boxed(), meter).boxed(),
+                    None => rows.boxed(),
+                };
                 let mut response = if buffer {
                     // Later statements of the same simple query must not run
                     // before this one's rows are read.
@@ -347,39 +386,63 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
+        let meter = QueryMeter::start(session.engine().metrics());
         // A query this session ran before, or one differing from an earlier
         // one only in the values it compares with: its plan, without parsing.
         let fast = session
             .run_cached(query)
             .or_else(|| session.run_template(query).map(Ok));
-        if let Some(output) = fast {
-            // The token first: a statement shown as running can be
-            // cancelled (`pg_cancel_backend` fires the current token).
-            let token = self
-                .canceller
-                .start_query(session.with_settings(Settings::statement_timeout));
-            let statement = session.activity().begin(query);
-            let response = match output {
-                Ok(output) => {
-                    let format = &Format::UnifiedText;
-                    self.respond(&session, output, format, None, false, (token, statement))
-                        .await
-                }
-                Err(e) => Err(to_pg_error(&e)),
-            };
-            let mut responses = Vec::with_capacity(1);
-            add_response(&mut responses, response)?;
-            return Ok(responses);
-        }
+        let Some(output) = fast else {
+            meter.discard();
+            return self.run_statements(&session, query).await;
+        };
+        // The token first: a statement shown as running can be cancelled
+        // (`pg_cancel_backend` fires the current token).
+        let token = self
+            .canceller
+            .start_query(session.with_settings(Settings::statement_timeout));
+        let statement = session.activity().begin(query);
+        let format = &Format::UnifiedText;
+        let response = self
+            .respond(
+                &session,
+                output,
+                format,
+                None,
+                false,
+                (token, statement),
+                meter,
+            )
+            .await;
+        let mut responses = Vec::with_capacity(1);
+        add_response(&mut responses, response)?;
+        Ok(responses)
+    }
+}
+
+impl QueryHandler {
+    /// The statements of a simple query that has no cached plan: parsed,
+    /// then each planned and run in turn.
+    async fn run_statements(
+        &self,
+        session: &Arc<Session>,
+        query: &str,
+    ) -> PgWireResult<Vec<Response>> {
+        let metrics = session.engine().metrics();
         let statements = match session.parse(query) {
             Ok(s) => s,
-            Err(e) => return Err(to_pg_error(&e)),
+            Err(e) => {
+                let error = Err(to_pg_error(&e));
+                QueryMeter::start(metrics).finish(&error);
+                return error;
+            }
         };
         let count = statements.len();
         let mut responses = Vec::with_capacity(count);
         for (i, statement) in statements.iter().enumerate() {
             // Each statement has its own token and timeout, as in PostgreSQL
             // 13+ (a `SET statement_timeout` applies to the next statement).
+            let meter = QueryMeter::start(metrics);
             let token = self
                 .canceller
                 .start_query(session.with_settings(Settings::statement_timeout));
@@ -393,21 +456,27 @@ impl SimpleQueryHandler for QueryHandler {
                 session.execute(&prepared, Vec::new()).await
             })
             .await;
+            let last = i + 1 == count;
+            let format = &Format::UnifiedText;
             let response = match result {
                 Ok(output) => {
-                    let last = i + 1 == count;
-                    let format = &Format::UnifiedText;
                     self.respond(
-                        &session,
-                        output,
+                        session,
+                        Ok(output),
                         format,
                         None,
                         !last,
                         (token.clone(), activity),
+                        meter,
                     )
                     .await
                 }
-                Err(e) => Err(e),
+                Err(e) => {
+                    let error = Err(e);
+                    let mut meter = meter;
+                    meter.finish(&error);
+                    error
+                }
             };
             // Statements after a failed one are not run, as in PostgreSQL.
             if !add_response(&mut responses, response)? {
@@ -651,18 +720,28 @@ impl ExtendedQueryHandler for QueryHandler {
             .map_err(|e| user_error(codes::INVALID_TEXT_REPRESENTATION, e.to_string()))?;
             params.push(value);
         }
+        let mut meter = QueryMeter::start(session.engine().metrics());
         let token = self
             .canceller
             .start_query(session.with_settings(Settings::statement_timeout));
         let activity = session.activity().begin(&stmt.sql);
-        let output = cancellable(&token, session.execute(&stmt.prepared, params)).await?;
+        let output = cancellable(&token, session.execute(&stmt.prepared, params)).await;
+        let output = match output {
+            Ok(output) => output,
+            Err(error) => {
+                let error = Err(error);
+                meter.finish(&error);
+                return error;
+            }
+        };
         self.respond(
             &session,
-            output,
+            Ok(output),
             &portal.result_column_format,
             Some(Arc::clone(&stmt.schema)),
             false,
             (token, activity),
+            meter,
         )
         .await
     }

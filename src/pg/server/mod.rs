@@ -16,6 +16,7 @@ mod deferred;
 pub mod encode;
 mod errors;
 mod handler;
+mod metered;
 mod scram;
 mod startup;
 
@@ -155,8 +156,12 @@ impl Server {
                 slot.is_some(),
             ));
             let tls = self.tls.clone();
+            // Counted while open, if it holds a slot (a client refused at
+            // the limit is not counted).
+            let connection = slot.as_ref().map(|_| self.engine.metrics().connection());
             tokio::spawn(async move {
                 let _slot = slot;
+                let _connection = connection;
                 tracing::debug!(%peer, "connection opened");
                 if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
