@@ -163,9 +163,20 @@ async fn endpoints_answer_and_show_no_secret() {
     assert_eq!(find("pg")["state"], "ready");
     assert_eq!(find("gone")["state"], "down");
     assert!(
-        find("gone")["error"]
+        find("gone")["last_error"]
             .as_str()
             .is_some_and(|e| !e.is_empty())
+    );
+    assert_eq!(find("gone")["origin"], "file");
+    assert!(
+        find("pg")["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("postgres://postgres:***@127.0.0.1:5432/")),
+        "{body}"
+    );
+    assert!(
+        find("pg")["tables"].as_u64().is_some_and(|n| n > 0),
+        "{body}"
     );
 
     let (status, metrics) = get(admin, "/metrics", Some("t0ken")).await;
