@@ -9,7 +9,6 @@ use std::time::Duration;
 use koios::config::Config;
 use support::TestServer;
 use support::private_pg::PrivatePostgres;
-use tokio_postgres::NoTls;
 
 /// Koios with `pg` on `database` and one pooled connection, so that a
 /// connection left busy or cancelled would hold up the next statement.
@@ -367,15 +366,7 @@ async fn wrong_password_is_refused_without_leaking_it() {
     let cluster = PrivatePostgres::start();
     let port = cluster.port();
     let password = PrivatePostgres::PASSWORD;
-    let (direct, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres"),
-        NoTls,
-    )
-    .await
-    .expect("the private cluster accepts its password");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let direct = cluster.connect().await;
     direct
         .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 5) AS n")
         .await

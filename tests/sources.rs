@@ -433,15 +433,7 @@ async fn passwords_never_show_and_health_follows_the_server() {
     let cluster = PrivatePostgres::start();
     let port = cluster.port();
     let password = PrivatePostgres::PASSWORD;
-    let (direct, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=postgres password={password} dbname=postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("the private cluster accepts its password");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let direct = cluster.connect().await;
     direct
         .batch_execute("CREATE TABLE t AS SELECT generate_series(1, 5) AS n")
         .await

@@ -56,6 +56,24 @@ impl PrivatePostgres {
         cluster
     }
 
+    /// A superuser connection with the password.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres password={} dbname=postgres",
+                self.port,
+                Self::PASSWORD
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("the private cluster accepts its password");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

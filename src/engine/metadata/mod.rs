@@ -91,6 +91,22 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     async fn delete_source(&self, name: &str) -> Result<bool>;
 }
 
+/// The error of inserting a source whose name is taken (42710).
+pub(crate) fn duplicate_source(name: &str) -> datafusion::error::DataFusionError {
+    koios_connector::sql_error!(
+        crate::engine::error::codes::DUPLICATE_OBJECT,
+        "source '{name}' already exists"
+    )
+}
+
+/// The error of updating a source the store does not hold (42704).
+pub(crate) fn missing_source(name: &str) -> datafusion::error::DataFusionError {
+    koios_connector::sql_error!(
+        crate::engine::error::codes::UNDEFINED_OBJECT,
+        "source '{name}' is not in the metadata store"
+    )
+}
+
 /// Where `[server] metadata` says the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataLocation {

@@ -6,12 +6,11 @@
 
 use async_trait::async_trait;
 use datafusion::error::{DataFusionError, Result};
-use koios_connector::{redact_url, sql_err};
+use koios_connector::redact_url;
 use tokio_postgres::{Client, NoTls};
 
 use super::schema;
-use super::{MetadataStore, StoredSource};
-use crate::engine::error::codes;
+use super::{MetadataStore, StoredSource, duplicate_source, missing_source};
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
 /// Any number: the advisory lock the migrations take.
@@ -152,11 +151,7 @@ impl MetadataStore for PgStore {
             .await
             .map_err(store_error)?;
         match inserted {
-            0 => sql_err!(
-                codes::DUPLICATE_OBJECT,
-                "source '{}' already exists",
-                source.name
-            ),
+            0 => Err(duplicate_source(&source.name)),
             _ => Ok(()),
         }
     }
@@ -176,11 +171,7 @@ impl MetadataStore for PgStore {
             .await
             .map_err(store_error)?;
         match updated {
-            0 => sql_err!(
-                codes::UNDEFINED_OBJECT,
-                "source '{}' is not in the metadata store",
-                source.name
-            ),
+            0 => Err(missing_source(&source.name)),
             _ => Ok(()),
         }
     }

@@ -8,12 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::error::{DataFusionError, Result};
-use koios_connector::sql_err;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema;
-use super::{MetadataStore, StoredSource};
-use crate::engine::error::codes;
+use super::{MetadataStore, StoredSource, duplicate_source, missing_source};
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
 /// A SQLite file holding Koios's metadata.
@@ -182,11 +180,7 @@ impl MetadataStore for SqliteStore {
                 ],
             );
             match inserted.map_err(store_error)? {
-                0 => sql_err!(
-                    codes::DUPLICATE_OBJECT,
-                    "source '{}' already exists",
-                    source.name
-                ),
+                0 => Err(duplicate_source(&source.name)),
                 _ => Ok(()),
             }
         })
@@ -203,11 +197,7 @@ impl MetadataStore for SqliteStore {
                 )
                 .map_err(store_error)?;
             match updated {
-                0 => sql_err!(
-                    codes::UNDEFINED_OBJECT,
-                    "source '{}' is not in the metadata store",
-                    source.name
-                ),
+                0 => Err(missing_source(&source.name)),
                 _ => Ok(()),
             }
         })

@@ -9,6 +9,11 @@ use std::time::SystemTime;
 use datafusion::error::{DataFusionError, Result};
 use koios_connector::{SourceSpec, SqlStateError, sql_err, sql_error};
 
+use std::sync::Arc;
+
+use koios_connector::Source;
+
+use super::health::SourceHealth;
 use super::statements::SourceCommand;
 use super::{SourceEntry, SourceOrigin};
 use crate::engine::Engine;
@@ -112,25 +117,7 @@ impl Engine {
                 None
             }
         };
-        if let Err(e) = self.store.insert_source(&stored).await {
-            if let Some(source) = attached {
-                source.close().await;
-            }
-            return Err(e);
-        }
-        let up = attached.is_some();
-        let entry = SourceEntry {
-            health: std::sync::Arc::new(super::health::SourceHealth::new(
-                up,
-                (!up).then(|| "not connected yet (created with validate = false)".to_string()),
-            )),
-            spec,
-            origin: SourceOrigin::Sql,
-            stored: Some(stored),
-            attached,
-            id: self.next_entry_id(),
-        };
-        self.install(entry);
+        self.store_and_install(stored, spec, attached, true).await?;
         tracing::info!(source = %name, %kind, "source created");
         Ok(())
     }
@@ -165,27 +152,8 @@ impl Engine {
             Err(e) if validate => return Err(connect_error(name, e)),
             Err(_) => None,
         };
-        if let Err(e) = self.store.update_source(&stored).await {
-            if let Some(source) = attached {
-                source.close().await;
-            }
-            return Err(e);
-        }
-        let up = attached.is_some();
-        let replaced = self.install(SourceEntry {
-            health: std::sync::Arc::new(super::health::SourceHealth::new(
-                up,
-                (!up).then(|| "not connected yet (altered with validate = false)".to_string()),
-            )),
-            spec,
-            origin: SourceOrigin::Sql,
-            stored: Some(stored),
-            attached,
-            id: self.next_entry_id(),
-        });
-        if let Some(old) = replaced {
-            old.close().await;
-        }
+        self.store_and_install(stored, spec, attached, false)
+            .await?;
         tracing::info!(source = %name, "source altered");
         Ok(())
     }
@@ -201,6 +169,45 @@ impl Engine {
             old.close().await;
         }
         tracing::info!(source = %name, "source dropped");
+        Ok(())
+    }
+
+    /// Writes `stored` to the store (a new source, or a change), then
+    /// serves it; a failed write closes `attached` and changes nothing.
+    async fn store_and_install(
+        &self,
+        stored: StoredSource,
+        spec: SourceSpec,
+        attached: Option<Arc<dyn Source>>,
+        new: bool,
+    ) -> Result<()> {
+        let written = if new {
+            self.store.insert_source(&stored).await
+        } else {
+            self.store.update_source(&stored).await
+        };
+        if let Err(e) = written {
+            if let Some(source) = attached {
+                source.close().await;
+            }
+            return Err(e);
+        }
+        let up = attached.is_some();
+        let verb = if new { "created" } else { "altered" };
+        let replaced = self.install(SourceEntry {
+            health: Arc::new(SourceHealth::new(
+                up,
+                (!up).then(|| format!("not connected yet ({verb} with validate = false)")),
+            )),
+            spec,
+            origin: SourceOrigin::Sql,
+            stored: Some(stored),
+            attached,
+            id: self.next_entry_id(),
+        });
+        if let Some(old) = replaced {
+            old.close().await;
+        }
         Ok(())
     }
 
@@ -225,12 +232,7 @@ impl Engine {
     /// connector.
     pub(crate) fn checked_spec(&self, stored: &StoredSource) -> Result<SourceSpec> {
         let Some(connector) = self.connectors.get(stored.kind.as_str()) else {
-            return sql_err!(
-                codes::UNDEFINED_OBJECT,
-                "unknown source kind '{}'; this build knows: {}",
-                stored.kind,
-                self.connector_kinds().join(", ")
-            );
+            return Err(self.unknown_kind(&stored.kind));
         };
         let spec = expanded_spec(stored)?;
         connector.check_options(&spec).map_err(|e| match e {
@@ -299,10 +301,7 @@ impl Engine {
                     ..Default::default()
                 };
                 self.install(SourceEntry {
-                    health: std::sync::Arc::new(super::health::SourceHealth::new(
-                        false,
-                        Some(reason),
-                    )),
+                    health: Arc::new(SourceHealth::new(false, Some(reason))),
                     spec,
                     origin: SourceOrigin::Sql,
                     stored: Some(stored),

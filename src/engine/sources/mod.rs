@@ -89,12 +89,7 @@ impl Engine {
     /// Connects a source, bounded by [`CONNECT_TIMEOUT`].
     pub(crate) async fn connect_source(&self, spec: &SourceSpec) -> Result<Arc<dyn Source>> {
         let Some(connector) = self.connectors.get(spec.kind.as_str()) else {
-            return sql_err!(
-                codes::UNDEFINED_OBJECT,
-                "unknown source kind '{}'; this build knows: {}",
-                spec.kind,
-                self.connector_kinds().join(", ")
-            );
+            return Err(self.unknown_kind(&spec.kind));
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(spec, &self.runtime)).await {
             Ok(result) => result,
@@ -105,6 +100,15 @@ impl Engine {
                 CONNECT_TIMEOUT.as_secs()
             ),
         }
+    }
+
+    /// The error for a kind no connector of this build handles (42704).
+    pub(crate) fn unknown_kind(&self, kind: &str) -> datafusion::error::DataFusionError {
+        koios_connector::sql_error!(
+            codes::UNDEFINED_OBJECT,
+            "unknown source kind '{kind}'; this build knows: {}",
+            self.connector_kinds().join(", ")
+        )
     }
 
     /// The connector kinds of this build.
