@@ -125,6 +125,8 @@ impl Engine {
         origin: SourceOrigin,
         stored: Option<StoredSource>,
     ) -> Option<String> {
+        // Its metrics exist before it is attached, to count a failure.
+        self.metrics().add_source(&spec.name);
         let attached = self.connect_source(&spec).await;
         let (attached, error) = match attached {
             Ok(source) => {
