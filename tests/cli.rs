@@ -241,7 +241,7 @@ fn sources_and_status_manage_a_running_server() {
     assert_eq!(code, Some(0), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
-        lines[0].starts_with(" name   | kind     | origin | url"),
+        lines[0].starts_with("  name  |   kind   | origin |"),
         "{stdout}"
     );
     assert!(

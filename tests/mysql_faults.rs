@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use koios::config::Config;
-use support::TestServer;
+use support::{TestServer, run};
 
 fn mariadb_query(sql: &str) -> String {
     support::mariadb_output(None, sql).trim().to_string()
@@ -145,18 +145,6 @@ struct TlsMariaDb {
     dir: std::path::PathBuf,
     port: u16,
     child: std::process::Child,
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 impl TlsMariaDb {

@@ -6,7 +6,8 @@
 //!
 //! * [`remote`]: the connection (`--server`, `PGUSER`/`PGPASSWORD`) and
 //!   the statements each command sends.
-//! * [`table`]: rows printed as an aligned table, like psql's.
+//!
+//! Answers are printed by [`crate::pg::types::table`], the same psql
+//! layout `koios query` uses.
 
 pub mod remote;
-pub mod table;

@@ -5,9 +5,9 @@
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use super::table::TextRows;
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::settings::quote_ident;
+use crate::pg::types::table::{TextTable, is_numeric_type};
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -60,30 +60,40 @@ impl Remote {
         Ok(Remote { client })
     }
 
-    /// The rows of one statement.
-    pub async fn rows(&self, sql: &str) -> Result<TextRows> {
+    /// The rows of one statement, with numeric columns marked as psql
+    /// marks them (the simple protocol's answer carries no types, so the
+    /// statement is described first).
+    pub async fn rows(&self, sql: &str) -> Result<TextTable> {
+        let described = self
+            .client
+            .prepare(sql)
+            .await
+            .map_err(|e| KoiosError::Client(describe(&e)))?;
         let messages = self
             .client
             .simple_query(sql)
             .await
             .map_err(|e| KoiosError::Client(describe(&e)))?;
-        let mut out = TextRows::default();
+        let mut out = TextTable {
+            columns: described
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+            right_aligned: described
+                .columns()
+                .iter()
+                .map(|c| is_numeric_type(c.type_()))
+                .collect(),
+            rows: Vec::new(),
+        };
         for message in messages {
-            match message {
-                SimpleQueryMessage::RowDescription(columns) => {
-                    out.columns = columns.iter().map(|c| c.name().to_string()).collect();
-                }
-                SimpleQueryMessage::Row(row) => {
-                    if out.columns.is_empty() {
-                        out.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
-                    }
-                    out.rows.push(
-                        (0..row.len())
-                            .map(|i| row.get(i).map(str::to_string))
-                            .collect(),
-                    );
-                }
-                _ => {}
+            if let SimpleQueryMessage::Row(row) = message {
+                out.rows.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                );
             }
         }
         Ok(out)

@@ -16,6 +16,20 @@ use koios::engine::Engine;
 use koios::engine::metadata::MetadataLocation;
 use koios::server::Server;
 
+/// Runs a command a test's setup needs (initdb, openssl …) and fails the
+/// test with its stderr if it does not succeed.
+pub fn run(program: &str, args: &[&str]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The workspace root (where `sql-tests/` lives).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

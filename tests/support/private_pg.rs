@@ -1,6 +1,8 @@
 //! A private PostgreSQL cluster (initdb) a test may stop and start, with
 //! SCRAM passwords (the machine's own server trusts loopback connections).
 
+use super::run;
+
 /// A throwaway PostgreSQL cluster that demands SCRAM passwords: the machine's
 /// own server trusts loopback connections, so a wrong password can only be
 /// tested against a server of our own, and only a server of our own may be
@@ -142,18 +144,6 @@ impl PrivatePostgres {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run(&program, &args);
     }
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 impl Drop for PrivatePostgres {

@@ -8,6 +8,7 @@
 pub mod arrays;
 pub mod binary;
 pub mod params;
+pub mod table;
 pub mod text;
 
 use arrow::datatypes::{DataType, Field};
@@ -146,77 +147,31 @@ pub fn render_table(
         time_zone: crate::engine::settings::parse_time_zone(settings.time_zone())
             .unwrap_or_else(|| text::TextContext::default().time_zone),
     };
-    let headers: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut table = table::TextTable {
+        columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        right_aligned: schema
+            .fields()
+            .iter()
+            .map(|f| table::is_numeric_type(&pg_type(f.data_type())))
+            .collect(),
+        rows: Vec::new(),
+    };
     for batch in batches {
         for row in 0..batch.num_rows() {
             let mut cells = Vec::with_capacity(batch.num_columns());
             for column in batch.columns() {
-                let mut cell = String::new();
-                if !text::value_is_null(column.as_ref(), row) {
+                if text::value_is_null(column.as_ref(), row) {
+                    cells.push(None);
+                } else {
+                    let mut cell = String::new();
                     text::write_text(&mut cell, column.as_ref(), row, &ctx)?;
+                    cells.push(Some(cell));
                 }
-                cells.push(cell);
             }
-            rows.push(cells);
+            table.rows.push(cells);
         }
     }
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([headers[i].chars().count()])
-            .max()
-            .unwrap_or(0)
-    };
-    let widths: Vec<usize> = (0..headers.len()).map(width).collect();
-    let numeric: Vec<bool> = schema
-        .fields()
-        .iter()
-        .map(|f| f.data_type().is_numeric())
-        .collect();
-    let mut out = String::new();
-    let header: Vec<String> = headers
-        .iter()
-        .zip(&widths)
-        .map(|(h, w)| {
-            let pad = w - h.chars().count();
-            format!(
-                " {}{}{} ",
-                " ".repeat(pad / 2),
-                h,
-                " ".repeat(pad - pad / 2)
-            )
-        })
-        .collect();
-    out.push_str(header.join("|").trim_end());
-    out.push('\n');
-    out.push_str(
-        &widths
-            .iter()
-            .map(|w| "-".repeat(w + 2))
-            .collect::<Vec<_>>()
-            .join("+"),
-    );
-    out.push('\n');
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .zip(&numeric)
-            .map(|((c, w), num)| {
-                if *num {
-                    format!(" {c:>w$} ")
-                } else {
-                    format!(" {c:<w$} ")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("|").trim_end());
-        out.push('\n');
-    }
-    let n = rows.len();
-    out.push_str(&format!("({n} row{})\n", if n == 1 { "" } else { "s" }));
-    Ok(out)
+    Ok(table.render())
 }
 
 #[cfg(test)]
