@@ -7,6 +7,8 @@
 //!   health and the statements that manage them; [`metadata`]: the store
 //!   where Koios keeps what it owns; [`system`]: Koios's own tables
 //!   (`koios.system.*`).
+//! * [`remote_ddl`]: `CREATE/ALTER/DROP TABLE`, `TRUNCATE` and
+//!   `CREATE/DROP SCHEMA` naming a source's tables, made in its backend.
 //! * [`session`]: SQL sessions — Koios's own statements, session commands,
 //!   planning and execution.
 //! * [`settings`], [`timeout`], [`search_path`]: session parameters;
@@ -42,6 +44,7 @@ pub mod physical_planner;
 pub mod plancache;
 pub mod planner;
 pub mod query_runtime;
+pub mod remote_ddl;
 pub mod scrape;
 pub mod search_path;
 pub mod session;

@@ -6,11 +6,13 @@
 //! (its columns, inferred schema, …) is opened the first time a query names
 //! it, then cached until the next refresh. A table created remotely appears
 //! after `REFRESH SOURCE`; a query naming it finds it even before (the lookup
-//! asks the server).
+//! asks the server). A table created or changed through Koios
+//! ([`Source::change_schema`]) is re-read at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use crate::ddl::SchemaChange;
 use crate::{PoolStatus, Source};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
@@ -64,6 +66,12 @@ pub trait Discovery: Send + Sync + 'static {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+
+    /// Makes `change` in the backend (see [`Source::change_schema`]); the
+    /// catalog then re-reads what changed.
+    async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
+        Err(crate::contract::read_only(change))
+    }
 }
 
 /// An attached source whose tables a [`Discovery`] finds.
@@ -112,6 +120,14 @@ impl<D: Discovery> Source for LazySource<D> {
     fn pool_status(&self) -> Option<PoolStatus> {
         self.discovery.pool_status()
     }
+
+    async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
+        self.discovery.change_schema(change).await?;
+        match change.schema() {
+            Some(schema) => self.catalog.reload_schema(schema).await,
+            None => self.catalog.load_names().await,
+        }
+    }
 }
 
 /// The catalog of one source.
@@ -142,6 +158,25 @@ impl<D: Discovery> LazyCatalog<D> {
             );
         }
         *self.schemas.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Re-reads one schema's table names and forgets its opened tables
+    /// (one of them was created, changed or dropped).
+    async fn reload_schema(&self, schema: &str) -> Result<()> {
+        let tables = self.discovery.table_names(schema).await?;
+        self.schemas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                schema.to_string(),
+                Arc::new(LazySchema {
+                    discovery: Arc::clone(&self.discovery),
+                    schema: schema.to_string(),
+                    names: tables,
+                    tables: RwLock::new(HashMap::new()),
+                }),
+            );
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_planner::ExtensionPlanner;
 
 use crate::capabilities::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
+use crate::ddl::SchemaChange;
 use crate::pgtext;
 use crate::spec::SourceSpec;
 
@@ -45,6 +46,22 @@ pub trait Source: Send + Sync + fmt::Debug {
     fn pool_status(&self) -> Option<PoolStatus> {
         None
     }
+
+    /// Makes `change` in the backend (`CREATE TABLE`, `ALTER TABLE` …) and
+    /// updates this source's catalog so every session sees the result at
+    /// once. A source that cannot change its tables refuses with 0A000.
+    async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
+        Err(read_only(change))
+    }
+}
+
+/// The error of a source that cannot make `change`.
+pub fn read_only(change: &SchemaChange) -> datafusion::error::DataFusionError {
+    crate::sql_error!(
+        crate::sqlstate::codes::FEATURE_NOT_SUPPORTED,
+        "{} is not supported by this source: its tables are read-only",
+        change.tag()
+    )
 }
 
 /// How many of a source's pooled connections are in use and idle.

@@ -9,6 +9,8 @@
 //! - [`contract`]: the traits a backend implements ([`Connector`], [`Source`]);
 //! - [`capabilities`]: what the engine may ask about a connector's tables and
 //!   plan nodes without knowing their types;
+//! - [`ddl`]: changes to a source's tables and schemas (`CREATE TABLE`
+//!   …) in terms of no backend, with Koios's declared column types;
 //! - [`spec`]: a source's configuration entry and the entry points that
 //!   parse its options; [`options`]: the typed-options machinery (serde
 //!   structs that refuse unknown keys, shared groups embedded in them);
@@ -29,6 +31,7 @@
 pub mod capabilities;
 pub mod catalog;
 pub mod contract;
+pub mod ddl;
 pub mod decimal;
 pub mod error;
 pub mod options;

@@ -46,6 +46,8 @@ pub mod codes {
     pub const DUPLICATE_OBJECT: &str = "42710";
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const UNABLE_TO_CONNECT: &str = "08001";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 }
 
 /// An error with its SQLSTATE, message and optional hint. The message

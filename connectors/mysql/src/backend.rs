@@ -12,6 +12,7 @@ use datafusion::common::{JoinType, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -303,6 +304,14 @@ impl SqlBackend for MyBackend {
         batch_size: usize,
     ) -> Result<SendableRecordBatchStream> {
         self.read_sql(sql, codecs, schema, batch_size)
+    }
+
+    fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
+        crate::ddl::column_type(&self.source, column)
+    }
+
+    async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {
+        self.run_ddl(change, sql).await
     }
 
     async fn insert(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::*;
 use datafusion::error::Result;
+use koios_connector_sql::defaults::{DefaultQuoting, constant_default};
 use koios_connector_sql::{RemoteColumn, RemoteTable, RemoteTableName};
 use mysql_async::prelude::Queryable;
 
@@ -67,17 +68,20 @@ impl MyBackend {
             Option<u64>,
             Option<String>,
             String,
+            Option<String>,
         );
         let described: Vec<ColumnRow> = conn
             .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLLATION_NAME, IS_NULLABLE \
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLLATION_NAME, IS_NULLABLE, COLUMN_DEFAULT \
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (&name.schema, &name.table),
             )
             .await
             .map_err(|e| remote_error(&context, &e))?;
         let mut columns = Vec::with_capacity(described.len());
-        for (column, data_type, column_type, precision, scale, collation, nullable) in described {
+        for (column, data_type, column_type, precision, scale, collation, nullable, default) in
+            described
+        {
             let data_type = data_type.to_ascii_lowercase();
             let mapped = MyCodec::for_column(
                 &data_type,
@@ -98,11 +102,15 @@ impl MyBackend {
                 continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), nullable == "YES"));
+            let default = default.and_then(|text| {
+                constant_default(&text, field.data_type(), DefaultQuoting::BackslashEscapes)
+            });
             columns.push(RemoteColumn {
                 name: column,
                 remote_type: column_type,
                 field,
                 codec,
+                default,
             });
         }
         let keys: Vec<String> = conn

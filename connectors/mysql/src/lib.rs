@@ -13,10 +13,12 @@
 //!   as DataFusion does;
 //! - [`scan`]: split predicates and streamed reads, killed on the server
 //!   when dropped;
-//! - [`write`]: inserts as parameterised multi-row statements.
+//! - [`write`]: inserts as parameterised multi-row statements; `ddl`:
+//!   declared column types as MySQL's, and the DDL statements.
 
 pub mod backend;
 pub mod catalog;
+mod ddl;
 pub mod options;
 pub mod pushdown;
 pub mod scan;

@@ -10,6 +10,9 @@ pub use crate::options::InvalidDates;
 /// How one column is read, written and filtered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MyCodec {
+    /// `tinyint(1)`, MySQL's `BOOLEAN`: read as a boolean, any value other
+    /// than 0 true (as MySQL's own drivers read it).
+    Bool,
     Int {
         bits: u8,
         unsigned: bool,
@@ -40,6 +43,7 @@ pub enum MyCodec {
 impl MyCodec {
     pub fn data_type(&self) -> DataType {
         match self {
+            MyCodec::Bool => DataType::Boolean,
             MyCodec::Int { bits, unsigned } => match (*bits, *unsigned) {
                 (8, false) => DataType::Int8,
                 (16, false) => DataType::Int16,
@@ -78,6 +82,7 @@ impl MyCodec {
         let unsigned = column_type.contains("unsigned");
         let int = |bits| Some(MyCodec::Int { bits, unsigned });
         match data_type {
+            "tinyint" if column_type == "tinyint(1)" => Some(MyCodec::Bool),
             "tinyint" => int(8),
             "smallint" => int(16),
             "mediumint" | "int" | "integer" => {
@@ -176,6 +181,15 @@ impl ColumnBuilder {
         let unexpected = |v: &Value| format!("unexpected value {v:?}");
         // Borrowed, not cloned: this runs for every value of every row.
         match &self.codec {
+            MyCodec::Bool => {
+                let truth = match value {
+                    Value::Int(i) => i != 0,
+                    Value::UInt(u) => u != 0,
+                    Value::Bytes(b) => b.as_slice() != b"0",
+                    other => return Err(unexpected(&other)),
+                };
+                typed::<BooleanBuilder>(&mut self.builder)?.append_value(truth);
+            }
             MyCodec::Int { bits, unsigned } => {
                 let (signed, raw) = match value {
                     Value::Int(i) => (i, i as u64),
@@ -325,6 +339,7 @@ fn append_null(builder: &mut Box<dyn ArrayBuilder>) -> Result<(), String> {
             }};
         }
         null!(
+            BooleanBuilder,
             Int8Builder,
             Int16Builder,
             Int32Builder,

@@ -14,6 +14,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
@@ -219,6 +220,14 @@ impl SqlBackend for PgBackend {
         what: String,
     ) -> Option<StartDataRows> {
         self.data_rows(sql, params, codecs, schema, columns, what)
+    }
+
+    fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
+        crate::ddl::column_type(&self.source, column)
+    }
+
+    async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {
+        self.run_ddl(change, sql).await
     }
 
     async fn insert(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::Result;
+use koios_connector_sql::defaults::{DefaultQuoting, constant_default};
 use koios_connector_sql::{RemoteColumn, RemoteTable, RemoteTableName};
 
 use crate::backend::PgBackend;
@@ -82,12 +83,14 @@ impl PgBackend {
                         coalesce(bt.typtype, t.typtype)::text, coalesce(bt.typname, t.typname)::text, \
                         coalesce(bt.typcategory, t.typcategory)::text, coalesce(bt.typelem, t.typelem), \
                         coalesce(et.typname::text, ''), coalesce(et.typtype::text, ''), \
-                        coalesce(co.collname::text, ''), coalesce(co.collisdeterministic, true) \
+                        coalesce(co.collname::text, ''), coalesce(co.collisdeterministic, true), \
+                        pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
                  FROM pg_catalog.pg_attribute a \
                  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
                  LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
                  LEFT JOIN pg_catalog.pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A' \
                  LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+                 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
@@ -108,6 +111,7 @@ impl PgBackend {
             let element_typtype: String = row.get(10);
             let collation: String = row.get(11);
             let deterministic: bool = row.get(12);
+            let default: Option<String> = row.get(13);
             let bytewise = match collation.as_str() {
                 "" | "default" => database_bytewise,
                 c => BYTEWISE_COLLATIONS.contains(&c),
@@ -147,11 +151,15 @@ impl PgBackend {
                 continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), !not_null));
+            let default = default.and_then(|text| {
+                constant_default(&text, field.data_type(), DefaultQuoting::Standard)
+            });
             columns.push(RemoteColumn {
                 name: column,
                 remote_type: written,
                 field,
                 codec,
+                default,
             });
         }
         let schema = Arc::new(Schema::new(

@@ -15,13 +15,15 @@
 //!   binary)`, or one bound statement), cancelled on the server when
 //!   dropped; [`copy`]: the binary COPY decoder; `rows`: rows written
 //!   straight into client `DataRow` bodies;
-//! - [`write`]: inserts through `COPY … FROM STDIN`;
+//! - [`write`]: inserts through `COPY … FROM STDIN`; `ddl`: declared
+//!   column types as PostgreSQL's, and DDL run in a transaction;
 //! - [`tls`]: rustls for the pool; `statements`: statements kept prepared
 //!   per connection; `error`: PostgreSQL errors as Koios errors.
 
 pub mod backend;
 pub mod catalog;
 pub mod copy;
+mod ddl;
 pub mod decode;
 mod error;
 pub mod options;

@@ -10,6 +10,7 @@ use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::RemoteDialect;
+use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
 
 use crate::query::RemoteQuery;
@@ -102,6 +103,23 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         table: Arc<RemoteTable<Self::Codec>>,
         rows: SendableRecordBatchStream,
     ) -> Result<u64>;
+
+    /// The backend's type for a declared column (its `ddl.rs`); refuses,
+    /// naming the column, a type the backend cannot hold.
+    fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
+        koios_connector::sql_err!(
+            koios_connector::sqlstate::codes::FEATURE_NOT_SUPPORTED,
+            "source '{}' cannot create column \"{}\": it does not declare tables",
+            self.source_name(),
+            column.name
+        )
+    }
+
+    /// Runs one DDL statement Koios wrote for `change`
+    /// ([`RemoteDialect::schema_change_sql`]).
+    async fn execute_ddl(&self, change: &SchemaChange, _sql: String) -> Result<()> {
+        Err(koios_connector::contract::read_only(change))
+    }
 
     /// Drops pooled connections so the next use reconnects (after refresh).
     fn reset(&self) {}

@@ -9,6 +9,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
 use koios_connector::PoolStatus;
 use koios_connector::catalog::{Discovery, LazySource};
+use koios_connector::ddl::SchemaChange;
 
 use crate::backend::SqlBackend;
 use crate::remote::RemoteTableName;
@@ -45,6 +46,14 @@ impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
 
     async fn table_names(&self, schema: &str) -> Result<Vec<String>> {
         self.0.table_names(schema).await
+    }
+
+    async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
+        let backend = &self.0;
+        let sql = backend
+            .dialect()
+            .schema_change_sql(change, &|column| backend.column_type_sql(column))?;
+        backend.execute_ddl(change, sql).await
     }
 
     async fn open_table(

@@ -13,7 +13,8 @@
 //! - [`query`]: remote SQL written by DataFusion's unparser in the
 //!   backend's dialect; [`scan`]: the scan node that shows its SQL in
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
-//! - [`write`]: the insert sink;
+//! - [`write`]: the insert sink; [`defaults`]: the server's constant
+//!   column defaults, for columns an `INSERT` omits;
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
 //!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
 //! - [`capabilities`]: what the engine may ask of this layer's tables and
@@ -23,6 +24,7 @@ pub mod avg;
 pub mod backend;
 pub mod capabilities;
 pub mod catalog;
+pub mod defaults;
 pub mod dynamic;
 pub mod options;
 pub mod pushdown;

@@ -26,6 +26,9 @@ pub struct RemoteColumn<C> {
     pub field: FieldRef,
     /// Backend-specific knowledge needed to decode and to push filters.
     pub codec: C,
+    /// The server's default for the column, if it is a constant (see
+    /// [`crate::defaults`]).
+    pub default: Option<datafusion::common::ScalarValue>,
 }
 
 /// A remote table or view as Koios exposes it.

@@ -27,6 +27,8 @@ pub struct SqlTable<B: SqlBackend> {
     table: Arc<RemoteTable<B::Codec>>,
     /// The remote primary key, which clients see through `pg_index`.
     constraints: Option<Constraints>,
+    /// The server's constant column defaults, by column name.
+    defaults: std::collections::HashMap<String, datafusion::logical_expr::Expr>,
 }
 
 impl<B: SqlBackend> SqlTable<B> {
@@ -39,10 +41,20 @@ impl<B: SqlBackend> SqlTable<B> {
         let constraints = key
             .filter(|k| !k.is_empty())
             .map(|k| Constraints::new_unverified(vec![Constraint::PrimaryKey(k)]));
+        let defaults = table
+            .columns
+            .iter()
+            .filter_map(|c| {
+                c.default
+                    .clone()
+                    .map(|v| (c.name.clone(), datafusion::logical_expr::lit(v)))
+            })
+            .collect();
         Self {
             backend,
             table: Arc::new(table),
             constraints,
+            defaults,
         }
     }
 
@@ -74,6 +86,10 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
 
     fn constraints(&self) -> Option<&Constraints> {
         self.constraints.as_ref()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&datafusion::logical_expr::Expr> {
+        self.defaults.get(column)
     }
 
     fn table_type(&self) -> TableType {

@@ -112,6 +112,10 @@ impl Session {
                 self.engine.run_source_command(command, &self.user).await?;
                 Ok(done(command.tag()))
             }
+            Command::SchemaChange(ddl) => {
+                self.engine.change_schema(ddl).await?;
+                Ok(done(ddl.tag()))
+            }
             Command::Set { name, value } => {
                 self.settings
                     .lock()

@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlSta
 
 use crate::engine::literals;
 use crate::engine::plancache::{self};
+use crate::engine::remote_ddl::{Names, RemoteDdl, parse_ddl};
 
 use super::Session;
 use super::statement::{Command, KoiosStatement, parse_sql, session_command};
@@ -341,6 +342,29 @@ pub(super) fn command_tag(statement: &DfStatement) -> (String, bool) {
 }
 
 impl Session {
+    /// `statement` as changes to a source's tables, if it is DDL naming
+    /// them (see [`crate::engine::remote_ddl`]).
+    fn remote_ddl(&self, statement: &DfStatement) -> Result<Option<RemoteDdl>> {
+        let DfStatement::Statement(statement) = statement else {
+            return Ok(None);
+        };
+        let current_schema = self.with_settings(|s| {
+            s.current_schema()
+                .unwrap_or(crate::engine::DEFAULT_SCHEMA)
+                .to_string()
+        });
+        let is_source = |name: &str| self.engine.is_source(name);
+        let names = Names {
+            database: &self.database,
+            current_schema: &current_schema,
+            is_source: &is_source,
+        };
+        match parse_ddl(statement, &names)? {
+            Some(parsed) => Ok(Some(parsed.evaluate_defaults(&self.ctx.state())?)),
+            None => Ok(None),
+        }
+    }
+
     /// Plans one statement. `client_types` are the parameter types the client
     /// declared (`None` where it left the choice to the server).
     pub async fn prepare(
@@ -384,6 +408,9 @@ impl Session {
                     .map(|c| Arc::clone(&c.schema));
             }
             return Ok(Prepared::Command(command));
+        }
+        if let Some(ddl) = self.remote_ddl(statement)? {
+            return Ok(Prepared::Command(Command::SchemaChange(ddl)));
         }
         let (tag, counts_rows) = command_tag(statement);
         let casts = placeholder_casts(statement);

@@ -127,7 +127,7 @@ impl SchemaProvider for UnattachedSchema {
     }
 }
 
-fn down_error<T>(source: &str, health: &SourceHealth) -> Result<T> {
+pub(super) fn down_error<T>(source: &str, health: &SourceHealth) -> Result<T> {
     let detail = health.detail();
     sql_err!(
         codes::CONNECTION_FAILURE,

@@ -300,6 +300,23 @@ impl Engine {
         self.store.location()
     }
 
+    /// Whether `name` is a source (attached or not).
+    pub fn is_source(&self, name: &str) -> bool {
+        self.read_sources().contains_key(name)
+    }
+
+    /// The attached source `name`, if it is up; 42704 if there is no such
+    /// source, 08006 if it is down.
+    pub fn live_source(&self, name: &str) -> Result<Arc<dyn Source>> {
+        let Some(entry) = self.read_sources().get(name).cloned() else {
+            return sql_err!(codes::UNDEFINED_OBJECT, "source '{name}' does not exist");
+        };
+        match (&entry.attached, entry.health.is_up()) {
+            (Some(source), true) => Ok(Arc::clone(source)),
+            _ => guard::down_error(name, &entry.health),
+        }
+    }
+
     /// Names of all sources.
     pub fn source_names(&self) -> Vec<String> {
         self.read_sources().keys().cloned().collect()

@@ -536,5 +536,7 @@ fn quoted_run(
     }
 }
 
+mod ddl;
+
 #[cfg(test)]
 mod tests;
