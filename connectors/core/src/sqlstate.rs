@@ -47,6 +47,7 @@ pub mod codes {
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const UNABLE_TO_CONNECT: &str = "08001";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 }
 

@@ -4,13 +4,15 @@
 //! [`koios_connector::Source::change_schema`]), not in Koios's memory.
 //!
 //! * [`statement`]: the statements read into backend-neutral changes;
-//! * [`types`]: the SQL types a user may declare.
+//! * [`types`]: the SQL types a user may declare;
+//! * [`create_as`]: `CREATE TABLE … AS query` into a source.
 //!
 //! A column's `DEFAULT` must be a constant (a literal, a cast of one, a
 //! typed string, an array of them): it is evaluated once here and written
 //! into the backend's DDL as a literal, so it means the same in every
 //! backend. An expression such as `now()` is refused rather than frozen.
 
+pub mod create_as;
 pub mod statement;
 pub mod types;
 
@@ -29,6 +31,7 @@ use koios_connector::sql_err;
 use crate::engine::Engine;
 use crate::engine::error::codes;
 
+pub use create_as::CreateTableAs;
 pub use statement::{Names, ParsedDdl, parse_ddl};
 
 /// The changes of one DDL statement, ready to be made in `source`.
@@ -51,6 +54,7 @@ impl RemoteDdl {
 impl ParsedDdl {
     /// The changes with each `DEFAULT` evaluated (see the module's doc).
     pub fn evaluate_defaults(mut self, state: &SessionState) -> Result<RemoteDdl> {
+        debug_assert!(self.as_query.is_none(), "CREATE TABLE AS has no defaults");
         for (column, expr) in std::mem::take(&mut self.defaults) {
             let value = constant(state, &column, expr)?;
             for change in &mut self.changes {

@@ -33,6 +33,9 @@ pub struct ParsedDdl {
     pub changes: Vec<SchemaChange>,
     /// `(column, expression)` of each `DEFAULT`, in the order written.
     pub defaults: Vec<(String, SqlExpr)>,
+    /// The query of `CREATE TABLE … AS query`: the one change is then a
+    /// `CreateTable` whose columns come from the query.
+    pub as_query: Option<Box<ast::Query>>,
 }
 
 /// The changes `statement` makes, if it is DDL naming a source's tables.
@@ -43,9 +46,12 @@ pub fn parse_ddl(statement: &SqlStatement, names: &Names) -> Result<Option<Parse
             let Some(table) = parsed.table(&create.name)? else {
                 return Ok(None);
             };
-            if create.query.is_some() {
-                return not_yet("CREATE TABLE … AS SELECT into a source");
+            if create.query.is_some()
+                && !(create.columns.is_empty() && create.constraints.is_empty())
+            {
+                return not_yet("CREATE TABLE … AS with a column list");
             }
+            parsed.as_query = create.query.clone();
             if create.or_replace
                 || create.temporary
                 || create.like.is_some()
@@ -239,6 +245,7 @@ struct Collector<'a> {
     local: bool,
     changes: Vec<SchemaChange>,
     defaults: Vec<(String, SqlExpr)>,
+    as_query: Option<Box<ast::Query>>,
 }
 
 impl<'a> Collector<'a> {
@@ -249,6 +256,7 @@ impl<'a> Collector<'a> {
             local: false,
             changes: Vec::new(),
             defaults: Vec::new(),
+            as_query: None,
         }
     }
 
@@ -348,6 +356,7 @@ impl<'a> Collector<'a> {
                 source,
                 changes: self.changes,
                 defaults: self.defaults,
+                as_query: self.as_query,
             })),
         }
     }
@@ -427,7 +436,11 @@ mod tests {
         assert!(parse("DROP TABLE pg.public.a, my.db.b").is_err());
         assert!(parse("DROP TABLE pg.public.a, t").is_err());
         assert!(parse("CREATE TABLE pg.public.t (a int CHECK (a > 0))").is_err());
-        assert!(parse("CREATE TABLE pg.public.t AS SELECT 1").is_err());
+        let create_as = parse("CREATE TABLE pg.public.t AS SELECT 1")
+            .expect("reads")
+            .expect("a source's table");
+        assert!(create_as.as_query.is_some());
+        assert!(parse("CREATE TABLE pg.public.t (a int) AS SELECT 1").is_err());
     }
 
     #[test]

@@ -116,6 +116,13 @@ impl Session {
                 self.engine.change_schema(ddl).await?;
                 Ok(done(ddl.tag()))
             }
+            Command::CreateTableAs(create) => {
+                let rows = create.run(&self.engine, &self.ctx).await?;
+                Ok(Output::Done {
+                    tag: "SELECT".into(),
+                    rows: Some(rows as usize),
+                })
+            }
             Command::Set { name, value } => {
                 self.settings
                     .lock()

@@ -12,7 +12,8 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlSta
 
 use crate::engine::literals;
 use crate::engine::plancache::{self};
-use crate::engine::remote_ddl::{Names, RemoteDdl, parse_ddl};
+use crate::engine::remote_ddl::{CreateTableAs, Names, parse_ddl};
+use koios_connector::ddl::SchemaChange;
 
 use super::Session;
 use super::statement::{Command, KoiosStatement, parse_sql, session_command};
@@ -344,7 +345,7 @@ pub(super) fn command_tag(statement: &DfStatement) -> (String, bool) {
 impl Session {
     /// `statement` as changes to a source's tables, if it is DDL naming
     /// them (see [`crate::engine::remote_ddl`]).
-    fn remote_ddl(&self, statement: &DfStatement) -> Result<Option<RemoteDdl>> {
+    fn remote_ddl(&self, statement: &DfStatement) -> Result<Option<Command>> {
         let DfStatement::Statement(statement) = statement else {
             return Ok(None);
         };
@@ -359,10 +360,24 @@ impl Session {
             current_schema: &current_schema,
             is_source: &is_source,
         };
-        match parse_ddl(statement, &names)? {
-            Some(parsed) => Ok(Some(parsed.evaluate_defaults(&self.ctx.state())?)),
-            None => Ok(None),
+        let Some(mut parsed) = parse_ddl(statement, &names)? else {
+            return Ok(None);
+        };
+        if let Some(query) = parsed.as_query.take() {
+            let Some(SchemaChange::CreateTable(definition)) = parsed.changes.pop() else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "CREATE TABLE AS without its table".into(),
+                ));
+            };
+            return Ok(Some(Command::CreateTableAs(Box::new(CreateTableAs {
+                source: parsed.source,
+                definition,
+                query,
+            }))));
         }
+        Ok(Some(Command::SchemaChange(
+            parsed.evaluate_defaults(&self.ctx.state())?,
+        )))
     }
 
     /// Plans one statement. `client_types` are the parameter types the client
@@ -409,8 +424,8 @@ impl Session {
             }
             return Ok(Prepared::Command(command));
         }
-        if let Some(ddl) = self.remote_ddl(statement)? {
-            return Ok(Prepared::Command(Command::SchemaChange(ddl)));
+        if let Some(command) = self.remote_ddl(statement)? {
+            return Ok(Prepared::Command(command));
         }
         let (tag, counts_rows) = command_tag(statement);
         let casts = placeholder_casts(statement);

@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
-use crate::engine::remote_ddl::RemoteDdl;
+use crate::engine::remote_ddl::{CreateTableAs, RemoteDdl};
 use crate::engine::settings::quote_ident;
 use crate::engine::sources::statements::{
     SourceCommand, parse_source_statement, starts_source_statement,
@@ -96,6 +96,8 @@ pub enum Command {
     Source(SourceCommand),
     /// DDL naming a source's tables, made in that backend.
     SchemaChange(RemoteDdl),
+    /// `CREATE TABLE src.schema.t AS query`.
+    CreateTableAs(Box<CreateTableAs>),
     /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
     /// `DISCARD ALL`: settings back to their defaults, cursors closed.
