@@ -33,6 +33,8 @@ pub struct MyBackend {
     pub(crate) opts: Opts,
     pub(crate) url_database: Option<String>,
     pub(crate) options: MyOptions,
+    /// The collation text columns Koios creates get (see `ddl.rs`).
+    pub(crate) text_collation: &'static str,
 }
 
 impl std::fmt::Debug for MyBackend {
@@ -101,6 +103,8 @@ impl MyBackend {
         let constraints = PoolConstraints::new(0, options.sql.pool_size).unwrap_or_default();
         let base = OptsBuilder::from_opts(opts)
             .pool_opts(PoolOpts::default().with_constraints(constraints))
+            // UPDATE counts the rows it matched, as PostgreSQL does.
+            .client_found_rows(true)
             // Literals written by the unparser must mean the same whatever the
             // server's sql_mode: backslashes are ordinary characters, times UTC.
             .setup(vec![
@@ -153,12 +157,13 @@ impl MyBackend {
         options: MyOptions,
     ) -> std::result::Result<MyBackend, OpenError> {
         let opts = Opts::from(opts);
-        let backend = MyBackend {
+        let mut backend = MyBackend {
             source: source.to_string(),
             pool: Pool::new(opts.clone()),
             opts,
             url_database,
             options,
+            text_collation: crate::ddl::FALLBACK_COLLATION,
         };
         match backend.pool.get_conn().await {
             Ok(mut conn) => {
@@ -180,6 +185,9 @@ impl MyBackend {
                         "source '{source}': the server did not keep sql_mode NO_BACKSLASH_ESCAPES and ANSI_QUOTES for Koios's sessions (it has '{mode}'); Koios quotes values for those modes"
                     ))));
                 }
+                backend.text_collation = crate::ddl::text_collation(source, &mut conn)
+                    .await
+                    .map_err(OpenError::Other)?;
                 drop(conn);
                 Ok(backend)
             }
@@ -307,11 +315,15 @@ impl SqlBackend for MyBackend {
     }
 
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
-        crate::ddl::column_type(&self.source, column)
+        crate::ddl::column_type(&self.source, self.text_collation, column)
     }
 
     async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {
         self.run_ddl(change, sql).await
+    }
+
+    async fn execute_statement(&self, sql: String) -> Result<u64> {
+        self.run_statement(sql).await
     }
 
     async fn insert(

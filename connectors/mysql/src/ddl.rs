@@ -1,12 +1,14 @@
 //! Creating and changing tables in MySQL/MariaDB: Koios's declared column
-//! types as MySQL's (the reverse of [`crate::types`]), and the DDL
-//! statements. MySQL commits DDL as it runs, one statement at a time, so
-//! each change is one statement.
+//! types as MySQL's (the reverse of [`crate::types`]), the DDL statements,
+//! and the `DELETE`/`UPDATE` statements run remotely as one. MySQL commits
+//! DDL as it runs, one statement at a time, so each change is one
+//! statement.
 //!
-//! Text columns are created `utf8mb4` with the binary collation
-//! `utf8mb4_bin`: every character is kept, and comparisons, sorting and
-//! grouping are by code point, as in DataFusion — so filters on them can
-//! be pushed down.
+//! Text columns are created `utf8mb4` with a binary collation that does
+//! not pad (`utf8mb4_nopad_bin` in MariaDB, `utf8mb4_0900_bin` in MySQL 8;
+//! `utf8mb4_bin`, which ignores trailing spaces, where neither exists):
+//! every character is kept, and comparisons, sorting and grouping are by
+//! code point, as in DataFusion — so filters on them are pushed down.
 
 use datafusion::error::Result;
 use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange};
@@ -16,11 +18,37 @@ use mysql_async::prelude::Queryable;
 
 use crate::backend::{MyBackend, remote_error};
 
-const TEXT: &str = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
+/// Binary collations that compare strings exactly as DataFusion does.
+pub(crate) const EXACT_COLLATIONS: [&str; 2] = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
+
+/// The binary collation of a server that has neither exact one.
+pub(crate) const FALLBACK_COLLATION: &str = "utf8mb4_bin";
+
+/// The collation for text columns Koios creates on this server.
+pub(crate) async fn text_collation(
+    source: &str,
+    conn: &mut mysql_async::Conn,
+) -> Result<&'static str> {
+    let found: Vec<String> = conn
+        .exec(
+            "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?)",
+            (EXACT_COLLATIONS[0], EXACT_COLLATIONS[1]),
+        )
+        .await
+        .map_err(|e| remote_error(&format!("source '{source}': reading the server's collations"), &e))?;
+    Ok(EXACT_COLLATIONS
+        .into_iter()
+        .find(|c| found.iter().any(|f| f == c))
+        .unwrap_or(FALLBACK_COLLATION))
+}
 
 /// MySQL's type for a declared column.
-pub(crate) fn column_type(source: &str, column: &ColumnDefinition) -> Result<String> {
-    type_name(&column.data_type).map_err(|why| {
+pub(crate) fn column_type(
+    source: &str,
+    collation: &str,
+    column: &ColumnDefinition,
+) -> Result<String> {
+    type_name(&column.data_type, collation).map_err(|why| {
         koios_connector::sql_error!(
             codes::FEATURE_NOT_SUPPORTED,
             "source '{source}' cannot create column \"{}\" of type {}: {why}",
@@ -30,7 +58,8 @@ pub(crate) fn column_type(source: &str, column: &ColumnDefinition) -> Result<Str
     })
 }
 
-fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
+fn type_name(ty: &ColumnType, collation: &str) -> std::result::Result<String, &'static str> {
+    let text = format!("CHARACTER SET utf8mb4 COLLATE {collation}");
     Ok(match ty {
         // MySQL's BOOLEAN; Koios reads tinyint(1) back as boolean.
         ColumnType::Boolean => "tinyint(1)".into(),
@@ -53,8 +82,8 @@ fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
             }
             format!("decimal({precision},{scale})")
         }
-        ColumnType::Text | ColumnType::Varchar(None) => format!("longtext {TEXT}"),
-        ColumnType::Varchar(Some(n)) => format!("varchar({n}) {TEXT}"),
+        ColumnType::Text | ColumnType::Varchar(None) => format!("longtext {text}"),
+        ColumnType::Varchar(Some(n)) => format!("varchar({n}) {text}"),
         ColumnType::Char(_) => {
             return Err("MySQL's char drops trailing spaces: declare varchar(n) or text");
         }
@@ -76,6 +105,16 @@ fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
 }
 
 impl MyBackend {
+    /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched
+    /// (connections report found rows, not changed ones, as PostgreSQL does).
+    pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        conn.query_drop(sql)
+            .await
+            .map_err(|e| remote_error(&self.context("changing rows"), &e))?;
+        Ok(conn.affected_rows())
+    }
+
     /// Runs one statement Koios wrote for `change`. `DROP SCHEMA` in MySQL
     /// drops every table in it; like PostgreSQL's without `CASCADE`, it is
     /// refused unless the schema is empty.
@@ -110,13 +149,19 @@ mod tests {
 
     #[test]
     fn maps_declared_types() {
-        let name = |ty: ColumnType| type_name(&ty).expect("maps");
+        let name = |ty: ColumnType| type_name(&ty, "utf8mb4_nopad_bin").expect("maps");
         assert_eq!(name(ColumnType::UInt(64)), "bigint unsigned");
         assert_eq!(
             name(ColumnType::Varchar(Some(20))),
-            "varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            "varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
         );
-        assert!(type_name(&ColumnType::Numeric(None)).is_err());
-        assert!(type_name(&ColumnType::Array(Box::new(ColumnType::Int(32)))).is_err());
+        assert!(type_name(&ColumnType::Numeric(None), "utf8mb4_bin").is_err());
+        assert!(
+            type_name(
+                &ColumnType::Array(Box::new(ColumnType::Int(32))),
+                "utf8mb4_bin"
+            )
+            .is_err()
+        );
     }
 }

@@ -50,7 +50,11 @@ impl ExactColumns for MyColumns<'_> {
                 if text.contains('\0') || (comparison == Comparison::Like && !like_pattern_pushable(text)) {
                     return Safety::No;
                 }
+                let exact = matches!(&column.codec, MyCodec::Text { collation } if crate::ddl::EXACT_COLLATIONS.contains(&collation.as_str()));
                 match comparison {
+                    // A binary collation without padding compares code
+                    // points, as DataFusion compares bytes of UTF-8.
+                    Comparison::Equality | Comparison::Ordering if exact => Safety::Exact,
                     // Every collation treats byte-equal strings as equal, and
                     // more (case, accents, trailing spaces): a superset.
                     Comparison::Equality | Comparison::Like => Safety::Superset,

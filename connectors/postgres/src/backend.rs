@@ -230,6 +230,10 @@ impl SqlBackend for PgBackend {
         self.run_ddl(change, sql).await
     }
 
+    async fn execute_statement(&self, sql: String) -> Result<u64> {
+        self.run_statement(sql).await
+    }
+
     async fn insert(
         &self,
         table: Arc<RemoteTable<PgCodec>>,

@@ -1,6 +1,7 @@
 //! Creating and changing tables in PostgreSQL: Koios's declared column
-//! types as PostgreSQL's (the reverse of [`crate::types`]), and the DDL
-//! statements run in a transaction of their own (PostgreSQL's DDL is
+//! types as PostgreSQL's (the reverse of [`crate::types`]), the DDL
+//! statements run in a transaction of their own, and the `DELETE`/`UPDATE`
+//! statements run remotely as one (PostgreSQL's DDL is
 //! transactional, so a failed statement leaves nothing behind).
 
 use datafusion::error::Result;
@@ -63,6 +64,15 @@ fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
 }
 
 impl PgBackend {
+    /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched.
+    pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {
+        let client = self.client().await?;
+        client
+            .execute(sql.as_str(), &[])
+            .await
+            .map_err(|e| self.db_error("changing rows", e))
+    }
+
     /// Runs one statement Koios wrote for `change`, in its own transaction.
     pub(crate) async fn run_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {
         let mut client = self.client().await?;

@@ -121,6 +121,16 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         Err(koios_connector::contract::read_only(change))
     }
 
+    /// Runs one `DELETE` or `UPDATE` Koios wrote (see [`crate::dml`]) on a
+    /// pooled connection; returns the rows it matched.
+    async fn execute_statement(&self, _sql: String) -> Result<u64> {
+        koios_connector::sql_err!(
+            koios_connector::sqlstate::codes::FEATURE_NOT_SUPPORTED,
+            "source '{}' does not change rows by statement",
+            self.source_name()
+        )
+    }
+
     /// Drops pooled connections so the next use reconnects (after refresh).
     fn reset(&self) {}
 

@@ -13,7 +13,7 @@
 //! - [`query`]: remote SQL written by DataFusion's unparser in the
 //!   backend's dialect; [`scan`]: the scan node that shows its SQL in
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
-//! - [`write`]: the insert sink; [`defaults`]: the server's constant
+//! - [`write`]: the insert sink; [`dml`]: `DELETE`/`UPDATE` run remotely; [`defaults`]: the server's constant
 //!   column defaults, for columns an `INSERT` omits;
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
 //!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
@@ -25,6 +25,7 @@ pub mod backend;
 pub mod capabilities;
 pub mod catalog;
 pub mod defaults;
+pub mod dml;
 pub mod dynamic;
 pub mod options;
 pub mod pushdown;

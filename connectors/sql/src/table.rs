@@ -92,6 +92,23 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
         self.defaults.get(column)
     }
 
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::dml::plan_delete(&self.backend, &self.table, filters)
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::dml::plan_update(&self.backend, &self.table, assignments, filters)
+    }
+
     fn table_type(&self) -> TableType {
         if self.table.is_view {
             TableType::View

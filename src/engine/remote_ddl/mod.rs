@@ -5,7 +5,9 @@
 //!
 //! * [`statement`]: the statements read into backend-neutral changes;
 //! * [`types`]: the SQL types a user may declare;
-//! * [`create_as`]: `CREATE TABLE … AS query` into a source.
+//! * [`create_as`]: `CREATE TABLE … AS query` into a source;
+//! * [`dml`]: the `UPDATE`/`DELETE` of a source's table Koios refuses
+//!   before planning.
 //!
 //! A column's `DEFAULT` must be a constant (a literal, a cast of one, a
 //! typed string, an array of them): it is evaluated once here and written
@@ -13,6 +15,7 @@
 //! backend. An expression such as `now()` is refused rather than frozen.
 
 pub mod create_as;
+pub mod dml;
 pub mod statement;
 pub mod types;
 

@@ -237,6 +237,14 @@ pub fn parse_ddl(statement: &SqlStatement, names: &Names) -> Result<Option<Parse
     parsed.finish()
 }
 
+/// The source and table `name` resolves to, if it names a source's table.
+pub fn resolve_table(names: &Names, name: &ObjectName) -> Result<Option<(String, TableName)>> {
+    let mut collector = Collector::new(names);
+    Ok(collector
+        .table(name)?
+        .and_then(|table| collector.source.map(|source| (source, table))))
+}
+
 /// Builds the changes of one statement, checking they all name one source.
 struct Collector<'a> {
     names: &'a Names<'a>,

@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlSta
 
 use crate::engine::literals;
 use crate::engine::plancache::{self};
+use crate::engine::remote_ddl::dml::check_dml;
 use crate::engine::remote_ddl::{CreateTableAs, Names, parse_ddl};
 use koios_connector::ddl::SchemaChange;
 
@@ -360,6 +361,7 @@ impl Session {
             current_schema: &current_schema,
             is_source: &is_source,
         };
+        check_dml(statement, &names)?;
         let Some(mut parsed) = parse_ddl(statement, &names)? else {
             return Ok(None);
         };

@@ -16,15 +16,15 @@ use super::{Quoted, RemoteDialect, lex, unsafe_sql};
 use crate::ddl::{ColumnDefinition, SchemaChange, TableName};
 
 /// Accumulates one statement's text and what its quoted tokens must read
-/// back as.
-struct Ddl {
+/// back as (DDL here, DML in `dml.rs`).
+pub(super) struct Ddl {
     dialect: RemoteDialect,
     sql: String,
     written: Vec<Quoted>,
 }
 
 impl Ddl {
-    fn new(dialect: RemoteDialect) -> Self {
+    pub(super) fn new(dialect: RemoteDialect) -> Self {
         Self {
             dialect,
             sql: String::new(),
@@ -32,18 +32,18 @@ impl Ddl {
         }
     }
 
-    fn word(&mut self, text: &str) -> &mut Self {
+    pub(super) fn word(&mut self, text: &str) -> &mut Self {
         self.sql.push_str(text);
         self
     }
 
-    fn ident(&mut self, name: &str) -> &mut Self {
+    pub(super) fn ident(&mut self, name: &str) -> &mut Self {
         self.sql.push_str(&self.dialect.quote_identifier(name));
         self.written.push(Quoted::Identifier(name.to_string()));
         self
     }
 
-    fn table(&mut self, name: &TableName) -> &mut Self {
+    pub(super) fn table(&mut self, name: &TableName) -> &mut Self {
         self.ident(&name.schema).word(".").ident(&name.table)
     }
 
@@ -66,15 +66,21 @@ impl Ddl {
 
     /// A constant default, as the unparser writes it (parenthesised: MySQL
     /// takes an expression default only in parentheses).
-    fn default_value(&mut self, value: Expr) -> Result<String> {
-        let text = self.dialect.expr_to_sql(&value)?;
+    pub(super) fn default_value(&mut self, value: Expr) -> Result<String> {
+        Ok(format!("({})", self.expression(&value)?))
+    }
+
+    /// An expression as the unparser writes it and [`RemoteDialect::render`]
+    /// checks it; its quoted tokens join the statement's.
+    pub(super) fn expression(&mut self, value: &Expr) -> Result<String> {
+        let text = self.dialect.expr_to_sql(value)?;
         let mut read = lex(self.dialect, &text).map_err(|why| unsafe_sql(&text, &why))?;
         self.written.append(&mut read);
-        Ok(format!("({text})"))
+        Ok(text)
     }
 
     /// The finished statement, re-read and checked.
-    fn finish(self) -> Result<String> {
+    pub(super) fn finish(self) -> Result<String> {
         let mut read = lex(self.dialect, &self.sql).map_err(|why| unsafe_sql(&self.sql, &why))?;
         let mut written = self.written;
         written.sort();

@@ -537,6 +537,7 @@ fn quoted_run(
 }
 
 mod ddl;
+mod dml;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,226 @@
+//! `DELETE` and `UPDATE` on a remote table, run as one remote statement
+//! when the backend evaluates the statement exactly as DataFusion would:
+//! every `WHERE` conjunct is one the scan would push down exactly
+//! ([`SqlBackend::filter_pushdown`]), and every new value is a constant the
+//! backend reads as the same value ([`SqlBackend::literal_pushable`]).
+//! Anything else is refused with 0A000 rather than evaluated in part: a
+//! statement that changes rows must not change more (or other) rows than
+//! Koios would.
+//!
+//! The statement runs when the plan executes ([`RemoteDmlExec`]), and
+//! `EXPLAIN` shows its SQL.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use koios_connector::ddl::TableName;
+use koios_connector::sql_err;
+use koios_connector::sqlstate::codes;
+
+use crate::backend::SqlBackend;
+use crate::remote::RemoteTable;
+
+/// The plan of `DELETE FROM table WHERE filters`.
+pub fn plan_delete<B: SqlBackend>(
+    backend: &Arc<B>,
+    table: &RemoteTable<B::Codec>,
+    filters: Vec<Expr>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let filter = remote_filter(backend.as_ref(), table, filters, "DELETE")?;
+    let sql = backend
+        .dialect()
+        .delete_sql(&table_name(table), filter.as_ref())?;
+    Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
+}
+
+/// The plan of `UPDATE table SET assignments WHERE filters`.
+pub fn plan_update<B: SqlBackend>(
+    backend: &Arc<B>,
+    table: &RemoteTable<B::Codec>,
+    assignments: Vec<(String, Expr)>,
+    filters: Vec<Expr>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let filter = remote_filter(backend.as_ref(), table, filters, "UPDATE")?;
+    let mut values = Vec::with_capacity(assignments.len());
+    for (column, value) in assignments {
+        let Some(constant) = constant(&value) else {
+            return not_remote(
+                backend.as_ref(),
+                table,
+                &format!("the new value of \"{column}\" ({value}) is not a constant"),
+            );
+        };
+        if !constant.is_null() && !backend.literal_pushable(&constant) {
+            return not_remote(
+                backend.as_ref(),
+                table,
+                &format!("the new value of \"{column}\" cannot be written in its SQL exactly"),
+            );
+        }
+        values.push((column, Expr::Literal(constant, None)));
+    }
+    if values.is_empty() {
+        return sql_err!(codes::SYNTAX_ERROR, "UPDATE sets no column");
+    }
+    let sql = backend
+        .dialect()
+        .update_sql(&table_name(table), &values, filter.as_ref())?;
+    Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
+}
+
+/// The `WHERE` clause as the backend will read it, if every conjunct is
+/// exact there.
+fn remote_filter<B: SqlBackend>(
+    backend: &B,
+    table: &RemoteTable<B::Codec>,
+    filters: Vec<Expr>,
+    what: &str,
+) -> Result<Option<Expr>> {
+    if table.is_view {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "cannot {} view {}.{}",
+            what.to_ascii_lowercase(),
+            backend.source_name(),
+            table.name
+        );
+    }
+    let mut unqualified = Vec::with_capacity(filters.len());
+    for filter in filters {
+        let filter = filter
+            .transform(|e| match e {
+                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                    c.name,
+                )))),
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
+        if backend.filter_pushdown(table, &filter) != TableProviderFilterPushDown::Exact {
+            return not_remote(
+                backend,
+                table,
+                &format!("its condition {filter} cannot run there exactly as in Koios"),
+            );
+        }
+        unqualified.push(filter);
+    }
+    Ok(conjunction(unqualified))
+}
+
+/// The value of a constant expression (a literal, possibly cast).
+fn constant(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
+        Expr::Alias(alias) => constant(&alias.expr),
+        _ => None,
+    }
+}
+
+fn not_remote<B: SqlBackend, T>(
+    backend: &B,
+    table: &RemoteTable<B::Codec>,
+    why: &str,
+) -> Result<T> {
+    sql_err!(
+        codes::FEATURE_NOT_SUPPORTED,
+        "this statement cannot run in source '{}' as one statement on {}: {why} (changing rows by primary key in Koios is not supported yet)",
+        backend.source_name(),
+        table.name
+    )
+}
+
+fn table_name<C>(table: &RemoteTable<C>) -> TableName {
+    TableName {
+        schema: table.name.schema.clone(),
+        table: table.name.table.clone(),
+    }
+}
+
+/// One `DELETE` or `UPDATE` run remotely when executed; its one output row
+/// is the count of rows it changed.
+pub struct RemoteDmlExec<B: SqlBackend> {
+    backend: Arc<B>,
+    sql: String,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl<B: SqlBackend> RemoteDmlExec<B> {
+    fn new(backend: Arc<B>, sql: String) -> Self {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::UInt64,
+            false,
+        )]));
+        Self {
+            properties: koios_connector::leaf_plan_properties(&schema, 1),
+            backend,
+            sql,
+            schema,
+        }
+    }
+
+    /// The statement it runs.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
+impl<B: SqlBackend> fmt::Debug for RemoteDmlExec<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RemoteDmlExec({}: {})",
+            self.backend.source_name(),
+            self.sql
+        )
+    }
+}
+
+impl<B: SqlBackend> DisplayAs for RemoteDmlExec<B> {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RemoteDmlExec: source={}, sql={}",
+            self.backend.source_name(),
+            self.sql
+        )
+    }
+}
+
+impl<B: SqlBackend> ExecutionPlan for RemoteDmlExec<B> {
+    koios_connector::leaf_execution_plan_methods!("RemoteDmlExec");
+
+    fn execute(
+        &self,
+        _partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let backend = Arc::clone(&self.backend);
+        let sql = self.sql.clone();
+        let schema = Arc::clone(&self.schema);
+        let batch_schema = Arc::clone(&schema);
+        let run = async move {
+            let count = backend.execute_statement(sql).await?;
+            Ok(RecordBatch::try_new(
+                batch_schema,
+                vec![Arc::new(UInt64Array::from(vec![count]))],
+            )?)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::once(run),
+        )))
+    }
+}
