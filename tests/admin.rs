@@ -255,8 +255,8 @@ async fn metrics_move_by_exactly_the_queries_run() {
     let (status, before) = get(admin, "/metrics", None).await;
     assert_eq!(status, 200);
     // Three scans of 5 rows each, one pushed-down count (1 row), one
-    // parameterized lookup (1 row), one error, a SET and a statement that
-    // times out.
+    // parameterized lookup (1 row), an UPDATE, one error, a SET and a
+    // statement that times out.
     for _ in 0..3 {
         let rows = client
             .simple_query("SELECT n_nationkey, capital FROM public.nation_stats")
@@ -281,6 +281,15 @@ async fn metrics_move_by_exactly_the_queries_run() {
         .await
         .expect("a parameterized query");
     assert_eq!(rows.len(), 1);
+    // An UPDATE runs in PostgreSQL as one statement (its one row: the count).
+    let updated = client
+        .execute(
+            "UPDATE public.nation_stats SET capital = 'Paris' WHERE n_nationkey = 6",
+            &[],
+        )
+        .await
+        .expect("an update");
+    assert_eq!(updated, 1);
     client
         .simple_query("SELECT * FROM public.no_such_table")
         .await
@@ -306,18 +315,18 @@ async fn metrics_move_by_exactly_the_queries_run() {
         .arg(dir.join("before.txt"))
         .arg(dir.join("after.txt"))
         .args([
-            "koios_queries_total{outcome=ok}=6",
+            "koios_queries_total{outcome=ok}=7",
             "koios_queries_total{outcome=error}=1",
             "koios_queries_total{outcome=cancelled}=1",
             "koios_errors_total{class=42}=1",
             "koios_errors_total{class=57}=1",
-            "koios_query_duration_seconds_count=8",
+            "koios_query_duration_seconds_count=9",
             "koios_query_duration_seconds_sum>=0.2",
             "koios_rows_sent_total=17",
             "koios_bytes_sent_total>=17",
             "koios_client_connections_accepted_total=0",
-            "koios_source_remote_statements_total{source=pg}=5",
-            "koios_source_rows_received_total{source=pg}=17",
+            "koios_source_remote_statements_total{source=pg}=6",
+            "koios_source_rows_received_total{source=pg}=18",
             "koios_source_errors_total{source=pg}=0",
         ])
         .output()

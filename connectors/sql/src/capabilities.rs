@@ -8,6 +8,7 @@ use koios_connector::pgtext::StartDataRows;
 use koios_connector::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
 
 use crate::SqlBackend;
+use crate::dml::RemoteDmlExec;
 use crate::scan::RemoteScanExec;
 use crate::subplan::RemoteSubqueryExec;
 use crate::table::SqlTable;
@@ -29,10 +30,13 @@ pub fn reads_when_executed<B: SqlBackend>(node: &dyn ExecutionPlan) -> bool {
         || node.downcast_ref::<RemoteSubqueryExec<B>>().is_some()
 }
 
-/// The source a scan or pushed-down query of backend `B` reads.
+/// The source a scan or pushed-down query of backend `B` reads, or an
+/// update or delete changes.
 pub fn node_source<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<RemoteIdentity> {
     let name = if let Some(scan) = node.downcast_ref::<RemoteScanExec<B>>() {
         scan.source_name()
+    } else if let Some(dml) = node.downcast_ref::<RemoteDmlExec<B>>() {
+        dml.source_name()
     } else {
         node.downcast_ref::<RemoteSubqueryExec<B>>()?.source_name()
     };
@@ -44,6 +48,9 @@ pub fn node_source<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<RemoteIden
 pub fn node_remote_sql<B: SqlBackend>(node: &dyn ExecutionPlan) -> Option<Vec<String>> {
     if let Some(scan) = node.downcast_ref::<RemoteScanExec<B>>() {
         return Some(scan.sent_sql());
+    }
+    if let Some(dml) = node.downcast_ref::<RemoteDmlExec<B>>() {
+        return Some(vec![dml.sql().to_string()]);
     }
     Some(vec![
         node.downcast_ref::<RemoteSubqueryExec<B>>()?.sent_sql(),

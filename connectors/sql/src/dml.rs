@@ -21,6 +21,7 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use koios_connector::ddl::TableName;
@@ -154,6 +155,8 @@ pub struct RemoteDmlExec<B: SqlBackend> {
     sql: String,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    /// Its one output row, counted (the statement ran).
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl<B: SqlBackend> RemoteDmlExec<B> {
@@ -168,12 +171,18 @@ impl<B: SqlBackend> RemoteDmlExec<B> {
             backend,
             sql,
             schema,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
     /// The statement it runs.
     pub fn sql(&self) -> &str {
         &self.sql
+    }
+
+    /// The source it changes.
+    pub fn source_name(&self) -> &str {
+        self.backend.source_name()
     }
 }
 
@@ -202,9 +211,13 @@ impl<B: SqlBackend> DisplayAs for RemoteDmlExec<B> {
 impl<B: SqlBackend> ExecutionPlan for RemoteDmlExec<B> {
     koios_connector::leaf_execution_plan_methods!("RemoteDmlExec");
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(
         &self,
-        _partition: usize,
+        partition: usize,
         _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let backend = Arc::clone(&self.backend);
@@ -218,9 +231,14 @@ impl<B: SqlBackend> ExecutionPlan for RemoteDmlExec<B> {
                 vec![Arc::new(UInt64Array::from(vec![count]))],
             )?)
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
             schema,
             futures::stream::once(run),
-        )))
+        ));
+        Ok(koios_connector::count_output_rows(
+            stream,
+            &self.metrics,
+            partition,
+        ))
     }
 }

@@ -190,7 +190,14 @@ impl Session {
                 }
                 let frame = frame?;
                 if *counts_rows {
-                    let batches = frame.collect().await?;
+                    // Run as queries are, so its remote statements are listed
+                    // and counted.
+                    let task = Arc::new(frame.task_ctx());
+                    let physical = frame.create_physical_plan().await?;
+                    self.activity.record_plan(&physical);
+                    let engine = Arc::clone(&self.engine);
+                    let stream = metered::execute(physical, task, engine)?;
+                    let batches = datafusion::physical_plan::common::collect(stream).await?;
                     Ok(Output::Done {
                         tag: tag.clone(),
                         rows: count_rows(tag, &batches),
