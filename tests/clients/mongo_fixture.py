@@ -4,6 +4,8 @@ database, or resets one collection to given documents.
 Usage: mongo_fixture.py URL DATABASE            load the fixture
        mongo_fixture.py URL DATABASE --drop     drop the database
        mongo_fixture.py URL DATABASE --reset COLLECTION 'EXTENDED-JSON-LIST'
+       mongo_fixture.py URL DATABASE --dump COLLECTION   print its documents,
+                                                         by _id, one per line
 """
 import pathlib
 import sys
@@ -13,6 +15,11 @@ from pymongo import MongoClient
 
 url, database = sys.argv[1], sys.argv[2]
 client = MongoClient(url)
+if "--dump" in sys.argv:
+    collection = sys.argv[sys.argv.index("--dump") + 1]
+    for document in client[database][collection].find().sort("_id", 1):
+        print(json_util.dumps(document, sort_keys=True))
+    sys.exit(0)
 if "--reset" in sys.argv:
     at = sys.argv.index("--reset")
     collection, documents = sys.argv[at + 1], json_util.loads(sys.argv[at + 2])

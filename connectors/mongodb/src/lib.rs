@@ -8,12 +8,14 @@
 //! sort and limit become the `find` command's own arguments ([`scan`],
 //! [`pushdown::filter`], [`pushdown::topn`]), GROUP BY … count(*) an
 //! aggregation pipeline ([`pushdown::aggregate`]); inserts become
-//! `insertMany` ([`write`]). [`discovery`] holds the client and lists
+//! `insertMany` ([`write`]), updates and deletes `updateMany` and
+//! `deleteMany` ([`dml`]). [`discovery`] holds the client and lists
 //! databases and collections, [`catalog`] makes them schemas and tables,
 //! [`table`] is a collection as a DataFusion table.
 
 pub mod catalog;
 pub mod discovery;
+pub mod dml;
 pub mod options;
 pub mod pushdown;
 pub mod scan;
@@ -75,10 +77,11 @@ impl Connector for MongoConnector {
         &self,
         node: &dyn datafusion::physical_plan::ExecutionPlan,
     ) -> Option<koios_connector::RemoteIdentity> {
-        let scan = node.downcast_ref::<scan::MongoScanExec>()?;
-        Some(koios_connector::RemoteIdentity(
-            scan.source_name().to_string(),
-        ))
+        let source = match node.downcast_ref::<scan::MongoScanExec>() {
+            Some(scan) => scan.source_name(),
+            None => node.downcast_ref::<dml::MongoDmlExec>()?.source_name(),
+        };
+        Some(koios_connector::RemoteIdentity(source.to_string()))
     }
 
     /// What `EXPLAIN` shows of the scan: its collection, projection and
@@ -87,6 +90,9 @@ impl Connector for MongoConnector {
         &self,
         node: &dyn datafusion::physical_plan::ExecutionPlan,
     ) -> Option<Vec<String>> {
+        if let Some(change) = node.downcast_ref::<dml::MongoDmlExec>() {
+            return Some(vec![change.command()]);
+        }
         node.downcast_ref::<scan::MongoScanExec>()?;
         let shown = datafusion::physical_plan::displayable(node)
             .one_line()

@@ -1,5 +1,6 @@
 //! A MongoDB collection as a DataFusion table: filters and projection become
-//! the `find` command's filter and projection.
+//! the `find` command's filter and projection; inserts, updates and deletes
+//! go to [`crate::write`] and [`crate::dml`].
 
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ impl MongoTable {
         }
     }
 
-    fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
+    pub(crate) fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
         match translate(filter, &self.columns) {
             None => TableProviderFilterPushDown::Unsupported,
             // See `filter`: only when a value that does not fit fails the
@@ -141,5 +142,22 @@ impl TableProvider for MongoTable {
             Arc::clone(&self.schema),
         );
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
+    async fn delete_from(
+        &self,
+        _state: &dyn Session,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::dml::plan_delete(self, filters)
+    }
+
+    async fn update(
+        &self,
+        _state: &dyn Session,
+        assignments: Vec<(String, Expr)>,
+        filters: Vec<Expr>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        crate::dml::plan_update(self, assignments, filters)
     }
 }

@@ -127,7 +127,7 @@ impl DataSink for MongoSink {
 }
 
 /// One Arrow value as BSON for a column of `shape`; `None` for NULL.
-fn to_bson(
+pub(crate) fn to_bson(
     array: &ArrayRef,
     row: usize,
     shape: &Shape,
