@@ -1,6 +1,6 @@
 //! A MongoDB deployment as Koios's lazily discovered catalog: databases are
-//! schemas, collections are tables, opened with their declared or sampled
-//! columns.
+//! schemas, collections are tables, opened with their declared (in the
+//! configuration, or through Koios: [`crate::ddl`]) or sampled columns.
 
 use std::sync::Arc;
 
@@ -55,21 +55,39 @@ impl Discovery for MongoDiscovery {
         Ok(names)
     }
 
+    async fn change_schema(&self, change: &koios_connector::ddl::SchemaChange) -> Result<()> {
+        self.run_ddl(change).await
+    }
+
     async fn open_table(
         &self,
         schema: &str,
         table: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>> {
-        if !self.collection_exists(schema, table).await? {
+        let Some(specification) = self
+            .client
+            .database(schema)
+            .list_collections()
+            .filter(doc! { "name": table })
+            .await
+            .map_err(|e| self.error(&format!("listing collections of {schema}"), &e))?
+            .try_next()
+            .await
+            .map_err(|e| self.error(&format!("listing collections of {schema}"), &e))?
+        else {
             return Ok(None);
-        }
+        };
+        // Declared in the configuration, else through Koios (the
+        // collection's validator), else sampled.
         let declared = self
             .options
             .schemas
             .get(&format!("{schema}.{table}"))
-            .or_else(|| self.options.schemas.get(table));
+            .or_else(|| self.options.schemas.get(table))
+            .cloned()
+            .or_else(|| crate::ddl::declared_columns(specification.options.validator.as_ref()));
         let columns = match declared {
-            Some(declared) => declared.clone(),
+            Some(declared) => declared,
             None => {
                 let sample: Vec<Document> = self
                     .collection::<Document>(schema, table)

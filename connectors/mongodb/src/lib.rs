@@ -9,11 +9,13 @@
 //! [`pushdown::filter`], [`pushdown::topn`]), GROUP BY … count(*) an
 //! aggregation pipeline ([`pushdown::aggregate`]); inserts become
 //! `insertMany` ([`write`]), updates and deletes `updateMany` and
-//! `deleteMany` ([`dml`]). [`discovery`] holds the client and lists
+//! `deleteMany` ([`dml`]); `CREATE TABLE` a collection whose validator
+//! records the declared columns (`ddl`). [`discovery`] holds the client and lists
 //! databases and collections, [`catalog`] makes them schemas and tables,
 //! [`table`] is a collection as a DataFusion table.
 
 pub mod catalog;
+mod ddl;
 pub mod discovery;
 pub mod dml;
 pub mod options;

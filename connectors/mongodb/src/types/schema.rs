@@ -169,7 +169,8 @@ impl Shape {
         Ok(columns)
     }
 
-    fn parse_type(ty: &str) -> Result<Shape, String> {
+    /// One declared type (`bigint`, `decimal(12,2)`, `array<text>` …).
+    pub fn parse_type(ty: &str) -> Result<Shape, String> {
         let lower = ty.to_ascii_lowercase();
         if let Some(inner) = lower
             .strip_prefix("array<")

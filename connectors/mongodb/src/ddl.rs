@@ -1,0 +1,258 @@
+//! Creating and dropping collections through Koios. MongoDB has no table
+//! definitions, so `CREATE TABLE` records the declared columns on the
+//! collection itself, as a `$jsonSchema` validator: each column a property
+//! whose `bsonType` MongoDB enforces (`null` allowed unless `NOT NULL`) and
+//! whose `description` is the column's type in the words of the
+//! `[source.schema]` option. A collection with such a validator is opened
+//! with those columns (no sampling); its order is the declared order. A
+//! primary key other than `_id` becomes a unique index.
+//!
+//! Declared types: `boolean`; `smallint`/`integer` as int; `bigint` as
+//! long; `real`/`double precision` as double; `numeric(p,s)` (p ≤ 34) as
+//! decimal; text types and `uuid` as string; `bytea` as binData;
+//! `timestamp`/`timestamptz` as date (milliseconds); `json` as any value
+//! (read back as text); arrays of these. Others are refused, naming the
+//! column.
+
+use datafusion::error::Result;
+use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange, TableDefinition};
+use koios_connector::sql_err;
+use koios_connector::sqlstate::codes;
+use mongodb::IndexModel;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::IndexOptions;
+
+use crate::discovery::MongoDiscovery;
+use crate::types::schema::Shape;
+
+/// The `bsonType` MongoDB checks and the `[source.schema]` type Koios reads
+/// back, for a declared type.
+fn mongo_type(
+    ty: &ColumnType,
+) -> std::result::Result<(Option<&'static str>, String), &'static str> {
+    Ok(match ty {
+        ColumnType::Boolean => (Some("bool"), "bool".into()),
+        ColumnType::Int(8 | 16 | 32) | ColumnType::UInt(8 | 16) => (Some("int"), "int".into()),
+        ColumnType::Int(_) | ColumnType::UInt(32) => (Some("long"), "bigint".into()),
+        ColumnType::UInt(_) => return Err("MongoDB's integers end at int64"),
+        ColumnType::Real | ColumnType::Double => (Some("double"), "double".into()),
+        ColumnType::Numeric(Some((p, s))) if *p <= 34 && *s >= 0 => {
+            (Some("decimal"), format!("decimal({p},{s})"))
+        }
+        ColumnType::Numeric(_) => {
+            return Err("MongoDB's decimal128 holds 34 digits: declare numeric(p,s) with p ≤ 34");
+        }
+        ColumnType::Text | ColumnType::Varchar(_) | ColumnType::Char(_) | ColumnType::Uuid => {
+            (Some("string"), "text".into())
+        }
+        ColumnType::Bytea => (Some("binData"), "bytea".into()),
+        ColumnType::Timestamp | ColumnType::TimestampTz => (Some("date"), "timestamp".into()),
+        ColumnType::Json | ColumnType::Jsonb => (None, "json".into()),
+        ColumnType::Array(element) => {
+            let (_, inner) = mongo_type(element)?;
+            (Some("array"), format!("array<{inner}>"))
+        }
+        ColumnType::Date => return Err("MongoDB has no date type: declare timestamp"),
+        ColumnType::Time | ColumnType::Interval => return Err("MongoDB has no such type"),
+    })
+}
+
+/// The `$jsonSchema` validator recording `definition`'s columns.
+fn validator(source: &str, definition: &TableDefinition) -> Result<Document> {
+    let mut properties = Document::new();
+    let mut required = Vec::new();
+    for column in &definition.columns {
+        properties.insert(column.name.clone(), property(source, column)?);
+        if !column.nullable {
+            required.push(Bson::String(column.name.clone()));
+        }
+    }
+    let mut schema = doc! {
+        "bsonType": "object",
+        "description": "columns declared through Koios",
+        "properties": properties,
+    };
+    if !required.is_empty() {
+        schema.insert("required", required);
+    }
+    Ok(doc! { "$jsonSchema": schema })
+}
+
+fn property(source: &str, column: &ColumnDefinition) -> Result<Document> {
+    let (bson_type, declared) = mongo_type(&column.data_type).map_err(|why| {
+        koios_connector::sql_error!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "source '{source}' cannot create column \"{}\" of type {}: {why}",
+            column.name,
+            column.data_type
+        )
+    })?;
+    if column.default.is_some() {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "source '{source}': column \"{}\": MongoDB has no column defaults",
+            column.name
+        );
+    }
+    let mut property = doc! { "description": declared };
+    if let Some(bson_type) = bson_type {
+        let types: Vec<Bson> = if column.nullable {
+            vec![bson_type.into(), "null".into()]
+        } else {
+            vec![bson_type.into()]
+        };
+        property.insert("bsonType", types);
+    }
+    Ok(property)
+}
+
+/// The columns a Koios-made validator declares, in order; `None` when the
+/// collection has no such validator.
+pub(crate) fn declared_columns(validator: Option<&Document>) -> Option<Vec<(String, Shape)>> {
+    let schema = validator?.get_document("$jsonSchema").ok()?;
+    if schema.get_str("description").ok()? != "columns declared through Koios" {
+        return None;
+    }
+    schema
+        .get_document("properties")
+        .ok()?
+        .iter()
+        .map(|(name, property)| {
+            let declared = property.as_document()?.get_str("description").ok()?;
+            Some((name.clone(), Shape::parse_type(declared).ok()?))
+        })
+        .collect()
+}
+
+impl MongoDiscovery {
+    /// Makes `change` in the deployment.
+    pub(crate) async fn run_ddl(&self, change: &SchemaChange) -> Result<()> {
+        match change {
+            SchemaChange::CreateTable(definition) => self.create_collection(definition).await,
+            SchemaChange::DropTable { name, if_exists } => {
+                if !self.collection_exists(&name.schema, &name.table).await? {
+                    if *if_exists {
+                        return Ok(());
+                    }
+                    return sql_err!(
+                        codes::UNDEFINED_TABLE,
+                        "source '{}': collection {name} does not exist",
+                        self.source
+                    );
+                }
+                self.collection::<Document>(&name.schema, &name.table)
+                    .drop()
+                    .await
+                    .map_err(|e| self.error(&format!("dropping {name}"), &e))
+            }
+            SchemaChange::Truncate(name) => self
+                .collection::<Document>(&name.schema, &name.table)
+                .delete_many(doc! {})
+                .await
+                .map(drop)
+                .map_err(|e| self.error(&format!("truncating {name}"), &e)),
+            SchemaChange::RenameTable { table, to } => {
+                let command = doc! {
+                    "renameCollection": format!("{}.{}", table.schema, table.table),
+                    "to": format!("{}.{to}", table.schema),
+                };
+                self.client
+                    .database("admin")
+                    .run_command(command)
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.error(&format!("renaming {table}"), &e))
+            }
+            other => sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}': {} is not supported on MongoDB collections yet",
+                self.source,
+                other.tag()
+            ),
+        }
+    }
+
+    async fn create_collection(&self, definition: &TableDefinition) -> Result<()> {
+        let name = &definition.name;
+        // Checked before anything is created: a refused type changes nothing.
+        let validator = validator(&self.source, definition)?;
+        if self.collection_exists(&name.schema, &name.table).await? {
+            if definition.if_not_exists {
+                return Ok(());
+            }
+            return sql_err!(
+                codes::DUPLICATE_TABLE,
+                "source '{}': collection {name} already exists",
+                self.source
+            );
+        }
+        let database = self.client.database(&name.schema);
+        database
+            .create_collection(&name.table)
+            .validator(validator)
+            .await
+            .map_err(|e| self.error(&format!("creating {name}"), &e))?;
+        if !definition.primary_key.is_empty() && definition.primary_key != ["_id"] {
+            let mut keys = Document::new();
+            for key in &definition.primary_key {
+                keys.insert(key.clone(), 1);
+            }
+            let index = IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().unique(true).build())
+                .build();
+            if let Err(e) = self
+                .collection::<Document>(&name.schema, &name.table)
+                .create_index(index)
+                .await
+            {
+                // Leave nothing behind.
+                let _ = database.collection::<Document>(&name.table).drop().await;
+                return Err(self.error(&format!("creating the key of {name}"), &e));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use koios_connector::ddl::TableName;
+
+    #[test]
+    fn declared_columns_round_trip_through_the_validator() {
+        let column = |name: &str, data_type: ColumnType, nullable: bool| ColumnDefinition {
+            name: name.into(),
+            data_type,
+            nullable,
+            default: None,
+        };
+        let definition = TableDefinition {
+            name: TableName {
+                schema: "db".into(),
+                table: "t".into(),
+            },
+            columns: vec![
+                column("_id", ColumnType::Int(64), false),
+                column("amount", ColumnType::Numeric(Some((12, 2))), true),
+                column("tags", ColumnType::Array(Box::new(ColumnType::Text)), true),
+                column("doc", ColumnType::Json, true),
+            ],
+            primary_key: vec!["_id".into()],
+            if_not_exists: false,
+        };
+        let validator = validator("m", &definition).expect("maps");
+        let columns = declared_columns(Some(&validator)).expect("declared");
+        assert_eq!(
+            columns,
+            vec![
+                ("_id".to_string(), Shape::Int64),
+                ("amount".to_string(), Shape::Decimal(2)),
+                ("tags".to_string(), Shape::Array(Box::new(Shape::String))),
+                ("doc".to_string(), Shape::Text),
+            ]
+        );
+        assert!(mongo_type(&ColumnType::UInt(64)).is_err());
+    }
+}
