@@ -49,7 +49,8 @@ pub use decimal::{decimal_string, push_decimal, push_decimal_i128};
 pub use error::RemoteError;
 pub use options::{NoGroup, OptionGroup};
 pub use plan::{
-    QueryParams, append_only, count_output_rows, leaf_plan_properties, replace_nodes_up,
+    QueryParams, append_only, constant_value, count_output_rows, count_row_stream, count_schema,
+    leaf_plan_properties, replace_nodes_up,
 };
 pub use remote_sql::RemoteDialect;
 pub use spec::{SourceSpec, redact_url};

@@ -169,3 +169,58 @@ pub fn count_output_rows(
     });
     Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, counted))
 }
+
+/// The value of a constant expression (a literal, possibly cast or
+/// aliased): what an `UPDATE … SET column = value` may send to a backend
+/// as one statement.
+pub fn constant_value(
+    expr: &datafusion::logical_expr::Expr,
+) -> Option<datafusion::common::ScalarValue> {
+    use datafusion::logical_expr::Expr;
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(cast) => constant_value(&cast.expr)?
+            .cast_to(cast.field.data_type())
+            .ok(),
+        Expr::Alias(alias) => constant_value(&alias.expr),
+        _ => None,
+    }
+}
+
+/// The schema of a statement that reports how many rows it changed: one
+/// `count` column, as DataFusion's DML plans have.
+pub fn count_schema() -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
+}
+
+/// The one-row stream of a remote statement that changes rows: `run` is
+/// sent when the stream is first polled and its count becomes the row,
+/// counted into `metrics` (so the statement is seen to have run).
+pub fn count_row_stream(
+    run: impl std::future::Future<Output = Result<u64>> + Send + 'static,
+    metrics: &datafusion::physical_plan::metrics::ExecutionPlanMetricsSet,
+    partition: usize,
+) -> datafusion::execution::SendableRecordBatchStream {
+    use datafusion::arrow::array::{RecordBatch, UInt64Array};
+    let schema = count_schema();
+    let batch_schema = Arc::clone(&schema);
+    let row = async move {
+        let count = run.await?;
+        Ok(RecordBatch::try_new(
+            batch_schema,
+            vec![Arc::new(UInt64Array::from(vec![count]))],
+        )?)
+    };
+    let stream = Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::once(row),
+        ),
+    );
+    count_output_rows(stream, metrics, partition)
+}

@@ -8,14 +8,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
@@ -61,7 +58,7 @@ pub(crate) fn plan_update(
                 "column \"{column}\" does not exist"
             );
         };
-        let Some(constant) = constant(&value) else {
+        let Some(constant) = koios_connector::constant_value(&value) else {
             return not_remote(
                 table,
                 &format!("the new value of \"{column}\" ({value}) is not a constant"),
@@ -100,16 +97,6 @@ fn remote_filter(table: &MongoTable, filters: &[Expr]) -> Result<Document> {
     })
 }
 
-/// The value of a constant expression (a literal, possibly cast).
-fn constant(expr: &Expr) -> Option<ScalarValue> {
-    match expr {
-        Expr::Literal(value, _) => Some(value.clone()),
-        Expr::Cast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        Expr::Alias(alias) => constant(&alias.expr),
-        _ => None,
-    }
-}
-
 fn not_remote<T>(table: &MongoTable, why: &str) -> Result<T> {
     sql_err!(
         codes::FEATURE_NOT_SUPPORTED,
@@ -135,11 +122,7 @@ pub struct MongoDmlExec {
 
 impl MongoDmlExec {
     fn new(table: &MongoTable, filter: Document, change: Change) -> Self {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "count",
-            DataType::UInt64,
-            false,
-        )]));
+        let schema = koios_connector::count_schema();
         Self {
             mongo: Arc::clone(&table.mongo),
             database: table.database.clone(),
@@ -204,12 +187,10 @@ impl ExecutionPlan for MongoDmlExec {
         let mongo = Arc::clone(&self.mongo);
         let (database, collection) = (self.database.clone(), self.collection.clone());
         let (filter, change) = (self.filter.clone(), self.change.clone());
-        let schema = Arc::clone(&self.schema);
-        let batch_schema = Arc::clone(&schema);
         let run = async move {
             let target = mongo.collection::<Document>(&database, &collection);
             let context = format!("changing {database}.{collection}");
-            let count = match change {
+            Ok(match change {
                 Change::Delete => {
                     target
                         .delete_many(filter)
@@ -224,18 +205,10 @@ impl ExecutionPlan for MongoDmlExec {
                         .map_err(|e| mongo.error(&context, &e))?
                         .matched_count
                 }
-            };
-            Ok(RecordBatch::try_new(
-                batch_schema,
-                vec![Arc::new(UInt64Array::from(vec![count]))],
-            )?)
+            })
         };
-        let stream = Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            futures::stream::once(run),
-        ));
-        Ok(koios_connector::count_output_rows(
-            stream,
+        Ok(koios_connector::count_row_stream(
+            run,
             &self.metrics,
             partition,
         ))

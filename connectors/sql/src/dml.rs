@@ -13,16 +13,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, ScalarValue};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use koios_connector::ddl::TableName;
 use koios_connector::sql_err;
@@ -54,7 +52,7 @@ pub fn plan_update<B: SqlBackend>(
     let filter = remote_filter(backend.as_ref(), table, filters, "UPDATE")?;
     let mut values = Vec::with_capacity(assignments.len());
     for (column, value) in assignments {
-        let Some(constant) = constant(&value) else {
+        let Some(constant) = koios_connector::constant_value(&value) else {
             return not_remote(
                 backend.as_ref(),
                 table,
@@ -118,16 +116,6 @@ fn remote_filter<B: SqlBackend>(
     Ok(conjunction(unqualified))
 }
 
-/// The value of a constant expression (a literal, possibly cast).
-fn constant(expr: &Expr) -> Option<ScalarValue> {
-    match expr {
-        Expr::Literal(value, _) => Some(value.clone()),
-        Expr::Cast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
-        Expr::Alias(alias) => constant(&alias.expr),
-        _ => None,
-    }
-}
-
 fn not_remote<B: SqlBackend, T>(
     backend: &B,
     table: &RemoteTable<B::Codec>,
@@ -161,11 +149,7 @@ pub struct RemoteDmlExec<B: SqlBackend> {
 
 impl<B: SqlBackend> RemoteDmlExec<B> {
     fn new(backend: Arc<B>, sql: String) -> Self {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "count",
-            DataType::UInt64,
-            false,
-        )]));
+        let schema = koios_connector::count_schema();
         Self {
             properties: koios_connector::leaf_plan_properties(&schema, 1),
             backend,
@@ -222,21 +206,8 @@ impl<B: SqlBackend> ExecutionPlan for RemoteDmlExec<B> {
     ) -> Result<SendableRecordBatchStream> {
         let backend = Arc::clone(&self.backend);
         let sql = self.sql.clone();
-        let schema = Arc::clone(&self.schema);
-        let batch_schema = Arc::clone(&schema);
-        let run = async move {
-            let count = backend.execute_statement(sql).await?;
-            Ok(RecordBatch::try_new(
-                batch_schema,
-                vec![Arc::new(UInt64Array::from(vec![count]))],
-            )?)
-        };
-        let stream = Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            futures::stream::once(run),
-        ));
-        Ok(koios_connector::count_output_rows(
-            stream,
+        Ok(koios_connector::count_row_stream(
+            async move { backend.execute_statement(sql).await },
             &self.metrics,
             partition,
         ))
