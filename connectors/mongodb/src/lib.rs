@@ -75,6 +75,21 @@ impl Connector for MongoConnector {
         node.downcast_ref::<scan::MongoScanExec>().is_some()
     }
 
+    /// A collection's `estimatedDocumentCount`, for `koios.system.tables`
+    /// (no remote engine is named: MongoDB takes no pushed-down joins, so its
+    /// tables are not grouped with each other).
+    fn table_capabilities(
+        &self,
+        table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<koios_connector::TableCapabilities> {
+        let table = table.downcast_ref::<table::MongoTable>()?;
+        Some(koios_connector::TableCapabilities {
+            remote: None,
+            primary_key: Vec::new(),
+            estimated_rows: table.row_estimate,
+        })
+    }
+
     fn node_source(
         &self,
         node: &dyn datafusion::physical_plan::ExecutionPlan,
