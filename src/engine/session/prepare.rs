@@ -350,6 +350,19 @@ impl Session {
         let DfStatement::Statement(statement) = statement else {
             return Ok(None);
         };
+        // Queries (almost every statement) pay nothing more.
+        if !matches!(
+            statement.as_ref(),
+            SqlStatement::CreateTable(_)
+                | SqlStatement::Drop { .. }
+                | SqlStatement::Truncate(_)
+                | SqlStatement::AlterTable(_)
+                | SqlStatement::CreateSchema { .. }
+                | SqlStatement::Update(_)
+                | SqlStatement::Delete(_)
+        ) {
+            return Ok(None);
+        }
         let current_schema = self.with_settings(|s| {
             s.current_schema()
                 .unwrap_or(crate::engine::DEFAULT_SCHEMA)
