@@ -18,9 +18,18 @@ use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
 use mongodb::bson::{Bson, Document, doc};
 
-use crate::pushdown::filter::translate;
-use crate::table::MongoTable;
+use crate::discovery::MongoDiscovery;
+use crate::pushdown::filter::{pushdown, translate};
+use crate::types::schema::Shape;
 use crate::write::to_bson;
+
+/// The collection a statement changes, and its columns.
+pub(crate) struct Target<'a> {
+    pub mongo: &'a Arc<MongoDiscovery>,
+    pub database: &'a str,
+    pub collection: &'a str,
+    pub columns: &'a [(String, Shape)],
+}
 
 /// What the command does.
 #[derive(Debug, Clone)]
@@ -31,7 +40,7 @@ enum Change {
 
 /// The plan of `DELETE FROM collection WHERE filters`.
 pub(crate) fn plan_delete(
-    table: &MongoTable,
+    table: &Target<'_>,
     filters: Vec<Expr>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let filter = remote_filter(table, &filters)?;
@@ -40,7 +49,7 @@ pub(crate) fn plan_delete(
 
 /// The plan of `UPDATE collection SET assignments WHERE filters`.
 pub(crate) fn plan_update(
-    table: &MongoTable,
+    table: &Target<'_>,
     assignments: Vec<(String, Expr)>,
     filters: Vec<Expr>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -76,11 +85,12 @@ pub(crate) fn plan_update(
     )))
 }
 
-fn remote_filter(table: &MongoTable, filters: &[Expr]) -> Result<Document> {
+fn remote_filter(table: &Target<'_>, filters: &[Expr]) -> Result<Document> {
     let mut parts = Vec::with_capacity(filters.len());
     for filter in filters {
-        let translated = translate(filter, &table.columns);
-        match (translated, table.pushdown(filter)) {
+        let translated = translate(filter, table.columns);
+        let exactness = pushdown(filter, table.columns, table.mongo.options.invalid_values);
+        match (translated, exactness) {
             (Some(t), TableProviderFilterPushDown::Exact) => parts.push(t.filter),
             _ => {
                 return not_remote(
@@ -97,7 +107,7 @@ fn remote_filter(table: &MongoTable, filters: &[Expr]) -> Result<Document> {
     })
 }
 
-fn not_remote<T>(table: &MongoTable, why: &str) -> Result<T> {
+fn not_remote<T>(table: &Target<'_>, why: &str) -> Result<T> {
     sql_err!(
         codes::FEATURE_NOT_SUPPORTED,
         "this statement cannot run in source '{}' as one command on {}.{}: {why}",
@@ -110,7 +120,7 @@ fn not_remote<T>(table: &MongoTable, why: &str) -> Result<T> {
 /// One `deleteMany` or `updateMany`, run when executed; its one output row
 /// is the count of documents it matched.
 pub struct MongoDmlExec {
-    mongo: Arc<crate::discovery::MongoDiscovery>,
+    mongo: Arc<MongoDiscovery>,
     database: String,
     collection: String,
     filter: Document,
@@ -121,12 +131,12 @@ pub struct MongoDmlExec {
 }
 
 impl MongoDmlExec {
-    fn new(table: &MongoTable, filter: Document, change: Change) -> Self {
+    fn new(table: &Target<'_>, filter: Document, change: Change) -> Self {
         let schema = koios_connector::count_schema();
         Self {
-            mongo: Arc::clone(&table.mongo),
-            database: table.database.clone(),
-            collection: table.collection.clone(),
+            mongo: Arc::clone(table.mongo),
+            database: table.database.to_string(),
+            collection: table.collection.to_string(),
             filter,
             change,
             properties: koios_connector::leaf_plan_properties(&schema, 1),

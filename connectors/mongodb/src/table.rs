@@ -16,8 +16,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use mongodb::bson::{Document, doc};
 
 use crate::discovery::MongoDiscovery;
-use crate::options::InvalidValues;
-use crate::pushdown::filter::translate;
+use crate::pushdown::filter::{pushdown, translate};
 use crate::scan::{Find, MongoScanExec};
 use crate::types::schema::Shape;
 use crate::write::MongoSink;
@@ -52,15 +51,17 @@ impl MongoTable {
         }
     }
 
-    pub(crate) fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
-        match translate(filter, &self.columns) {
-            None => TableProviderFilterPushDown::Unsupported,
-            // See `filter`: only when a value that does not fit fails the
-            // query can MongoDB's array matching not change a result.
-            Some(t) if t.exact && self.mongo.options.invalid_values == InvalidValues::Error => {
-                TableProviderFilterPushDown::Exact
-            }
-            Some(_) => TableProviderFilterPushDown::Inexact,
+    fn pushdown(&self, filter: &Expr) -> TableProviderFilterPushDown {
+        pushdown(filter, &self.columns, self.mongo.options.invalid_values)
+    }
+
+    /// The collection, for an `UPDATE` or `DELETE` ([`crate::dml`]).
+    fn target(&self) -> crate::dml::Target<'_> {
+        crate::dml::Target {
+            mongo: &self.mongo,
+            database: &self.database,
+            collection: &self.collection,
+            columns: &self.columns,
         }
     }
 }
@@ -149,7 +150,7 @@ impl TableProvider for MongoTable {
         _state: &dyn Session,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        crate::dml::plan_delete(self, filters)
+        crate::dml::plan_delete(&self.target(), filters)
     }
 
     async fn update(
@@ -158,6 +159,6 @@ impl TableProvider for MongoTable {
         assignments: Vec<(String, Expr)>,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        crate::dml::plan_update(self, assignments, filters)
+        crate::dml::plan_update(&self.target(), assignments, filters)
     }
 }

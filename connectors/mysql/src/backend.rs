@@ -163,7 +163,7 @@ impl MyBackend {
             opts,
             url_database,
             options,
-            text_collation: crate::ddl::FALLBACK_COLLATION,
+            text_collation: crate::types::FALLBACK_COLLATION,
         };
         match backend.pool.get_conn().await {
             Ok(mut conn) => {
@@ -185,7 +185,8 @@ impl MyBackend {
                         "source '{source}': the server did not keep sql_mode NO_BACKSLASH_ESCAPES and ANSI_QUOTES for Koios's sessions (it has '{mode}'); Koios quotes values for those modes"
                     ))));
                 }
-                backend.text_collation = crate::ddl::text_collation(source, &mut conn)
+                backend.text_collation = backend
+                    .exact_text_collation(&mut conn)
                     .await
                     .map_err(OpenError::Other)?;
                 drop(conn);
@@ -315,7 +316,7 @@ impl SqlBackend for MyBackend {
     }
 
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
-        crate::ddl::column_type(&self.source, self.text_collation, column)
+        self.declared_type(column)
     }
 
     async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {

@@ -17,46 +17,7 @@ use koios_connector::sqlstate::codes;
 use mysql_async::prelude::Queryable;
 
 use crate::backend::{MyBackend, remote_error};
-
-/// Binary collations that compare strings exactly as DataFusion does.
-pub(crate) const EXACT_COLLATIONS: [&str; 2] = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
-
-/// The binary collation of a server that has neither exact one.
-pub(crate) const FALLBACK_COLLATION: &str = "utf8mb4_bin";
-
-/// The collation for text columns Koios creates on this server.
-pub(crate) async fn text_collation(
-    source: &str,
-    conn: &mut mysql_async::Conn,
-) -> Result<&'static str> {
-    let found: Vec<String> = conn
-        .exec(
-            "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?)",
-            (EXACT_COLLATIONS[0], EXACT_COLLATIONS[1]),
-        )
-        .await
-        .map_err(|e| remote_error(&format!("source '{source}': reading the server's collations"), &e))?;
-    Ok(EXACT_COLLATIONS
-        .into_iter()
-        .find(|c| found.iter().any(|f| f == c))
-        .unwrap_or(FALLBACK_COLLATION))
-}
-
-/// MySQL's type for a declared column.
-pub(crate) fn column_type(
-    source: &str,
-    collation: &str,
-    column: &ColumnDefinition,
-) -> Result<String> {
-    type_name(&column.data_type, collation).map_err(|why| {
-        koios_connector::sql_error!(
-            codes::FEATURE_NOT_SUPPORTED,
-            "source '{source}' cannot create column \"{}\" of type {}: {why}",
-            column.name,
-            column.data_type
-        )
-    })
-}
+use crate::types::{EXACT_COLLATIONS, FALLBACK_COLLATION};
 
 fn type_name(ty: &ColumnType, collation: &str) -> std::result::Result<String, &'static str> {
     let text = format!("CHARACTER SET utf8mb4 COLLATE {collation}");
@@ -105,6 +66,38 @@ fn type_name(ty: &ColumnType, collation: &str) -> std::result::Result<String, &'
 }
 
 impl MyBackend {
+    /// The collation for text columns Koios creates on this server: the
+    /// first of [`EXACT_COLLATIONS`] it has, else [`FALLBACK_COLLATION`].
+    pub(crate) async fn exact_text_collation(
+        &self,
+        conn: &mut mysql_async::Conn,
+    ) -> Result<&'static str> {
+        let found: Vec<String> = conn
+            .exec(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN (?, ?)",
+                (EXACT_COLLATIONS[0], EXACT_COLLATIONS[1]),
+            )
+            .await
+            .map_err(|e| remote_error(&self.context("reading the server's collations"), &e))?;
+        Ok(EXACT_COLLATIONS
+            .into_iter()
+            .find(|c| found.iter().any(|f| f == c))
+            .unwrap_or(FALLBACK_COLLATION))
+    }
+
+    /// MySQL's type for a declared column.
+    pub(crate) fn declared_type(&self, column: &ColumnDefinition) -> Result<String> {
+        type_name(&column.data_type, self.text_collation).map_err(|why| {
+            koios_connector::sql_error!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}' cannot create column \"{}\" of type {}: {why}",
+                self.source,
+                column.name,
+                column.data_type
+            )
+        })
+    }
+
     /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched
     /// (connections report found rows, not changed ones, as PostgreSQL does).
     pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {

@@ -50,7 +50,7 @@ impl ExactColumns for MyColumns<'_> {
                 if text.contains('\0') || (comparison == Comparison::Like && !like_pattern_pushable(text)) {
                     return Safety::No;
                 }
-                let exact = matches!(&column.codec, MyCodec::Text { collation } if crate::ddl::EXACT_COLLATIONS.contains(&collation.as_str()));
+                let exact = matches!(&column.codec, MyCodec::Text { collation } if crate::types::EXACT_COLLATIONS.contains(&collation.as_str()));
                 match comparison {
                     // A binary collation without padding compares code
                     // points, as DataFusion compares bytes of UTF-8.

@@ -7,6 +7,14 @@ use mysql_async::Value;
 
 pub use crate::options::InvalidDates;
 
+/// Binary collations without padding: they compare strings exactly as
+/// DataFusion does (code points, trailing spaces significant). Text columns
+/// Koios creates get the first the server has (see `ddl.rs`).
+pub(crate) const EXACT_COLLATIONS: [&str; 2] = ["utf8mb4_nopad_bin", "utf8mb4_0900_bin"];
+
+/// The binary collation of a server that has neither exact one.
+pub(crate) const FALLBACK_COLLATION: &str = "utf8mb4_bin";
+
 /// How one column is read, written and filtered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MyCodec {

@@ -223,7 +223,7 @@ impl SqlBackend for PgBackend {
     }
 
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
-        crate::ddl::column_type(&self.source, column)
+        self.declared_type(column)
     }
 
     async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {

@@ -11,18 +11,6 @@ use koios_connector::sqlstate::codes;
 
 use crate::backend::PgBackend;
 
-/// PostgreSQL's type for a declared column.
-pub(crate) fn column_type(source: &str, column: &ColumnDefinition) -> Result<String> {
-    type_name(&column.data_type).map_err(|why| {
-        sql_error!(
-            codes::FEATURE_NOT_SUPPORTED,
-            "source '{source}' cannot create column \"{}\" of type {}: {why}",
-            column.name,
-            column.data_type
-        )
-    })
-}
-
 fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
     Ok(match ty {
         ColumnType::Boolean => "boolean".into(),
@@ -64,6 +52,19 @@ fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
 }
 
 impl PgBackend {
+    /// PostgreSQL's type for a declared column.
+    pub(crate) fn declared_type(&self, column: &ColumnDefinition) -> Result<String> {
+        type_name(&column.data_type).map_err(|why| {
+            sql_error!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}' cannot create column \"{}\" of type {}: {why}",
+                self.source,
+                column.name,
+                column.data_type
+            )
+        })
+    }
+
     /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched.
     pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {
         let client = self.client().await?;

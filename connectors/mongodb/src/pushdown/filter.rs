@@ -19,9 +19,10 @@
 //! DataFusion checks the rows again.
 
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, Like, Operator, TableProviderFilterPushDown};
 use mongodb::bson::{Bson, Document, Regex, doc, oid::ObjectId};
 
+use crate::options::InvalidValues;
 use crate::types::schema::Shape;
 
 /// A filter MongoDB can evaluate, and whether it is exact.
@@ -29,6 +30,24 @@ use crate::types::schema::Shape;
 pub struct Translated {
     pub filter: Document,
     pub exact: bool,
+}
+
+/// How far MongoDB can evaluate `expr` over `columns`: exact only when a
+/// value that does not fit its column fails the query (`invalid_values =
+/// "error"`), since MongoDB's array matching could otherwise select a row
+/// DataFusion would read as NULL.
+pub fn pushdown(
+    expr: &Expr,
+    columns: &[(String, Shape)],
+    invalid_values: InvalidValues,
+) -> TableProviderFilterPushDown {
+    match translate(expr, columns) {
+        None => TableProviderFilterPushDown::Unsupported,
+        Some(t) if t.exact && invalid_values == InvalidValues::Error => {
+            TableProviderFilterPushDown::Exact
+        }
+        Some(_) => TableProviderFilterPushDown::Inexact,
+    }
 }
 
 /// Translates `expr` over `columns`, or `None` when MongoDB cannot evaluate it.
