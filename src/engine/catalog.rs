@@ -255,7 +255,13 @@ impl Engine {
     /// A new DataFusion session whose unqualified names resolve in the
     /// identity's database; the front end's extension sees the identity
     /// (its system tables show the user and the settings).
-    pub fn new_context(&self, identity: &SessionIdentity) -> SessionContext {
+    /// A session's DataFusion context; `block` is its transaction block,
+    /// which connectors' plan nodes find in the configuration.
+    pub fn new_context(
+        &self,
+        identity: &SessionIdentity,
+        block: Option<&Arc<koios_connector::transaction::TransactionBlock>>,
+    ) -> SessionContext {
         let database = identity.database.as_str();
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(database, DEFAULT_SCHEMA)
@@ -266,6 +272,9 @@ impl Engine {
             // columns, in every catalog).
             .with_information_schema(false)
             .with_batch_size(self.server.batch_size);
+        if let Some(block) = block {
+            config = config.with_extension(Arc::clone(block));
+        }
         let options = config.options_mut();
         options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // PostgreSQL reads `1.5` as an exact numeric, not a float.
@@ -337,7 +346,7 @@ impl Engine {
             ),
             sessions: Arc::clone(&self.activity),
         };
-        let ctx = self.new_context(&identity);
+        let ctx = self.new_context(&identity, None);
         let degraded = self
             .read_sources()
             .values()

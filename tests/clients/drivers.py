@@ -342,6 +342,53 @@ def sqlalchemy_inspector_my():
         eng.dispose()
 
 
+def sqlalchemy_orm(dbname, schema):
+    """The ORM over a source: metadata.create_all/drop_all, then a Session's
+    add/commit, a rolled-back flush (its rows seen inside the transaction,
+    gone after), update and delete by primary key."""
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Item(Base):
+        __tablename__ = "orm_items"
+        __table_args__ = {"schema": schema}
+        id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+        label: Mapped[str] = mapped_column(sa.String(40))
+
+    eng = engine(dbname)
+    try:
+        if dbname == "pg":
+            with eng.begin() as c:
+                c.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        Base.metadata.drop_all(eng)
+        Base.metadata.create_all(eng)
+        assert sa.inspect(eng).has_table("orm_items", schema=schema), "create_all made the table"
+        with Session(eng) as s:
+            s.add_all([Item(id=1, label="one"), Item(id=2, label="two")])
+            s.commit()
+        with Session(eng) as s:
+            s.add(Item(id=3, label="three"))
+            s.flush()
+            eq(s.query(Item).count(), 3, "the flushed row, seen inside its transaction")
+            s.rollback()
+        with Session(eng) as s:
+            eq(sorted(i.label for i in s.query(Item).all()), ["one", "two"], "after rollback")
+            s.get(Item, 1).label = "ONE"
+            s.delete(s.get(Item, 2))
+            s.commit()
+        with Session(eng) as s:
+            eq([(i.id, i.label) for i in s.query(Item).order_by(Item.id)], [(1, "ONE")], "after update and delete")
+        Base.metadata.drop_all(eng)
+        assert not sa.inspect(eng).has_table("orm_items", schema=schema), "drop_all dropped it"
+        if dbname == "pg":
+            with eng.begin() as c:
+                c.execute(sa.text(f'DROP SCHEMA "{schema}"'))
+    finally:
+        eng.dispose()
+
+
 # ---------------------------------------------------------------- pandas
 
 def pandas_read_sql():
@@ -392,6 +439,8 @@ for name, fn in [
     ("asyncpg pool acquire/release", asyncpg_pool),
     ("SQLAlchemy inspector on the PostgreSQL source", sqlalchemy_inspector_pg),
     ("SQLAlchemy inspector on the MariaDB source", sqlalchemy_inspector_my),
+    ("SQLAlchemy ORM on the PostgreSQL source: create_all, add/commit/rollback", lambda: sqlalchemy_orm("pg", "orm_test")),
+    ("SQLAlchemy ORM on the MariaDB source: create_all, add/commit/rollback", lambda: sqlalchemy_orm("my", MYDB)),
     ("pandas.read_sql query", pandas_read_sql),
     ("pandas.read_sql table name", pandas_read_sql_table),
 ]:

@@ -21,7 +21,9 @@
 //!   forms of values, shared with the front end;
 //! - [`plan`]: helpers for connectors' plan nodes and rules; [`catalog`]: a
 //!   lazily discovered catalog; [`error`]: errors a backend reports;
-//!   [`sqlstate`]: errors Koios raises itself, with their SQLSTATE.
+//!   [`sqlstate`]: errors Koios raises itself, with their SQLSTATE;
+//! - [`transaction`]: a session's `BEGIN … COMMIT` as connectors see it,
+//!   and the remote transaction a connector opens for it.
 //!
 //! Keeping this crate small lets every connector crate depend on it without
 //! depending on the server, and lets the server treat all backends alike.
@@ -42,6 +44,7 @@ pub mod remote_sql;
 pub mod spec;
 pub mod sqlstate;
 pub mod tls;
+pub mod transaction;
 
 pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCapabilities};
 pub use contract::{Connector, PoolStatus, Source};

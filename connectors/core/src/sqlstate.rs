@@ -49,6 +49,10 @@ pub mod codes {
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
 }
 
 /// An error with its SQLSTATE, message and optional hint. The message

@@ -16,6 +16,7 @@ use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
+use koios_connector::transaction::write_outside_blocks;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::discovery::MongoDiscovery;
@@ -192,12 +193,13 @@ impl ExecutionPlan for MongoDmlExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let mongo = Arc::clone(&self.mongo);
         let (database, collection) = (self.database.clone(), self.collection.clone());
         let (filter, change) = (self.filter.clone(), self.change.clone());
         let run = async move {
+            write_outside_blocks(&context, &mongo.source, "MongoDB").await?;
             let target = mongo.collection::<Document>(&database, &collection);
             let context = format!("changing {database}.{collection}");
             Ok(match change {

@@ -16,6 +16,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
+use koios_connector::transaction::write_outside_blocks;
 use mongodb::bson::{Binary, Bson, Document, oid::ObjectId, spec::BinarySubtype};
 
 use crate::discovery::MongoDiscovery;
@@ -96,8 +97,9 @@ impl DataSink for MongoSink {
     async fn write_all(
         &self,
         mut data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> Result<u64> {
+        write_outside_blocks(context, &self.mongo.source, "MongoDB").await?;
         let mut written = 0u64;
         let mut pending = Vec::with_capacity(INSERT_BATCH);
         while let Some(batch) = data.next().await {

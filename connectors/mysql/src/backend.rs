@@ -1,8 +1,8 @@
 //! MySQL/MariaDB as a [`SqlBackend`]: the connection pool (TLS, session
 //! settings) and the trait implementation, which hands each question to
 //! the module that answers it — discovery ([`crate::catalog`]), pushdown
-//! rules ([`crate::pushdown`]), reads ([`crate::scan`]) and inserts
-//! ([`crate::write`]).
+//! rules ([`crate::pushdown`]), reads ([`crate::scan`]), inserts
+//! ([`crate::write`]) and transaction blocks ([`crate::transaction`]).
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
+use koios_connector::transaction::RemoteTransaction;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -22,6 +23,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::options::MyOptions;
 use crate::pushdown;
+use crate::transaction;
 use crate::types::MyCodec;
 
 /// One attached MySQL or MariaDB server.
@@ -277,8 +279,10 @@ impl SqlBackend for MyBackend {
         sql: String,
         params: Vec<ScalarValue>,
         batch_size: usize,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        self.read_query(query, sql, params, batch_size)
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.read_query(query, sql, params, batch_size, pinned)
     }
 
     fn column_semantics(&self, column: &RemoteColumn<MyCodec>) -> Semantics {
@@ -311,8 +315,10 @@ impl SqlBackend for MyBackend {
         codecs: Vec<MyCodec>,
         schema: SchemaRef,
         batch_size: usize,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        self.read_sql(sql, codecs, schema, batch_size)
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.read_sql(sql, codecs, schema, batch_size, pinned)
     }
 
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
@@ -323,15 +329,26 @@ impl SqlBackend for MyBackend {
         self.run_ddl(change, sql).await
     }
 
-    async fn execute_statement(&self, sql: String) -> Result<u64> {
-        self.run_statement(sql).await
+    async fn execute_statement(
+        &self,
+        sql: String,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<u64> {
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.run_statement(sql, pinned).await
     }
 
     async fn insert(
         &self,
         table: Arc<RemoteTable<MyCodec>>,
         rows: SendableRecordBatchStream,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        self.insert_rows(table, rows).await
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.insert_rows(table, rows, pinned).await
+    }
+
+    async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {
+        self.begin_transaction().await
     }
 }

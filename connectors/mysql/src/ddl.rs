@@ -15,8 +15,10 @@ use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange};
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
 use mysql_async::prelude::Queryable;
+use std::sync::Arc;
 
 use crate::backend::{MyBackend, remote_error};
+use crate::transaction::Pinned;
 use crate::types::{EXACT_COLLATIONS, FALLBACK_COLLATION};
 
 fn type_name(ty: &ColumnType, collation: &str) -> std::result::Result<String, &'static str> {
@@ -100,11 +102,28 @@ impl MyBackend {
 
     /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched
     /// (connections report found rows, not changed ones, as PostgreSQL does).
-    pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {
+    /// `pinned`: the session's open transaction to run it in.
+    pub(crate) async fn run_statement(
+        &self,
+        sql: String,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<u64> {
+        let context = self.context("changing rows");
+        if let Some(pinned) = pinned {
+            let mut guard = pinned.lock().await?;
+            let Some(transaction) = guard.as_mut() else {
+                return Ok(0);
+            };
+            transaction
+                .query_drop(sql)
+                .await
+                .map_err(|e| remote_error(&context, &e))?;
+            return Ok(transaction.affected_rows());
+        }
         let mut conn = self.conn().await?;
         conn.query_drop(sql)
             .await
-            .map_err(|e| remote_error(&self.context("changing rows"), &e))?;
+            .map_err(|e| remote_error(&context, &e))?;
         Ok(conn.affected_rows())
     }
 

@@ -22,6 +22,7 @@ mod ddl;
 pub mod options;
 pub mod pushdown;
 pub mod scan;
+mod transaction;
 pub mod types;
 pub mod write;
 

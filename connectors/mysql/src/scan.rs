@@ -1,6 +1,7 @@
 //! Reads: split predicates over key ranges, and rows streamed through the
 //! binary protocol into Arrow batches; a read abandoned before its end is
-//! stopped on the server with `KILL QUERY`.
+//! stopped on the server with `KILL QUERY` (inside a transaction block,
+//! read to its end instead).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
 
 use crate::backend::{MyBackend, remote_error};
+use crate::transaction::Pinned;
 use crate::types::{ColumnBuilder, MyCodec};
 
 impl MyBackend {
@@ -86,6 +88,7 @@ impl MyBackend {
         sql: String,
         params: Vec<ScalarValue>,
         batch_size: usize,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         // MySQL pushes no comparison with a statement parameter.
         if !params.is_empty() {
@@ -101,7 +104,7 @@ impl MyBackend {
             .map(|i| query.table.columns[*i].codec.clone())
             .collect();
         let context = self.context(&format!("reading {}", query.table.name));
-        self.stream(sql, codecs, schema, batch_size, context)
+        self.stream(sql, codecs, schema, batch_size, context, pinned)
     }
 
     pub(crate) fn read_sql(
@@ -110,15 +113,17 @@ impl MyBackend {
         codecs: Vec<MyCodec>,
         schema: SchemaRef,
         batch_size: usize,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         let context = self.context("running a pushed-down query");
-        self.stream(sql, codecs, schema, batch_size, context)
+        self.stream(sql, codecs, schema, batch_size, context, pinned)
     }
 }
 
 impl MyBackend {
     /// Streams the rows of `sql` through the binary protocol, decoding each
-    /// result column with its codec.
+    /// result column with its codec: on a pooled connection, or in
+    /// `pinned` (a session's open transaction).
     fn stream(
         &self,
         sql: String,
@@ -126,19 +131,45 @@ impl MyBackend {
         schema: SchemaRef,
         batch_size: usize,
         context: String,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let read = RowReader {
+            names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+            codecs,
+            schema: Arc::clone(&schema),
+            batch_size,
+            invalid_dates: self.options.invalid_dates,
+            context,
+        };
+        let mut builder = RecordBatchReceiverStream::builder(schema, 2);
+        let tx = builder.tx();
+        if let Some(pinned) = pinned {
+            // Not the builder's task, which a dropped stream aborts: the
+            // transaction's connection must never be left mid-result (nor
+            // can its statement be killed without ending the transaction),
+            // so an abandoned read runs to its end, its rows discarded.
+            tokio::spawn(async move {
+                let result = async {
+                    let mut guard = pinned.lock().await?;
+                    let Some(transaction) = guard.as_mut() else {
+                        return Ok(());
+                    };
+                    read.run(transaction, &sql, &tx, true).await.map(|_| ())
+                }
+                .await;
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e)).await;
+                }
+            });
+            return Ok(builder.build());
+        }
         let pool = self.pool.clone();
         let kill_opts = self.opts.clone();
-        let invalid_dates = self.options.invalid_dates;
-        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
-        let tx = builder.tx();
-        let out_schema = Arc::clone(&schema);
         builder.spawn(async move {
             let conn = pool
                 .get_conn()
                 .await
-                .map_err(|e| remote_error(&context, &e))?;
+                .map_err(|e| remote_error(&read.context, &e))?;
             // Stops the statement on the server if this task is dropped early.
             let mut running = KillOnDrop {
                 opts: kill_opts,
@@ -148,40 +179,75 @@ impl MyBackend {
             let Some(conn) = running.conn.as_mut() else {
                 return Ok(());
             };
-            let mut rows = conn
-                .exec_stream::<Row, _, _>(sql.as_str(), ())
-                .await
-                .map_err(|e| remote_error(&context, &e))?;
-            let mut builders: Vec<ColumnBuilder> = codecs
-                .iter()
-                .map(|c| ColumnBuilder::new(c, batch_size, invalid_dates))
-                .collect();
-            let mut count = 0usize;
-            let fail = |i: usize, e: String| {
-                DataFusionError::Execution(format!("{context}: column {}: {e}", names[i]))
-            };
-            while let Some(row) = rows.next().await {
-                let row = row.map_err(|e| remote_error(&context, &e))?;
-                for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
-                    builders[i].append(value).map_err(|e| fail(i, e))?;
-                }
-                count += 1;
-                if count == batch_size {
-                    let batch = finish(&out_schema, &mut builders, count)?;
-                    count = 0;
-                    if tx.send(Ok(batch)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            drop(rows);
-            running.finished();
-            if count > 0 {
-                let _ = tx.send(finish(&out_schema, &mut builders, count)).await;
+            if read.run(conn, &sql, &tx, false).await? {
+                running.finished();
             }
             Ok(())
         });
         Ok(builder.build())
+    }
+}
+
+/// What decodes one query's rows into batches.
+struct RowReader {
+    names: Vec<String>,
+    codecs: Vec<MyCodec>,
+    schema: SchemaRef,
+    batch_size: usize,
+    invalid_dates: crate::options::InvalidDates,
+    context: String,
+}
+
+impl RowReader {
+    /// Runs `sql` on `conn` and sends its rows to `tx` in batches; whether
+    /// the statement ran to its end. When `tx`'s reader has gone, stops —
+    /// or, with `drain`, reads the rest without decoding it, so the
+    /// connection ends the statement.
+    async fn run<Q: Queryable>(
+        &self,
+        conn: &mut Q,
+        sql: &str,
+        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+        drain: bool,
+    ) -> Result<bool> {
+        let context = &self.context;
+        let mut rows = conn
+            .exec_stream::<Row, _, _>(sql, ())
+            .await
+            .map_err(|e| remote_error(context, &e))?;
+        let mut builders: Vec<ColumnBuilder> = self
+            .codecs
+            .iter()
+            .map(|c| ColumnBuilder::new(c, self.batch_size, self.invalid_dates))
+            .collect();
+        let mut count = 0usize;
+        let mut wanted = true;
+        let fail = |i: usize, e: String| {
+            DataFusionError::Execution(format!("{context}: column {}: {e}", self.names[i]))
+        };
+        while let Some(row) = rows.next().await {
+            let row = row.map_err(|e| remote_error(context, &e))?;
+            if !wanted {
+                continue;
+            }
+            for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
+                builders[i].append(value).map_err(|e| fail(i, e))?;
+            }
+            count += 1;
+            if count == self.batch_size {
+                let batch = finish(&self.schema, &mut builders, count)?;
+                count = 0;
+                wanted = tx.send(Ok(batch)).await.is_ok();
+                if !wanted && !drain {
+                    return Ok(false);
+                }
+            }
+        }
+        drop(rows);
+        if count > 0 && wanted {
+            let _ = tx.send(finish(&self.schema, &mut builders, count)).await;
+        }
+        Ok(true)
     }
 }
 

@@ -14,26 +14,51 @@ use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
 use crate::backend::{MyBackend, remote_error};
+use crate::transaction::Pinned;
 use crate::types::MyCodec;
 
 impl MyBackend {
+    /// Appends `rows` in one transaction: its own on a pooled connection,
+    /// or `pinned` (a session's open transaction).
     pub(crate) async fn insert_rows(
         &self,
         table: Arc<RemoteTable<MyCodec>>,
-        mut rows: SendableRecordBatchStream,
+        rows: SendableRecordBatchStream,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<u64> {
         let context = self.context(&format!("inserting into {}", table.name));
+        if let Some(pinned) = pinned {
+            let mut guard = pinned.lock().await?;
+            let Some(transaction) = guard.as_mut() else {
+                return Ok(0);
+            };
+            return send_rows(transaction, &table, rows, &context).await;
+        }
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .start_transaction(mysql_async::TxOpts::default())
+            .await
+            .map_err(|e| remote_error(&context, &e))?;
+        let total = send_rows(&mut tx, &table, rows, &context).await?;
+        tx.commit().await.map_err(|e| remote_error(&context, &e))?;
+        Ok(total)
+    }
+}
+
+/// Sends `rows` as parameterised multi-row `INSERT`s on `conn`.
+async fn send_rows<Q: Queryable>(
+    tx: &mut Q,
+    table: &RemoteTable<MyCodec>,
+    mut rows: SendableRecordBatchStream,
+    context: &str,
+) -> Result<u64> {
+    {
         let columns: Vec<String> = table
             .columns
             .iter()
             .map(|c| RemoteDialect::MySql.quote_identifier(&c.name))
             .collect();
         let per_statement = (60_000 / columns.len().max(1)).clamp(1, 1000);
-        let mut conn = self.conn().await?;
-        let mut tx = conn
-            .start_transaction(mysql_async::TxOpts::default())
-            .await
-            .map_err(|e| remote_error(&context, &e))?;
         let mut total = 0u64;
         while let Some(batch) = rows.next().await {
             let batch = batch?;
@@ -61,12 +86,11 @@ impl MyBackend {
                 }
                 tx.exec_drop(sql, params)
                     .await
-                    .map_err(|e| remote_error(&context, &e))?;
+                    .map_err(|e| remote_error(context, &e))?;
                 total += (end - start) as u64;
                 start = end;
             }
         }
-        tx.commit().await.map_err(|e| remote_error(&context, &e))?;
         Ok(total)
     }
 }

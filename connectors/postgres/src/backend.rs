@@ -1,8 +1,9 @@
 //! PostgreSQL as a [`SqlBackend`]: the connection pool (TLS, session
 //! settings) and the trait implementation, which hands each question to
 //! the module that answers it — discovery ([`crate::catalog`]), pushdown
-//! rules ([`crate::pushdown`]), reads ([`crate::scan`], [`crate::rows`])
-//! and inserts ([`crate::write`]).
+//! rules ([`crate::pushdown`]), reads ([`crate::scan`], [`crate::rows`]),
+//! inserts ([`crate::write`]) and transaction blocks
+//! ([`crate::transaction`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::transaction::RemoteTransaction;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -26,6 +28,7 @@ use crate::error::{pool_error, remote_error};
 use crate::options::PgOptions;
 use crate::pushdown;
 use crate::statements::RepeatedStatements;
+use crate::transaction;
 use crate::types::PgCodec;
 
 /// One attached PostgreSQL database.
@@ -172,8 +175,10 @@ impl SqlBackend for PgBackend {
         sql: String,
         params: Vec<ScalarValue>,
         batch_size: usize,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        self.read_query(query, sql, params, batch_size)
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.read_query(query, sql, params, batch_size, pinned)
     }
 
     fn column_semantics(&self, column: &RemoteColumn<PgCodec>) -> Semantics {
@@ -206,8 +211,10 @@ impl SqlBackend for PgBackend {
         codecs: Vec<PgCodec>,
         schema: SchemaRef,
         batch_size: usize,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        self.read_sql(sql, codecs, schema, batch_size)
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.read_sql(sql, codecs, schema, batch_size, pinned)
     }
 
     fn execute_data_rows(
@@ -230,15 +237,26 @@ impl SqlBackend for PgBackend {
         self.run_ddl(change, sql).await
     }
 
-    async fn execute_statement(&self, sql: String) -> Result<u64> {
-        self.run_statement(sql).await
+    async fn execute_statement(
+        &self,
+        sql: String,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<u64> {
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.run_statement(sql, pinned).await
     }
 
     async fn insert(
         &self,
         table: Arc<RemoteTable<PgCodec>>,
         rows: SendableRecordBatchStream,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        crate::write::copy_in(&self.pool, &self.source, &table, rows).await
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        crate::write::copy_in(&self.pool, &self.source, &table, rows, pinned).await
+    }
+
+    async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {
+        self.begin_transaction().await
     }
 }

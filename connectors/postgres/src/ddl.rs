@@ -9,7 +9,10 @@ use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange};
 use koios_connector::sql_error;
 use koios_connector::sqlstate::codes;
 
+use std::sync::Arc;
+
 use crate::backend::PgBackend;
+use crate::transaction::Pinned;
 
 fn type_name(ty: &ColumnType) -> std::result::Result<String, &'static str> {
     Ok(match ty {
@@ -66,9 +69,15 @@ impl PgBackend {
     }
 
     /// Runs a `DELETE` or `UPDATE` Koios wrote; returns the rows it matched.
-    pub(crate) async fn run_statement(&self, sql: String) -> Result<u64> {
-        let client = self.client().await?;
-        client
+    /// `pinned`: the session's open transaction to run it in.
+    pub(crate) async fn run_statement(
+        &self,
+        sql: String,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<u64> {
+        let connection = self.connection(pinned).await?;
+        connection
+            .client()?
             .execute(sql.as_str(), &[])
             .await
             .map_err(|e| self.db_error("changing rows", e))

@@ -32,6 +32,7 @@ mod rows;
 pub mod scan;
 mod statements;
 pub mod tls;
+mod transaction;
 pub mod types;
 pub mod write;
 

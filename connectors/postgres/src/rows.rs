@@ -82,7 +82,9 @@ fn read_rows(
     let start = {
         let context = context.clone();
         async move {
-            start_read(&pool, &statements, Read::Rows(sql, params))
+            // Direct rows run outside transaction blocks only (the engine
+            // reads through the plan inside one): always pooled.
+            start_read(&pool, &statements, Read::Rows(sql, params), None)
                 .await
                 .map_err(|e| match e {
                     StartError::Pool(message) => {

@@ -22,6 +22,7 @@ use crate::backend::PgBackend;
 use crate::copy::CopyDecoder;
 use crate::error::{pool_error, remote_error};
 use crate::statements::RepeatedStatements;
+use crate::transaction::{Connection, Pinned};
 use crate::types::{PgCodec, TextKind, parameter_type};
 
 impl PgBackend {
@@ -92,6 +93,7 @@ impl PgBackend {
         sql: String,
         params: Vec<ScalarValue>,
         batch_size: usize,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         let schema = query.output_schema();
         let codecs: Vec<PgCodec> = query
@@ -101,9 +103,10 @@ impl PgBackend {
             .collect();
         let context = format!("source '{}': reading {}", self.source, query.table.name);
         if query.is_point_read() || !params.is_empty() {
-            self.read_out(Read::Rows(sql, params), codecs, schema, batch_size, context)
+            let read = Read::Rows(sql, params);
+            self.read_out(read, codecs, schema, batch_size, context, pinned)
         } else {
-            self.copy_out(sql, codecs, schema, batch_size, context)
+            self.copy_out(sql, codecs, schema, batch_size, context, pinned)
         }
     }
 
@@ -113,9 +116,10 @@ impl PgBackend {
         codecs: Vec<PgCodec>,
         schema: SchemaRef,
         batch_size: usize,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         let context = format!("source '{}': running a pushed-down query", self.source);
-        self.copy_out(sql, codecs, schema, batch_size, context)
+        self.copy_out(sql, codecs, schema, batch_size, context, pinned)
     }
 }
 
@@ -203,13 +207,22 @@ impl PgBackend {
         schema: SchemaRef,
         batch_size: usize,
         context: String,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         let copy = format!("COPY ({sql}) TO STDOUT (FORMAT binary)");
-        self.read_out(Read::Copy(copy), codecs, schema, batch_size, context)
+        self.read_out(
+            Read::Copy(copy),
+            codecs,
+            schema,
+            batch_size,
+            context,
+            pinned,
+        )
     }
 
-    /// Runs a [`Read`] on a pooled connection and decodes what it returns
-    /// into record batches of `batch_size` rows.
+    /// Runs a [`Read`] on a pooled connection (or `pinned`, a session's
+    /// open transaction) and decodes what it returns into record batches
+    /// of `batch_size` rows.
     fn read_out(
         &self,
         read: Read,
@@ -217,6 +230,7 @@ impl PgBackend {
         schema: SchemaRef,
         batch_size: usize,
         context: String,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         let pool = self.pool.clone();
@@ -245,12 +259,13 @@ impl PgBackend {
             let fail = fail.clone();
             let fail_pg = fail_pg.clone();
             async move {
-                let active = start_read(&pool, &statements, read)
-                    .await
-                    .map_err(|e| match e {
-                        StartError::Pool(message) => fail(message),
-                        StartError::Statement(e) => fail_pg(e),
-                    })?;
+                let active =
+                    start_read(&pool, &statements, read, pinned)
+                        .await
+                        .map_err(|e| match e {
+                            StartError::Pool(message) => fail(message),
+                            StartError::Statement(e) => fail_pg(e),
+                        })?;
                 Ok::<_, DataFusionError>(State {
                     read: active,
                     decoder,
@@ -336,26 +351,37 @@ pub(crate) enum StartError {
     Statement(tokio_postgres::Error),
 }
 
-/// Takes a pooled connection and starts `read` on it: as a statement the
-/// connection keeps prepared when the same text ran before
+/// Takes a pooled connection (or `pinned`'s) and starts `read` on it: as
+/// a statement the connection keeps prepared when the same text ran before
 /// ([`crate::statements`]), else as text.
 pub(crate) async fn start_read(
     pool: &Pool,
     statements: &RepeatedStatements,
     read: Read,
+    pinned: Option<Arc<Pinned>>,
 ) -> std::result::Result<ActiveRead, StartError> {
-    let client = pool
-        .get()
-        .await
-        .map_err(|e| StartError::Pool(format!("cannot connect: {}", pool_error(&e))))?;
-    // Armed before the statement starts: PostgreSQL may run it for long
-    // before the first row, and a drop then must cancel too.
-    let mut active = ActiveRead {
-        token: Some(client.cancel_token()),
-        rows: None,
-        client: Some(client),
+    let connection = match pinned {
+        Some(pinned) => Connection::Pinned(pinned),
+        None => Connection::Pooled(
+            pool.get()
+                .await
+                .map_err(|e| StartError::Pool(format!("cannot connect: {}", pool_error(&e))))?,
+        ),
     };
-    let Some(client) = active.client.as_deref() else {
+    // Armed before the statement starts: PostgreSQL may run it for long
+    // before the first row, and a drop then must cancel too. Not inside a
+    // transaction block: a cancel would abort the block's transaction, so
+    // an abandoned read there runs to its end and its rows are discarded.
+    let token = match &connection {
+        Connection::Pooled(client) => Some(client.cancel_token()),
+        Connection::Pinned(_) => None,
+    };
+    let mut active = ActiveRead {
+        token,
+        rows: None,
+        client: Some(connection),
+    };
+    let Some(client) = active.client.as_ref().and_then(|c| c.client().ok()) else {
         return Err(StartError::Pool("no connection".into()));
     };
     let (sql, types) = match &read {
@@ -448,7 +474,7 @@ pub(crate) struct ActiveRead {
     /// `Some` while the statement may still be running.
     pub(crate) token: Option<tokio_postgres::CancelToken>,
     pub(crate) rows: Option<Source>,
-    pub(crate) client: Option<deadpool_postgres::Object>,
+    pub(crate) client: Option<Connection>,
 }
 
 impl ActiveRead {
@@ -464,7 +490,7 @@ impl Drop for ActiveRead {
             return;
         };
         self.rows = None;
-        if let Some(client) = self.client.take() {
+        if let Some(Connection::Pooled(client)) = self.client.take() {
             drop(deadpool_postgres::Object::take(client));
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -1,5 +1,6 @@
 //! `INSERT INTO` a PostgreSQL table: rows encoded in the binary COPY format
-//! and sent with `COPY … FROM STDIN` inside one transaction.
+//! and sent with `COPY … FROM STDIN` inside one transaction (its own, or a
+//! session's transaction block's).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use futures::{SinkExt, StreamExt};
 use koios_connector_sql::RemoteTable;
 
 use crate::error::{pool_error, remote_error};
+use crate::transaction::Pinned;
 use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind};
 use koios_connector::RemoteDialect;
 use koios_connector::pgbinary::write_numeric;
@@ -20,11 +22,15 @@ const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 /// Send COPY data in chunks of about this size.
 const CHUNK: usize = 1 << 20;
 
-pub async fn copy_in(
+/// Sends `rows` to `table` with one `COPY … FROM STDIN`: in its own
+/// transaction on a pooled connection, or inside `pinned` (a session's
+/// open transaction, which a failure aborts).
+pub(crate) async fn copy_in(
     pool: &deadpool_postgres::Pool,
     source: &str,
     table: &Arc<RemoteTable<PgCodec>>,
-    mut rows: SendableRecordBatchStream,
+    rows: SendableRecordBatchStream,
+    pinned: Option<Arc<Pinned>>,
 ) -> Result<u64> {
     let context = format!("source '{source}': inserting into {}", table.name);
     let fail = |message: String| DataFusionError::Execution(format!("{context}: {message}"));
@@ -40,6 +46,14 @@ pub async fn copy_in(
         RemoteDialect::PostgreSql.quote_identifier(&table.name.table),
         columns.join(", ")
     );
+    if let Some(pinned) = pinned {
+        let sink = pinned
+            .client()?
+            .copy_in(statement.as_str())
+            .await
+            .map_err(fail_pg)?;
+        return send_rows(sink, table, rows, &fail, &fail_pg).await;
+    }
     let mut client = pool
         .get()
         .await
@@ -49,6 +63,19 @@ pub async fn copy_in(
         .copy_in(statement.as_str())
         .await
         .map_err(fail_pg)?;
+    let count = send_rows(sink, table, rows, &fail, &fail_pg).await?;
+    transaction.commit().await.map_err(fail_pg)?;
+    Ok(count)
+}
+
+/// Encodes `rows` in the binary COPY format into `sink`; the row count.
+async fn send_rows(
+    sink: tokio_postgres::CopyInSink<bytes::Bytes>,
+    table: &RemoteTable<PgCodec>,
+    mut rows: SendableRecordBatchStream,
+    fail: &(dyn Fn(String) -> DataFusionError + Sync),
+    fail_pg: &(dyn Fn(tokio_postgres::Error) -> DataFusionError + Sync),
+) -> Result<u64> {
     futures::pin_mut!(sink);
 
     let mut buf = BytesMut::with_capacity(CHUNK + 1024);
@@ -77,9 +104,7 @@ pub async fn copy_in(
     }
     buf.put_i16(-1);
     sink.send(buf.split().freeze()).await.map_err(fail_pg)?;
-    let count = sink.finish().await.map_err(fail_pg)?;
-    transaction.commit().await.map_err(fail_pg)?;
-    Ok(count)
+    sink.finish().await.map_err(fail_pg)
 }
 
 fn write_field(

@@ -12,7 +12,9 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::RemoteDialect;
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::transaction::RemoteTransaction;
 
+use crate::pinned::Pinned;
 use crate::query::RemoteQuery;
 use crate::remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};
 
@@ -65,6 +67,9 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// `$1`, `$2`, … (empty unless [`ExactColumns::parameter_safety`]
     /// pushed a comparison with a statement parameter).
     ///
+    /// `pinned`: the session's open transaction on this source, to read
+    /// through (see [`crate::pinned`]); `None` reads on a pooled connection.
+    ///
     /// [`ExactColumns::parameter_safety`]: crate::pushdown::ExactColumns::parameter_safety
     fn execute(
         &self,
@@ -72,6 +77,7 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         sql: String,
         params: Vec<ScalarValue>,
         batch_size: usize,
+        pinned: Pinned,
     ) -> Result<SendableRecordBatchStream>;
 
     /// Runs `sql` (with `params`) as [`SqlBackend::execute`] does, but writes
@@ -97,12 +103,23 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         None
     }
 
-    /// Appends rows in one transaction; returns the row count.
+    /// Appends rows in one transaction (`pinned`'s, when a session's block
+    /// has one open on this source); returns the row count.
     async fn insert(
         &self,
         table: Arc<RemoteTable<Self::Codec>>,
         rows: SendableRecordBatchStream,
+        pinned: Pinned,
     ) -> Result<u64>;
+
+    /// Opens a transaction on a connection of its own for a session's
+    /// transaction block ([`koios_connector::transaction`]).
+    async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {
+        Err(koios_connector::transaction::no_transactions(
+            self.source_name(),
+            "this backend",
+        ))
+    }
 
     /// The backend's type for a declared column (its `ddl.rs`); refuses,
     /// naming the column, a type the backend cannot hold.
@@ -122,8 +139,8 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     }
 
     /// Runs one `DELETE` or `UPDATE` Koios wrote (see [`crate::dml`]) on a
-    /// pooled connection; returns the rows it matched.
-    async fn execute_statement(&self, _sql: String) -> Result<u64> {
+    /// pooled connection, or in `pinned`; returns the rows it matched.
+    async fn execute_statement(&self, _sql: String, _pinned: Pinned) -> Result<u64> {
         koios_connector::sql_err!(
             koios_connector::sqlstate::codes::FEATURE_NOT_SUPPORTED,
             "source '{}' does not change rows by statement",
@@ -174,13 +191,14 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     }
 
     /// Runs any query whose result columns are read by `codecs`, streaming
-    /// batches of `schema`.
+    /// batches of `schema` (through `pinned`, as [`SqlBackend::execute`]).
     fn execute_sql(
         &self,
         _sql: String,
         _codecs: Vec<Self::Codec>,
         _schema: SchemaRef,
         _batch_size: usize,
+        _pinned: Pinned,
     ) -> Result<SendableRecordBatchStream> {
         Err(datafusion::error::DataFusionError::NotImplemented(format!(
             "source '{}' cannot run pushed-down queries",

@@ -202,12 +202,15 @@ impl<B: SqlBackend> ExecutionPlan for RemoteDmlExec<B> {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let backend = Arc::clone(&self.backend);
         let sql = self.sql.clone();
         Ok(koios_connector::count_row_stream(
-            async move { backend.execute_statement(sql).await },
+            async move {
+                let pinned = crate::pinned::for_writing(&context, &backend).await?;
+                backend.execute_statement(sql, pinned).await
+            },
             &self.metrics,
             partition,
         ))

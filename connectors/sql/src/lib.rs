@@ -18,7 +18,8 @@
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
 //!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
 //! - [`capabilities`]: what the engine may ask of this layer's tables and
-//!   nodes.
+//!   nodes; [`pinned`]: which connection a statement inside a session's
+//!   transaction block runs on.
 
 pub mod avg;
 pub mod backend;
@@ -28,6 +29,7 @@ pub mod defaults;
 pub mod dml;
 pub mod dynamic;
 pub mod options;
+pub mod pinned;
 pub mod pushdown;
 pub mod query;
 pub mod remote;

@@ -259,6 +259,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             ))
         })?;
         let batch_size = context.session_config().batch_size();
+        let pinned = crate::pinned::for_reading(&context, self.backend.as_ref());
         let mut query = query;
         let mut params = query.bind(self.bound.as_deref())?;
         let mut sql = self.sql[partition].clone();
@@ -273,7 +274,8 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         if self.dynamic_filters.is_empty() {
             tracing::debug!(source = self.backend.source_name(), sql = %sql, "remote scan");
             return Ok(koios_connector::count_output_rows(
-                self.backend.execute(query, sql, params, batch_size)?,
+                self.backend
+                    .execute(query, sql, params, batch_size, pinned)?,
                 &self.metrics,
                 partition,
             ));
@@ -310,7 +312,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
             {
                 *slot = Some(sql.clone());
             }
-            backend.execute(query, sql, params, batch_size)
+            backend.execute(query, sql, params, batch_size, pinned)
         };
         Ok(koios_connector::count_output_rows(
             Box::pin(RecordBatchStreamAdapter::new(

@@ -56,8 +56,11 @@ impl<B: SqlBackend> DataSink for RemoteSink<B> {
     async fn write_all(
         &self,
         data: SendableRecordBatchStream,
-        _context: &Arc<TaskContext>,
+        context: &Arc<TaskContext>,
     ) -> Result<u64> {
-        self.backend.insert(Arc::clone(&self.table), data).await
+        let pinned = crate::pinned::for_writing(context, &self.backend).await?;
+        self.backend
+            .insert(Arc::clone(&self.table), data, pinned)
+            .await
     }
 }

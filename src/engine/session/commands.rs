@@ -1,4 +1,5 @@
-//! The session commands the session answers itself: transactions, `SET`,
+//! The session commands the session answers itself: transactions (in
+//! [`super::transaction`]), `SET`,
 //! `SHOW`, `RESET`, `DISCARD`, cursors and the source statements.
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use super::prepare::show_schema;
 use super::statement::Command;
 use super::{Cursor, Session};
 use crate::engine::error::codes;
+use koios_connector::transaction::BlockState;
 use koios_connector::{sql_err, sql_error};
 
 impl Session {
@@ -40,11 +42,20 @@ impl Session {
             self.forget_plans().await;
         }
         match command {
-            Command::Begin => Ok(Output::TransactionStart),
-            Command::Commit => Ok(Output::TransactionEnd("COMMIT".into())),
-            Command::Rollback => Ok(Output::TransactionEnd("ROLLBACK".into())),
+            Command::Begin
+            | Command::Commit
+            | Command::Rollback
+            | Command::Savepoint(_)
+            | Command::RollbackTo(_)
+            | Command::Release(_) => self.run_transaction_command(command).await,
             Command::Ignored(tag) => Ok(done(tag)),
             Command::DiscardAll => {
+                if self.transaction_state() != BlockState::Idle {
+                    return sql_err!(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "DISCARD ALL cannot run inside a transaction block"
+                    );
+                }
                 *self.settings.lock().unwrap_or_else(|p| p.into_inner()) = Settings::default();
                 self.follow_search_path();
                 self.cursors.lock().await.clear();
@@ -113,10 +124,17 @@ impl Session {
                 Ok(done(command.tag()))
             }
             Command::SchemaChange(ddl) => {
+                self.admit_ddl(ddl.tag())?;
                 self.engine.change_schema(ddl).await?;
                 Ok(done(ddl.tag()))
             }
             Command::CreateTableAs(create) => {
+                if self.transaction_state() != BlockState::Idle {
+                    return sql_err!(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "CREATE TABLE AS into a source cannot run inside a transaction block: Koios commits it on its own (run it outside BEGIN … COMMIT)"
+                    );
+                }
                 let rows = create.run(&self.engine, &self.ctx).await?;
                 Ok(Output::Done {
                     tag: "SELECT".into(),

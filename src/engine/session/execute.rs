@@ -17,6 +17,7 @@ use crate::engine::plancache::{self};
 use crate::engine::{metered, passthrough};
 use koios_connector::QueryParams;
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::transaction::BlockState;
 
 use super::Session;
 use super::prepare::{Prepared, rename_fields};
@@ -61,14 +62,18 @@ pub(super) fn count_rows(tag: &str, batches: &[RecordBatch]) -> Option<usize> {
 }
 
 /// The output of running the cached plan `cached` with `params` bound into
-/// its scans.
+/// its scans; `direct`: whether it may serve rows straight from one remote
+/// query ([`Session::direct_rows_allowed`]).
 pub(super) fn cached_output(
     cached: plancache::CachedPlan,
     params: Option<QueryParams>,
     task: Arc<TaskContext>,
     engine: &Arc<Engine>,
+    direct: bool,
 ) -> Result<Output> {
-    let rows = passthrough::data_rows(&cached.plan, params.as_ref(), engine);
+    let rows = direct
+        .then(|| passthrough::data_rows(&cached.plan, params.as_ref(), engine))
+        .flatten();
     let (schema, tag) = (Arc::clone(&cached.schema), cached.tag.clone());
     let plan_schema = cached.plan.schema();
     let engine = Arc::clone(engine);
@@ -111,6 +116,7 @@ pub(super) fn rows_output(
 impl Session {
     /// Runs a prepared statement with its parameter values.
     pub async fn execute(&self, prepared: &Prepared, params: Vec<ScalarValue>) -> Result<Output> {
+        self.admit(prepared)?;
         match prepared {
             Prepared::Command(command) => self.run_command(command).await,
             Prepared::Plan {
@@ -175,7 +181,10 @@ impl Session {
                         plans.task_context(|| self.ctx.task_ctx())
                     };
                     self.activity.record_plan(&physical);
-                    let rows = passthrough::data_rows(&physical, None, &self.engine);
+                    let rows = self
+                        .direct_rows_allowed()
+                        .then(|| passthrough::data_rows(&physical, None, &self.engine))
+                        .flatten();
                     let engine = Arc::clone(&self.engine);
                     return rows_output(schema, tag, rows, physical.schema(), move || {
                         metered::execute(physical, task, engine)
@@ -245,6 +254,9 @@ impl Session {
     /// Runs the plan this session cached for the query `sql` (by its text,
     /// unparsed), if it has one that is still valid.
     pub fn run_cached(&self, sql: &str) -> Option<Result<Output>> {
+        if self.transaction_state() == BlockState::Failed {
+            return None;
+        }
         let generation = self.engine.catalog_generation();
         let (cached, task) = {
             let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
@@ -252,7 +264,13 @@ impl Session {
             (cached, plans.task_context(|| self.ctx.task_ctx()))
         };
         self.activity.record_plan(&cached.plan);
-        Some(cached_output(cached, None, task, &self.engine))
+        Some(cached_output(
+            cached,
+            None,
+            task,
+            &self.engine,
+            self.direct_rows_allowed(),
+        ))
     }
 
     /// Runs the parameterized statement `key` (its text; `plan` its logical
@@ -351,6 +369,7 @@ impl Session {
             Some(QueryParams(params)),
             task,
             &self.engine,
+            self.direct_rows_allowed(),
         ))
     }
 
@@ -359,7 +378,9 @@ impl Session {
     /// bound into one (see [`crate::engine::literals`]), else planned as written
     /// (and its plan cached by `text`).
     pub async fn run_text(&self, statement: &KoiosStatement, text: &str) -> Result<Output> {
-        if let Some(output) = self.run_lifted(statement, text).await {
+        if self.transaction_state() != BlockState::Failed
+            && let Some(output) = self.run_lifted(statement, text).await
+        {
             return Ok(output);
         }
         let prepared = self.prepare_text(statement, text).await?;
@@ -396,6 +417,9 @@ impl Session {
     /// [`literals::Template`] is that of an earlier text whose shape has a
     /// generic plan its values bind into.
     pub fn run_template(&self, text: &str) -> Option<Output> {
+        if self.transaction_state() == BlockState::Failed {
+            return None;
+        }
         let template = literals::template(text)?;
         let shape_key = self
             .plans
@@ -467,7 +491,14 @@ impl Session {
                 .unwrap_or_else(|p| p.into_inner())
                 .task_context(|| self.ctx.task_ctx());
             self.activity.record_plan(&cached.plan);
-            return cached_output(cached.clone(), Some(values), task, &self.engine).ok();
+            return cached_output(
+                cached.clone(),
+                Some(values),
+                task,
+                &self.engine,
+                self.direct_rows_allowed(),
+            )
+            .ok();
         };
         let bound = plancache::bind(&cached.plan, Some(values)).ok()?;
         let task = {
@@ -483,7 +514,10 @@ impl Session {
             plans.task_context(|| self.ctx.task_ctx())
         };
         self.activity.record_plan(&bound);
-        let rows = passthrough::data_rows(&bound, None, &self.engine);
+        let rows = self
+            .direct_rows_allowed()
+            .then(|| passthrough::data_rows(&bound, None, &self.engine))
+            .flatten();
         let plan_schema = bound.schema();
         let engine = Arc::clone(&self.engine);
         rows_output(

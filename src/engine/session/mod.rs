@@ -11,11 +11,13 @@
 //! * [`prepare`]: planning a statement.
 //! * [`execute`]: running plans, with the session's plan cache.
 //! * [`commands`]: the session commands.
+//! * [`transaction`]: the session's transaction block.
 
 mod commands;
 mod execute;
 mod prepare;
 mod statement;
+mod transaction;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,7 @@ use crate::engine::extension::SessionIdentity;
 use crate::engine::plancache::PlanCache;
 use crate::engine::search_path::{SEARCH_PATH_PREFIX, SEARCH_PATH_SEPARATOR, search_path};
 use crate::engine::settings::{READ_ONLY_SETTINGS, Settings};
+use koios_connector::transaction::TransactionBlock;
 
 pub use execute::Output;
 pub use prepare::Prepared;
@@ -56,6 +59,9 @@ pub struct Session {
     planning: tokio::sync::Mutex<Option<SessionState>>,
     /// What this session is running (see [`crate::engine::activity`]).
     activity: Arc<SessionActivity>,
+    /// Its `BEGIN … COMMIT` (in the context's configuration too, where the
+    /// connectors' plan nodes find it).
+    transaction: Arc<TransactionBlock>,
     /// Its entry in the engine's list of sessions, while it lives; `None`
     /// for a session no client connected (`koios query`).
     _listed: Option<Listed>,
@@ -119,7 +125,8 @@ impl Session {
             activity: Arc::clone(&activity),
             sessions: Arc::clone(engine.activity()),
         };
-        let ctx = engine.new_context(&identity);
+        let transaction = Arc::new(TransactionBlock::new());
+        let ctx = engine.new_context(&identity, Some(&transaction));
         engine.extension().register_functions(&ctx, &identity);
         Self {
             ctx,
@@ -130,6 +137,7 @@ impl Session {
             plans: Mutex::new(PlanCache::new(engine.capabilities().clone())),
             planning: Default::default(),
             activity,
+            transaction,
             _listed: listed,
             engine,
         }

@@ -86,6 +86,12 @@ pub enum Command {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `ROLLBACK TO SAVEPOINT name`.
+    RollbackTo(String),
+    /// `RELEASE SAVEPOINT name`.
+    Release(String),
     Set {
         name: String,
         value: String,
@@ -163,10 +169,11 @@ pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>
             savepoint: None, ..
         } => Some(Command::Rollback),
         SqlStatement::Rollback {
-            savepoint: Some(_), ..
-        } => Some(Command::Ignored("ROLLBACK".into())),
-        SqlStatement::Savepoint { .. } => Some(Command::Ignored("SAVEPOINT".into())),
-        SqlStatement::ReleaseSavepoint { .. } => Some(Command::Ignored("RELEASE".into())),
+            savepoint: Some(name),
+            ..
+        } => Some(Command::RollbackTo(name.value.clone())),
+        SqlStatement::Savepoint { name } => Some(Command::Savepoint(name.value.clone())),
+        SqlStatement::ReleaseSavepoint { name } => Some(Command::Release(name.value.clone())),
         SqlStatement::Discard { .. } => Some(Command::DiscardAll),
         SqlStatement::UNLISTEN { .. } => Some(Command::Ignored("UNLISTEN".into())),
         // Drivers (psycopg) send it after a failed transaction. Protocol-level

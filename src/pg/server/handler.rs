@@ -378,6 +378,21 @@ impl QueryHandler {
 
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        super::transaction::before_statement(self.session.get(), client);
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -581,6 +596,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        super::transaction::before_statement(self.session.get(), client);
         let executed = self._on_execute(&mut Deferred(client), message).await;
         // A COPY FROM STDIN waits for the client's data: its CopyInResponse
         // cannot wait for a Sync.

@@ -19,6 +19,7 @@ mod handler;
 mod metered;
 mod scram;
 mod startup;
+mod transaction;
 
 mod tls;
 

@@ -189,6 +189,55 @@ public class KoiosJdbc {
       }
     });
 
+    check("executeUpdate with setAutoCommit(false): rollback undoes, commit keeps", () -> {
+      try (Connection c = connect("pg")) {
+        try (Statement st = c.createStatement()) {
+          st.execute("CREATE SCHEMA IF NOT EXISTS jdbc_test");
+          st.execute("DROP TABLE IF EXISTS jdbc_test.items");
+          st.execute("CREATE TABLE jdbc_test.items (id int PRIMARY KEY, v text)");
+        }
+        c.setAutoCommit(false);
+        try (PreparedStatement insert = c.prepareStatement("INSERT INTO jdbc_test.items VALUES (?, ?)");
+            PreparedStatement update = c.prepareStatement("UPDATE jdbc_test.items SET v = ? WHERE id = ?");
+            Statement st = c.createStatement()) {
+          for (int i = 1; i <= 3; i++) {
+            insert.setInt(1, i);
+            insert.setString(2, "v" + i);
+            eq(insert.executeUpdate(), 1, "insert " + i);
+          }
+          update.setString(1, "changed");
+          update.setInt(2, 2);
+          eq(update.executeUpdate(), 1, "prepared update");
+          eq(st.executeUpdate("DELETE FROM jdbc_test.items WHERE id = 3"), 1, "delete");
+          try (ResultSet rs = st.executeQuery("SELECT count(*) FROM jdbc_test.items WHERE v = 'changed'")) {
+            rs.next();
+            eq(rs.getLong(1), 1L, "the block sees its update");
+          }
+          c.rollback();
+          try (ResultSet rs = st.executeQuery("SELECT count(*) FROM jdbc_test.items")) {
+            rs.next();
+            eq(rs.getLong(1), 0L, "rows after rollback");
+          }
+          insert.setInt(1, 7);
+          insert.setString(2, "kept");
+          eq(insert.executeUpdate(), 1, "insert after rollback");
+          c.commit();
+        }
+        try (Connection other = connect("pg"); Statement st = other.createStatement();
+            ResultSet rs = st.executeQuery("SELECT id, v FROM jdbc_test.items")) {
+          if (!rs.next()) throw new AssertionError("the committed row is missing");
+          eq(rs.getInt(1), 7, "id");
+          eq(rs.getString(2), "kept", "v");
+          if (rs.next()) throw new AssertionError("more than the committed row");
+        }
+        c.setAutoCommit(true);
+        try (Statement st = c.createStatement()) {
+          st.execute("DROP TABLE jdbc_test.items");
+          st.execute("DROP SCHEMA jdbc_test");
+        }
+      }
+    });
+
     System.out.println("jdbc: " + passed + " passed, " + failed + " failed");
     System.exit(failed == 0 ? 0 : 1);
   }

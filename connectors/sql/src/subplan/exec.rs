@@ -217,6 +217,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let batch_size = context.session_config().batch_size();
+        let pinned = crate::pinned::for_reading(&context, self.backend.as_ref());
         // The wrapped query becomes a derived table, whose column names
         // MySQL limits to 64 characters.
         let wrappable = self
@@ -232,6 +233,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
                     self.codecs.clone(),
                     Arc::clone(&self.schema),
                     batch_size,
+                    pinned,
                 )?,
                 &self.metrics,
                 0,
@@ -264,6 +266,7 @@ impl<B: SqlBackend> ExecutionPlan for RemoteSubqueryExec<B> {
                 this.codecs.clone(),
                 Arc::clone(&this.schema),
                 batch_size,
+                pinned,
             )
         };
         Ok(koios_connector::count_output_rows(

@@ -1,0 +1,33 @@
+//! Which connection a statement of a session's transaction block runs on
+//! ([`koios_connector::transaction`]): the plan nodes of this layer ask
+//! here, once per execution, and hand the answer to the backend — `None`
+//! for a pooled connection, or the block's open remote transaction.
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use koios_connector::transaction::{RemoteTransaction, block_of};
+
+use crate::backend::SqlBackend;
+
+/// The remote transaction a statement reaching a backend runs in, if any.
+pub type Pinned = Option<Arc<dyn RemoteTransaction>>;
+
+/// Where a read of `backend` runs: in the block's transaction when the
+/// block wrote to this source (so it sees those writes), else pooled.
+pub fn for_reading<B: SqlBackend>(task: &TaskContext, backend: &B) -> Pinned {
+    block_of(task)?.reading(backend.source_name())
+}
+
+/// Where a write to `backend` runs: inside a block, its transaction on
+/// this source (opened now at the block's first write; refused when the
+/// block wrote to another source); outside, pooled and committed alone.
+pub async fn for_writing<B: SqlBackend>(task: &TaskContext, backend: &Arc<B>) -> Result<Pinned> {
+    let Some(block) = block_of(task) else {
+        return Ok(None);
+    };
+    block
+        .writing(backend.source_name(), || backend.begin())
+        .await
+}
