@@ -1052,18 +1052,10 @@ async fn a_cpu_bound_query_does_not_hold_up_other_clients() {
 
 /// Reads backend messages until one of type `last` arrives; their type bytes.
 fn read_until(socket: &mut std::net::TcpStream, last: u8) -> Vec<u8> {
-    let mut types = Vec::new();
-    loop {
-        let mut header = [0u8; 5];
-        socket.read_exact(&mut header).expect("a message header");
-        let length = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
-        socket.read_exact(&mut body).expect("a message body");
-        types.push(header[0]);
-        if header[0] == last {
-            return types;
-        }
-    }
+    support::read_messages_until(socket, last)
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use support::{TestServer, frontend_message, mariadb_output, postgres_client, test_config};
@@ -211,14 +211,9 @@ async fn blocks_refuse_undo_and_survive_killed_clients() {
 
 /// Reads messages up to the next ReadyForQuery; its status byte.
 fn ready_status(socket: &mut std::net::TcpStream) -> char {
-    loop {
-        let mut header = [0u8; 5];
-        socket.read_exact(&mut header).expect("a message header");
-        let length = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
-        socket.read_exact(&mut body).expect("a message body");
-        if header[0] == b'Z' {
-            return body.first().map_or('?', |b| *b as char);
-        }
-    }
+    let messages = support::read_messages_until(socket, b'Z');
+    messages
+        .last()
+        .and_then(|(_, body)| body.first())
+        .map_or('?', |b| *b as char)
 }

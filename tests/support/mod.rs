@@ -585,6 +585,24 @@ pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
     packet
 }
 
+/// Reads backend messages until one of type `last` arrives: each one's
+/// type byte and body.
+pub fn read_messages_until(socket: &mut std::net::TcpStream, last: u8) -> Vec<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut messages = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        socket.read_exact(&mut header).expect("a message header");
+        let length = i32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let mut body = vec![0u8; (length as usize).saturating_sub(4)];
+        socket.read_exact(&mut body).expect("a message body");
+        messages.push((header[0], body));
+        if header[0] == last {
+            return messages;
+        }
+    }
+}
+
 /// One frontend message: its type byte, length and body.
 pub fn frontend_message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut message = vec![tag];

@@ -359,6 +359,25 @@ pub fn no_transactions(source: &str, kind: &str) -> datafusion::error::DataFusio
     )
 }
 
+/// A connector's own transaction behind the engine's handle, through
+/// `extract`: `None` for none; an internal error for another connector's
+/// (the engine hands each source only the transaction its source opened).
+pub fn own<T: 'static, R>(
+    source: &str,
+    transaction: Option<Arc<dyn RemoteTransaction>>,
+    extract: impl FnOnce(&T) -> R,
+) -> Result<Option<R>> {
+    transaction
+        .map(|t| {
+            t.as_any().downcast_ref::<T>().map(extract).ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "source '{source}' was handed another source's transaction"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// For a connector whose backend has no transactions, before a write:
 /// `Ok` outside a block (the write commits on its own), the refusal inside
 /// one.

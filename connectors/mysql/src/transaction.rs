@@ -127,18 +127,7 @@ pub(crate) fn pinned(
     source: &str,
     transaction: Option<Arc<dyn RemoteTransaction>>,
 ) -> Result<Option<Arc<Pinned>>> {
-    transaction
-        .map(|t| {
-            t.as_any()
-                .downcast_ref::<MyTransaction>()
-                .map(|t| Arc::clone(&t.0))
-                .ok_or_else(|| {
-                    DataFusionError::Internal(format!(
-                        "source '{source}' was handed another source's transaction"
-                    ))
-                })
-        })
-        .transpose()
+    koios_connector::transaction::own(source, transaction, |t: &MyTransaction| Arc::clone(&t.0))
 }
 
 impl MyBackend {
