@@ -3,7 +3,8 @@
 //! ReadyForQuery reports (back to "in a block" after `ROLLBACK TO
 //! SAVEPOINT` recovers a failed one), and a client killed in the middle of
 //! a block leaving nothing behind on PostgreSQL and MariaDB — no row, no
-//! lock, no connection idle in a transaction.
+//! lock, no connection idle in a transaction — and an upsert prepared with
+//! parameters run inside a block.
 
 mod support;
 
@@ -200,6 +201,30 @@ async fn blocks_refuse_undo_and_survive_killed_clients() {
         .expect("count")
         .get(0);
     assert_eq!(kept, 1, "the write before the savepoint is committed");
+
+    // An upsert prepared once and run with parameters, inside a block.
+    let upsert = koios
+        .prepare("INSERT INTO pg.tx_kill.t VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v")
+        .await
+        .expect("prepares an upsert with parameters");
+    koios.batch_execute("BEGIN").await.expect("BEGIN");
+    for (id, v) in [(5, "five again"), (6, "six")] {
+        let count = koios.execute(&upsert, &[&id, &v]).await.expect("upserts");
+        assert_eq!(count, 1, "upsert of {id}");
+    }
+    koios.batch_execute("COMMIT").await.expect("COMMIT");
+    let upserted: Vec<(i32, String)> = pg
+        .query("SELECT id, v FROM tx_kill.t WHERE id >= 5 ORDER BY id", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        upserted,
+        [(5, "five again".to_string()), (6, "six".to_string())],
+        "what PostgreSQL holds after the upserts"
+    );
 
     koios
         .batch_execute(&format!(

@@ -136,6 +136,7 @@ impl Engine {
         let store = metadata::open(&config.server.metadata).await?;
         let stored = store.sources().await?;
 
+        let capabilities = Capabilities::new(connectors.values().cloned());
         let engine = Arc::new(Engine {
             runtime,
             catalogs,
@@ -144,13 +145,19 @@ impl Engine {
             ddl: Default::default(),
             entry_ids: Default::default(),
             started_at: std::time::SystemTime::now(),
-            capabilities: Capabilities::new(connectors.values().cloned()),
             query_planner: Arc::new(ConnectorQueryPlanner::new(
                 connectors
                     .values()
                     .flat_map(|c| c.extension_planners())
+                    .chain(std::iter::once(Arc::new(
+                        crate::engine::remote_ddl::upsert::UpsertPlanner::new(capabilities.clone()),
+                    )
+                        as Arc<
+                            dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,
+                        >))
                     .collect(),
             )),
+            capabilities,
             connectors,
             extension,
             server: config.server.clone(),

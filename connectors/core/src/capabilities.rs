@@ -109,4 +109,17 @@ impl Capabilities {
             .iter()
             .find_map(|c| c.direct_rows(node, request))
     }
+
+    /// The plan of an insert with `ON CONFLICT` into `table` (see
+    /// [`Connector::plan_upsert`]); `None` for a table of no connector.
+    pub fn plan_upsert(
+        &self,
+        table: &dyn TableProvider,
+        input: Arc<dyn ExecutionPlan>,
+        on_conflict: &crate::upsert::OnConflict,
+    ) -> Option<datafusion::error::Result<Arc<dyn ExecutionPlan>>> {
+        self.connectors
+            .iter()
+            .find_map(|c| c.plan_upsert(table, Arc::clone(&input), on_conflict))
+    }
 }

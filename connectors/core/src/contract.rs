@@ -156,4 +156,17 @@ pub trait Connector: Send + Sync {
     ) -> Option<Option<pgtext::StartDataRows>> {
         None
     }
+
+    /// The plan inserting `input`'s rows (in `table`'s columns) into this
+    /// connector's `table` with `on_conflict`, its output one `count` row:
+    /// `None` when this connector did not make `table`; an error (0A000)
+    /// when it cannot carry the clause out.
+    fn plan_upsert(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+        _input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _on_conflict: &crate::upsert::OnConflict,
+    ) -> Option<Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+        None
+    }
 }

@@ -23,7 +23,8 @@
 //!   lazily discovered catalog; [`error`]: errors a backend reports;
 //!   [`sqlstate`]: errors Koios raises itself, with their SQLSTATE;
 //! - [`transaction`]: a session's `BEGIN … COMMIT` as connectors see it,
-//!   and the remote transaction a connector opens for it.
+//!   and the remote transaction a connector opens for it; [`upsert`]:
+//!   `INSERT … ON CONFLICT` in terms of no backend.
 //!
 //! Keeping this crate small lets every connector crate depend on it without
 //! depending on the server, and lets the server treat all backends alike.
@@ -45,6 +46,7 @@ pub mod spec;
 pub mod sqlstate;
 pub mod tls;
 pub mod transaction;
+pub mod upsert;
 
 pub use capabilities::{Capabilities, DirectRowsRequest, RemoteIdentity, TableCapabilities};
 pub use contract::{Connector, PoolStatus, Source};

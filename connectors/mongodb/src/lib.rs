@@ -9,7 +9,8 @@
 //! [`pushdown::filter`], [`pushdown::topn`]), GROUP BY … count(*) an
 //! aggregation pipeline ([`pushdown::aggregate`]); inserts become
 //! `insertMany` ([`write`]), updates and deletes `updateMany` and
-//! `deleteMany` ([`dml`]); `CREATE TABLE` a collection whose validator
+//! `deleteMany` ([`dml`]), `INSERT … ON CONFLICT` one `updateOne` per row
+//! (`upsert`); `CREATE TABLE` a collection whose validator
 //! records the declared columns (`ddl`). [`discovery`] holds the client and lists
 //! databases and collections, [`catalog`] makes them schemas and tables,
 //! [`table`] is a collection as a DataFusion table.
@@ -23,6 +24,7 @@ pub mod pushdown;
 pub mod scan;
 pub mod table;
 pub mod types;
+mod upsert;
 pub mod write;
 
 use std::sync::Arc;
@@ -78,6 +80,16 @@ impl Connector for MongoConnector {
     /// A collection's `estimatedDocumentCount`, for `koios.system.tables`
     /// (no remote engine is named: MongoDB takes no pushed-down joins, so its
     /// tables are not grouped with each other).
+    fn plan_upsert(
+        &self,
+        table: &dyn datafusion::catalog::TableProvider,
+        input: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        on_conflict: &koios_connector::upsert::OnConflict,
+    ) -> Option<Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+        let table = table.downcast_ref::<table::MongoTable>()?;
+        Some(table.plan_upsert(input, on_conflict))
+    }
+
     fn table_capabilities(
         &self,
         table: &dyn datafusion::catalog::TableProvider,

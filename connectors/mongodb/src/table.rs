@@ -34,6 +34,23 @@ pub struct MongoTable {
 }
 
 impl MongoTable {
+    /// The plan of an insert with `on_conflict` (see [`crate::upsert`]).
+    pub(crate) fn plan_upsert(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        on_conflict: &koios_connector::upsert::OnConflict,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let sink = crate::upsert::MongoUpsertSink::new(
+            Arc::clone(&self.mongo),
+            self.database.clone(),
+            self.collection.clone(),
+            Arc::clone(&self.columns),
+            Arc::clone(&self.schema),
+            on_conflict.clone(),
+        )?;
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+
     pub fn new(
         mongo: Arc<MongoDiscovery>,
         database: &str,

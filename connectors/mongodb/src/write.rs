@@ -105,19 +105,8 @@ impl DataSink for MongoSink {
         while let Some(batch) = data.next().await {
             let batch = batch?;
             for row in 0..batch.num_rows() {
-                let mut document = Document::new();
-                for (i, (name, shape)) in self.columns.iter().enumerate() {
-                    let value = to_bson(batch.column(i), row, shape).map_err(|m| {
-                        DataFusionError::Execution(format!(
-                            "source '{}': inserting into {}.{}: column {name}: {m}",
-                            self.mongo.source, self.database, self.collection
-                        ))
-                    })?;
-                    if let Some(value) = value {
-                        document.insert(name.clone(), value);
-                    }
-                }
-                pending.push(document);
+                let what = || format!("inserting into {}.{}", self.database, self.collection);
+                pending.push(row_document(&self.mongo, &self.columns, &batch, row, what)?);
                 if pending.len() >= INSERT_BATCH {
                     written += self.flush(&mut pending, written).await?;
                 }
@@ -126,6 +115,31 @@ impl DataSink for MongoSink {
         written += self.flush(&mut pending, written).await?;
         Ok(written)
     }
+}
+
+/// Row `row` of `batch` (in `columns`' order) as a document; NULL fields
+/// are left out. `what` says what the row is for, in errors.
+pub(crate) fn row_document(
+    mongo: &MongoDiscovery,
+    columns: &[(String, Shape)],
+    batch: &datafusion::arrow::array::RecordBatch,
+    row: usize,
+    what: impl Fn() -> String,
+) -> Result<Document> {
+    let mut document = Document::new();
+    for (i, (name, shape)) in columns.iter().enumerate() {
+        let value = to_bson(batch.column(i), row, shape).map_err(|m| {
+            DataFusionError::Execution(format!(
+                "source '{}': {}: column {name}: {m}",
+                mongo.source,
+                what()
+            ))
+        })?;
+        if let Some(value) = value {
+            document.insert(name.clone(), value);
+        }
+    }
+    Ok(document)
 }
 
 /// One Arrow value as BSON for a column of `shape`; `None` for NULL.

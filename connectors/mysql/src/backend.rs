@@ -14,6 +14,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::transaction::RemoteTransaction;
+use koios_connector::upsert::OnConflict;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -346,6 +347,17 @@ impl SqlBackend for MyBackend {
     ) -> Result<u64> {
         let pinned = transaction::pinned(&self.source, pinned)?;
         self.insert_rows(table, rows, pinned).await
+    }
+
+    async fn upsert(
+        &self,
+        table: Arc<RemoteTable<MyCodec>>,
+        rows: SendableRecordBatchStream,
+        on_conflict: OnConflict,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<u64> {
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.upsert_rows(table, rows, on_conflict, pinned).await
     }
 
     async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {

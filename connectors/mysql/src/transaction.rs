@@ -44,6 +44,18 @@ impl Pinned {
         Ok(guard)
     }
 
+    /// Commits (and ends) the transaction.
+    pub(crate) async fn commit(&self) -> Result<()> {
+        let transaction = self.lock().await?.take();
+        match transaction {
+            Some(transaction) => transaction
+                .commit()
+                .await
+                .map_err(|e| remote_error(&self.context("committing"), &e)),
+            None => Ok(()),
+        }
+    }
+
     async fn run(&self, what: &str, sql: String) -> Result<()> {
         let mut guard = self.lock().await?;
         let Some(transaction) = guard.as_mut() else {
@@ -76,14 +88,7 @@ impl RemoteTransaction for MyTransaction {
     }
 
     async fn commit(&self) -> Result<()> {
-        let transaction = self.0.lock().await?.take();
-        match transaction {
-            Some(transaction) => transaction
-                .commit()
-                .await
-                .map_err(|e| remote_error(&self.0.context("committing"), &e)),
-            None => Ok(()),
-        }
+        self.0.commit().await
     }
 
     async fn rollback(&self) -> Result<()> {
@@ -133,14 +138,19 @@ pub(crate) fn pinned(
 impl MyBackend {
     /// Takes a pooled connection and starts a transaction on it.
     pub(crate) async fn begin_transaction(&self) -> Result<Arc<dyn RemoteTransaction>> {
+        Ok(Arc::new(MyTransaction(self.begin_pinned().await?)))
+    }
+
+    /// [`MyBackend::begin_transaction`], for Koios's own use.
+    pub(crate) async fn begin_pinned(&self) -> Result<Arc<Pinned>> {
         let transaction = self
             .pool
             .start_transaction(mysql_async::TxOpts::default())
             .await
             .map_err(|e| remote_error(&self.context("beginning a transaction"), &e))?;
-        Ok(Arc::new(MyTransaction(Arc::new(Pinned {
+        Ok(Arc::new(Pinned {
             source: self.source.clone(),
             transaction: Mutex::new(Some(transaction)),
-        }))))
+        }))
     }
 }

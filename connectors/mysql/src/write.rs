@@ -2,6 +2,7 @@
 //! `INSERT` statements, Arrow values converted to MySQL values.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::*;
@@ -9,7 +10,9 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use koios_connector::RemoteDialect;
-use koios_connector_sql::RemoteTable;
+use koios_connector::ddl::TableName;
+use koios_connector::upsert::OnConflict;
+use koios_connector_sql::{RemoteTable, RemoteTableName};
 use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
@@ -42,6 +45,73 @@ impl MyBackend {
         let total = send_rows(&mut tx, &table, rows, &context).await?;
         tx.commit().await.map_err(|e| remote_error(&context, &e))?;
         Ok(total)
+    }
+}
+
+/// Numbers the staging tables of upserts (unique in the process, so two
+/// upserts of one transaction block never share one).
+static STAGING: AtomicU64 = AtomicU64::new(0);
+
+impl MyBackend {
+    /// `INSERT … ON CONFLICT`: the rows inserted into a temporary table
+    /// with the table's columns, then moved with the statements of
+    /// `RemoteDialect::upsert_sql`, in one transaction (`pinned`'s, else
+    /// one of its own); the rows updated (found, as this connection counts)
+    /// plus the rows inserted.
+    pub(crate) async fn upsert_rows(
+        &self,
+        table: Arc<RemoteTable<MyCodec>>,
+        rows: SendableRecordBatchStream,
+        on_conflict: OnConflict,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<u64> {
+        let context = self.context(&format!("upserting into {}", table.name));
+        let staged = TableName {
+            schema: table.name.schema.clone(),
+            table: format!("koios_upsert_{}", STAGING.fetch_add(1, Ordering::Relaxed)),
+        };
+        let target = TableName {
+            schema: table.name.schema.clone(),
+            table: table.name.table.clone(),
+        };
+        let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let statements =
+            RemoteDialect::MySql.upsert_sql(&target, &staged, &columns, &on_conflict)?;
+        let (pinned, own) = match pinned {
+            Some(pinned) => (pinned, false),
+            None => (self.begin_pinned().await?, true),
+        };
+        let count = {
+            let mut guard = pinned.lock().await?;
+            let Some(transaction) = guard.as_mut() else {
+                return Ok(0);
+            };
+            let run = |e: mysql_async::Error| remote_error(&context, &e);
+            transaction
+                .query_drop(&statements.create_staging)
+                .await
+                .map_err(run)?;
+            let mut staging = (*table).clone();
+            staging.name = RemoteTableName {
+                schema: staged.schema.clone(),
+                table: staged.table.clone(),
+            };
+            send_rows(transaction, &staging, rows, &context).await?;
+            let mut count = 0;
+            for statement in &statements.apply {
+                transaction.query_drop(statement).await.map_err(run)?;
+                count += transaction.affected_rows();
+            }
+            transaction
+                .query_drop(&statements.drop_staging)
+                .await
+                .map_err(run)?;
+            count
+        };
+        if own {
+            pinned.commit().await?;
+        }
+        Ok(count)
     }
 }
 

@@ -18,6 +18,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
 use koios_connector::transaction::RemoteTransaction;
+use koios_connector::upsert::OnConflict;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -254,6 +255,17 @@ impl SqlBackend for PgBackend {
     ) -> Result<u64> {
         let pinned = transaction::pinned(&self.source, pinned)?;
         crate::write::copy_in(&self.pool, &self.source, &table, rows, pinned).await
+    }
+
+    async fn upsert(
+        &self,
+        table: Arc<RemoteTable<PgCodec>>,
+        rows: SendableRecordBatchStream,
+        on_conflict: OnConflict,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<u64> {
+        let pinned = transaction::pinned(&self.source, pinned)?;
+        self.upsert_rows(table, rows, on_conflict, pinned).await
     }
 
     async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {

@@ -42,6 +42,19 @@ impl Pinned {
             .map_err(|e| remote_error(&format!("source '{}': {what}", self.source), &e))
     }
 
+    /// Commits a transaction Koios opened for one statement.
+    pub(crate) async fn commit(&self) -> Result<()> {
+        self.end("committing", "COMMIT").await
+    }
+
+    /// Runs one statement Koios wrote; the rows it affected.
+    pub(crate) async fn execute(&self, what: &str, sql: &str) -> Result<u64> {
+        self.client()?
+            .execute(sql, &[])
+            .await
+            .map_err(|e| remote_error(&format!("source '{}': {what}", self.source), &e))
+    }
+
     async fn end(&self, what: &str, sql: &str) -> Result<()> {
         self.run(what, sql).await?;
         self.ended.store(true, Ordering::Release);
@@ -146,6 +159,11 @@ pub(crate) fn pinned(
 impl PgBackend {
     /// Takes a pooled connection and begins a transaction on it.
     pub(crate) async fn begin_transaction(&self) -> Result<Arc<dyn RemoteTransaction>> {
+        Ok(Arc::new(PgTransaction(self.begin_pinned().await?)))
+    }
+
+    /// [`PgBackend::begin_transaction`], for Koios's own use.
+    pub(crate) async fn begin_pinned(&self) -> Result<Arc<Pinned>> {
         let client = self.client().await?;
         let pinned = Pinned {
             source: self.source.clone(),
@@ -153,7 +171,7 @@ impl PgBackend {
             ended: AtomicBool::new(false),
         };
         pinned.run("beginning a transaction", "BEGIN").await?;
-        Ok(Arc::new(PgTransaction(Arc::new(pinned))))
+        Ok(Arc::new(pinned))
     }
 
     /// The connection for a statement: `pinned`'s, else a pooled one.

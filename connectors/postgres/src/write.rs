@@ -3,6 +3,7 @@
 //! session's transaction block's).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::*;
@@ -10,8 +11,11 @@ use datafusion::arrow::datatypes::*;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
-use koios_connector_sql::RemoteTable;
+use koios_connector::ddl::TableName;
+use koios_connector::upsert::OnConflict;
+use koios_connector_sql::{RemoteTable, RemoteTableName};
 
+use crate::backend::PgBackend;
 use crate::error::{pool_error, remote_error};
 use crate::transaction::Pinned;
 use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_MICROS, PgCodec, TextKind};
@@ -105,6 +109,67 @@ async fn send_rows(
     buf.put_i16(-1);
     sink.send(buf.split().freeze()).await.map_err(fail_pg)?;
     sink.finish().await.map_err(fail_pg)
+}
+
+/// Numbers the staging tables of upserts (unique in the process, so two
+/// upserts of one transaction block never share one).
+static STAGING: AtomicU64 = AtomicU64::new(0);
+
+impl PgBackend {
+    /// `INSERT … ON CONFLICT`: the rows copied into a temporary table with
+    /// the table's columns, then `INSERT … SELECT … ON CONFLICT` from it,
+    /// in one transaction (`pinned`'s, else one of its own).
+    pub(crate) async fn upsert_rows(
+        &self,
+        table: Arc<RemoteTable<PgCodec>>,
+        rows: SendableRecordBatchStream,
+        on_conflict: OnConflict,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<u64> {
+        let what = format!("upserting into {}", table.name);
+        let staged = RemoteTableName {
+            schema: "pg_temp".into(),
+            table: format!("koios_upsert_{}", STAGING.fetch_add(1, Ordering::Relaxed)),
+        };
+        let target = TableName {
+            schema: table.name.schema.clone(),
+            table: table.name.table.clone(),
+        };
+        let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let statements = RemoteDialect::PostgreSql.upsert_sql(
+            &target,
+            &TableName {
+                schema: staged.schema.clone(),
+                table: staged.table.clone(),
+            },
+            &columns,
+            &on_conflict,
+        )?;
+        let (pinned, own) = match pinned {
+            Some(pinned) => (pinned, false),
+            None => (self.begin_pinned().await?, true),
+        };
+        pinned.execute(&what, &statements.create_staging).await?;
+        let mut staging = (*table).clone();
+        staging.name = staged;
+        copy_in(
+            &self.pool,
+            &self.source,
+            &Arc::new(staging),
+            rows,
+            Some(Arc::clone(&pinned)),
+        )
+        .await?;
+        let mut count = 0;
+        for statement in &statements.apply {
+            count += pinned.execute(&what, statement).await?;
+        }
+        pinned.execute(&what, &statements.drop_staging).await?;
+        if own {
+            pinned.commit().await?;
+        }
+        Ok(count)
+    }
 }
 
 fn write_field(

@@ -13,6 +13,7 @@ use koios_connector::RemoteDialect;
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
 use koios_connector::transaction::RemoteTransaction;
+use koios_connector::upsert::OnConflict;
 
 use crate::pinned::Pinned;
 use crate::query::RemoteQuery;
@@ -111,6 +112,25 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         rows: SendableRecordBatchStream,
         pinned: Pinned,
     ) -> Result<u64>;
+
+    /// Inserts `rows` into `table` with `on_conflict`, in one transaction
+    /// (`pinned`'s, when a session's block has one open on this source):
+    /// the rows staged in a temporary table, then moved with the statements
+    /// of [`RemoteDialect::upsert_sql`]. Returns the rows inserted plus the
+    /// rows updated, as PostgreSQL counts them.
+    async fn upsert(
+        &self,
+        _table: Arc<RemoteTable<Self::Codec>>,
+        _rows: SendableRecordBatchStream,
+        _on_conflict: OnConflict,
+        _pinned: Pinned,
+    ) -> Result<u64> {
+        koios_connector::sql_err!(
+            koios_connector::sqlstate::codes::FEATURE_NOT_SUPPORTED,
+            "source '{}' does not take INSERT … ON CONFLICT",
+            self.source_name()
+        )
+    }
 
     /// Opens a transaction on a connection of its own for a session's
     /// transaction block ([`koios_connector::transaction`]).

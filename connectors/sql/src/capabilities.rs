@@ -2,9 +2,16 @@
 //! of every SQL backend's tables and plan nodes, written once: a SQL
 //! connector answers with these for its own backend type.
 
+use std::sync::Arc;
+
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::sql_err;
+use koios_connector::sqlstate::codes;
+use koios_connector::upsert::{ConflictAction, OnConflict};
 use koios_connector::{DirectRowsRequest, RemoteIdentity, TableCapabilities};
 
 use crate::SqlBackend;
@@ -12,6 +19,7 @@ use crate::dml::RemoteDmlExec;
 use crate::scan::RemoteScanExec;
 use crate::subplan::RemoteSubqueryExec;
 use crate::table::SqlTable;
+use crate::write::RemoteSink;
 
 /// What a table of backend `B` is: served by its source, with its key.
 pub fn table_capabilities<B: SqlBackend>(table: &dyn TableProvider) -> Option<TableCapabilities> {
@@ -87,6 +95,47 @@ pub fn direct_rows<B: SqlBackend>(
     None
 }
 
+/// The plan of an insert with `on_conflict` into a table of backend `B`:
+/// the bulk path's sink, upserting (see [`SqlBackend::upsert`]).
+pub fn plan_upsert<B: SqlBackend>(
+    table: &dyn TableProvider,
+    input: Arc<dyn ExecutionPlan>,
+    on_conflict: &OnConflict,
+) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+    let table = table.downcast_ref::<SqlTable<B>>()?;
+    let remote = table.remote_table();
+    let name = format!("{}.{}", table.backend().source_name(), remote.name);
+    let check = || -> Result<()> {
+        if remote.is_view {
+            return sql_err!(codes::WRONG_OBJECT_TYPE, "cannot insert into view {name}");
+        }
+        let columns = on_conflict.target.iter().chain(
+            match &on_conflict.action {
+                ConflictAction::Nothing => [].iter(),
+                ConflictAction::Update(assignments) => assignments.iter(),
+            }
+            .map(|(column, _)| column),
+        );
+        for column in columns {
+            if remote.column(column).is_none() {
+                return sql_err!(
+                    codes::UNDEFINED_COLUMN,
+                    "column \"{column}\" of {name} does not exist"
+                );
+            }
+        }
+        Ok(())
+    };
+    Some(check().map(|()| {
+        let sink = RemoteSink::upsert(
+            Arc::clone(table.backend()),
+            Arc::clone(table.remote_table()),
+            on_conflict.clone(),
+        );
+        Arc::new(DataSinkExec::new(input, Arc::new(sink), None)) as Arc<dyn ExecutionPlan>
+    }))
+}
+
 /// The `Connector` methods every SQL backend's connector has alike, for one
 /// `SqlBackend` type: whole-subplan pushdown and its planner, and the
 /// capabilities above. Used inside `impl Connector for …`.
@@ -138,6 +187,17 @@ macro_rules! sql_connector_methods {
             request: koios_connector::DirectRowsRequest<'_>,
         ) -> Option<Option<koios_connector::pgtext::StartDataRows>> {
             $crate::capabilities::direct_rows::<$backend>(node, request)
+        }
+
+        fn plan_upsert(
+            &self,
+            table: &dyn datafusion::catalog::TableProvider,
+            input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+            on_conflict: &koios_connector::upsert::OnConflict,
+        ) -> Option<
+            datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        > {
+            $crate::capabilities::plan_upsert::<$backend>(table, input, on_conflict)
         }
     };
 }

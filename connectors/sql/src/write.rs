@@ -1,4 +1,5 @@
-//! `INSERT INTO` a remote table: DataFusion's `DataSinkExec` feeding the backend.
+//! `INSERT INTO` a remote table: DataFusion's `DataSinkExec` feeding the
+//! backend — its bulk insert, or its upsert for `INSERT … ON CONFLICT`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 
+use koios_connector::upsert::OnConflict;
+
 use crate::backend::SqlBackend;
 use crate::remote::RemoteTable;
 
@@ -17,11 +20,30 @@ use crate::remote::RemoteTable;
 pub struct RemoteSink<B: SqlBackend> {
     backend: Arc<B>,
     table: Arc<RemoteTable<B::Codec>>,
+    /// What a row whose key is already there does (`None`: plain insert).
+    on_conflict: Option<OnConflict>,
 }
 
 impl<B: SqlBackend> RemoteSink<B> {
     pub fn new(backend: Arc<B>, table: Arc<RemoteTable<B::Codec>>) -> Self {
-        Self { backend, table }
+        Self {
+            backend,
+            table,
+            on_conflict: None,
+        }
+    }
+
+    /// A sink inserting with `on_conflict`.
+    pub fn upsert(
+        backend: Arc<B>,
+        table: Arc<RemoteTable<B::Codec>>,
+        on_conflict: OnConflict,
+    ) -> Self {
+        Self {
+            backend,
+            table,
+            on_conflict: Some(on_conflict),
+        }
     }
 }
 
@@ -43,7 +65,11 @@ impl<B: SqlBackend> DisplayAs for RemoteSink<B> {
             "RemoteSink: source={}, table={}",
             self.backend.source_name(),
             self.table.name
-        )
+        )?;
+        if let Some(on_conflict) = &self.on_conflict {
+            write!(f, ", {}", on_conflict.describe())?;
+        }
+        Ok(())
     }
 }
 
@@ -59,8 +85,14 @@ impl<B: SqlBackend> DataSink for RemoteSink<B> {
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let pinned = crate::pinned::for_writing(context, &self.backend).await?;
-        self.backend
-            .insert(Arc::clone(&self.table), data, pinned)
-            .await
+        let table = Arc::clone(&self.table);
+        match &self.on_conflict {
+            Some(on_conflict) => {
+                self.backend
+                    .upsert(table, data, on_conflict.clone(), pinned)
+                    .await
+            }
+            None => self.backend.insert(table, data, pinned).await,
+        }
     }
 }

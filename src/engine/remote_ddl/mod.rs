@@ -18,6 +18,7 @@ pub mod create_as;
 pub mod dml;
 pub mod statement;
 pub mod types;
+pub mod upsert;
 
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ impl ParsedDdl {
 }
 
 /// The value of a constant `DEFAULT`.
-fn constant(state: &SessionState, column: &str, expr: SqlExpr) -> Result<ScalarValue> {
+pub(super) fn constant(state: &SessionState, column: &str, expr: SqlExpr) -> Result<ScalarValue> {
     if !is_constant(&expr) {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
@@ -105,7 +106,7 @@ fn constant(state: &SessionState, column: &str, expr: SqlExpr) -> Result<ScalarV
     }
 }
 
-fn is_constant(expr: &SqlExpr) -> bool {
+pub(super) fn is_constant(expr: &SqlExpr) -> bool {
     match expr {
         SqlExpr::Value(_) | SqlExpr::TypedString { .. } => true,
         SqlExpr::UnaryOp {

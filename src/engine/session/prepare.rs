@@ -13,7 +13,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlSta
 use crate::engine::literals;
 use crate::engine::plancache::{self};
 use crate::engine::remote_ddl::dml::check_dml;
-use crate::engine::remote_ddl::{CreateTableAs, Names, parse_ddl};
+use crate::engine::remote_ddl::{CreateTableAs, Names, parse_ddl, upsert};
 use koios_connector::ddl::SchemaChange;
 
 use super::Session;
@@ -451,7 +451,14 @@ impl Session {
             let mut planning = self.planning.lock().await;
             let state = planning.get_or_insert_with(|| self.ctx.state());
             state.mark_start_execution();
-            state.statement_to_plan(statement).await?
+            match upsert::split_conflict(&statement)? {
+                // DataFusion plans the insert; its conflict clause is Koios's.
+                Some(conflict) => {
+                    let insert = state.statement_to_plan(conflict.insert.clone()).await?;
+                    upsert::plan_statement(conflict, insert, state, self.engine.capabilities())?
+                }
+                None => state.statement_to_plan(statement).await?,
+            }
         };
         let mut inferred = plan.get_parameter_types()?;
         for (id, dt) in placeholder_cast_types(&plan)? {

@@ -538,6 +538,7 @@ fn quoted_run(
 
 mod ddl;
 mod dml;
+pub use dml::UpsertStatements;
 
 #[cfg(test)]
 mod tests;
