@@ -13,8 +13,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
+use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
-use koios_connector::upsert::OnConflict;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -349,15 +349,15 @@ impl SqlBackend for MyBackend {
         self.insert_rows(table, rows, pinned).await
     }
 
-    async fn upsert(
+    async fn stage_and_apply(
         &self,
-        table: Arc<RemoteTable<MyCodec>>,
+        staging: Arc<RemoteTable<MyCodec>>,
         rows: SendableRecordBatchStream,
-        on_conflict: OnConflict,
+        statements: StagedStatements,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
         let pinned = transaction::pinned(&self.source, pinned)?;
-        self.upsert_rows(table, rows, on_conflict, pinned).await
+        self.stage_rows(staging, rows, statements, pinned).await
     }
 
     async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {

@@ -2,7 +2,6 @@
 //! `INSERT` statements, Arrow values converted to MySQL values.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::*;
@@ -10,9 +9,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use koios_connector::RemoteDialect;
-use koios_connector::ddl::TableName;
-use koios_connector::upsert::OnConflict;
-use koios_connector_sql::{RemoteTable, RemoteTableName};
+use koios_connector::remote_sql::StagedStatements;
+use koios_connector_sql::RemoteTable;
 use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
@@ -48,35 +46,19 @@ impl MyBackend {
     }
 }
 
-/// Numbers the staging tables of upserts (unique in the process, so two
-/// upserts of one transaction block never share one).
-static STAGING: AtomicU64 = AtomicU64::new(0);
-
 impl MyBackend {
-    /// `INSERT … ON CONFLICT`: the rows inserted into a temporary table
-    /// with the table's columns, then moved with the statements of
-    /// `RemoteDialect::upsert_sql`, in one transaction (`pinned`'s, else
-    /// one of its own); the rows updated (found, as this connection counts)
-    /// plus the rows inserted.
-    pub(crate) async fn upsert_rows(
+    /// A staged change (`koios_connector_sql::staged`): the staging table
+    /// created, filled with multi-row `INSERT`s, applied and dropped, in
+    /// one transaction (`pinned`'s, else one of its own); the applying
+    /// statements' affected rows (found rows, as this connection counts).
+    pub(crate) async fn stage_rows(
         &self,
-        table: Arc<RemoteTable<MyCodec>>,
+        staging: Arc<RemoteTable<MyCodec>>,
         rows: SendableRecordBatchStream,
-        on_conflict: OnConflict,
+        statements: StagedStatements,
         pinned: Option<Arc<Pinned>>,
     ) -> Result<u64> {
-        let context = self.context(&format!("upserting into {}", table.name));
-        let staged = TableName {
-            schema: table.name.schema.clone(),
-            table: format!("koios_upsert_{}", STAGING.fetch_add(1, Ordering::Relaxed)),
-        };
-        let target = TableName {
-            schema: table.name.schema.clone(),
-            table: table.name.table.clone(),
-        };
-        let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-        let statements =
-            RemoteDialect::MySql.upsert_sql(&target, &staged, &columns, &on_conflict)?;
+        let context = self.context("changing rows through a staging table");
         let (pinned, own) = match pinned {
             Some(pinned) => (pinned, false),
             None => (self.begin_pinned().await?, true),
@@ -91,11 +73,6 @@ impl MyBackend {
                 .query_drop(&statements.create_staging)
                 .await
                 .map_err(run)?;
-            let mut staging = (*table).clone();
-            staging.name = RemoteTableName {
-                schema: staged.schema.clone(),
-                table: staged.table.clone(),
-            };
             send_rows(transaction, &staging, rows, &context).await?;
             let mut count = 0;
             for statement in &statements.apply {

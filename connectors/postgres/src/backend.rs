@@ -17,8 +17,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
-use koios_connector::upsert::OnConflict;
 use koios_connector::{RemoteDialect, TlsMode};
 use koios_connector_sql::{
     RemoteColumn, RemoteQuery, RemoteTable, RemoteTableName, Semantics, SqlBackend,
@@ -257,15 +257,15 @@ impl SqlBackend for PgBackend {
         crate::write::copy_in(&self.pool, &self.source, &table, rows, pinned).await
     }
 
-    async fn upsert(
+    async fn stage_and_apply(
         &self,
-        table: Arc<RemoteTable<PgCodec>>,
+        staging: Arc<RemoteTable<PgCodec>>,
         rows: SendableRecordBatchStream,
-        on_conflict: OnConflict,
+        statements: StagedStatements,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
         let pinned = transaction::pinned(&self.source, pinned)?;
-        self.upsert_rows(table, rows, on_conflict, pinned).await
+        self.stage_rows(staging, rows, statements, pinned).await
     }
 
     async fn begin(&self) -> Result<Arc<dyn RemoteTransaction>> {

@@ -3,7 +3,6 @@
 //! session's transaction block's).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::*;
@@ -11,9 +10,8 @@ use datafusion::arrow::datatypes::*;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
-use koios_connector::ddl::TableName;
-use koios_connector::upsert::OnConflict;
-use koios_connector_sql::{RemoteTable, RemoteTableName};
+use koios_connector::remote_sql::StagedStatements;
+use koios_connector_sql::RemoteTable;
 
 use crate::backend::PgBackend;
 use crate::error::{pool_error, remote_error};
@@ -111,60 +109,36 @@ async fn send_rows(
     sink.finish().await.map_err(fail_pg)
 }
 
-/// Numbers the staging tables of upserts (unique in the process, so two
-/// upserts of one transaction block never share one).
-static STAGING: AtomicU64 = AtomicU64::new(0);
-
 impl PgBackend {
-    /// `INSERT … ON CONFLICT`: the rows copied into a temporary table with
-    /// the table's columns, then `INSERT … SELECT … ON CONFLICT` from it,
-    /// in one transaction (`pinned`'s, else one of its own).
-    pub(crate) async fn upsert_rows(
+    /// A staged change (`koios_connector_sql::staged`): the staging table
+    /// created, filled with binary `COPY`, applied and dropped, in one
+    /// transaction (`pinned`'s, else one of its own).
+    pub(crate) async fn stage_rows(
         &self,
-        table: Arc<RemoteTable<PgCodec>>,
+        staging: Arc<RemoteTable<PgCodec>>,
         rows: SendableRecordBatchStream,
-        on_conflict: OnConflict,
+        statements: StagedStatements,
         pinned: Option<Arc<Pinned>>,
     ) -> Result<u64> {
-        let what = format!("upserting into {}", table.name);
-        let staged = RemoteTableName {
-            schema: "pg_temp".into(),
-            table: format!("koios_upsert_{}", STAGING.fetch_add(1, Ordering::Relaxed)),
-        };
-        let target = TableName {
-            schema: table.name.schema.clone(),
-            table: table.name.table.clone(),
-        };
-        let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-        let statements = RemoteDialect::PostgreSql.upsert_sql(
-            &target,
-            &TableName {
-                schema: staged.schema.clone(),
-                table: staged.table.clone(),
-            },
-            &columns,
-            &on_conflict,
-        )?;
+        let what = "changing rows through a staging table";
         let (pinned, own) = match pinned {
             Some(pinned) => (pinned, false),
             None => (self.begin_pinned().await?, true),
         };
-        pinned.execute(&what, &statements.create_staging).await?;
-        let mut staging = (*table).clone();
-        staging.name = staged;
+        pinned.execute(what, &statements.create_staging).await?;
         copy_in(
             &self.pool,
             &self.source,
-            &Arc::new(staging),
+            &staging,
             rows,
             Some(Arc::clone(&pinned)),
         )
         .await?;
         let mut count = 0;
         for statement in &statements.apply {
-            count += pinned.execute(&what, statement).await?;
+            count += pinned.execute(what, statement).await?;
         }
-        pinned.execute(&what, &statements.drop_staging).await?;
+        pinned.execute(what, &statements.drop_staging).await?;
         if own {
             pinned.commit().await?;
         }

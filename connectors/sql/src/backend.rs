@@ -12,8 +12,8 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::RemoteDialect;
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
-use koios_connector::upsert::OnConflict;
 
 use crate::pinned::Pinned;
 use crate::query::RemoteQuery;
@@ -113,21 +113,22 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         pinned: Pinned,
     ) -> Result<u64>;
 
-    /// Inserts `rows` into `table` with `on_conflict`, in one transaction
-    /// (`pinned`'s, when a session's block has one open on this source):
-    /// the rows staged in a temporary table, then moved with the statements
-    /// of [`RemoteDialect::upsert_sql`]. Returns the rows inserted plus the
-    /// rows updated, as PostgreSQL counts them.
-    async fn upsert(
+    /// Runs a staged change ([`crate::staged`]) in one transaction
+    /// (`pinned`'s, when a session's block has one open on this source,
+    /// else one of its own): creates the staging table, fills it with
+    /// `rows` (in `staging`'s columns) through the bulk path, runs the
+    /// statements that apply it, drops it. Returns the summed counts of
+    /// the applying statements.
+    async fn stage_and_apply(
         &self,
-        _table: Arc<RemoteTable<Self::Codec>>,
+        _staging: Arc<RemoteTable<Self::Codec>>,
         _rows: SendableRecordBatchStream,
-        _on_conflict: OnConflict,
+        _statements: StagedStatements,
         _pinned: Pinned,
     ) -> Result<u64> {
         koios_connector::sql_err!(
             koios_connector::sqlstate::codes::FEATURE_NOT_SUPPORTED,
-            "source '{}' does not take INSERT … ON CONFLICT",
+            "source '{}' does not stage rows",
             self.source_name()
         )
     }

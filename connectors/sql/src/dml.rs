@@ -22,7 +22,6 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use koios_connector::ddl::TableName;
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
 
@@ -38,7 +37,7 @@ pub fn plan_delete<B: SqlBackend>(
     let filter = remote_filter(backend.as_ref(), table, filters, "DELETE")?;
     let sql = backend
         .dialect()
-        .delete_sql(&table_name(table), filter.as_ref())?;
+        .delete_sql(&crate::staged::table_name(table), filter.as_ref())?;
     Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
 }
 
@@ -71,9 +70,11 @@ pub fn plan_update<B: SqlBackend>(
     if values.is_empty() {
         return sql_err!(codes::SYNTAX_ERROR, "UPDATE sets no column");
     }
-    let sql = backend
-        .dialect()
-        .update_sql(&table_name(table), &values, filter.as_ref())?;
+    let sql = backend.dialect().update_sql(
+        &crate::staged::table_name(table),
+        &values,
+        filter.as_ref(),
+    )?;
     Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
 }
 
@@ -127,13 +128,6 @@ fn not_remote<B: SqlBackend, T>(
         backend.source_name(),
         table.name
     )
-}
-
-fn table_name<C>(table: &RemoteTable<C>) -> TableName {
-    TableName {
-        schema: table.name.schema.clone(),
-        table: table.name.table.clone(),
-    }
 }
 
 /// One `DELETE` or `UPDATE` run remotely when executed; its one output row

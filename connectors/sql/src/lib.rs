@@ -13,7 +13,9 @@
 //! - [`query`]: remote SQL written by DataFusion's unparser in the
 //!   backend's dialect; [`scan`]: the scan node that shows its SQL in
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
-//! - [`write`]: the insert sink; [`dml`]: `DELETE`/`UPDATE` run remotely; [`defaults`]: the server's constant
+//! - [`write`]: the insert sink; [`dml`]: `DELETE`/`UPDATE` run remotely;
+//!   [`staged`]: upserts and changes by key through rows staged on the
+//!   backend; [`defaults`]: the server's constant
 //!   column defaults, for columns an `INSERT` omits;
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
 //!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
@@ -34,6 +36,7 @@ pub mod pushdown;
 pub mod query;
 pub mod remote;
 pub mod scan;
+pub mod staged;
 pub mod subplan;
 pub mod table;
 pub mod write;

@@ -88,8 +88,7 @@ impl<B: SqlBackend> DataSink for RemoteSink<B> {
         let table = Arc::clone(&self.table);
         match &self.on_conflict {
             Some(on_conflict) => {
-                self.backend
-                    .upsert(table, data, on_conflict.clone(), pinned)
+                crate::staged::upsert(self.backend.as_ref(), &table, data, on_conflict, pinned)
                     .await
             }
             None => self.backend.insert(table, data, pinned).await,

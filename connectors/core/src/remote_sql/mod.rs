@@ -538,7 +538,8 @@ fn quoted_run(
 
 mod ddl;
 mod dml;
-pub use dml::UpsertStatements;
+mod staged;
+pub use staged::{KeyedChange, StagedStatements};
 
 #[cfg(test)]
 mod tests;
