@@ -3,9 +3,10 @@
 //! every `WHERE` conjunct is one the scan would push down exactly
 //! ([`SqlBackend::filter_pushdown`]), and every new value is a constant the
 //! backend reads as the same value ([`SqlBackend::literal_pushable`]).
-//! Anything else is refused with 0A000 rather than evaluated in part: a
-//! statement that changes rows must not change more (or other) rows than
-//! Koios would.
+//! Anything else is left to Koios ([`crate::keyed`]: rows read, the
+//! condition and new values evaluated locally, changed by primary key),
+//! never evaluated in part remotely: a statement that changes rows must not
+//! change more (or other) rows than Koios would.
 //!
 //! The statement runs when the plan executes ([`RemoteDmlExec`]), and
 //! `EXPLAIN` shows its SQL.
@@ -14,8 +15,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::Column;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
@@ -28,44 +27,51 @@ use koios_connector::sqlstate::codes;
 use crate::backend::SqlBackend;
 use crate::remote::RemoteTable;
 
-/// The plan of `DELETE FROM table WHERE filters`.
+/// Why a statement cannot run remotely as one.
+pub type NotRemote = String;
+
+/// The plan of `DELETE FROM table WHERE filters` as one remote statement,
+/// or why it cannot be one.
 pub fn plan_delete<B: SqlBackend>(
     backend: &Arc<B>,
     table: &RemoteTable<B::Codec>,
     filters: Vec<Expr>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let filter = remote_filter(backend.as_ref(), table, filters, "DELETE")?;
+) -> Result<std::result::Result<Arc<dyn ExecutionPlan>, NotRemote>> {
+    let filter = match remote_filter(backend.as_ref(), table, filters, "DELETE")? {
+        Ok(filter) => filter,
+        Err(why) => return Ok(Err(why)),
+    };
     let sql = backend
         .dialect()
         .delete_sql(&crate::staged::table_name(table), filter.as_ref())?;
-    Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
+    Ok(Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql))))
 }
 
-/// The plan of `UPDATE table SET assignments WHERE filters`.
+/// The plan of `UPDATE table SET assignments WHERE filters` as one remote
+/// statement, or why it cannot be one.
 pub fn plan_update<B: SqlBackend>(
     backend: &Arc<B>,
     table: &RemoteTable<B::Codec>,
-    assignments: Vec<(String, Expr)>,
+    assignments: &[(String, Expr)],
     filters: Vec<Expr>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let filter = remote_filter(backend.as_ref(), table, filters, "UPDATE")?;
+) -> Result<std::result::Result<Arc<dyn ExecutionPlan>, NotRemote>> {
+    let filter = match remote_filter(backend.as_ref(), table, filters, "UPDATE")? {
+        Ok(filter) => filter,
+        Err(why) => return Ok(Err(why)),
+    };
     let mut values = Vec::with_capacity(assignments.len());
     for (column, value) in assignments {
-        let Some(constant) = koios_connector::constant_value(&value) else {
-            return not_remote(
-                backend.as_ref(),
-                table,
-                &format!("the new value of \"{column}\" ({value}) is not a constant"),
-            );
+        let Some(constant) = koios_connector::constant_value(value) else {
+            return Ok(Err(format!(
+                "the new value of \"{column}\" ({value}) is not a constant"
+            )));
         };
         if !constant.is_null() && !backend.literal_pushable(&constant) {
-            return not_remote(
-                backend.as_ref(),
-                table,
-                &format!("the new value of \"{column}\" cannot be written in its SQL exactly"),
-            );
+            return Ok(Err(format!(
+                "the new value of \"{column}\" cannot be written in its SQL exactly"
+            )));
         }
-        values.push((column, Expr::Literal(constant, None)));
+        values.push((column.clone(), Expr::Literal(constant, None)));
     }
     if values.is_empty() {
         return sql_err!(codes::SYNTAX_ERROR, "UPDATE sets no column");
@@ -75,17 +81,17 @@ pub fn plan_update<B: SqlBackend>(
         &values,
         filter.as_ref(),
     )?;
-    Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql)))
+    Ok(Ok(Arc::new(RemoteDmlExec::new(Arc::clone(backend), sql))))
 }
 
 /// The `WHERE` clause as the backend will read it, if every conjunct is
-/// exact there.
+/// exact there (else why not).
 fn remote_filter<B: SqlBackend>(
     backend: &B,
     table: &RemoteTable<B::Codec>,
     filters: Vec<Expr>,
     what: &str,
-) -> Result<Option<Expr>> {
+) -> Result<std::result::Result<Option<Expr>, NotRemote>> {
     if table.is_view {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
@@ -97,37 +103,15 @@ fn remote_filter<B: SqlBackend>(
     }
     let mut unqualified = Vec::with_capacity(filters.len());
     for filter in filters {
-        let filter = filter
-            .transform(|e| match e {
-                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                    c.name,
-                )))),
-                other => Ok(Transformed::no(other)),
-            })?
-            .data;
+        let filter = crate::keyed::unqualified(filter)?;
         if backend.filter_pushdown(table, &filter) != TableProviderFilterPushDown::Exact {
-            return not_remote(
-                backend,
-                table,
-                &format!("its condition {filter} cannot run there exactly as in Koios"),
-            );
+            return Ok(Err(format!(
+                "its condition {filter} cannot run there exactly as in Koios"
+            )));
         }
         unqualified.push(filter);
     }
-    Ok(conjunction(unqualified))
-}
-
-fn not_remote<B: SqlBackend, T>(
-    backend: &B,
-    table: &RemoteTable<B::Codec>,
-    why: &str,
-) -> Result<T> {
-    sql_err!(
-        codes::FEATURE_NOT_SUPPORTED,
-        "this statement cannot run in source '{}' as one statement on {}: {why} (changing rows by primary key in Koios is not supported yet)",
-        backend.source_name(),
-        table.name
-    )
+    Ok(Ok(conjunction(unqualified)))
 }
 
 /// One `DELETE` or `UPDATE` run remotely when executed; its one output row

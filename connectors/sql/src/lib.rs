@@ -15,7 +15,8 @@
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
 //! - [`write`]: the insert sink; [`dml`]: `DELETE`/`UPDATE` run remotely;
 //!   [`staged`]: upserts and changes by key through rows staged on the
-//!   backend; [`defaults`]: the server's constant
+//!   backend; [`keyed`]: `DELETE`/`UPDATE` by primary key when they cannot
+//!   run as one statement; [`defaults`]: the server's constant
 //!   column defaults, for columns an `INSERT` omits;
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
 //!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
@@ -30,6 +31,7 @@ pub mod catalog;
 pub mod defaults;
 pub mod dml;
 pub mod dynamic;
+pub mod keyed;
 pub mod options;
 pub mod pinned;
 pub mod pushdown;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use datafusion::error::Result;
-use datafusion::execution::TaskContext;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use koios_connector::transaction::{RemoteTransaction, block_of};
 
 use crate::backend::SqlBackend;
@@ -30,4 +31,23 @@ pub async fn for_writing<B: SqlBackend>(task: &TaskContext, backend: &Arc<B>) ->
     block
         .writing(backend.source_name(), || backend.begin())
         .await
+}
+
+/// `rows`, read to their end first when the write runs in a block's
+/// transaction: the rows may be read through that same connection (a read
+/// of the source the block wrote), which cannot stream a read and a write
+/// at once. Outside a block, as they come.
+pub async fn buffered_if_pinned(
+    rows: SendableRecordBatchStream,
+    pinned: &Pinned,
+) -> Result<SendableRecordBatchStream> {
+    if pinned.is_none() {
+        return Ok(rows);
+    }
+    let schema = rows.schema();
+    let batches = datafusion::physical_plan::common::collect(rows).await?;
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    )))
 }

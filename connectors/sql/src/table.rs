@@ -94,19 +94,27 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
 
     async fn delete_from(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        crate::dml::plan_delete(&self.backend, &self.table, filters)
+        match crate::dml::plan_delete(&self.backend, &self.table, filters.clone())? {
+            Ok(plan) => Ok(plan),
+            Err(why) => crate::keyed::plan_keyed(self, state, filters, None, &why).await,
+        }
     }
 
     async fn update(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         assignments: Vec<(String, Expr)>,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        crate::dml::plan_update(&self.backend, &self.table, assignments, filters)
+        match crate::dml::plan_update(&self.backend, &self.table, &assignments, filters.clone())? {
+            Ok(plan) => Ok(plan),
+            Err(why) => {
+                crate::keyed::plan_keyed(self, state, filters, Some(assignments), &why).await
+            }
+        }
     }
 
     fn table_type(&self) -> TableType {

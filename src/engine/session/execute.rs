@@ -8,6 +8,7 @@ use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::Result;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 
@@ -202,7 +203,24 @@ impl Session {
                     // Run as queries are, so its remote statements are listed
                     // and counted.
                     let task = Arc::new(frame.task_ctx());
-                    let physical = frame.create_physical_plan().await?;
+                    let physical = if tag == "UPDATE" {
+                        // A table's update hook reads the new values off the
+                        // plan's top projection; common subexpressions pulled
+                        // out below it would leave names no table has.
+                        let (state, plan) = frame.into_parts();
+                        let rules = state
+                            .optimizers()
+                            .iter()
+                            .filter(|rule| rule.name() != "common_sub_expression_eliminate")
+                            .cloned()
+                            .collect();
+                        let state = SessionStateBuilder::new_from_existing(state)
+                            .with_optimizer_rules(rules)
+                            .build();
+                        state.create_physical_plan(&plan).await?
+                    } else {
+                        frame.create_physical_plan().await?
+                    };
                     self.activity.record_plan(&physical);
                     let engine = Arc::clone(&self.engine);
                     let stream = metered::execute(physical, task, engine)?;

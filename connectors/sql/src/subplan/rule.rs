@@ -14,7 +14,7 @@ use datafusion::logical_expr::expr::{AggregateFunction, Alias, ScalarFunction};
 use datafusion::logical_expr::logical_plan::{
     Aggregate, Distinct, Filter, Join, Projection, Sort, SubqueryAlias, TableScan,
 };
-use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, SkipType};
+use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, SkipType, WriteOp};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 use crate::avg::DecimalAvg;
@@ -62,6 +62,14 @@ impl<B: SqlBackend> OptimizerRule for SubplanPushdown<B> {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        // A DELETE's or UPDATE's table reads its conditions (and new values)
+        // off the filter and projection above its scan: folded into a
+        // remote subplan they would be lost, and every row changed.
+        if let LogicalPlan::Dml(dml) = &plan
+            && matches!(dml.op, WriteOp::Delete | WriteOp::Update)
+        {
+            return Ok(Transformed::no(plan));
+        }
         let mut changed = false;
         let (plan, pushable) = self.visit(plan, &mut changed)?;
         let plan = match pushable {
