@@ -150,7 +150,9 @@ impl Engine {
                     .values()
                     .flat_map(|c| c.extension_planners())
                     .chain(std::iter::once(Arc::new(
-                        crate::engine::remote_ddl::upsert::UpsertPlanner::new(capabilities.clone()),
+                        crate::engine::remote_ddl::write_node::RemoteWritePlanner::new(
+                            capabilities.clone(),
+                        ),
                     )
                         as Arc<
                             dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,

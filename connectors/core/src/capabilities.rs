@@ -122,4 +122,17 @@ impl Capabilities {
             .iter()
             .find_map(|c| c.plan_upsert(table, Arc::clone(&input), on_conflict))
     }
+
+    /// The plan of a change by primary key of `table` (see
+    /// [`Connector::plan_keyed_change`]); `None` for a table of no connector.
+    pub fn plan_keyed_change(
+        &self,
+        table: &dyn TableProvider,
+        input: Arc<dyn ExecutionPlan>,
+        change: &crate::remote_sql::KeyedChange,
+    ) -> Option<datafusion::error::Result<Arc<dyn ExecutionPlan>>> {
+        self.connectors
+            .iter()
+            .find_map(|c| c.plan_keyed_change(table, Arc::clone(&input), change))
+    }
 }

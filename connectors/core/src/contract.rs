@@ -169,4 +169,18 @@ pub trait Connector: Send + Sync {
     ) -> Option<Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
         None
     }
+
+    /// The plan changing the rows of this connector's `table` whose primary
+    /// key `input` lists (its columns: the key's, then an update's new
+    /// values in `change`'s order), its output one `count` row: `None` when
+    /// this connector did not make `table`; an error (0A000) when it cannot
+    /// change rows by key.
+    fn plan_keyed_change(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+        _input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _change: &crate::remote_sql::KeyedChange,
+    ) -> Option<Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+        None
+    }
 }

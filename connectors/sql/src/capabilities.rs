@@ -199,5 +199,16 @@ macro_rules! sql_connector_methods {
         > {
             $crate::capabilities::plan_upsert::<$backend>(table, input, on_conflict)
         }
+
+        fn plan_keyed_change(
+            &self,
+            table: &dyn datafusion::catalog::TableProvider,
+            input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+            change: &koios_connector::remote_sql::KeyedChange,
+        ) -> Option<
+            datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        > {
+            $crate::keyed::plan_keyed_change::<$backend>(table, input, change)
+        }
     };
 }

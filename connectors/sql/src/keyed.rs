@@ -105,13 +105,42 @@ pub async fn plan_keyed<B: SqlBackend>(
         }
     };
     let input = Arc::new(ProjectionExec::try_new(outputs, input)?);
+    Ok(keyed_sink(table, input, change))
+}
+
+/// The change by key of `table`'s rows listed by `input` (key columns,
+/// then the new values of `change`'s columns).
+fn keyed_sink<B: SqlBackend>(
+    table: &SqlTable<B>,
+    input: Arc<dyn ExecutionPlan>,
+    change: KeyedChange,
+) -> Arc<dyn ExecutionPlan> {
     let sink = KeyedSink {
-        backend: Arc::clone(backend),
-        table: Arc::clone(remote),
+        backend: Arc::clone(table.backend()),
+        table: Arc::clone(table.remote_table()),
         schema: input.schema(),
         change,
     };
-    Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
+}
+
+/// The plan of a change by key whose rows the engine chose (`UPDATE …
+/// FROM`, a subquery in the condition): for a table of backend `B`.
+pub fn plan_keyed_change<B: SqlBackend>(
+    table: &dyn TableProvider,
+    input: Arc<dyn ExecutionPlan>,
+    change: &KeyedChange,
+) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+    let table = table.downcast_ref::<SqlTable<B>>()?;
+    if table.remote_table().primary_key.is_empty() {
+        return Some(sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "{}.{} has no primary key to change its rows by",
+            table.backend().source_name(),
+            table.remote_table().name
+        ));
+    }
+    Some(Ok(keyed_sink(table, input, change.clone())))
 }
 
 /// Changes the rows whose keys (and new values) arrive.

@@ -1,21 +1,18 @@
 //! `UPDATE` and `DELETE` naming a source's table: what Koios refuses before
-//! DataFusion plans them. DataFusion hands the table only the conditions
-//! that name the target table itself; a statement whose rows depend on
-//! anything else (`UPDATE … FROM`, `DELETE … USING`, a subquery) would then
-//! change rows it should not. Such statements are refused with 0A000
-//! until Koios changes rows by primary key; the others reach the table's
-//! `delete_from` / `update`, which run them remotely when the backend
-//! evaluates them exactly (`connectors/sql/src/dml.rs`).
-
-use std::ops::ControlFlow;
+//! DataFusion plans them. `UPDATE … FROM` and a subquery in the condition
+//! are changed by key (`keyed.rs`); the others reach the table's
+//! `delete_from` / `update` (`connectors/sql/src/dml.rs`). What neither can
+//! take exactly — `DELETE … USING` (DataFusion does not plan it), several
+//! target tables, `RETURNING`, `ORDER BY`/`LIMIT`, a subquery in a new
+//! value — is refused with 0A000.
 
 use datafusion::error::Result;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FromTable, Statement as SqlStatement, TableFactor, TableWithJoins, Visit,
-    Visitor,
+    FromTable, Statement as SqlStatement, TableFactor, TableWithJoins,
 };
 use koios_connector::sql_err;
 
+use super::keyed::has_subquery;
 use super::statement::{Names, resolve_table};
 use crate::engine::error::codes;
 
@@ -35,25 +32,20 @@ pub fn check_dml(statement: &SqlStatement, names: &Names) -> Result<()> {
                 Some("RETURNING")
             } else if !delete.order_by.is_empty() || delete.limit.is_some() {
                 Some("ORDER BY or LIMIT")
-            } else if has_subquery(&delete.selection) {
-                Some("a subquery")
             } else {
                 None
             };
             ("DELETE", tables.first(), extra)
         }
         SqlStatement::Update(update) => {
-            let extra = if update.from.is_some() {
-                Some("FROM")
-            } else if update.returning.is_some() {
+            let extra = if update.returning.is_some() {
                 Some("RETURNING")
-            } else if has_subquery(&update.selection)
-                || update
-                    .assignments
-                    .iter()
-                    .any(|a| has_subquery(&Some(a.value.clone())))
+            } else if update
+                .assignments
+                .iter()
+                .any(|a| has_subquery(Some(&a.value)))
             {
-                Some("a subquery")
+                Some("a subquery in a new value")
             } else {
                 None
             };
@@ -79,24 +71,7 @@ pub fn check_dml(statement: &SqlStatement, names: &Names) -> Result<()> {
         None => Ok(()),
         Some(extra) => sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
-            "{what} with {extra} on {source}.{table} is not supported yet: Koios runs {what} on a source's table as one remote statement over that table alone"
+            "{what} with {extra} on {source}.{table} is not supported"
         ),
     }
-}
-
-fn has_subquery(expr: &Option<SqlExpr>) -> bool {
-    struct Finder;
-    impl Visitor for Finder {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &SqlExpr) -> ControlFlow<()> {
-            match expr {
-                SqlExpr::Subquery(_) | SqlExpr::InSubquery { .. } | SqlExpr::Exists { .. } => {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            }
-        }
-    }
-    expr.as_ref()
-        .is_some_and(|e| e.visit(&mut Finder).is_break())
 }

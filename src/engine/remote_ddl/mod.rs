@@ -16,9 +16,11 @@
 
 pub mod create_as;
 pub mod dml;
+pub mod keyed;
 pub mod statement;
 pub mod types;
 pub mod upsert;
+pub mod write_node;
 
 use std::sync::Arc;
 

@@ -6,15 +6,18 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::Result;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlStatement};
 
+use crate::engine::error::codes;
 use crate::engine::literals;
 use crate::engine::plancache::{self};
 use crate::engine::remote_ddl::dml::check_dml;
-use crate::engine::remote_ddl::{CreateTableAs, Names, parse_ddl, upsert};
+use crate::engine::remote_ddl::{CreateTableAs, Names, keyed, parse_ddl, upsert};
 use koios_connector::ddl::SchemaChange;
+use koios_connector::sql_err;
 
 use super::Session;
 use super::statement::{Command, KoiosStatement, parse_sql, session_command};
@@ -395,6 +398,59 @@ impl Session {
         )))
     }
 
+    /// Plans `statement` (and the statement an `EXPLAIN` wraps): DataFusion's
+    /// plan, or Koios's own for the writes DataFusion does not plan as Koios
+    /// runs them ([`Session::plan_write`]).
+    async fn plan_statement(
+        &self,
+        state: &SessionState,
+        statement: DfStatement,
+    ) -> Result<LogicalPlan> {
+        if let DfStatement::Explain(explain) = &statement {
+            if let Some(plan) = self.plan_write(state, &explain.statement).await? {
+                return LogicalPlanBuilder::from(plan)
+                    .explain(explain.options.verbose, explain.options.analyze)?
+                    .build();
+            }
+        } else if let Some(plan) = self.plan_write(state, &statement).await? {
+            return Ok(plan);
+        }
+        state.statement_to_plan(statement).await
+    }
+
+    /// The plan of an upsert, an `UPDATE … FROM`, or an `UPDATE`/`DELETE`
+    /// whose rows a subquery chooses, on a source's table; `None` for
+    /// anything else.
+    async fn plan_write(
+        &self,
+        state: &SessionState,
+        statement: &DfStatement,
+    ) -> Result<Option<LogicalPlan>> {
+        let capabilities = self.engine.capabilities();
+        if let Some(conflict) = upsert::split_conflict(statement)? {
+            // DataFusion plans the insert; its conflict clause is Koios's.
+            let insert = state.statement_to_plan(conflict.insert.clone()).await?;
+            return upsert::plan_statement(conflict, insert, state, capabilities).map(Some);
+        }
+        if let Some(plain) = keyed::without_from(statement) {
+            // Its target planned alone, its rows as a query, changed by key.
+            let plain = state.statement_to_plan(plain).await?;
+            let key = keyed::key_of(&plain, capabilities)?;
+            let (query, set) = keyed::rows_query(statement, &key)?;
+            let Some(KoiosStatement::Sql(query)) = parse_sql(&query)?.pop() else {
+                return sql_err!(codes::INTERNAL_ERROR, "UPDATE … FROM without its query");
+            };
+            let rows = state.statement_to_plan(*query).await?;
+            return keyed::plan_update_from(plain, rows, set).map(Some);
+        }
+        if keyed::chooses_by_query(statement) {
+            // Rows chosen through other tables: changed by key.
+            let planned = state.statement_to_plan(statement.clone()).await?;
+            return keyed::plan(planned, statement, capabilities).map(Some);
+        }
+        Ok(None)
+    }
+
     /// Plans one statement. `client_types` are the parameter types the client
     /// declared (`None` where it left the choice to the server).
     pub async fn prepare(
@@ -451,14 +507,7 @@ impl Session {
             let mut planning = self.planning.lock().await;
             let state = planning.get_or_insert_with(|| self.ctx.state());
             state.mark_start_execution();
-            match upsert::split_conflict(&statement)? {
-                // DataFusion plans the insert; its conflict clause is Koios's.
-                Some(conflict) => {
-                    let insert = state.statement_to_plan(conflict.insert.clone()).await?;
-                    upsert::plan_statement(conflict, insert, state, self.engine.capabilities())?
-                }
-                None => state.statement_to_plan(statement).await?,
-            }
+            self.plan_statement(state, statement).await?
         };
         let mut inferred = plan.get_parameter_types()?;
         for (id, dt) in placeholder_cast_types(&plan)? {

@@ -30,7 +30,7 @@ pub struct StagedStatements {
 }
 
 /// A change of rows by primary key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub enum KeyedChange {
     /// Delete the rows with the staged keys.
     Delete,
