@@ -1,10 +1,9 @@
 //! `UPDATE` and `DELETE` naming a source's table: what Koios refuses before
-//! DataFusion plans them. `UPDATE … FROM` and a subquery in the condition
-//! are changed by key (`keyed.rs`); the others reach the table's
+//! DataFusion plans them. `UPDATE … FROM`, `DELETE … USING` and a subquery
+//! in the condition are changed by key (`keyed.rs`); the others reach the table's
 //! `delete_from` / `update` (`connectors/sql/src/dml.rs`). What neither can
-//! take exactly — `DELETE … USING` (DataFusion does not plan it), several
-//! target tables, `RETURNING`, `ORDER BY`/`LIMIT`, a subquery in a new
-//! value — is refused with 0A000.
+//! take exactly — several target tables, `RETURNING`, `ORDER BY`/`LIMIT`,
+//! a subquery in a new value — is refused with 0A000.
 
 use datafusion::error::Result;
 use datafusion::sql::sqlparser::ast::{
@@ -26,8 +25,6 @@ pub fn check_dml(statement: &SqlStatement, names: &Names) -> Result<()> {
             };
             let extra = if !delete.tables.is_empty() || tables.len() != 1 {
                 Some("several tables")
-            } else if delete.using.is_some() {
-                Some("USING")
             } else if delete.returning.is_some() {
                 Some("RETURNING")
             } else if !delete.order_by.is_empty() || delete.limit.is_some() {

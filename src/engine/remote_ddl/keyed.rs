@@ -1,5 +1,5 @@
-//! `UPDATE … FROM` and `UPDATE`/`DELETE` whose condition holds a subquery,
-//! on a source's table. DataFusion plans the rows such a statement changes
+//! `UPDATE … FROM`, `DELETE … USING`, and `UPDATE`/`DELETE` whose
+//! condition holds a subquery, on a source's table. DataFusion plans the rows such a statement changes
 //! as a join (or a subquery filter), which the table's own `update` and
 //! `delete_from` hooks cannot take: they see only conditions on the table
 //! itself. Koios instead turns the plan into the query listing the chosen
@@ -18,7 +18,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, Projection, WriteOp, cast};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Expr as SqlExpr, Ident, Statement as SqlStatement, TableFactor,
+    AssignmentTarget, Expr as SqlExpr, FromTable, Ident, Statement as SqlStatement, TableFactor,
     UpdateTableFromKind, Visit, Visitor,
 };
 use koios_connector::remote_sql::KeyedChange;
@@ -28,48 +28,81 @@ use super::statement::normalize;
 use super::write_node::{RemoteWrite, RemoteWriteNode};
 use crate::engine::error::codes;
 
-/// An `UPDATE … FROM`'s statement without its `FROM` (which DataFusion
-/// does not plan), to plan for its target table.
+/// An `UPDATE … FROM`'s or `DELETE … USING`'s statement without its other
+/// tables (which DataFusion does not plan), to plan for its target table.
 pub fn without_from(statement: &DfStatement) -> Option<DfStatement> {
     let DfStatement::Statement(sql) = statement else {
         return None;
     };
-    let SqlStatement::Update(update) = sql.as_ref() else {
-        return None;
+    // Only the target matters: no condition (and an update's one column
+    // set to NULL; never run), so nothing in it names the other tables.
+    let plain = match sql.as_ref() {
+        SqlStatement::Update(update) => {
+            update.from.as_ref()?;
+            let mut plain = update.clone();
+            plain.from = None;
+            plain.selection = None;
+            plain.assignments.truncate(1);
+            for assignment in &mut plain.assignments {
+                assignment.value = SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null);
+            }
+            SqlStatement::Update(plain)
+        }
+        SqlStatement::Delete(delete) => {
+            delete.using.as_ref()?;
+            let mut plain = delete.clone();
+            plain.using = None;
+            plain.selection = None;
+            SqlStatement::Delete(plain)
+        }
+        _ => return None,
     };
-    update.from.as_ref()?;
-    // Only its target matters: no condition, one column set to NULL (never
-    // run), so nothing in it names the other tables.
-    let mut plain = update.clone();
-    plain.from = None;
-    plain.selection = None;
-    plain.assignments.truncate(1);
-    for assignment in &mut plain.assignments {
-        assignment.value = SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null);
-    }
-    Some(DfStatement::Statement(Box::new(SqlStatement::Update(
-        plain,
-    ))))
+    Some(DfStatement::Statement(Box::new(plain)))
 }
 
-/// The query listing the rows an `UPDATE … FROM` changes, by their `key`,
-/// with their new values — `SELECT target.k AS k, …, (value) AS c, … FROM
-/// target, from… WHERE …`, written from the statement's own parts — and
-/// the columns it sets.
-pub fn rows_query(statement: &DfStatement, key: &[String]) -> Result<(String, Vec<String>)> {
+/// The query listing the rows an `UPDATE … FROM` or `DELETE … USING`
+/// changes, by their `key` (with an update's new values) — `SELECT
+/// target.k AS k, …, (value) AS c, … FROM target, others… WHERE …`, written
+/// from the statement's own parts — and the change.
+pub fn rows_query(statement: &DfStatement, key: &[String]) -> Result<(String, KeyedChange)> {
+    let not_ours = || {
+        sql_err!(
+            codes::INTERNAL_ERROR,
+            "not an UPDATE … FROM or DELETE … USING"
+        )
+    };
     let DfStatement::Statement(sql) = statement else {
-        return sql_err!(codes::INTERNAL_ERROR, "not an UPDATE … FROM");
+        return not_ours();
     };
-    let SqlStatement::Update(update) = sql.as_ref() else {
-        return sql_err!(codes::INTERNAL_ERROR, "not an UPDATE … FROM");
-    };
-    let from = match &update.from {
-        Some(UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables)) => {
-            tables.as_slice()
+    let (target, others, selection, assignments) = match sql.as_ref() {
+        SqlStatement::Update(update) => (
+            &update.table,
+            match &update.from {
+                Some(
+                    UpdateTableFromKind::BeforeSet(tables) | UpdateTableFromKind::AfterSet(tables),
+                ) => tables.as_slice(),
+                None => &[],
+            },
+            update.selection.as_ref(),
+            Some(update.assignments.as_slice()),
+        ),
+        SqlStatement::Delete(delete) => {
+            let tables = match &delete.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            let Some(target) = tables.first() else {
+                return not_ours();
+            };
+            (
+                target,
+                delete.using.as_deref().unwrap_or(&[]),
+                delete.selection.as_ref(),
+                None,
+            )
         }
-        None => &[],
+        _ => return not_ours(),
     };
-    let qualifier = match &update.table.relation {
+    let qualifier = match &target.relation {
         TableFactor::Table {
             alias: Some(alias), ..
         } => alias.name.to_string(),
@@ -80,7 +113,7 @@ pub fn rows_query(statement: &DfStatement, key: &[String]) -> Result<(String, Ve
         other => {
             return sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
-                "UPDATE of {other} is not supported"
+                "changing {other} is not supported"
             );
         }
     };
@@ -89,43 +122,49 @@ pub fn rows_query(statement: &DfStatement, key: &[String]) -> Result<(String, Ve
         .iter()
         .map(|k| format!("{qualifier}.{} AS {}", quoted(k), quoted(k)))
         .collect();
-    let mut set = Vec::new();
-    for assignment in &update.assignments {
-        let AssignmentTarget::ColumnName(name) = &assignment.target else {
-            return sql_err!(
-                codes::FEATURE_NOT_SUPPORTED,
-                "UPDATE … SET (a, b) = … is not supported: set each column"
-            );
-        };
-        let Some(column) = name.0.last().and_then(|p| p.as_ident()).map(normalize) else {
-            return sql_err!(codes::SYNTAX_ERROR, "invalid column name {name}");
-        };
-        if key.contains(&column) {
-            return sql_err!(
-                codes::FEATURE_NOT_SUPPORTED,
-                "UPDATE … FROM sets the primary key column \"{column}\": Koios changes such rows by that key and cannot set it here"
-            );
+    let change = match assignments {
+        None => KeyedChange::Delete,
+        Some(assignments) => {
+            let mut set = Vec::new();
+            for assignment in assignments {
+                let AssignmentTarget::ColumnName(name) = &assignment.target else {
+                    return sql_err!(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "UPDATE … SET (a, b) = … is not supported: set each column"
+                    );
+                };
+                let Some(column) = name.0.last().and_then(|p| p.as_ident()).map(normalize) else {
+                    return sql_err!(codes::SYNTAX_ERROR, "invalid column name {name}");
+                };
+                if key.contains(&column) {
+                    return sql_err!(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "UPDATE … FROM sets the primary key column \"{column}\": Koios changes such rows by that key and cannot set it here"
+                    );
+                }
+                columns.push(format!("({}) AS {}", assignment.value, quoted(&column)));
+                set.push(column);
+            }
+            KeyedChange::Update(set)
         }
-        columns.push(format!("({}) AS {}", assignment.value, quoted(&column)));
-        set.push(column);
-    }
-    let mut query = format!("SELECT {} FROM {}", columns.join(", "), update.table);
-    for table in from {
+    };
+    let mut query = format!("SELECT {} FROM {target}", columns.join(", "));
+    for table in others {
         query.push_str(&format!(", {table}"));
     }
-    if let Some(selection) = &update.selection {
+    if let Some(selection) = selection {
         query.push_str(&format!(" WHERE {selection}"));
     }
-    Ok((query, set))
+    Ok((query, change))
 }
 
-/// The change by key of an `UPDATE … FROM`: `plain` is the statement
-/// planned without its `FROM` (for its target), `rows` the planned query
-/// of [`rows_query`], `set` the columns it sets.
-pub fn plan_update_from(
+/// The change by key of an `UPDATE … FROM` or `DELETE … USING`: `plain` is
+/// the statement planned without its other tables (for its target), `rows`
+/// the planned query of [`rows_query`].
+pub fn plan_rows_change(
     plain: LogicalPlan,
     rows: LogicalPlan,
-    set: Vec<String>,
+    change: KeyedChange,
 ) -> Result<LogicalPlan> {
     let LogicalPlan::Dml(DmlStatement {
         table_name,
@@ -138,7 +177,11 @@ pub fn plan_update_from(
     };
     let table = source_as_provider(&target)?;
     let schema = table.schema();
-    let key_count = rows.schema().fields().len() - set.len();
+    let set_count = match &change {
+        KeyedChange::Delete => 0,
+        KeyedChange::Update(set) => set.len(),
+    };
+    let key_count = rows.schema().fields().len() - set_count;
     // The new values as the columns' types, as an UPDATE stores them.
     let mut columns = Vec::with_capacity(rows.schema().fields().len());
     for (i, (qualifier, field)) in rows.schema().iter().enumerate() {
@@ -154,13 +197,14 @@ pub fn plan_update_from(
     Ok(RemoteWriteNode::plan(
         table_name.to_string(),
         table,
-        RemoteWrite::ByKey(KeyedChange::Update(set)),
+        RemoteWrite::ByKey(change),
         LogicalPlan::Projection(input),
         output_schema,
     ))
 }
 
-/// The primary key of the source table `plan` (a planned `UPDATE`) writes.
+/// The primary key of the source table `plan` (a planned `UPDATE` or
+/// `DELETE`) writes.
 pub fn key_of(plan: &LogicalPlan, capabilities: &Capabilities) -> Result<Vec<String>> {
     let LogicalPlan::Dml(dml) = plan else {
         return sql_err!(codes::FEATURE_NOT_SUPPORTED, "UPDATE … FROM of this table");

@@ -436,12 +436,12 @@ impl Session {
             // Its target planned alone, its rows as a query, changed by key.
             let plain = state.statement_to_plan(plain).await?;
             let key = keyed::key_of(&plain, capabilities)?;
-            let (query, set) = keyed::rows_query(statement, &key)?;
+            let (query, change) = keyed::rows_query(statement, &key)?;
             let Some(KoiosStatement::Sql(query)) = parse_sql(&query)?.pop() else {
                 return sql_err!(codes::INTERNAL_ERROR, "UPDATE … FROM without its query");
             };
             let rows = state.statement_to_plan(*query).await?;
-            return keyed::plan_update_from(plain, rows, set).map(Some);
+            return keyed::plan_rows_change(plain, rows, change).map(Some);
         }
         if keyed::chooses_by_query(statement) {
             // Rows chosen through other tables: changed by key.
