@@ -24,7 +24,6 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::options::MyOptions;
 use crate::pushdown;
-use crate::transaction;
 use crate::types::MyCodec;
 
 /// One attached MySQL or MariaDB server.
@@ -282,7 +281,7 @@ impl SqlBackend for MyBackend {
         batch_size: usize,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.read_query(query, sql, params, batch_size, pinned)
     }
 
@@ -318,7 +317,7 @@ impl SqlBackend for MyBackend {
         batch_size: usize,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.read_sql(sql, codecs, schema, batch_size, pinned)
     }
 
@@ -335,7 +334,7 @@ impl SqlBackend for MyBackend {
         sql: String,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.run_statement(sql, pinned).await
     }
 
@@ -345,7 +344,7 @@ impl SqlBackend for MyBackend {
         rows: SendableRecordBatchStream,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.insert_rows(table, rows, pinned).await
     }
 
@@ -356,7 +355,7 @@ impl SqlBackend for MyBackend {
         statements: StagedStatements,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.stage_rows(staging, rows, statements, pinned).await
     }
 

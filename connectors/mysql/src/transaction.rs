@@ -127,15 +127,18 @@ impl RemoteTransaction for MyTransaction {
     }
 }
 
-/// This crate's transaction behind the engine's handle (`None`: pooled).
-pub(crate) fn pinned(
-    source: &str,
-    transaction: Option<Arc<dyn RemoteTransaction>>,
-) -> Result<Option<Arc<Pinned>>> {
-    koios_connector::transaction::own(source, transaction, |t: &MyTransaction| Arc::clone(&t.0))
-}
-
 impl MyBackend {
+    /// This crate's transaction behind the engine's handle (`None`:
+    /// pooled).
+    pub(crate) fn pinned(
+        &self,
+        transaction: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<Option<Arc<Pinned>>> {
+        koios_connector::transaction::own(&self.source, transaction, |t: &MyTransaction| {
+            Arc::clone(&t.0)
+        })
+    }
+
     /// Takes a pooled connection and starts a transaction on it.
     pub(crate) async fn begin_transaction(&self) -> Result<Arc<dyn RemoteTransaction>> {
         Ok(Arc::new(MyTransaction(self.begin_pinned().await?)))

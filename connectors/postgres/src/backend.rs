@@ -29,7 +29,6 @@ use crate::error::{pool_error, remote_error};
 use crate::options::PgOptions;
 use crate::pushdown;
 use crate::statements::RepeatedStatements;
-use crate::transaction;
 use crate::types::PgCodec;
 
 /// One attached PostgreSQL database.
@@ -178,7 +177,7 @@ impl SqlBackend for PgBackend {
         batch_size: usize,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.read_query(query, sql, params, batch_size, pinned)
     }
 
@@ -214,7 +213,7 @@ impl SqlBackend for PgBackend {
         batch_size: usize,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<SendableRecordBatchStream> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.read_sql(sql, codecs, schema, batch_size, pinned)
     }
 
@@ -243,7 +242,7 @@ impl SqlBackend for PgBackend {
         sql: String,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.run_statement(sql, pinned).await
     }
 
@@ -253,8 +252,8 @@ impl SqlBackend for PgBackend {
         rows: SendableRecordBatchStream,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
-        crate::write::copy_in(&self.pool, &self.source, &table, rows, pinned).await
+        let pinned = self.pinned(pinned)?;
+        self.insert_rows(table, rows, pinned).await
     }
 
     async fn stage_and_apply(
@@ -264,7 +263,7 @@ impl SqlBackend for PgBackend {
         statements: StagedStatements,
         pinned: Option<Arc<dyn RemoteTransaction>>,
     ) -> Result<u64> {
-        let pinned = transaction::pinned(&self.source, pinned)?;
+        let pinned = self.pinned(pinned)?;
         self.stage_rows(staging, rows, statements, pinned).await
     }
 

@@ -148,15 +148,18 @@ impl Connection {
     }
 }
 
-/// This crate's transaction behind the engine's handle (`None`: pooled).
-pub(crate) fn pinned(
-    source: &str,
-    transaction: Option<Arc<dyn RemoteTransaction>>,
-) -> Result<Option<Arc<Pinned>>> {
-    koios_connector::transaction::own(source, transaction, |t: &PgTransaction| Arc::clone(&t.0))
-}
-
 impl PgBackend {
+    /// This crate's transaction behind the engine's handle (`None`:
+    /// pooled).
+    pub(crate) fn pinned(
+        &self,
+        transaction: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<Option<Arc<Pinned>>> {
+        koios_connector::transaction::own(&self.source, transaction, |t: &PgTransaction| {
+            Arc::clone(&t.0)
+        })
+    }
+
     /// Takes a pooled connection and begins a transaction on it.
     pub(crate) async fn begin_transaction(&self) -> Result<Arc<dyn RemoteTransaction>> {
         Ok(Arc::new(PgTransaction(self.begin_pinned().await?)))

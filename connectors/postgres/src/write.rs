@@ -110,6 +110,16 @@ async fn send_rows(
 }
 
 impl PgBackend {
+    /// `rows` appended to `table` (see [`copy_in`]).
+    pub(crate) async fn insert_rows(
+        &self,
+        table: Arc<RemoteTable<PgCodec>>,
+        rows: SendableRecordBatchStream,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<u64> {
+        copy_in(&self.pool, &self.source, &table, rows, pinned).await
+    }
+
     /// A staged change (`koios_connector_sql::staged`): the staging table
     /// created, filled with binary `COPY`, applied and dropped, in one
     /// transaction (`pinned`'s, else one of its own).

@@ -15,9 +15,12 @@ use koios_connector::pgtext::StartDataRows;
 use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
 
-use crate::pinned::Pinned;
 use crate::query::RemoteQuery;
 use crate::remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};
+
+/// The remote transaction a statement reaching a backend runs in, if any
+/// (see [`crate::pinned`]).
+pub type Pinned = Option<Arc<dyn RemoteTransaction>>;
 
 /// A SQL server Koios reads from and writes to.
 #[async_trait]

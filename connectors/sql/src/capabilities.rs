@@ -9,6 +9,7 @@ use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::physical_plan::ExecutionPlan;
 use koios_connector::pgtext::StartDataRows;
+use koios_connector::remote_sql::KeyedChange;
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
 use koios_connector::upsert::{ConflictAction, OnConflict};
@@ -136,6 +137,30 @@ pub fn plan_upsert<B: SqlBackend>(
     }))
 }
 
+/// The plan of a change by key whose rows the engine chose (`UPDATE …
+/// FROM`, a subquery in the condition): for a table of backend `B`.
+pub fn plan_keyed_change<B: SqlBackend>(
+    table: &dyn TableProvider,
+    input: Arc<dyn ExecutionPlan>,
+    change: &KeyedChange,
+) -> Option<Result<Arc<dyn ExecutionPlan>>> {
+    let table = table.downcast_ref::<SqlTable<B>>()?;
+    if table.remote_table().primary_key.is_empty() {
+        return Some(sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "{}.{} has no primary key to change its rows by",
+            table.backend().source_name(),
+            table.remote_table().name
+        ));
+    }
+    Some(Ok(crate::keyed::keyed_sink(
+        table.backend(),
+        table.remote_table(),
+        input,
+        change.clone(),
+    )))
+}
+
 /// The `Connector` methods every SQL backend's connector has alike, for one
 /// `SqlBackend` type: whole-subplan pushdown and its planner, and the
 /// capabilities above. Used inside `impl Connector for …`.
@@ -208,7 +233,7 @@ macro_rules! sql_connector_methods {
         ) -> Option<
             datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
         > {
-            $crate::keyed::plan_keyed_change::<$backend>(table, input, change)
+            $crate::capabilities::plan_keyed_change::<$backend>(table, input, change)
         }
     };
 }

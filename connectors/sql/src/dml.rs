@@ -103,7 +103,7 @@ fn remote_filter<B: SqlBackend>(
     }
     let mut unqualified = Vec::with_capacity(filters.len());
     for filter in filters {
-        let filter = crate::keyed::unqualified(filter)?;
+        let filter = crate::pushdown::unqualified(filter)?;
         if backend.filter_pushdown(table, &filter) != TableProviderFilterPushDown::Exact {
             return Ok(Err(format!(
                 "its condition {filter} cannot run there exactly as in Koios"

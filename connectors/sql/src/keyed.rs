@@ -16,7 +16,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::error::Result;
@@ -32,31 +31,19 @@ use koios_connector::sqlstate::codes;
 
 use crate::backend::SqlBackend;
 use crate::remote::RemoteTable;
-use crate::table::SqlTable;
-
-/// `expr` with its columns unqualified (the table's own names).
-pub(crate) fn unqualified(expr: Expr) -> Result<Expr> {
-    Ok(expr
-        .transform(|e| match e {
-            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                c.name,
-            )))),
-            other => Ok(Transformed::no(other)),
-        })?
-        .data)
-}
 
 /// The plan changing the rows of `table` that match `filters`: deleting
 /// them (`assignments` `None`) or setting the assigned columns.
+/// `table` is the provider that scans `remote` of `backend`.
 pub async fn plan_keyed<B: SqlBackend>(
-    table: &SqlTable<B>,
+    backend: &Arc<B>,
+    remote: &Arc<RemoteTable<B::Codec>>,
+    table: &dyn TableProvider,
     state: &dyn Session,
     filters: Vec<Expr>,
     assignments: Option<Vec<(String, Expr)>>,
     why: &str,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let remote = table.remote_table();
-    let backend = table.backend();
     if remote.primary_key.is_empty() {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
@@ -67,7 +54,7 @@ pub async fn plan_keyed<B: SqlBackend>(
     }
     let filters = filters
         .into_iter()
-        .map(unqualified)
+        .map(crate::pushdown::unqualified)
         .collect::<Result<Vec<_>>>()?;
     let exact: Vec<Expr> = filters
         .iter()
@@ -97,7 +84,10 @@ pub async fn plan_keyed<B: SqlBackend>(
                         remote.name
                     );
                 };
-                let value = cast(unqualified(value)?, target.field.data_type().clone());
+                let value = cast(
+                    crate::pushdown::unqualified(value)?,
+                    target.field.data_type().clone(),
+                );
                 outputs.push((state.create_physical_expr(value, &schema)?, column.clone()));
                 set.push(column);
             }
@@ -105,42 +95,24 @@ pub async fn plan_keyed<B: SqlBackend>(
         }
     };
     let input = Arc::new(ProjectionExec::try_new(outputs, input)?);
-    Ok(keyed_sink(table, input, change))
+    Ok(keyed_sink(backend, remote, input, change))
 }
 
-/// The change by key of `table`'s rows listed by `input` (key columns,
+/// The change by key of `remote`'s rows listed by `input` (key columns,
 /// then the new values of `change`'s columns).
-fn keyed_sink<B: SqlBackend>(
-    table: &SqlTable<B>,
+pub fn keyed_sink<B: SqlBackend>(
+    backend: &Arc<B>,
+    remote: &Arc<RemoteTable<B::Codec>>,
     input: Arc<dyn ExecutionPlan>,
     change: KeyedChange,
 ) -> Arc<dyn ExecutionPlan> {
     let sink = KeyedSink {
-        backend: Arc::clone(table.backend()),
-        table: Arc::clone(table.remote_table()),
+        backend: Arc::clone(backend),
+        table: Arc::clone(remote),
         schema: input.schema(),
         change,
     };
     Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
-}
-
-/// The plan of a change by key whose rows the engine chose (`UPDATE …
-/// FROM`, a subquery in the condition): for a table of backend `B`.
-pub fn plan_keyed_change<B: SqlBackend>(
-    table: &dyn TableProvider,
-    input: Arc<dyn ExecutionPlan>,
-    change: &KeyedChange,
-) -> Option<Result<Arc<dyn ExecutionPlan>>> {
-    let table = table.downcast_ref::<SqlTable<B>>()?;
-    if table.remote_table().primary_key.is_empty() {
-        return Some(sql_err!(
-            codes::FEATURE_NOT_SUPPORTED,
-            "{}.{} has no primary key to change its rows by",
-            table.backend().source_name(),
-            table.remote_table().name
-        ));
-    }
-    Some(Ok(keyed_sink(table, input, change.clone())))
 }
 
 /// Changes the rows whose keys (and new values) arrive.

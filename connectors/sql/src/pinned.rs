@@ -8,12 +8,10 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use koios_connector::transaction::{RemoteTransaction, block_of};
+use koios_connector::transaction::block_of;
 
+pub use crate::backend::Pinned;
 use crate::backend::SqlBackend;
-
-/// The remote transaction a statement reaching a backend runs in, if any.
-pub type Pinned = Option<Arc<dyn RemoteTransaction>>;
 
 /// Where a read of `backend` runs: in the block's transaction when the
 /// block wrote to this source (so it sees those writes), else pooled.

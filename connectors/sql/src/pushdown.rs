@@ -13,7 +13,9 @@
 //! which turn a superset into a subset.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::error::Result;
 use datafusion::logical_expr::expr::Placeholder;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Like, Operator};
 
@@ -175,4 +177,16 @@ fn compare(
         }
         _ => Safety::No,
     }
+}
+
+/// `expr` with its columns unqualified (the table's own names).
+pub fn unqualified(expr: Expr) -> Result<Expr> {
+    Ok(expr
+        .transform(|e| match e {
+            Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                c.name,
+            )))),
+            other => Ok(Transformed::no(other)),
+        })?
+        .data)
 }

@@ -16,7 +16,7 @@ use koios_connector::remote_sql::{KeyedChange, StagedStatements};
 use koios_connector::upsert::OnConflict;
 
 use crate::SqlBackend;
-use crate::pinned::Pinned;
+use crate::backend::Pinned;
 use crate::remote::{RemoteTable, RemoteTableName};
 
 /// Numbers staging tables (unique in the process, so two changes of one

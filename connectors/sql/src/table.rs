@@ -99,7 +99,18 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match crate::dml::plan_delete(&self.backend, &self.table, filters.clone())? {
             Ok(plan) => Ok(plan),
-            Err(why) => crate::keyed::plan_keyed(self, state, filters, None, &why).await,
+            Err(why) => {
+                crate::keyed::plan_keyed(
+                    &self.backend,
+                    &self.table,
+                    self,
+                    state,
+                    filters,
+                    None,
+                    &why,
+                )
+                .await
+            }
         }
     }
 
@@ -112,7 +123,16 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
         match crate::dml::plan_update(&self.backend, &self.table, &assignments, filters.clone())? {
             Ok(plan) => Ok(plan),
             Err(why) => {
-                crate::keyed::plan_keyed(self, state, filters, Some(assignments), &why).await
+                crate::keyed::plan_keyed(
+                    &self.backend,
+                    &self.table,
+                    self,
+                    state,
+                    filters,
+                    Some(assignments),
+                    &why,
+                )
+                .await
             }
         }
     }
