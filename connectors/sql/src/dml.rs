@@ -74,7 +74,16 @@ pub fn plan_update<B: SqlBackend>(
         values.push((column.clone(), Expr::Literal(constant, None)));
     }
     if values.is_empty() {
-        return sql_err!(codes::SYNTAX_ERROR, "UPDATE sets no column");
+        // Every column set to itself (`SET n = n`; DataFusion drops such
+        // assignments): the matching rows are counted, as PostgreSQL does,
+        // by setting one column to itself there.
+        let Some(first) = table.columns.first() else {
+            return sql_err!(codes::SYNTAX_ERROR, "UPDATE sets no column");
+        };
+        values.push((
+            first.name.clone(),
+            Expr::Column(datafusion::common::Column::new_unqualified(&first.name)),
+        ));
     }
     let sql = backend.dialect().update_sql(
         &crate::staged::table_name(table),
