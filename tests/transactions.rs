@@ -3,8 +3,9 @@
 //! ReadyForQuery reports (back to "in a block" after `ROLLBACK TO
 //! SAVEPOINT` recovers a failed one), and a client killed in the middle of
 //! a block leaving nothing behind on PostgreSQL and MariaDB — no row, no
-//! lock, no connection idle in a transaction — and an upsert prepared with
-//! parameters run inside a block.
+//! lock, no connection idle in a transaction — an upsert prepared with
+//! parameters run inside a block, and an `INSERT … RETURNING` prepared with
+//! parameters.
 
 mod support;
 
@@ -226,9 +227,65 @@ async fn blocks_refuse_undo_and_survive_killed_clients() {
         "what PostgreSQL holds after the upserts"
     );
 
+    // An insert returning rows, prepared once (the column list leaves `id`
+    // to the sequence) and run with parameters: the rows come back as
+    // PostgreSQL stored them, with the command tag's count.
+    pg.batch_execute("CREATE TABLE tx_kill.serials (id serial PRIMARY KEY, v text NOT NULL)")
+        .await
+        .expect("creates a table with a sequence");
+    koios
+        .batch_execute("REFRESH SOURCE pg")
+        .await
+        .expect("refresh");
+    let returning = koios
+        .prepare(
+            "INSERT INTO pg.tx_kill.serials (v) VALUES ($1), ($2) RETURNING id, upper(v) AS shout",
+        )
+        .await
+        .expect("prepares an insert returning rows");
+    let columns: Vec<(&str, String)> = returning
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_().name().to_string()))
+        .collect();
+    assert_eq!(
+        columns,
+        [("id", "int4".to_string()), ("shout", "text".to_string())]
+    );
+    for (round, first_id) in [(0, 1), (1, 3)] {
+        let rows = koios
+            .query(&returning, &[&format!("a{round}"), &format!("b{round}")])
+            .await
+            .expect("inserts returning rows");
+        let got: Vec<(i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            got,
+            [
+                (first_id, format!("A{round}")),
+                (first_id + 1, format!("B{round}"))
+            ],
+            "round {round}"
+        );
+    }
+    let stored: i64 = pg
+        .query_one("SELECT count(*) FROM tx_kill.serials", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(stored, 4, "what PostgreSQL holds after two inserts");
+    let tags = koios
+        .simple_query("INSERT INTO pg.tx_kill.serials (v) VALUES ('c') RETURNING id")
+        .await
+        .expect("simple-protocol insert returning");
+    let counted = tags.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(counted, Some(1), "INSERT 0 1 after the returned row");
+
     koios
         .batch_execute(&format!(
-            "DROP TABLE pg.tx_kill.t; DROP SCHEMA pg.tx_kill; DROP TABLE my.{my_db}.tx_kill"
+            "DROP TABLE pg.tx_kill.serials; DROP TABLE pg.tx_kill.t; DROP SCHEMA pg.tx_kill; DROP TABLE my.{my_db}.tx_kill"
         ))
         .await
         .expect("drops the tables");

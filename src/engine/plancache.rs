@@ -264,7 +264,11 @@ pub fn is_repeatable_query(plan: &LogicalPlan) -> bool {
     }
     let mut repeatable = true;
     let _ = plan.apply_with_subqueries(|node| {
-        if matches!(node, LogicalPlan::RecursiveQuery(_)) {
+        // A write under a projection (`INSERT … RETURNING`) is no query.
+        if matches!(
+            node,
+            LogicalPlan::RecursiveQuery(_) | LogicalPlan::Dml(_) | LogicalPlan::Extension(_)
+        ) {
             repeatable = false;
             return Ok(TreeNodeRecursion::Stop);
         }

@@ -34,6 +34,10 @@ pub struct TableCapabilities {
     pub primary_key: Vec<String>,
     /// The backend's estimate of the table's rows, if it keeps one.
     pub estimated_rows: Option<u64>,
+    /// Columns whose default the backend computes and Koios cannot (a
+    /// sequence, an identity or `AUTO_INCREMENT` column, `now()`, a
+    /// generated column): an insert that omits one leaves it to the backend.
+    pub server_defaults: Vec<String>,
 }
 
 /// A request to serve a plan node's rows straight to a client.
@@ -121,6 +125,20 @@ impl Capabilities {
         self.connectors
             .iter()
             .find_map(|c| c.plan_upsert(table, Arc::clone(&input), on_conflict))
+    }
+
+    /// The plan of an insert of some columns of `table`, or returning its
+    /// rows (see [`Connector::plan_insert`]); `None` for a table of no
+    /// connector.
+    pub fn plan_insert(
+        &self,
+        table: &dyn TableProvider,
+        input: Arc<dyn ExecutionPlan>,
+        insert: &crate::insert::ColumnInsert,
+    ) -> Option<datafusion::error::Result<Arc<dyn ExecutionPlan>>> {
+        self.connectors
+            .iter()
+            .find_map(|c| c.plan_insert(table, Arc::clone(&input), insert))
     }
 
     /// The plan of a change by primary key of `table` (see

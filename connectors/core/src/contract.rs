@@ -170,6 +170,20 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// The plan inserting `input`'s rows (in `insert.columns`) into this
+    /// connector's `table`, the other columns left to the backend's
+    /// defaults; its output the stored rows (every column of `table`) when
+    /// `insert.returning`, else one `count` row. `None` when this connector
+    /// did not make `table`; an error (0A000) when it cannot.
+    fn plan_insert(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+        _input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        _insert: &crate::insert::ColumnInsert,
+    ) -> Option<Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
+        None
+    }
+
     /// The plan changing the rows of this connector's `table` whose primary
     /// key `input` lists (its columns: the key's, then an update's new
     /// values in `change`'s order), its output one `count` row: `None` when

@@ -24,7 +24,8 @@
 //!   [`sqlstate`]: errors Koios raises itself, with their SQLSTATE;
 //! - [`transaction`]: a session's `BEGIN … COMMIT` as connectors see it,
 //!   and the remote transaction a connector opens for it; [`upsert`]:
-//!   `INSERT … ON CONFLICT` in terms of no backend.
+//!   `INSERT … ON CONFLICT` in terms of no backend; [`insert`]: an insert
+//!   of some columns, or with `RETURNING`, in terms of no backend.
 //!
 //! Keeping this crate small lets every connector crate depend on it without
 //! depending on the server, and lets the server treat all backends alike.
@@ -37,6 +38,7 @@ pub mod contract;
 pub mod ddl;
 pub mod decimal;
 pub mod error;
+pub mod insert;
 pub mod options;
 pub mod pgbinary;
 pub mod pgtext;

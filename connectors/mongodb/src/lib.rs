@@ -99,6 +99,7 @@ impl Connector for MongoConnector {
             remote: None,
             primary_key: Vec::new(),
             estimated_rows: table.row_estimate,
+            server_defaults: Vec::new(),
         })
     }
 

@@ -69,18 +69,28 @@ impl MyBackend {
             Option<String>,
             String,
             Option<String>,
+            String,
         );
         let described: Vec<ColumnRow> = conn
             .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLLATION_NAME, IS_NULLABLE, COLUMN_DEFAULT \
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, COLLATION_NAME, IS_NULLABLE, COLUMN_DEFAULT, EXTRA \
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
                 (&name.schema, &name.table),
             )
             .await
             .map_err(|e| remote_error(&context, &e))?;
         let mut columns = Vec::with_capacity(described.len());
-        for (column, data_type, column_type, precision, scale, collation, nullable, default) in
-            described
+        for (
+            column,
+            data_type,
+            column_type,
+            precision,
+            scale,
+            collation,
+            nullable,
+            default,
+            extra,
+        ) in described
         {
             let data_type = data_type.to_ascii_lowercase();
             let mapped = MyCodec::for_column(
@@ -102,15 +112,21 @@ impl MyBackend {
                 continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), nullable == "YES"));
-            let default = default.and_then(|text| {
-                constant_default(&text, field.data_type(), DefaultQuoting::BackslashEscapes)
+            // MariaDB reports a missing default as the text NULL.
+            let default = default.filter(|text| !text.eq_ignore_ascii_case("null"));
+            let constant = default.as_deref().and_then(|text| {
+                constant_default(text, field.data_type(), DefaultQuoting::BackslashEscapes)
             });
+            // `auto_increment`, `VIRTUAL GENERATED`, `STORED GENERATED`.
+            let extra = extra.to_ascii_lowercase();
+            let computed = extra.contains("auto_increment") || extra.contains("generated");
             columns.push(RemoteColumn {
                 name: column,
                 remote_type: column_type,
                 field,
                 codec,
-                default,
+                server_default: computed || (default.is_some() && constant.is_none()),
+                default: constant,
             });
         }
         let keys: Vec<String> = conn

@@ -84,7 +84,8 @@ impl PgBackend {
                         coalesce(bt.typcategory, t.typcategory)::text, coalesce(bt.typelem, t.typelem), \
                         coalesce(et.typname::text, ''), coalesce(et.typtype::text, ''), \
                         coalesce(co.collname::text, ''), coalesce(co.collisdeterministic, true), \
-                        pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+                        pg_catalog.pg_get_expr(d.adbin, d.adrelid), \
+                        a.attidentity <> '' OR a.attgenerated <> '' \
                  FROM pg_catalog.pg_attribute a \
                  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
                  LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype \
@@ -112,6 +113,7 @@ impl PgBackend {
             let collation: String = row.get(11);
             let deterministic: bool = row.get(12);
             let default: Option<String> = row.get(13);
+            let identity_or_generated: bool = row.get(14);
             let bytewise = match collation.as_str() {
                 "" | "default" => database_bytewise,
                 c => BYTEWISE_COLLATIONS.contains(&c),
@@ -151,15 +153,16 @@ impl PgBackend {
                 continue;
             };
             let field = Arc::new(Field::new(&column, codec.data_type(), !not_null));
-            let default = default.and_then(|text| {
-                constant_default(&text, field.data_type(), DefaultQuoting::Standard)
+            let constant = default.as_deref().and_then(|text| {
+                constant_default(text, field.data_type(), DefaultQuoting::Standard)
             });
             columns.push(RemoteColumn {
                 name: column,
                 remote_type: written,
                 field,
                 codec,
-                default,
+                server_default: identity_or_generated || (default.is_some() && constant.is_none()),
+                default: constant,
             });
         }
         let schema = Arc::new(Schema::new(

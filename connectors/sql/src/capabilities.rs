@@ -29,6 +29,13 @@ pub fn table_capabilities<B: SqlBackend>(table: &dyn TableProvider) -> Option<Ta
         remote: Some(RemoteIdentity(table.backend().source_name().to_string())),
         primary_key: table.remote_table().primary_key.clone(),
         estimated_rows: table.remote_table().row_estimate,
+        server_defaults: table
+            .remote_table()
+            .columns
+            .iter()
+            .filter(|c| c.server_default)
+            .map(|c| c.name.clone())
+            .collect(),
     })
 }
 
@@ -223,6 +230,17 @@ macro_rules! sql_connector_methods {
             datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
         > {
             $crate::capabilities::plan_upsert::<$backend>(table, input, on_conflict)
+        }
+
+        fn plan_insert(
+            &self,
+            table: &dyn datafusion::catalog::TableProvider,
+            input: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+            insert: &koios_connector::insert::ColumnInsert,
+        ) -> Option<
+            datafusion::error::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+        > {
+            $crate::insert::plan_insert::<$backend>(table, input, insert)
         }
 
         fn plan_keyed_change(

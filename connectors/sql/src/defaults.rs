@@ -6,7 +6,10 @@
 //! Only constants are read (a quoted string, a number, `true`/`false`,
 //! with PostgreSQL's `::type` cast or in parentheses). A default the
 //! server computes (`nextval(…)`, `now()`) cannot be evaluated by Koios:
-//! such a column must be named in the `INSERT`.
+//! the column is marked [`RemoteColumn::server_default`] and an insert
+//! omitting it leaves it to the server ([`crate::insert`]).
+//!
+//! [`RemoteColumn::server_default`]: crate::RemoteColumn::server_default
 //!
 //! [`get_column_default`]: datafusion::catalog::TableProvider::get_column_default
 

@@ -13,7 +13,8 @@
 //! - [`query`]: remote SQL written by DataFusion's unparser in the
 //!   backend's dialect; [`scan`]: the scan node that shows its SQL in
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
-//! - [`write`]: the insert sink; [`dml`]: `DELETE`/`UPDATE` run remotely;
+//! - [`write`]: the insert sink; [`insert`]: inserts of some columns and
+//!   `INSERT … RETURNING`; [`dml`]: `DELETE`/`UPDATE` run remotely;
 //!   [`staged`]: upserts and changes by key through rows staged on the
 //!   backend; [`keyed`]: `DELETE`/`UPDATE` by primary key when they cannot
 //!   run as one statement; [`defaults`]: the server's constant
@@ -31,6 +32,7 @@ pub mod catalog;
 pub mod defaults;
 pub mod dml;
 pub mod dynamic;
+pub mod insert;
 pub mod keyed;
 pub mod options;
 pub mod pinned;

@@ -29,6 +29,10 @@ pub struct RemoteColumn<C> {
     /// The server's default for the column, if it is a constant (see
     /// [`crate::defaults`]).
     pub default: Option<datafusion::common::ScalarValue>,
+    /// Whether the server computes the column's value when an insert omits
+    /// it and Koios cannot (a sequence, identity, `AUTO_INCREMENT` or
+    /// generated column, a default such as `now()`).
+    pub server_default: bool,
 }
 
 /// A remote table or view as Koios exposes it.
@@ -54,6 +58,40 @@ pub struct RemoteTable<C> {
 impl<C> RemoteTable<C> {
     pub fn column(&self, name: &str) -> Option<&RemoteColumn<C>> {
         self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+impl<C: Clone> RemoteTable<C> {
+    /// The table as a write of only `columns` (in that order) sees it, named
+    /// `name`: what the bulk path writes when an insert leaves the other
+    /// columns to the server, or rows are staged. `Err` names a column the
+    /// table does not have.
+    pub fn with_columns(
+        &self,
+        name: RemoteTableName,
+        columns: &[String],
+    ) -> std::result::Result<RemoteTable<C>, String> {
+        let picked = columns
+            .iter()
+            .map(|wanted| self.column(wanted).cloned().ok_or_else(|| wanted.clone()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(
+            picked
+                .iter()
+                .map(|c| std::sync::Arc::clone(&c.field))
+                .collect::<Vec<_>>(),
+        ));
+        Ok(RemoteTable {
+            source: self.source.clone(),
+            name,
+            columns: picked,
+            schema,
+            pseudo_columns: Vec::new(),
+            row_estimate: None,
+            split_column: None,
+            primary_key: Vec::new(),
+            is_view: self.is_view,
+        })
     }
 }
 

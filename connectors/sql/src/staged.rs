@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use datafusion::arrow::datatypes::Schema;
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use koios_connector::ddl::TableName;
@@ -33,35 +32,30 @@ pub fn table_name<C>(table: &RemoteTable<C>) -> TableName {
 
 /// A staging table for `table`'s `columns`: its name and the columns'
 /// codecs, for the backend's bulk path.
-fn staging<C: Clone>(
+pub fn staging<C: Clone>(
     table: &RemoteTable<C>,
     staged: &TableName,
     columns: &[String],
-) -> RemoteTable<C> {
-    let picked: Vec<_> = columns
-        .iter()
-        .filter_map(|name| table.column(name).cloned())
-        .collect();
-    let schema = Arc::new(Schema::new(
-        picked
-            .iter()
-            .map(|c| Arc::clone(&c.field))
-            .collect::<Vec<_>>(),
-    ));
-    RemoteTable {
-        source: table.source.clone(),
-        name: RemoteTableName {
-            schema: staged.schema.clone(),
-            table: staged.table.clone(),
-        },
-        columns: picked,
-        schema,
-        pseudo_columns: Vec::new(),
-        row_estimate: None,
-        split_column: None,
-        primary_key: Vec::new(),
-        is_view: false,
-    }
+) -> Result<RemoteTable<C>> {
+    let name = RemoteTableName {
+        schema: staged.schema.clone(),
+        table: staged.table.clone(),
+    };
+    table.with_columns(name, columns).map_err(|column| {
+        koios_connector::sql_error!(
+            koios_connector::sqlstate::codes::UNDEFINED_COLUMN,
+            "column \"{column}\" of {}.{} does not exist",
+            table.source,
+            table.name
+        )
+    })
+}
+
+/// A new staging table's name for a change of `table`.
+pub fn next_staging_table<B: SqlBackend>(backend: &B, table: &TableName) -> TableName {
+    backend
+        .dialect()
+        .staging_table(table, STAGING.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `rows` (all of `table`'s columns) inserted with `on_conflict`.
@@ -74,10 +68,10 @@ pub async fn upsert<B: SqlBackend>(
 ) -> Result<u64> {
     let dialect = backend.dialect();
     let name = table_name(table);
-    let staged = dialect.staging_table(&name, STAGING.fetch_add(1, Ordering::Relaxed));
+    let staged = next_staging_table(backend, &name);
     let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
     let statements = dialect.upsert_sql(&name, &staged, &columns, on_conflict)?;
-    let staging = Arc::new(staging(table, &staged, &columns));
+    let staging = Arc::new(staging(table, &staged, &columns)?);
     backend
         .stage_and_apply(staging, rows, statements, pinned)
         .await
@@ -94,14 +88,14 @@ pub async fn change_by_key<B: SqlBackend>(
 ) -> Result<u64> {
     let dialect = backend.dialect();
     let name = table_name(table);
-    let staged = dialect.staging_table(&name, STAGING.fetch_add(1, Ordering::Relaxed));
+    let staged = next_staging_table(backend, &name);
     let key = &table.primary_key;
     let statements: StagedStatements = dialect.keyed_change_sql(&name, &staged, key, change)?;
     let mut columns = key.clone();
     if let KeyedChange::Update(set) = change {
         columns.extend(set.iter().cloned());
     }
-    let staging = Arc::new(staging(table, &staged, &columns));
+    let staging = Arc::new(staging(table, &staged, &columns)?);
     backend
         .stage_and_apply(staging, rows, statements, pinned)
         .await

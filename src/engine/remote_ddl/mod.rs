@@ -7,7 +7,10 @@
 //! * [`types`]: the SQL types a user may declare;
 //! * [`create_as`]: `CREATE TABLE … AS query` into a source;
 //! * [`dml`]: the `UPDATE`/`DELETE` of a source's table Koios refuses
-//!   before planning.
+//!   before planning;
+//! * [`upsert`], [`keyed`], [`returning`]: writes Koios plans around
+//!   DataFusion's ([`write_node`]): `ON CONFLICT`, changes by key,
+//!   `RETURNING` and columns left to the backend's defaults.
 //!
 //! A column's `DEFAULT` must be a constant (a literal, a cast of one, a
 //! typed string, an array of them): it is evaluated once here and written
@@ -17,6 +20,7 @@
 pub mod create_as;
 pub mod dml;
 pub mod keyed;
+pub mod returning;
 pub mod statement;
 pub mod types;
 pub mod upsert;

@@ -1,7 +1,8 @@
 //! The logical node of a write Koios plans itself around DataFusion's
-//! (an upsert, a change by primary key) and its physical planner, which
-//! asks the connector that made the table
-//! (`Capabilities::plan_upsert`, `Capabilities::plan_keyed_change`).
+//! (an upsert, a change by primary key, an insert of some columns or with
+//! `RETURNING`) and its physical planner, which asks the connector that
+//! made the table (`Capabilities::plan_upsert`, `plan_keyed_change`,
+//! `plan_insert`).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -18,6 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
+use koios_connector::insert::ColumnInsert;
 use koios_connector::remote_sql::KeyedChange;
 use koios_connector::upsert::OnConflict;
 use koios_connector::{Capabilities, sql_err, sql_error};
@@ -32,6 +34,9 @@ pub enum RemoteWrite {
     /// A change of the rows whose key the input lists (the key's columns,
     /// then an update's new values).
     ByKey(KeyedChange),
+    /// An insert of the input's rows into some columns, the others left to
+    /// the backend; returning the stored rows if asked.
+    Insert(ColumnInsert),
 }
 
 impl RemoteWrite {
@@ -42,6 +47,7 @@ impl RemoteWrite {
             RemoteWrite::ByKey(KeyedChange::Update(set)) => {
                 format!("UPDATE {} by key", set.join(", "))
             }
+            RemoteWrite::Insert(insert) => insert.describe(),
         }
     }
 }
@@ -119,6 +125,7 @@ impl UserDefinedLogicalNodeCore for RemoteWriteNode {
         match self.write {
             RemoteWrite::Upsert(_) => "RemoteUpsert",
             RemoteWrite::ByKey(_) => "RemoteKeyedChange",
+            RemoteWrite::Insert(_) => "RemoteInsert",
         }
     }
 
@@ -195,9 +202,15 @@ impl ExtensionPlanner for RemoteWritePlanner {
                 self.capabilities.plan_upsert(table, input, on_conflict)
             }
             RemoteWrite::ByKey(change) => self.capabilities.plan_keyed_change(table, input, change),
+            RemoteWrite::Insert(insert) => self.capabilities.plan_insert(table, input, insert),
         };
         match planned {
             Some(plan) => plan.map(Some),
+            None if matches!(write.write, RemoteWrite::Insert(_)) => sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "INSERT … RETURNING into {} is not supported by its source (PostgreSQL and MariaDB sources have it)",
+                write.table_name
+            ),
             None => sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
                 "{} {} is not supported by its source",

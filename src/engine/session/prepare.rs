@@ -15,7 +15,7 @@ use crate::engine::error::codes;
 use crate::engine::literals;
 use crate::engine::plancache::{self};
 use crate::engine::remote_ddl::dml::check_dml;
-use crate::engine::remote_ddl::{CreateTableAs, Names, keyed, parse_ddl, upsert};
+use crate::engine::remote_ddl::{CreateTableAs, Names, keyed, parse_ddl, returning, upsert};
 use koios_connector::ddl::SchemaChange;
 use koios_connector::sql_err;
 
@@ -314,6 +314,8 @@ pub(super) fn command_tag(statement: &DfStatement) -> (String, bool) {
     };
     let (tag, counts): (String, bool) = match sql {
         SqlStatement::Query(_) => ("SELECT".into(), false),
+        // Rows and then `INSERT 0 n` (the front end appends the count).
+        SqlStatement::Insert(insert) if insert.returning.is_some() => ("INSERT 0".into(), false),
         SqlStatement::Insert(_) => ("INSERT".into(), true),
         SqlStatement::Update(_) => ("UPDATE".into(), true),
         SqlStatement::Delete(_) => ("DELETE".into(), true),
@@ -418,9 +420,10 @@ impl Session {
         state.statement_to_plan(statement).await
     }
 
-    /// The plan of an upsert, an `UPDATE … FROM`, or an `UPDATE`/`DELETE`
-    /// whose rows a subquery chooses, on a source's table; `None` for
-    /// anything else.
+    /// The plan of an upsert, an insert with `RETURNING` or leaving columns
+    /// to the backend, an `UPDATE … FROM`, or an `UPDATE`/`DELETE` whose
+    /// rows a subquery chooses, on a source's table; `None` for anything
+    /// else.
     async fn plan_write(
         &self,
         state: &SessionState,
@@ -431,6 +434,19 @@ impl Session {
             // DataFusion plans the insert; its conflict clause is Koios's.
             let insert = state.statement_to_plan(conflict.insert.clone()).await?;
             return upsert::plan_statement(conflict, insert, state, capabilities).map(Some);
+        }
+        if let Some(insert) = returning::split_insert(statement) {
+            // DataFusion plans the insert; what the backend fills and
+            // returns is Koios's.
+            let planned = state.statement_to_plan(insert.insert.clone()).await?;
+            return returning::plan_statement(
+                insert,
+                planned,
+                state,
+                capabilities,
+                &pg_column_name,
+            )
+            .map(Some);
         }
         if let Some(plain) = keyed::without_from(statement) {
             // Its target planned alone, its rows as a query, changed by key.

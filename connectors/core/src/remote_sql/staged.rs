@@ -3,6 +3,8 @@
 //! (a `DELETE` or `UPDATE` whose rows and new values Koios worked out).
 //! The backend runs them in one transaction: create the staging table,
 //! fill it through its bulk path, run [`StagedStatements::apply`], drop it.
+//! An insert that returns its rows (`RETURNING`, PostgreSQL and MariaDB)
+//! is staged too, so every value travels through the bulk path's codecs.
 //!
 //! MySQL's `ON DUPLICATE KEY UPDATE` fires on any unique key and cannot
 //! count inserted and updated rows apart, so there an upsert is an `UPDATE
@@ -10,7 +12,7 @@
 //! SELECT … WHERE NOT EXISTS` of the others.
 
 use datafusion::error::Result;
-use datafusion::logical_expr::lit;
+use datafusion::logical_expr::{Expr, lit};
 
 use super::RemoteDialect;
 use super::ddl::Ddl;
@@ -110,6 +112,38 @@ impl RemoteDialect {
         Ok(StagedStatements {
             create_staging,
             apply,
+            drop_staging,
+        })
+    }
+
+    /// An insert of the rows staged in `staged` into `columns` of `table`
+    /// (the others left to the table's defaults), returning each stored row
+    /// as `returning` reads it: `(name, expression)` per column. Its one
+    /// applying statement is a query.
+    pub fn insert_returning_sql(
+        self,
+        table: &TableName,
+        staged: &TableName,
+        columns: &[String],
+        returning: &[(String, Expr)],
+    ) -> Result<StagedStatements> {
+        let (create_staging, drop_staging) = self.staging(table, staged, columns)?;
+        let mut sql = Ddl::new(self);
+        sql.word("INSERT INTO ").table(table).word(" (");
+        column_list(&mut sql, None, columns);
+        sql.word(") SELECT ");
+        column_list(&mut sql, None, columns);
+        sql.word(" FROM ").table(staged).word(" RETURNING ");
+        for (i, (name, expr)) in returning.iter().enumerate() {
+            if i > 0 {
+                sql.word(", ");
+            }
+            let text = sql.expression(expr)?;
+            sql.word(&text).word(" AS ").ident(name);
+        }
+        Ok(StagedStatements {
+            create_staging,
+            apply: vec![sql.finish()?],
             drop_staging,
         })
     }
@@ -364,6 +398,28 @@ mod tests {
             ]
         );
         assert_eq!(my.drop_staging, "DROP TEMPORARY TABLE `s`.`koios_staged_1`");
+    }
+
+    #[test]
+    fn writes_inserts_returning_rows() {
+        use datafusion::arrow::datatypes::DataType;
+        use datafusion::logical_expr::{cast, col};
+        let (table, _) = names();
+        let dialect = RemoteDialect::PostgreSql;
+        let staged = dialect.staging_table(&table, 3);
+        let returning = [
+            ("id".to_string(), col("id")),
+            ("v".to_string(), cast(col("v"), DataType::Utf8)),
+        ];
+        let sql = dialect
+            .insert_returning_sql(&table, &staged, &["v".to_string()], &returning)
+            .expect("renders");
+        assert_eq!(
+            sql.apply,
+            [
+                "INSERT INTO \"s\".\"t\"\"x\" (\"v\") SELECT \"v\" FROM \"pg_temp\".\"koios_staged_3\" RETURNING \"id\" AS \"id\", CAST(\"v\" AS TEXT) AS \"v\""
+            ]
+        );
     }
 
     #[test]
