@@ -7,6 +7,11 @@
 //! with those columns (no sampling); its order is the declared order. A
 //! primary key other than `_id` becomes a unique index.
 //!
+//! `ALTER TABLE` changes the recorded columns and the documents: `ADD
+//! COLUMN` (a declared collection; `NOT NULL` only while it is empty),
+//! `DROP COLUMN` (`$unset` in every document), `RENAME COLUMN` (`$rename`
+//! in every document), `RENAME TO` (`renameCollection`). `_id` stays.
+//!
 //! Declared types: `boolean`; `smallint`/`integer` as int; `bigint` as
 //! long; `real`/`double precision` as double; `numeric(p,s)` (p ≤ 34) as
 //! decimal; text types and `uuid` as string; `bytea` as binData;
@@ -15,7 +20,10 @@
 //! column.
 
 use datafusion::error::Result;
-use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange, TableDefinition};
+use futures::TryStreamExt;
+use koios_connector::ddl::{
+    ColumnDefinition, ColumnType, SchemaChange, TableDefinition, TableName,
+};
 use koios_connector::sql_err;
 use koios_connector::sqlstate::codes;
 use mongodb::IndexModel;
@@ -163,12 +171,226 @@ impl MongoDiscovery {
                     .map(drop)
                     .map_err(|e| self.error(&format!("renaming {table}"), &e))
             }
+            SchemaChange::AddColumn {
+                table,
+                column,
+                if_not_exists,
+            } => self.add_column(table, column, *if_not_exists).await,
+            SchemaChange::DropColumn {
+                table,
+                column,
+                if_exists,
+            } => self.drop_column(table, column, *if_exists).await,
+            SchemaChange::RenameColumn { table, from, to } => {
+                self.rename_column(table, from, to).await
+            }
             other => sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
-                "source '{}': {} is not supported on MongoDB collections yet",
+                "source '{}': {} is not supported on MongoDB collections",
                 self.source,
                 other.tag()
             ),
+        }
+    }
+
+    /// The collection's `$jsonSchema` when Koios declared its columns;
+    /// `None` when they are sampled.
+    async fn declared_schema(&self, name: &TableName) -> Result<Option<Document>> {
+        let context = format!("reading the definition of {name}");
+        let specification = self
+            .client
+            .database(&name.schema)
+            .list_collections()
+            .filter(doc! { "name": &name.table })
+            .await
+            .map_err(|e| self.error(&context, &e))?
+            .try_next()
+            .await
+            .map_err(|e| self.error(&context, &e))?;
+        let Some(specification) = specification else {
+            return sql_err!(
+                codes::UNDEFINED_TABLE,
+                "source '{}': collection {name} does not exist",
+                self.source
+            );
+        };
+        let validator = specification.options.validator;
+        if declared_columns(validator.as_ref()).is_none() {
+            return Ok(None);
+        }
+        Ok(validator.and_then(|v| v.get_document("$jsonSchema").ok().cloned()))
+    }
+
+    /// Records `schema` as the collection's columns; `strict` false lets
+    /// documents that do not match yet be changed (a rename in progress).
+    async fn set_schema(&self, name: &TableName, schema: Document, strict: bool) -> Result<()> {
+        let command = doc! {
+            "collMod": &name.table,
+            "validator": { "$jsonSchema": schema },
+            "validationLevel": if strict { "strict" } else { "off" },
+        };
+        self.client
+            .database(&name.schema)
+            .run_command(command)
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&format!("changing the columns of {name}"), &e))
+    }
+
+    /// `ALTER TABLE … ADD COLUMN`: recorded in the validator; documents
+    /// already there lack the field (NULL), so `NOT NULL` needs an empty
+    /// collection, as in PostgreSQL without a default.
+    async fn add_column(
+        &self,
+        table: &TableName,
+        column: &ColumnDefinition,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        let Some(mut schema) = self.declared_schema(table).await? else {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}': the columns of {table} are sampled from its documents, not declared: a field appears when documents have it (ADD COLUMN needs a collection made by CREATE TABLE through Koios)",
+                self.source
+            );
+        };
+        let property = property(&self.source, column)?;
+        let mut properties = schema
+            .get_document("properties")
+            .cloned()
+            .unwrap_or_default();
+        if properties.contains_key(&column.name) {
+            if if_not_exists {
+                return Ok(());
+            }
+            return sql_err!(
+                codes::DUPLICATE_COLUMN,
+                "source '{}': column \"{}\" of {table} already exists",
+                self.source,
+                column.name
+            );
+        }
+        if !column.nullable {
+            let documents = self
+                .collection::<Document>(&table.schema, &table.table)
+                .count_documents(doc! {})
+                .limit(1)
+                .await
+                .map_err(|e| self.error(&format!("counting {table}"), &e))?;
+            if documents > 0 {
+                return sql_err!(
+                    codes::NOT_NULL_VIOLATION,
+                    "source '{}': column \"{}\" of {table} contains null values (its documents lack it): add it without NOT NULL",
+                    self.source,
+                    column.name
+                );
+            }
+            let mut required = required_of(&schema);
+            required.push(column.name.clone());
+            schema.insert("required", required);
+        }
+        properties.insert(column.name.clone(), property);
+        schema.insert("properties", properties);
+        self.set_schema(table, schema, true).await
+    }
+
+    /// `ALTER TABLE … DROP COLUMN`: the field removed from every document
+    /// (and from the validator, first, so no document is refused).
+    async fn drop_column(&self, table: &TableName, column: &str, if_exists: bool) -> Result<()> {
+        if column == "_id" {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}': _id is every document's key and cannot be dropped",
+                self.source
+            );
+        }
+        if let Some(mut schema) = self.declared_schema(table).await? {
+            let mut properties = schema
+                .get_document("properties")
+                .cloned()
+                .unwrap_or_default();
+            if properties.remove(column).is_none() {
+                if if_exists {
+                    return Ok(());
+                }
+                return sql_err!(
+                    codes::UNDEFINED_COLUMN,
+                    "source '{}': column \"{column}\" of {table} does not exist",
+                    self.source
+                );
+            }
+            let required: Vec<String> = required_of(&schema)
+                .into_iter()
+                .filter(|name| name != column)
+                .collect();
+            schema.insert("properties", properties);
+            set_required(&mut schema, required);
+            self.set_schema(table, schema, true).await?;
+        }
+        self.collection::<Document>(&table.schema, &table.table)
+            .update_many(
+                doc! { column: { "$exists": true } },
+                doc! { "$unset": { column: "" } },
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.error(&format!("dropping column \"{column}\" of {table}"), &e))
+    }
+
+    /// `ALTER TABLE … RENAME COLUMN`: every document's field renamed, and
+    /// the validator's property (keeping its place), validation held off
+    /// while documents still carry the old name.
+    async fn rename_column(&self, table: &TableName, from: &str, to: &str) -> Result<()> {
+        if from == "_id" || to == "_id" {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "source '{}': _id is every document's key and cannot be renamed",
+                self.source
+            );
+        }
+        let declared = self.declared_schema(table).await?;
+        if let Some(mut schema) = declared.clone() {
+            let properties = schema
+                .get_document("properties")
+                .cloned()
+                .unwrap_or_default();
+            if !properties.contains_key(from) {
+                return sql_err!(
+                    codes::UNDEFINED_COLUMN,
+                    "source '{}': column \"{from}\" of {table} does not exist",
+                    self.source
+                );
+            }
+            if properties.contains_key(to) {
+                return sql_err!(
+                    codes::DUPLICATE_COLUMN,
+                    "source '{}': column \"{to}\" of {table} already exists",
+                    self.source
+                );
+            }
+            let renamed: Document = properties
+                .into_iter()
+                .map(|(name, property)| {
+                    (if name == from { to.to_string() } else { name }, property)
+                })
+                .collect();
+            let required = required_of(&schema)
+                .into_iter()
+                .map(|name| if name == from { to.to_string() } else { name })
+                .collect();
+            schema.insert("properties", renamed);
+            set_required(&mut schema, required);
+            self.set_schema(table, schema, false).await?;
+        }
+        self.collection::<Document>(&table.schema, &table.table)
+            .update_many(
+                doc! { from: { "$exists": true } },
+                doc! { "$rename": { from: to } },
+            )
+            .await
+            .map_err(|e| self.error(&format!("renaming column \"{from}\" of {table}"), &e))?;
+        match self.declared_schema(table).await? {
+            Some(schema) if declared.is_some() => self.set_schema(table, schema, true).await,
+            _ => Ok(()),
         }
     }
 
@@ -215,10 +437,32 @@ impl MongoDiscovery {
     }
 }
 
+/// The columns a `$jsonSchema` requires.
+fn required_of(schema: &Document) -> Vec<String> {
+    schema
+        .get_array("required")
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sets (or, when empty, removes: MongoDB refuses an empty list) the
+/// columns a `$jsonSchema` requires.
+fn set_required(schema: &mut Document, required: Vec<String>) {
+    if required.is_empty() {
+        schema.remove("required");
+    } else {
+        schema.insert("required", required);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use koios_connector::ddl::TableName;
 
     #[test]
     fn declared_columns_round_trip_through_the_validator() {
