@@ -348,11 +348,14 @@ impl MongoDiscovery {
             );
         }
         let declared = self.declared_schema(table).await?;
-        if let Some(mut schema) = declared.clone() {
-            let properties = schema
-                .get_document("properties")
-                .cloned()
-                .unwrap_or_default();
+        let properties = declared
+            .as_ref()
+            .and_then(|schema| schema.get_document("properties").ok().cloned())
+            .unwrap_or_default();
+        // Renamed in the validator but not yet in every document (a rename
+        // that stopped half-way): carry on with the documents.
+        let resumed = !properties.contains_key(from) && properties.contains_key(to);
+        if let Some(mut schema) = declared.clone().filter(|_| !resumed) {
             if !properties.contains_key(from) {
                 return sql_err!(
                     codes::UNDEFINED_COLUMN,
