@@ -287,3 +287,90 @@ fn sources_and_status_manage_a_running_server() {
         "the password reached the log:\n{log}"
     );
 }
+
+/// What psql prints for one value of `sql` in `database` (no header).
+fn psql_value(database: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-X",
+            "-tA",
+            "-d",
+            database,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("runs psql");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Polls `check` every 100 ms until it holds, for at most `seconds`.
+fn wait_until(what: &str, seconds: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `CREATE TABLE … AS` into PostgreSQL runs in one remote transaction: while
+/// it streams, nobody else sees the table, and when Koios itself is killed
+/// half-way PostgreSQL rolls it all back — no table, no rows, no session
+/// left in a transaction.
+#[test]
+fn a_create_table_as_killed_half_way_leaves_nothing_in_postgresql() {
+    let pg = support::PgTestDatabase::create();
+    let dir = scratch_dir("ctas-kill");
+    let config = format!(
+        "[server]\nmetadata = \"{}\"\nadmin_listen = \"\"\n\n[[source]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\n",
+        dir.join("koios.db").display(),
+        pg.name
+    );
+    let mut served = Served::start("ctas-kill", &config);
+    let mut client = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "koios", "-X", "-d", "koios"])
+        .arg("-p")
+        .arg(served.port.to_string())
+        .arg("-c")
+        .arg("CREATE TABLE pg.public.halfway AS SELECT value AS n, 'some text' AS s FROM generate_series(1, 50000000)")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts psql");
+    let copying = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%halfway%'";
+    wait_until("the CREATE TABLE AS streams rows", 120, || {
+        psql_value(&pg.name, copying) == "1"
+    });
+    // Rows are going in, inside a transaction no one else sees.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        psql_value(&pg.name, "SELECT to_regclass('public.halfway') IS NULL"),
+        "t",
+        "the table is not visible outside the transaction"
+    );
+    served.child.kill().expect("kills koios");
+    let _ = served.child.wait();
+    let _ = client.kill();
+    let _ = client.wait();
+    wait_until("PostgreSQL ends Koios's sessions", 30, || {
+        psql_value(
+            &pg.name,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ) == "0"
+    });
+    assert_eq!(
+        psql_value(&pg.name, "SELECT to_regclass('public.halfway') IS NULL"),
+        "t",
+        "no table is left behind"
+    );
+    assert!(
+        !std::fs::read_to_string(&served.log)
+            .unwrap_or_default()
+            .contains("panicked"),
+        "the server did not panic"
+    );
+}

@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::ddl::SchemaChange;
+use crate::ddl::{SchemaChange, TableDefinition};
+use crate::transaction::RemoteTransaction;
 use crate::{PoolStatus, Source};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
@@ -72,6 +73,22 @@ pub trait Discovery: Send + Sync + 'static {
     async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
         Err(crate::contract::read_only(change))
     }
+
+    /// See [`Source::begin_ddl`].
+    async fn begin_ddl(&self) -> Result<Option<Arc<dyn RemoteTransaction>>> {
+        Ok(None)
+    }
+
+    /// See [`Source::create_table_in`].
+    async fn create_table_in(
+        &self,
+        definition: &TableDefinition,
+        _transaction: &Arc<dyn RemoteTransaction>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        Err(crate::contract::read_only(&SchemaChange::CreateTable(
+            definition.clone(),
+        )))
+    }
 }
 
 /// An attached source whose tables a [`Discovery`] finds.
@@ -127,6 +144,24 @@ impl<D: Discovery> Source for LazySource<D> {
             Some(schema) => self.catalog.reload_schema(schema).await,
             None => self.catalog.load_names().await,
         }
+    }
+
+    async fn begin_ddl(&self) -> Result<Option<Arc<dyn RemoteTransaction>>> {
+        self.discovery.begin_ddl().await
+    }
+
+    async fn create_table_in(
+        &self,
+        definition: &TableDefinition,
+        transaction: &Arc<dyn RemoteTransaction>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        self.discovery
+            .create_table_in(definition, transaction)
+            .await
+    }
+
+    async fn reload_schema(&self, schema: &str) -> Result<()> {
+        self.catalog.reload_schema(schema).await
     }
 }
 

@@ -53,6 +53,30 @@ pub trait Source: Send + Sync + fmt::Debug {
     async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
         Err(read_only(change))
     }
+
+    /// A remote transaction in which this source's DDL is transactional
+    /// (PostgreSQL), so a table can be created and filled as one
+    /// ([`Source::create_table_in`]); `None` where DDL commits on its own.
+    async fn begin_ddl(&self) -> Result<Option<Arc<dyn crate::transaction::RemoteTransaction>>> {
+        Ok(None)
+    }
+
+    /// Creates `definition`'s table inside `transaction` (from
+    /// [`Source::begin_ddl`]) and opens it as that transaction sees it. The
+    /// catalog learns of it once committed ([`Source::reload_schema`]).
+    async fn create_table_in(
+        &self,
+        definition: &crate::ddl::TableDefinition,
+        _transaction: &Arc<dyn crate::transaction::RemoteTransaction>,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        Err(read_only(&SchemaChange::CreateTable(definition.clone())))
+    }
+
+    /// Re-reads the names of `schema`'s tables (after a change committed
+    /// outside [`Source::change_schema`]).
+    async fn reload_schema(&self, _schema: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The error of a source that cannot make `change`.

@@ -88,6 +88,9 @@ pub enum BlockEnd {
 #[derive(Debug, Default)]
 pub struct TransactionBlock {
     state: Mutex<State>,
+    /// A statement's own block ([`TransactionBlock::for_statement`]): its
+    /// reads never need its writes, so they stay on pooled connections.
+    reads_pooled: bool,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +121,34 @@ struct Savepoint {
 impl TransactionBlock {
     pub fn new() -> TransactionBlock {
         TransactionBlock::default()
+    }
+
+    /// The block of one statement that writes `source` inside
+    /// `transaction`, already open (a `CREATE TABLE AS` whose table was
+    /// created in it): its writes run there; its reads, which cannot need
+    /// them, stream from the pool meanwhile. The caller commits it.
+    pub fn for_statement(
+        source: &str,
+        transaction: Arc<dyn RemoteTransaction>,
+    ) -> TransactionBlock {
+        TransactionBlock {
+            state: Mutex::new(State {
+                open: true,
+                remote: Some(Remote {
+                    source: source.to_string(),
+                    transaction,
+                }),
+                ..State::default()
+            }),
+            reads_pooled: true,
+        }
+    }
+
+    /// Whether a read may run on the connection of the block's remote
+    /// transaction (so a write's rows must be read to their end before the
+    /// write starts on it).
+    pub fn reads_share_connection(&self) -> bool {
+        !self.reads_pooled
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -292,6 +323,9 @@ impl TransactionBlock {
     /// The remote transaction reads of `source` run in: the block's, when
     /// it wrote to `source`; `None` reads from the pool.
     pub fn reading(&self, source: &str) -> Option<Arc<dyn RemoteTransaction>> {
+        if self.reads_pooled {
+            return None;
+        }
         let state = self.state();
         state
             .remote

@@ -146,7 +146,20 @@ impl SqlBackend for PgBackend {
     }
 
     async fn describe(&self, name: &RemoteTableName) -> Result<Option<RemoteTable<PgCodec>>> {
-        self.describe_table(name).await
+        self.describe_table(name, None).await
+    }
+
+    async fn describe_in(
+        &self,
+        name: &RemoteTableName,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<Option<RemoteTable<PgCodec>>> {
+        let pinned = self.pinned(pinned)?;
+        self.describe_table(name, pinned).await
+    }
+
+    fn transactional_ddl(&self) -> bool {
+        true
     }
 
     fn filter_pushdown(

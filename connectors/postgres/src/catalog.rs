@@ -9,6 +9,7 @@ use koios_connector_sql::defaults::{DefaultQuoting, constant_default};
 use koios_connector_sql::{RemoteColumn, RemoteTable, RemoteTableName};
 
 use crate::backend::PgBackend;
+use crate::transaction::Pinned;
 use crate::types::PgCodec;
 
 /// Collations under which PostgreSQL orders text as DataFusion does (by bytes).
@@ -56,8 +57,10 @@ impl PgBackend {
     pub(crate) async fn describe_table(
         &self,
         name: &RemoteTableName,
+        pinned: Option<Arc<Pinned>>,
     ) -> Result<Option<RemoteTable<PgCodec>>> {
-        let client = self.client().await?;
+        let connection = self.connection(pinned).await?;
+        let client = connection.client()?;
         let Some(relation) = client
             .query_opt(
                 "SELECT c.oid, c.relkind::text, greatest(c.reltuples, 0)::float8 FROM pg_catalog.pg_class c \
@@ -73,7 +76,7 @@ impl PgBackend {
         let oid: u32 = relation.get(0);
         let kind: String = relation.get(1);
         let estimate: f64 = relation.get(2);
-        let database_bytewise = self.database_collation_bytewise(&client).await?;
+        let database_bytewise = self.database_collation_bytewise(client).await?;
         let rows = client
             .query(
                 "SELECT a.attname::text, \

@@ -156,6 +156,22 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         )
     }
 
+    /// Whether the server's DDL is transactional (PostgreSQL's), so a
+    /// table can be created and filled in one remote transaction.
+    fn transactional_ddl(&self) -> bool {
+        false
+    }
+
+    /// [`SqlBackend::describe`] as `pinned`'s transaction sees the table
+    /// (one it created and has not committed).
+    async fn describe_in(
+        &self,
+        name: &RemoteTableName,
+        _pinned: Pinned,
+    ) -> Result<Option<RemoteTable<Self::Codec>>> {
+        self.describe(name).await
+    }
+
     /// Runs one DDL statement Koios wrote for `change`
     /// ([`RemoteDialect::schema_change_sql`]).
     async fn execute_ddl(&self, change: &SchemaChange, _sql: String) -> Result<()> {

@@ -9,7 +9,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::error::Result;
 use koios_connector::PoolStatus;
 use koios_connector::catalog::{Discovery, LazySource};
-use koios_connector::ddl::SchemaChange;
+use koios_connector::ddl::{SchemaChange, TableDefinition};
+use koios_connector::transaction::RemoteTransaction;
 
 use crate::backend::SqlBackend;
 use crate::remote::RemoteTableName;
@@ -54,6 +55,39 @@ impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
             .dialect()
             .schema_change_sql(change, &|column| backend.column_type_sql(column))?;
         backend.execute_ddl(change, sql).await
+    }
+
+    async fn begin_ddl(&self) -> Result<Option<Arc<dyn RemoteTransaction>>> {
+        if !self.0.transactional_ddl() {
+            return Ok(None);
+        }
+        self.0.begin().await.map(Some)
+    }
+
+    async fn create_table_in(
+        &self,
+        definition: &TableDefinition,
+        transaction: &Arc<dyn RemoteTransaction>,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let backend = &self.0;
+        let change = SchemaChange::CreateTable(definition.clone());
+        let sql = backend
+            .dialect()
+            .schema_change_sql(&change, &|column| backend.column_type_sql(column))?;
+        let pinned = Some(Arc::clone(transaction));
+        backend.execute_statement(sql, pinned.clone()).await?;
+        let name = RemoteTableName {
+            schema: definition.name.schema.clone(),
+            table: definition.name.table.clone(),
+        };
+        let described = backend.describe_in(&name, pinned).await?.ok_or_else(|| {
+            koios_connector::sql_error!(
+                koios_connector::sqlstate::codes::INTERNAL_ERROR,
+                "source '{}': table {name} was created but cannot be found",
+                backend.source_name()
+            )
+        })?;
+        Ok(Arc::new(SqlTable::new(Arc::clone(backend), described)))
     }
 
     async fn open_table(

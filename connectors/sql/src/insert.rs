@@ -210,7 +210,7 @@ async fn insert_returning<B: SqlBackend>(
     context: Arc<TaskContext>,
 ) -> Result<Vec<RecordBatch>> {
     let pinned = crate::pinned::for_writing(&context, &backend).await?;
-    let rows = crate::pinned::buffered_if_pinned(rows, &pinned).await?;
+    let rows = crate::pinned::buffered_if_pinned(rows, &pinned, &context).await?;
     // Outside a block, a transaction of its own: dropped unfinished (an
     // error below), the backend rolls it back.
     let (transaction, own) = match pinned {

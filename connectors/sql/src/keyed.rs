@@ -167,7 +167,7 @@ impl<B: SqlBackend> DataSink for KeyedSink<B> {
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let pinned = crate::pinned::for_writing(context, &self.backend).await?;
-        let data = crate::pinned::buffered_if_pinned(data, &pinned).await?;
+        let data = crate::pinned::buffered_if_pinned(data, &pinned, context).await?;
         crate::staged::change_by_key(
             self.backend.as_ref(),
             &self.table,

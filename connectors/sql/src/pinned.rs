@@ -34,12 +34,15 @@ pub async fn for_writing<B: SqlBackend>(task: &TaskContext, backend: &Arc<B>) ->
 /// `rows`, read to their end first when the write runs in a block's
 /// transaction: the rows may be read through that same connection (a read
 /// of the source the block wrote), which cannot stream a read and a write
-/// at once. Outside a block, as they come.
+/// at once. Outside a block, and in a statement's own block (whose reads
+/// stay pooled), as they come.
 pub async fn buffered_if_pinned(
     rows: SendableRecordBatchStream,
     pinned: &Pinned,
+    task: &TaskContext,
 ) -> Result<SendableRecordBatchStream> {
-    if pinned.is_none() {
+    let shared = block_of(task).is_some_and(|block| block.reads_share_connection());
+    if pinned.is_none() || !shared {
         return Ok(rows);
     }
     let schema = rows.schema();

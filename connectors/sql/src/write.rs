@@ -85,7 +85,7 @@ impl<B: SqlBackend> DataSink for RemoteSink<B> {
         context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let pinned = crate::pinned::for_writing(context, &self.backend).await?;
-        let data = crate::pinned::buffered_if_pinned(data, &pinned).await?;
+        let data = crate::pinned::buffered_if_pinned(data, &pinned, context).await?;
         let table = Arc::clone(&self.table);
         match &self.on_conflict {
             Some(on_conflict) => {

@@ -2,21 +2,27 @@
 //! any query over any sources. The table is created with the query's
 //! column types (Arrow's, as declared types: [`arrow_column_type`]), then
 //! filled through the backend's bulk insert path, streaming — memory is
-//! bounded by the batch size, not the table. If filling fails, the table is
-//! dropped again, so a failed statement leaves nothing behind.
+//! bounded by the batch size, not the table. Where DDL is transactional
+//! (PostgreSQL), the table is created and filled in one remote transaction:
+//! a failure, or Koios stopping half-way, leaves nothing. Elsewhere, if
+//! filling fails, the table is dropped again.
 
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, Statement as SqlStatement};
+use koios_connector::Source;
 use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange, TableDefinition};
+use koios_connector::transaction::{RemoteTransaction, TransactionBlock};
 use koios_connector::{sql_err, sql_error};
 
 use super::RemoteDdl;
@@ -105,13 +111,36 @@ impl CreateTableAs {
         if definition.if_not_exists && ctx.table_exist(reference.clone())? {
             return Ok(0);
         }
+        let source = engine.live_source(&self.source)?;
+        if let Some(transaction) = source.begin_ddl().await? {
+            let filled =
+                in_one_transaction(&source, &definition, ctx, plan, reference, &transaction).await;
+            return match filled {
+                Ok(rows) => {
+                    transaction.commit().await?;
+                    // Visible to every session once committed.
+                    let reloaded = source.reload_schema(&definition.name.schema).await;
+                    engine.catalog_changed();
+                    reloaded.map(|()| rows)
+                }
+                Err(e) => {
+                    if let Err(undo) = transaction.rollback().await {
+                        tracing::warn!(source = %self.source, "could not roll back a failed CREATE TABLE AS: {undo}");
+                    }
+                    Err(e)
+                }
+            };
+        }
         let name = definition.name.clone();
         let create = RemoteDdl {
             source: self.source.clone(),
             changes: vec![SchemaChange::CreateTable(definition)],
         };
         engine.change_schema(&create).await?;
-        let filled = fill(ctx, plan, reference).await;
+        let filled = match ctx.table_provider(reference.clone()).await {
+            Ok(table) => fill(ctx, plan, reference, table).await,
+            Err(e) => Err(e),
+        };
         if filled.is_err() {
             // Leave nothing behind; the insert itself was one transaction.
             let drop = RemoteDdl {
@@ -129,14 +158,50 @@ impl CreateTableAs {
     }
 }
 
+/// Creates the table inside `transaction` and fills it there, in a block
+/// of the statement's own (its reads stay on pooled connections, so the
+/// rows stream); the caller commits or rolls back.
+async fn in_one_transaction(
+    source: &Arc<dyn Source>,
+    definition: &TableDefinition,
+    ctx: &SessionContext,
+    plan: datafusion::logical_expr::LogicalPlan,
+    reference: TableReference,
+    transaction: &Arc<dyn RemoteTransaction>,
+) -> Result<u64> {
+    if source.catalog().schema(&definition.name.schema).is_none() {
+        return sql_err!(
+            codes::UNDEFINED_SCHEMA,
+            "schema \"{}\" does not exist in source '{}'",
+            definition.name.schema,
+            reference.catalog().unwrap_or_default()
+        );
+    }
+    let table = source.create_table_in(definition, transaction).await?;
+    let block = Arc::new(TransactionBlock::for_statement(
+        reference.catalog().unwrap_or_default(),
+        Arc::clone(transaction),
+    ));
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_config(ctx.copied_config().with_extension(block))
+        .build();
+    fill(
+        &SessionContext::new_with_state(state),
+        plan,
+        reference,
+        table,
+    )
+    .await
+}
+
 /// Inserts the query's rows into the new table, each column cast to the
 /// type the backend reads it back as.
 async fn fill(
     ctx: &SessionContext,
     plan: datafusion::logical_expr::LogicalPlan,
     reference: TableReference,
+    table: Arc<dyn TableProvider>,
 ) -> Result<u64> {
-    let table = ctx.table_provider(reference.clone()).await?;
     let target = table.schema();
     if target.fields().len() != plan.schema().fields().len() {
         return sql_err!(
