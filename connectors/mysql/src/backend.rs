@@ -22,6 +22,7 @@ use koios_connector_sql::{
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
+use crate::load::InfileStreams;
 use crate::options::MyOptions;
 use crate::pushdown;
 use crate::types::MyCodec;
@@ -37,6 +38,11 @@ pub struct MyBackend {
     pub(crate) options: MyOptions,
     /// The collation text columns Koios creates get (see `ddl.rs`).
     pub(crate) text_collation: &'static str,
+    /// Row streams `LOAD DATA LOCAL INFILE` statements wait to send
+    /// (see `load.rs`); the pool's handler serves only these.
+    pub(crate) infile: Arc<InfileStreams>,
+    /// Whether the server takes `LOAD DATA LOCAL` (its `local_infile`).
+    pub(crate) load_data: bool,
 }
 
 impl std::fmt::Debug for MyBackend {
@@ -103,7 +109,9 @@ impl MyBackend {
         let url_database = opts.db_name().map(str::to_string);
         let url_has_tls = opts.ssl_opts().is_some();
         let constraints = PoolConstraints::new(0, options.sql.pool_size).unwrap_or_default();
+        let infile = Arc::new(InfileStreams::default());
         let base = OptsBuilder::from_opts(opts)
+            .local_infile_handler(Some(infile.handler()))
             .pool_opts(PoolOpts::default().with_constraints(constraints))
             // UPDATE counts the rows it matched, as PostgreSQL does.
             .client_found_rows(true)
@@ -130,11 +138,19 @@ impl MyBackend {
                 .ssl_opts(ssl_opts(mode, options.sql.tls.ca_file.as_deref()))
         };
         let opened = match mode {
-            TlsMode::Disable => Self::open(source, base, url_database, options).await,
-            _ => match Self::open(source, with_tls, url_database.clone(), options.clone()).await {
+            TlsMode::Disable => Self::open(source, base, url_database, options, infile).await,
+            _ => match Self::open(
+                source,
+                with_tls,
+                url_database.clone(),
+                options.clone(),
+                Arc::clone(&infile),
+            )
+            .await
+            {
                 // `prefer`: a server without TLS is spoken to in plain text.
                 Err(NoTlsOnServer) if mode == TlsMode::Prefer => {
-                    Self::open(source, base, url_database, options).await
+                    Self::open(source, base, url_database, options, infile).await
                 }
                 other => other,
             },
@@ -157,6 +173,7 @@ impl MyBackend {
         opts: OptsBuilder,
         url_database: Option<String>,
         options: MyOptions,
+        infile: Arc<InfileStreams>,
     ) -> std::result::Result<MyBackend, OpenError> {
         let opts = Opts::from(opts);
         let mut backend = MyBackend {
@@ -166,6 +183,8 @@ impl MyBackend {
             url_database,
             options,
             text_collation: crate::types::FALLBACK_COLLATION,
+            infile,
+            load_data: false,
         };
         match backend.pool.get_conn().await {
             Ok(mut conn) => {
@@ -191,6 +210,12 @@ impl MyBackend {
                     .exact_text_collation(&mut conn)
                     .await
                     .map_err(OpenError::Other)?;
+                // MySQL 8 ships with it off; then bulk rows go as INSERTs.
+                let local_infile: Option<i64> = conn
+                    .query_first("SELECT @@GLOBAL.local_infile")
+                    .await
+                    .unwrap_or(None);
+                backend.load_data = local_infile == Some(1);
                 drop(conn);
                 Ok(backend)
             }

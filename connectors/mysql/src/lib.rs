@@ -13,12 +13,15 @@
 //!   as DataFusion does;
 //! - [`scan`]: split predicates and streamed reads, killed on the server
 //!   when dropped;
-//! - [`write`]: inserts as parameterised multi-row statements; `ddl`:
-//!   declared column types as MySQL's, and the DDL statements.
+//! - [`write`]: inserts — a few rows as parameterised multi-row
+//!   statements, many through `load` (`LOAD DATA LOCAL INFILE` fed from
+//!   the stream); `ddl`: declared column types as MySQL's, and the DDL
+//!   statements.
 
 pub mod backend;
 pub mod catalog;
 mod ddl;
+mod load;
 pub mod options;
 pub mod pushdown;
 pub mod scan;

@@ -1,5 +1,6 @@
-//! Inserts: rows appended in one transaction as parameterised multi-row
-//! `INSERT` statements, Arrow values converted to MySQL values.
+//! Inserts: rows appended in one transaction — many rows streamed through
+//! `LOAD DATA LOCAL INFILE` ([`crate::load`]), a few as parameterised
+//! multi-row `INSERT` statements, Arrow values converted to MySQL values.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
 use crate::backend::{MyBackend, remote_error};
+use crate::load::InfileStreams;
 use crate::transaction::Pinned;
 use crate::types::MyCodec;
 
@@ -33,14 +35,14 @@ impl MyBackend {
             let Some(transaction) = guard.as_mut() else {
                 return Ok(0);
             };
-            return send_rows(transaction, &table, rows, &context).await;
+            return send_rows(transaction, self.bulk_path(), &table, rows, &context).await;
         }
         let mut conn = self.conn().await?;
         let mut tx = conn
             .start_transaction(mysql_async::TxOpts::default())
             .await
             .map_err(|e| remote_error(&context, &e))?;
-        let total = send_rows(&mut tx, &table, rows, &context).await?;
+        let total = send_rows(&mut tx, self.bulk_path(), &table, rows, &context).await?;
         tx.commit().await.map_err(|e| remote_error(&context, &e))?;
         Ok(total)
     }
@@ -73,7 +75,7 @@ impl MyBackend {
                 .query_drop(&statements.create_staging)
                 .await
                 .map_err(run)?;
-            send_rows(transaction, &staging, rows, &context).await?;
+            send_rows(transaction, self.bulk_path(), &staging, rows, &context).await?;
             let mut count = 0;
             for statement in &statements.apply {
                 transaction.query_drop(statement).await.map_err(run)?;
@@ -92,8 +94,45 @@ impl MyBackend {
     }
 }
 
-/// Sends `rows` as parameterised multi-row `INSERT`s on `conn`.
-async fn send_rows<Q: Queryable>(
+/// A first batch at least this long goes through `LOAD DATA` (a bulk
+/// copy); shorter ones (an `INSERT … VALUES`) as statements.
+const LOAD_FROM_ROWS: usize = 1000;
+
+impl MyBackend {
+    /// The streams `LOAD DATA` is fed from, when the server takes it.
+    fn bulk_path(&self) -> Option<&InfileStreams> {
+        self.load_data.then_some(self.infile.as_ref())
+    }
+}
+
+/// Sends `rows` on `tx`: through `LOAD DATA LOCAL INFILE` when they come
+/// in bulk and the server takes it (`infile`), else as multi-row
+/// `INSERT`s.
+async fn send_rows(
+    tx: &mut mysql_async::Transaction<'_>,
+    infile: Option<&InfileStreams>,
+    table: &RemoteTable<MyCodec>,
+    mut rows: SendableRecordBatchStream,
+    context: &str,
+) -> Result<u64> {
+    let Some(first) = rows.next().await.transpose()? else {
+        return Ok(0);
+    };
+    if let Some(infile) = infile.filter(|_| first.num_rows() >= LOAD_FROM_ROWS) {
+        return crate::load::load_rows(tx, infile, table, first, rows, context).await;
+    }
+    let schema = rows.schema();
+    let rows: SendableRecordBatchStream = Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::once(async move { Ok(first) }).chain(rows),
+        ),
+    );
+    insert_statements(tx, table, rows, context).await
+}
+
+/// Sends `rows` as parameterised multi-row `INSERT`s on `tx`.
+async fn insert_statements<Q: Queryable>(
     tx: &mut Q,
     table: &RemoteTable<MyCodec>,
     mut rows: SendableRecordBatchStream,
@@ -143,7 +182,7 @@ async fn send_rows<Q: Queryable>(
 }
 
 /// Civil date of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;

@@ -43,6 +43,13 @@ impl Ddl {
         self
     }
 
+    /// A plain string literal ([`RemoteDialect::quote_plain_string`]).
+    pub(super) fn plain_string(&mut self, value: &str) -> Result<&mut Self> {
+        self.sql.push_str(&self.dialect.quote_plain_string(value)?);
+        self.written.push(Quoted::String(value.to_string()));
+        Ok(self)
+    }
+
     pub(super) fn table(&mut self, name: &TableName) -> &mut Self {
         self.ident(&name.schema).word(".").ident(&name.table)
     }

@@ -20,6 +20,34 @@ impl RemoteDialect {
         sql.finish()
     }
 
+    /// MySQL's `LOAD DATA LOCAL INFILE 'stream' INTO TABLE table …
+    /// (columns)`: rows as tab-separated fields, lines ended by a newline,
+    /// backslash escapes (`\N` for NULL), bytes as given (`CHARACTER SET
+    /// binary`). `stream` names what the client sends, not a file.
+    pub fn load_data_sql(
+        self,
+        table: &TableName,
+        stream: &str,
+        columns: &[String],
+    ) -> Result<String> {
+        let mut sql = Ddl::new(self);
+        sql.word("LOAD DATA LOCAL INFILE ").plain_string(stream)?;
+        sql.word(" INTO TABLE ").table(table);
+        sql.word(" CHARACTER SET binary FIELDS TERMINATED BY ")
+            .plain_string("\t")?;
+        sql.word(" ESCAPED BY ").plain_string("\\")?;
+        sql.word(" LINES TERMINATED BY ").plain_string("\n")?;
+        sql.word(" (");
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                sql.word(", ");
+            }
+            sql.ident(column);
+        }
+        sql.word(")");
+        sql.finish()
+    }
+
     /// `UPDATE table SET column = value, … [WHERE filter]`.
     pub fn update_sql(
         self,
@@ -72,6 +100,20 @@ mod tests {
                 .update_sql(&table, &[("label".into(), lit("x\\y"))], None)
                 .expect("renders"),
             "UPDATE `public`.`it's` SET `label` = _utf8mb4 X'785C79'"
+        );
+    }
+
+    #[test]
+    fn writes_load_data() {
+        let table = TableName {
+            schema: "db".into(),
+            table: "t`x".into(),
+        };
+        assert_eq!(
+            RemoteDialect::MySql
+                .load_data_sql(&table, "koios_rows_1", &["a".into(), "b'c".into()])
+                .expect("renders"),
+            "LOAD DATA LOCAL INFILE 'koios_rows_1' INTO TABLE `db`.`t``x` CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' (`a`, `b'c`)"
         );
     }
 }

@@ -108,6 +108,20 @@ impl RemoteDialect {
         Ok(out)
     }
 
+    /// `value` as a plain quoted string, for the places of a statement
+    /// that take no hex literal or introducer (MySQL's `LOAD DATA` file
+    /// name and separators): quotes doubled, backslashes literal (Koios's
+    /// MySQL sessions run with `NO_BACKSLASH_ESCAPES`, checked on connect),
+    /// NUL refused.
+    pub fn quote_plain_string(self, value: &str) -> Result<String> {
+        if value.contains('\0') || (self == RemoteDialect::PostgreSql && value.contains('\\')) {
+            return Err(DataFusionError::Plan(
+                "this string cannot be written as a plain literal of remote SQL".into(),
+            ));
+        }
+        Ok(format!("'{}'", value.replace('\'', "''")))
+    }
+
     /// The SQL text of `plan`, unparsed in this dialect and rendered by
     /// [`RemoteDialect::render`].
     pub fn plan_to_sql(self, plan: &LogicalPlan) -> Result<String> {

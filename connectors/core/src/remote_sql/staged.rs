@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(
             sql.apply,
             [
-                "INSERT INTO \"s\".\"t\"\"x\" (\"v\") SELECT \"v\" FROM \"pg_temp\".\"koios_staged_3\" RETURNING \"id\" AS \"id\", CAST(\"v\" AS TEXT) AS \"v\""
+                "INSERT INTO \"s\".\"t\"\"x\" (\"v\") SELECT \"v\" FROM \"pg_temp\".\"koios_staged_3\" RETURNING \"id\" AS \"id\", CAST(\"v\" AS VARCHAR) AS \"v\""
             ]
         );
     }
