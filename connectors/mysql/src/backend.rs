@@ -22,6 +22,7 @@ use koios_connector_sql::{
 use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
+use crate::error::remote_error;
 use crate::load::InfileStreams;
 use crate::options::MyOptions;
 use crate::pushdown;
@@ -49,22 +50,6 @@ impl std::fmt::Debug for MyBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MyBackend({})", self.source)
     }
-}
-
-/// A MySQL error as a Koios error, keeping the server's SQLSTATE.
-pub(crate) fn remote_error(context: &str, e: &mysql_async::Error) -> DataFusionError {
-    let (sqlstate, message) = match e {
-        mysql_async::Error::Server(server) => (
-            Some(server.state.clone()),
-            format!("MySQL said: {}", server.message),
-        ),
-        other => (None, other.to_string()),
-    };
-    koios_connector::RemoteError {
-        sqlstate,
-        message: format!("{context}: {message}"),
-    }
-    .into_datafusion()
 }
 
 /// Why a pool could not be opened: the server lacks TLS (which `prefer`

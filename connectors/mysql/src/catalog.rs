@@ -10,7 +10,8 @@ use koios_connector_sql::defaults::{DefaultQuoting, constant_default};
 use koios_connector_sql::{RemoteColumn, RemoteTable, RemoteTableName};
 use mysql_async::prelude::Queryable;
 
-use crate::backend::{MyBackend, remote_error};
+use crate::backend::MyBackend;
+use crate::error::remote_error;
 use crate::types::MyCodec;
 
 /// Databases that hold the server's own metadata.

@@ -17,7 +17,8 @@ use koios_connector::sqlstate::codes;
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 
-use crate::backend::{MyBackend, remote_error};
+use crate::backend::MyBackend;
+use crate::error::remote_error;
 use crate::transaction::Pinned;
 use crate::types::{EXACT_COLLATIONS, FALLBACK_COLLATION};
 

@@ -5,7 +5,8 @@
 //! what is MySQL's own, one concern per module:
 //! - [`options`]: the source's options, one serde struct;
 //! - [`backend`]: the connection pool and the `SqlBackend` implementation,
-//!   which hands each question to the modules below;
+//!   which hands each question to the modules below; `error`: the
+//!   server's errors as Koios's;
 //! - [`catalog`]: discovery of databases, tables and columns from
 //!   `information_schema`;
 //! - [`types`]: MySQL types as Arrow types and binary-protocol decoding;
@@ -21,6 +22,7 @@
 pub mod backend;
 pub mod catalog;
 mod ddl;
+mod error;
 mod load;
 pub mod options;
 pub mod pushdown;

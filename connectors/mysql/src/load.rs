@@ -30,7 +30,7 @@ use koios_connector_sql::RemoteTable;
 use mysql_async::prelude::Queryable;
 use mysql_async::{InfileData, LocalInfileError};
 
-use crate::backend::remote_error;
+use crate::error::remote_error;
 use crate::types::MyCodec;
 
 /// Streams waiting for the server to ask for them, by name.
@@ -228,7 +228,7 @@ fn field(
         }
         DataType::Date32 => {
             let days = array.as_primitive::<Date32Type>().value(row) as i64;
-            let (y, m, d) = crate::write::civil_from_days(days);
+            let (y, m, d) = crate::types::civil_from_days(days);
             write!(text, "{y:04}-{m:02}-{d:02}")
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
@@ -237,7 +237,7 @@ fn field(
                 micros.div_euclid(86_400_000_000),
                 micros.rem_euclid(86_400_000_000),
             );
-            let (y, m, d) = crate::write::civil_from_days(days);
+            let (y, m, d) = crate::types::civil_from_days(days);
             let secs = rest / 1_000_000;
             write!(
                 text,

@@ -18,7 +18,8 @@ use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
 
-use crate::backend::{MyBackend, remote_error};
+use crate::backend::MyBackend;
+use crate::error::remote_error;
 use crate::transaction::Pinned;
 use crate::types::{ColumnBuilder, MyCodec};
 

@@ -17,7 +17,8 @@ use koios_connector::transaction::RemoteTransaction;
 use mysql_async::prelude::Queryable;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::backend::{MyBackend, remote_error};
+use crate::backend::MyBackend;
+use crate::error::remote_error;
 
 /// The connection of one open remote transaction.
 pub(crate) struct Pinned {

@@ -15,10 +15,11 @@ use koios_connector_sql::RemoteTable;
 use mysql_async::Value;
 use mysql_async::prelude::Queryable;
 
-use crate::backend::{MyBackend, remote_error};
+use crate::backend::MyBackend;
+use crate::error::remote_error;
 use crate::load::InfileStreams;
 use crate::transaction::Pinned;
-use crate::types::MyCodec;
+use crate::types::{MyCodec, civil_from_days};
 
 impl MyBackend {
     /// Appends `rows` in one transaction: its own on a pooled connection,
@@ -181,19 +182,6 @@ async fn insert_statements<Q: Queryable>(
     }
 }
 
-/// Civil date of days since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
-
 /// An Arrow value as a statement parameter.
 fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String> {
     if array.is_null(row) {
@@ -271,16 +259,4 @@ fn to_value(array: &dyn Array, row: usize) -> std::result::Result<Value, String>
         }
         other => return Err(format!("cannot write {other} values")),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates_round_trip() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19782), (2024, 2, 29));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
 }
