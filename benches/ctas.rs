@@ -5,7 +5,8 @@
 //! SELECT * FROM …`:
 //!
 //! * (a) from the demo's Parquet files into PostgreSQL (binary `COPY`);
-//! * (b) from PostgreSQL into MariaDB (multi-row `INSERT`s);
+//! * (b) from PostgreSQL into MariaDB (`LOAD DATA LOCAL INFILE` fed from
+//!   the stream);
 //! * (c) from MariaDB back into PostgreSQL.
 //!
 //! For each: rows per second, and the server's peak resident memory during
@@ -16,9 +17,8 @@
 //!
 //! Peers in the same run: the servers' own tools moving the same rows
 //! through a file — `psql \copy … TO` then `mariadb LOAD DATA LOCAL INFILE`
-//! (PostgreSQL → MariaDB: the bulk path Koios does not use, for the
-//! comparison the issue asks for), and `mariadb --batch` then `psql \copy …
-//! FROM` (MariaDB → PostgreSQL).
+//! from that file (PostgreSQL → MariaDB), and `mariadb --batch` then `psql
+//! \copy … FROM` (MariaDB → PostgreSQL).
 //!
 //! Run: `cargo bench --bench ctas` (PostgreSQL and MariaDB running,
 //! `scripts/services.sh`). Uses the databases `koios_bench_ctas` on both,
