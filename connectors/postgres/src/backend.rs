@@ -250,6 +250,16 @@ impl SqlBackend for PgBackend {
         self.run_ddl(change, sql).await
     }
 
+    async fn execute_ddl_in(
+        &self,
+        change: &SchemaChange,
+        sql: String,
+        pinned: Option<Arc<dyn RemoteTransaction>>,
+    ) -> Result<()> {
+        let pinned = self.pinned(pinned)?;
+        self.run_ddl_in(change, sql, pinned).await
+    }
+
     async fn execute_statement(
         &self,
         sql: String,

@@ -83,6 +83,24 @@ impl PgBackend {
             .map_err(|e| self.db_error("changing rows", e))
     }
 
+    /// Runs one statement Koios wrote for `change` inside `pinned`'s open
+    /// transaction (a table created and filled as one).
+    pub(crate) async fn run_ddl_in(
+        &self,
+        change: &SchemaChange,
+        sql: String,
+        pinned: Option<Arc<Pinned>>,
+    ) -> Result<()> {
+        let what = change.tag().to_ascii_lowercase();
+        let connection = self.connection(pinned).await?;
+        connection
+            .client()?
+            .execute(sql.as_str(), &[])
+            .await
+            .map(drop)
+            .map_err(|e| self.db_error(&what, e))
+    }
+
     /// Runs one statement Koios wrote for `change`, in its own transaction.
     pub(crate) async fn run_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {
         let mut client = self.client().await?;

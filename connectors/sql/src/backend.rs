@@ -172,6 +172,17 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         self.describe(name).await
     }
 
+    /// Runs one DDL statement Koios wrote for `change` inside `pinned`'s
+    /// transaction (a backend with [`SqlBackend::transactional_ddl`]).
+    async fn execute_ddl_in(
+        &self,
+        change: &SchemaChange,
+        _sql: String,
+        _pinned: Pinned,
+    ) -> Result<()> {
+        Err(koios_connector::contract::read_only(change))
+    }
+
     /// Runs one DDL statement Koios wrote for `change`
     /// ([`RemoteDialect::schema_change_sql`]).
     async fn execute_ddl(&self, change: &SchemaChange, _sql: String) -> Result<()> {

@@ -75,7 +75,7 @@ impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
             .dialect()
             .schema_change_sql(&change, &|column| backend.column_type_sql(column))?;
         let pinned = Some(Arc::clone(transaction));
-        backend.execute_statement(sql, pinned.clone()).await?;
+        backend.execute_ddl_in(&change, sql, pinned.clone()).await?;
         let name = RemoteTableName {
             schema: definition.name.schema.clone(),
             table: definition.name.table.clone(),
