@@ -17,6 +17,7 @@
 //!   [`tls`]: the TLS options every network connector shares;
 //! - [`remote_sql`]: the one place per SQL dialect that quotes values and
 //!   identifiers in remote SQL;
+//! - [`avg`]: decimal `avg` finished from a `sum` and a `count`;
 //! - [`pgtext`], [`pgbinary`], [`decimal`]: PostgreSQL's text and binary
 //!   forms of values, shared with the front end;
 //! - [`plan`]: helpers for connectors' plan nodes and rules; [`catalog`]: a
@@ -32,6 +33,7 @@
 //!
 //! [`CatalogProvider`]: datafusion::catalog::CatalogProvider
 
+pub mod avg;
 pub mod capabilities;
 pub mod catalog;
 pub mod contract;

@@ -20,12 +20,11 @@
 //!   run as one statement; [`defaults`]: the server's constant
 //!   column defaults, for columns an `INSERT` omits;
 //! - [`subplan`]: whole-subplan pushdown of joins, aggregates and sorts
-//!   within one source ([`avg`]: decimal AVG as SUM / COUNT);
+//!   within one source (decimal AVG as SUM / COUNT: `koios_connector::avg`);
 //! - [`capabilities`]: what the engine may ask of this layer's tables and
 //!   nodes; [`pinned`]: which connection a statement inside a session's
 //!   transaction block runs on.
 
-pub mod avg;
 pub mod backend;
 pub mod capabilities;
 pub mod catalog;

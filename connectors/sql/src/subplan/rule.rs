@@ -17,7 +17,7 @@ use datafusion::logical_expr::logical_plan::{
 use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, SkipType, WriteOp};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use crate::avg::DecimalAvg;
+use koios_connector::avg::DecimalAvg;
 use crate::backend::SqlBackend;
 use crate::subplan::check::{Checker, MAX_ALIAS_LEN, Origin};
 use crate::subplan::replace::{Pushable, replace, sorted_root};

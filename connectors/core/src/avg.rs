@@ -1,4 +1,5 @@
-//! `avg` of a decimal, computed from a remote `sum` and `count`.
+//! `avg` of a decimal, computed from `sum` and `count` computed elsewhere
+//! (by a server, or per member of a striped table).
 //!
 //! A server's own `avg(numeric)` rounds to its own scale, so the aggregate
 //! itself is not pushed; its parts are exact everywhere. The subplan rule
