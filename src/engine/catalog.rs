@@ -49,6 +49,8 @@ pub struct Engine {
     /// Every source by name (see [`crate::engine::sources`]).
     pub(crate) sources: RwLock<BTreeMap<String, SourceEntry>>,
     pub(crate) connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+    /// Logical tables by `schema.table` (see [`crate::engine::logical`]).
+    pub(crate) logical: RwLock<BTreeMap<String, Arc<crate::engine::logical::LogicalTable>>>,
     /// Where sources created by SQL are kept.
     pub(crate) store: Arc<dyn MetadataStore>,
     /// Source statements and re-attachments run one at a time.
@@ -104,7 +106,11 @@ impl Engine {
 
         let catalogs = Arc::new(CatalogMap::default());
         let koios = MemoryCatalogProvider::new();
-        koios.register_schema(DEFAULT_SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        let koios_public = Arc::new(MemorySchemaProvider::new());
+        koios.register_schema(
+            DEFAULT_SCHEMA,
+            Arc::clone(&koios_public) as Arc<dyn datafusion::catalog::SchemaProvider>,
+        )?;
         catalogs.register_catalog(KOIOS_CATALOG.to_string(), Arc::new(koios));
 
         let connectors: BTreeMap<&'static str, Arc<dyn Connector>> =
@@ -141,6 +147,7 @@ impl Engine {
             runtime,
             catalogs,
             sources: RwLock::new(BTreeMap::new()),
+            logical: RwLock::new(BTreeMap::new()),
             store,
             ddl: Default::default(),
             entry_ids: Default::default(),
@@ -171,6 +178,15 @@ impl Engine {
         // Koios's own tables (`koios.system.*`), built from the engine at
         // each scan.
         if let Some(koios) = engine.catalogs.catalog(KOIOS_CATALOG) {
+            // `koios.public` serves the logical tables beside in-memory ones.
+            koios.register_schema(
+                DEFAULT_SCHEMA,
+                Arc::new(crate::engine::logical::provider::KoiosSchema::new(
+                    koios_public,
+                    Arc::downgrade(&engine),
+                    DEFAULT_SCHEMA,
+                )),
+            )?;
             koios.register_schema(
                 crate::engine::system::SCHEMA,
                 Arc::new(crate::engine::system::SystemSchema::new(Arc::downgrade(
@@ -207,6 +223,7 @@ impl Engine {
             from_store.push(async move { engine.attach_stored(source).await });
         }
         futures::future::join_all(from_store).await;
+        engine.load_logical_tables().await?;
         health::spawn(&engine, config.server.health_interval);
 
         engine.run_startup_sql(&config.startup_sql).await?;
@@ -319,6 +336,15 @@ impl Engine {
             // grouped joins.
             .with_optimizer_rule(Arc::new(SourceJoinGrouping::new(self.capabilities.clone())))
             .with_optimizer_rule(Arc::new(ScalarMaxAsWindow))
+            // Striped tables read through their members, before the
+            // connectors' rules push into each member's branch.
+            .with_optimizer_rule(Arc::new(
+                crate::engine::logical::expand::ExpandLogicalTables::new(
+                    Arc::clone(&identity.settings),
+                    Arc::clone(&identity.notices),
+                ),
+            ))
+            .with_optimizer_rule(Arc::new(crate::engine::union_pushdown::UnionPushdown))
             // Joins that emit from buffered input yield (a cancel can stop them).
             .with_physical_optimizer_rule(Arc::new(CooperativeJoins));
         state = self.extension.configure_state(state);
@@ -354,6 +380,7 @@ impl Engine {
                 settings,
             ),
             sessions: Arc::clone(&self.activity),
+            notices: Default::default(),
         };
         let ctx = self.new_context(&identity, None);
         let degraded = self

@@ -281,6 +281,18 @@ fn clean_message(error: &DataFusionError) -> String {
     text.trim().to_string()
 }
 
+/// `error` with its message rewritten by `message` (given the client-facing
+/// message), keeping its SQLSTATE: for errors that happened on one part of
+/// a statement, told with the part's name.
+pub fn restate(error: &DataFusionError, message: impl FnOnce(&str) -> String) -> DataFusionError {
+    let classified = sqlstate(error);
+    koios_connector::RemoteError {
+        sqlstate: Some(classified.code),
+        message: message(&classified.message),
+    }
+    .into_datafusion()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,8 @@ pub struct SessionIdentity {
     pub activity: Arc<SessionActivity>,
     /// Every session's activity (`pg_stat_activity`, `pg_cancel_backend`).
     pub sessions: Arc<ActivityRegistry>,
+    /// Warnings for the client from the statement running now.
+    pub notices: Arc<crate::engine::notices::Notices>,
 }
 
 /// Schemas a front end adds to every catalog of one session (PostgreSQL's

@@ -7,12 +7,16 @@
 //!   health and the statements that manage them; [`metadata`]: the store
 //!   where Koios keeps what it owns; [`system`]: Koios's own tables
 //!   (`koios.system.*`).
+//! * [`logical`]: logical tables (striped over members in the sources);
+//!   [`notices`]: warnings a statement leaves for its client.
 //! * [`remote_ddl`]: `CREATE/ALTER/DROP TABLE`, `TRUNCATE` and
 //!   `CREATE/DROP SCHEMA` naming a source's tables, made in its backend.
 //! * [`session`]: SQL sessions — Koios's own statements, session commands,
 //!   planning and execution.
 //! * [`settings`], [`timeout`], [`search_path`]: session parameters;
 //!   [`session_catalog`]: what a session sees of the catalogs.
+//! * [`union_pushdown`]: partial aggregates and top-N into the branches of
+//!   a `UNION ALL` (a striped table's members).
 //! * [`planner`], [`physical_planner`], [`plancache`], [`literals`], [`passthrough`],
 //!   [`query_runtime`]: planning rules, plan reuse and execution.
 //! * [`extension`]: the hooks a front end installs in every session.
@@ -36,9 +40,11 @@ pub mod credentials;
 pub mod error;
 pub mod extension;
 pub mod literals;
+pub mod logical;
 pub mod metadata;
 pub mod metered;
 pub mod metrics;
+pub mod notices;
 pub mod passthrough;
 pub mod physical_planner;
 pub mod plancache;
@@ -53,5 +59,6 @@ pub mod settings;
 pub mod sources;
 pub mod system;
 pub mod timeout;
+pub mod union_pushdown;
 
 pub use catalog::{DEFAULT_SCHEMA, Engine, KOIOS_CATALOG};

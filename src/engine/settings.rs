@@ -34,6 +34,8 @@ pub const PG_SETTINGS: &[(&str, &str)] = &[
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
     ("jit", "off"),
+    // Reads of a striped table answer from the members that are up.
+    ("koios.allow_partial_results", "off"),
     ("default_table_access_method", "heap"),
     ("lc_messages", "C"),
     ("max_identifier_length", "63"),
@@ -109,6 +111,20 @@ impl Settings {
         if name == "timezone" {
             validate_time_zone(value)?;
         }
+        let value = if name == "koios.allow_partial_results" {
+            match value.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => "on",
+                "off" | "false" | "no" | "0" => "off",
+                _ => {
+                    return sql_err!(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "parameter \"{name}\" requires a Boolean value"
+                    );
+                }
+            }
+        } else {
+            value
+        };
         if name == "statement_timeout" {
             parse_statement_timeout(value)
                 .map_err(|message| sql_error!(codes::INVALID_PARAMETER_VALUE, "{message}"))?;

@@ -6,6 +6,8 @@ Usage: mongo_fixture.py URL DATABASE            load the fixture
        mongo_fixture.py URL DATABASE --reset COLLECTION 'EXTENDED-JSON-LIST'
        mongo_fixture.py URL DATABASE --dump COLLECTION   print its documents,
                                                          by _id, one per line
+       mongo_fixture.py URL DATABASE --count COLLECTION  print how many it holds
+       mongo_fixture.py URL DATABASE --drop-collection COLLECTION
 """
 import pathlib
 import sys
@@ -19,6 +21,13 @@ if "--dump" in sys.argv:
     collection = sys.argv[sys.argv.index("--dump") + 1]
     for document in client[database][collection].find().sort("_id", 1):
         print(json_util.dumps(document, sort_keys=True))
+    sys.exit(0)
+if "--count" in sys.argv:
+    collection = sys.argv[sys.argv.index("--count") + 1]
+    print(client[database][collection].count_documents({}))
+    sys.exit(0)
+if "--drop-collection" in sys.argv:
+    client[database].drop_collection(sys.argv[sys.argv.index("--drop-collection") + 1])
     sys.exit(0)
 if "--reset" in sys.argv:
     at = sys.argv.index("--reset")

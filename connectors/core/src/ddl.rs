@@ -28,8 +28,10 @@ impl fmt::Display for TableName {
     }
 }
 
-/// A column type a user may declare.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A column type a user may declare (kept in Koios's metadata store as
+/// part of a logical table's definition, hence serde).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     Boolean,
     /// A signed integer of this many bits (8, 16, 32, 64).

@@ -70,6 +70,19 @@ impl StoredSource {
     }
 }
 
+/// A logical table created by SQL, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLogicalTable {
+    /// `schema.table` in the `koios` catalog.
+    pub name: String,
+    /// The definition as JSON (see [`crate::engine::logical::LogicalTableDef`]).
+    pub definition: String,
+    /// Rows inserted so far (a round-robin table's insertion pointer).
+    pub position: i64,
+    /// When it was created, RFC 3339 in UTC.
+    pub created_at: String,
+}
+
 /// Where Koios keeps what it owns. Implementations serialise their own
 /// writes; each call is one committed transaction.
 #[async_trait]
@@ -89,6 +102,27 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
 
     /// Removes a source; `false` if there was none.
     async fn delete_source(&self, name: &str) -> Result<bool>;
+
+    /// Every stored logical table, by name.
+    async fn logical_tables(&self) -> Result<Vec<StoredLogicalTable>>;
+
+    /// Stores a new logical table; fails with 42P07 if the name is taken.
+    async fn insert_logical_table(&self, table: &StoredLogicalTable) -> Result<()>;
+
+    /// Removes a logical table; `false` if there was none.
+    async fn delete_logical_table(&self, name: &str) -> Result<bool>;
+
+    /// Moves a round-robin table's insertion pointer forward to `position`
+    /// (never back: two servers inserting keep the larger).
+    async fn advance_position(&self, name: &str, position: i64) -> Result<()>;
+}
+
+/// The error of inserting a logical table whose name is taken (42P07).
+pub(crate) fn duplicate_table(name: &str) -> datafusion::error::DataFusionError {
+    koios_connector::sql_error!(
+        crate::engine::error::codes::DUPLICATE_TABLE,
+        "relation \"{name}\" already exists"
+    )
 }
 
 /// The error of inserting a source whose name is taken (42710).

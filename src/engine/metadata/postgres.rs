@@ -10,7 +10,10 @@ use koios_connector::redact_url;
 use tokio_postgres::{Client, NoTls};
 
 use super::schema;
-use super::{MetadataStore, StoredSource, duplicate_source, missing_source};
+use super::{
+    MetadataStore, StoredLogicalTable, StoredSource, duplicate_source, duplicate_table,
+    missing_source,
+};
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
 /// Any number: the advisory lock the migrations take.
@@ -183,5 +186,68 @@ impl MetadataStore for PgStore {
             .await
             .map_err(store_error)?;
         Ok(deleted > 0)
+    }
+
+    async fn logical_tables(&self) -> Result<Vec<StoredLogicalTable>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, definition, position, created_at FROM koios_logical_tables \
+                 ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredLogicalTable {
+                name: r.get(0),
+                definition: r.get(1),
+                position: r.get(2),
+                created_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn insert_logical_table(&self, table: &StoredLogicalTable) -> Result<()> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO koios_logical_tables (name, definition, position, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                &[
+                    &table.name,
+                    &table.definition,
+                    &table.position,
+                    &table.created_at,
+                ],
+            )
+            .await
+            .map_err(store_error)?;
+        match inserted {
+            0 => Err(duplicate_table(&table.name)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_logical_table(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let deleted = client
+            .execute("DELETE FROM koios_logical_tables WHERE name = $1", &[&name])
+            .await
+            .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn advance_position(&self, name: &str, position: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE koios_logical_tables SET position = $2 WHERE name = $1 AND position < $2",
+                &[&name, &position],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }

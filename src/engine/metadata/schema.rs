@@ -17,6 +17,15 @@ pub const MIGRATIONS: &[&str] = &[
         options TEXT NOT NULL,
         created_at TEXT NOT NULL
     )",
+    // 2: logical tables (striped today). `definition` is the table's JSON
+    // (columns, layout, members); `position` is a round-robin table's
+    // insertion pointer: rows inserted so far.
+    "CREATE TABLE koios_logical_tables (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        created_at TEXT NOT NULL
+    )",
 ];
 
 /// The version table, created before anything else.

@@ -11,7 +11,10 @@ use datafusion::error::{DataFusionError, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema;
-use super::{MetadataStore, StoredSource, duplicate_source, missing_source};
+use super::{
+    MetadataStore, StoredLogicalTable, StoredSource, duplicate_source, duplicate_table,
+    missing_source,
+};
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
 /// A SQLite file holding Koios's metadata.
@@ -211,6 +214,79 @@ impl MetadataStore for SqliteStore {
                 .execute("DELETE FROM koios_sources WHERE name = ?1", params![name])
                 .map_err(store_error)?;
             Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn logical_tables(&self) -> Result<Vec<StoredLogicalTable>> {
+        self.with(|c| {
+            let mut statement = c
+                .prepare(
+                    "SELECT name, definition, position, created_at FROM koios_logical_tables \
+                     ORDER BY name",
+                )
+                .map_err(store_error)?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(StoredLogicalTable {
+                        name: r.get(0)?,
+                        definition: r.get(1)?,
+                        position: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                })
+                .map_err(store_error)?;
+            rows.map(|r| r.map_err(store_error)).collect()
+        })
+        .await
+    }
+
+    async fn insert_logical_table(&self, table: &StoredLogicalTable) -> Result<()> {
+        let table = table.clone();
+        self.with(move |c| {
+            let inserted = c
+                .execute(
+                    "INSERT INTO koios_logical_tables (name, definition, position, created_at) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+                    params![
+                        table.name,
+                        table.definition,
+                        table.position,
+                        table.created_at
+                    ],
+                )
+                .map_err(store_error)?;
+            match inserted {
+                0 => Err(duplicate_table(&table.name)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn delete_logical_table(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.with(move |c| {
+            let deleted = c
+                .execute(
+                    "DELETE FROM koios_logical_tables WHERE name = ?1",
+                    params![name],
+                )
+                .map_err(store_error)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn advance_position(&self, name: &str, position: i64) -> Result<()> {
+        let name = name.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE koios_logical_tables SET position = ?2 WHERE name = ?1 AND position < ?2",
+                params![name, position],
+            )
+            .map_err(store_error)?;
+            Ok(())
         })
         .await
     }

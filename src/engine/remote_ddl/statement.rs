@@ -371,7 +371,7 @@ impl<'a> Collector<'a> {
 }
 
 /// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
-pub(super) fn normalize(ident: &Ident) -> String {
+pub(crate) fn normalize(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),

@@ -128,6 +128,33 @@ impl Session {
                 self.engine.change_schema(ddl).await?;
                 Ok(done(ddl.tag()))
             }
+            Command::Logical(statement) => {
+                self.admit_ddl(statement.tag())?;
+                if self.transaction_state() != BlockState::Idle {
+                    return sql_err!(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "{} of a striped table cannot run inside a transaction block: it changes several sources (run it outside BEGIN … COMMIT)",
+                        statement.tag()
+                    );
+                }
+                let current_schema = self.with_settings(|s| {
+                    s.current_schema()
+                        .unwrap_or(crate::engine::DEFAULT_SCHEMA)
+                        .to_string()
+                });
+                let work = {
+                    let is_source = |name: &str| self.engine.is_source(name);
+                    let names = crate::engine::remote_ddl::Names {
+                        database: &self.database,
+                        current_schema: &current_schema,
+                        is_source: &is_source,
+                    };
+                    crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)?
+                };
+                self.engine.run_logical(work).await?;
+                self.forget_plans().await;
+                Ok(done(statement.tag()))
+            }
             Command::CreateTableAs(create) => {
                 if self.transaction_state() != BlockState::Idle {
                     return sql_err!(

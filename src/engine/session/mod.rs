@@ -62,6 +62,8 @@ pub struct Session {
     /// Its `BEGIN … COMMIT` (in the context's configuration too, where the
     /// connectors' plan nodes find it).
     transaction: Arc<TransactionBlock>,
+    /// Warnings for the client (see [`crate::engine::notices`]).
+    notices: Arc<crate::engine::notices::Notices>,
     /// Its entry in the engine's list of sessions, while it lives; `None`
     /// for a session no client connected (`koios query`).
     _listed: Option<Listed>,
@@ -124,6 +126,7 @@ impl Session {
             is_admin,
             activity: Arc::clone(&activity),
             sessions: Arc::clone(engine.activity()),
+            notices: Default::default(),
         };
         let transaction = Arc::new(TransactionBlock::new());
         let ctx = engine.new_context(&identity, Some(&transaction));
@@ -138,9 +141,15 @@ impl Session {
             planning: Default::default(),
             activity,
             transaction,
+            notices: Arc::clone(&identity.notices),
             _listed: listed,
             engine,
         }
+    }
+
+    /// The warnings the last statements left for the client.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices.take()
     }
 
     /// What this session is running.

@@ -379,6 +379,11 @@ impl Session {
             current_schema: &current_schema,
             is_source: &is_source,
         };
+        if let Some(logical) =
+            crate::engine::logical::ddl::logical_ddl(statement, &names, &self.engine)?
+        {
+            return Ok(Some(Command::Logical(logical)));
+        }
         check_dml(statement, &names)?;
         let Some(mut parsed) = parse_ddl(statement, &names)? else {
             return Ok(None);
@@ -497,6 +502,9 @@ impl Session {
             }
             KoiosStatement::Source(command) => {
                 return Ok(Prepared::Command(Command::Source(command.clone())));
+            }
+            KoiosStatement::Logical(statement) => {
+                return Ok(Prepared::Command(Command::Logical(statement.clone())));
             }
             KoiosStatement::Sql(s) => s.as_ref(),
         };

@@ -14,6 +14,9 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
+use crate::engine::logical::statement::{
+    LogicalStatement, parse_layout_clause, starts_layout_clause,
+};
 use crate::engine::remote_ddl::{CreateTableAs, RemoteDdl};
 use crate::engine::settings::quote_ident;
 use crate::engine::sources::statements::{
@@ -28,6 +31,8 @@ pub enum KoiosStatement {
     Sql(Box<DfStatement>),
     /// A source statement (`CREATE SOURCE`, `REFRESH SOURCE name` …).
     Source(SourceCommand),
+    /// `CREATE TABLE … STRIPED …` (a logical table).
+    Logical(LogicalStatement),
 }
 
 /// Splits a query string into statements, after the front end had the
@@ -73,7 +78,26 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
                 &mut parser.parser,
             )?));
         } else {
-            statements.push(KoiosStatement::Sql(Box::new(parser.parse_statement()?)));
+            let statement = parser.parse_statement()?;
+            match statement {
+                DfStatement::Statement(sql) if starts_layout_clause(&parser.parser) => {
+                    let SqlStatement::CreateTable(create) = *sql else {
+                        return Err(DataFusionError::SQL(
+                            Box::new(
+                                datafusion::sql::sqlparser::parser::ParserError::ParserError(
+                                    "STRIPED follows only CREATE TABLE (…)".into(),
+                                ),
+                            ),
+                            None,
+                        ));
+                    };
+                    statements.push(KoiosStatement::Logical(parse_layout_clause(
+                        &mut parser.parser,
+                        create,
+                    )?));
+                }
+                statement => statements.push(KoiosStatement::Sql(Box::new(statement))),
+            }
         }
         expecting_delimiter = true;
     }
@@ -104,6 +128,8 @@ pub enum Command {
     SchemaChange(RemoteDdl),
     /// `CREATE TABLE src.schema.t AS query`.
     CreateTableAs(Box<CreateTableAs>),
+    /// Creating or dropping a logical table.
+    Logical(LogicalStatement),
     /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
     /// `DISCARD ALL`: settings back to their defaults, cursors closed.

@@ -11,8 +11,10 @@
 //! * [`sources`]: the sources and their health, every table they hold, and
 //!   the server itself (`koios.system.server`).
 //! * `activity`: client sessions and running statements.
+//! * `logical`: logical tables and their members.
 
 mod activity;
+mod logical;
 pub mod sources;
 
 use std::sync::{Arc, Weak};
@@ -56,6 +58,8 @@ pub struct SystemTable {
 /// Every table of the schema. A new table is one more entry here.
 const TABLES: &[SystemTable] = &[
     activity::QUERIES,
+    logical::LOGICAL_TABLES,
+    logical::MEMBERS,
     sources::SERVER,
     activity::SESSIONS,
     sources::SOURCES,

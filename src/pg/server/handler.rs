@@ -393,7 +393,7 @@ impl SimpleQueryHandler for QueryHandler {
         self._on_query(client, query).await
     }
 
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -401,6 +401,36 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
+        let responses = self.simple_query(&session, query).await;
+        send_notices(&session, client).await?;
+        responses
+    }
+}
+
+/// Sends the warnings the session's last statements left (a striped
+/// table's member left out, …) as NoticeResponse messages.
+async fn send_notices<C>(session: &Session, client: &mut C) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for message in session.take_notices() {
+        let notice = pgwire::error::ErrorInfo::new("WARNING".into(), "01000".into(), message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
+            .await?;
+    }
+    Ok(())
+}
+
+impl QueryHandler {
+    /// A simple query's statements run, their responses in order.
+    async fn simple_query(
+        &self,
+        session: &Arc<Session>,
+        query: &str,
+    ) -> PgWireResult<Vec<Response>> {
+        let session = Arc::clone(session);
         let meter = QueryMeter::start(session.engine().metrics());
         // A query this session ran before, or one differing from an earlier
         // one only in the values it compares with: its plan, without parsing.
@@ -700,7 +730,7 @@ impl ExtendedQueryHandler for QueryHandler {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<KoiosStatement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -742,6 +772,7 @@ impl ExtendedQueryHandler for QueryHandler {
             .start_query(session.with_settings(Settings::statement_timeout));
         let activity = session.activity().begin(&stmt.sql);
         let output = cancellable(&token, session.execute(&stmt.prepared, params)).await;
+        send_notices(&session, client).await?;
         let output = match output {
             Ok(output) => output,
             Err(error) => {

@@ -17,11 +17,11 @@ use datafusion::logical_expr::logical_plan::{
 use datafusion::logical_expr::{Expr, ExprSchemable, FetchType, LogicalPlan, SkipType, WriteOp};
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
-use koios_connector::avg::DecimalAvg;
 use crate::backend::SqlBackend;
 use crate::subplan::check::{Checker, MAX_ALIAS_LEN, Origin};
 use crate::subplan::replace::{Pushable, replace, sorted_root};
 use crate::table::SqlTable;
+use koios_connector::avg::DecimalAvg;
 
 /// The optimizer rule for sources of backend type `B`.
 pub struct SubplanPushdown<B: SqlBackend> {

@@ -1,0 +1,492 @@
+//! Creating and dropping logical tables.
+//!
+//! `CREATE TABLE … STRIPED` reads the declared columns with the same code
+//! as DDL into a source (so a type is accepted or refused alike), checks
+//! every member — an existing one must have every declared column with a
+//! value of the same kind, a missing one is created in its backend with
+//! the declared columns — then writes the definition to the metadata store
+//! and only then serves the table. If anything fails, the members this
+//! statement created are dropped again. `DROP TABLE` removes the
+//! definition and leaves the members' data, unless `CASCADE`.
+
+use std::sync::Arc;
+
+use datafusion::catalog::CatalogProviderList;
+
+use datafusion::error::Result;
+use datafusion::sql::sqlparser::ast::{self, ObjectName, ObjectType, Statement as SqlStatement};
+use koios_connector::ddl::SchemaChange;
+use koios_connector::{sql_err, sql_error};
+
+use super::definition::{
+    HASH_BUCKETS, LogicalColumn, LogicalTableDef, MemberName, ROUND_ROBIN_BATCH_ROWS, compatible,
+};
+use super::statement::{LogicalStatement, Striping};
+use super::{Layout, LogicalTable, TableOrigin};
+use crate::engine::Engine;
+use crate::engine::catalog::{DEFAULT_SCHEMA, KOIOS_CATALOG};
+use crate::engine::error::codes;
+use crate::engine::metadata::StoredLogicalTable;
+use crate::engine::remote_ddl::statement::normalize;
+use crate::engine::remote_ddl::{Names, RemoteDdl, parse_ddl};
+
+/// `[catalog.][schema.]table` as (catalog, schema, table).
+fn resolve(names: &Names, name: &ObjectName) -> Result<(String, String, String)> {
+    let parts = name
+        .0
+        .iter()
+        .map(|part| {
+            part.as_ident()
+                .map(normalize)
+                .ok_or_else(|| sql_error!(codes::SYNTAX_ERROR, "invalid name {name}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match parts.as_slice() {
+        [table] => (
+            names.database.to_string(),
+            names.current_schema.to_string(),
+            table.clone(),
+        ),
+        [schema, table] => (names.database.to_string(), schema.clone(), table.clone()),
+        [catalog, schema, table] => (catalog.clone(), schema.clone(), table.clone()),
+        _ => return sql_err!(codes::SYNTAX_ERROR, "improper qualified name: {name}"),
+    })
+}
+
+/// `statement` as a statement about logical tables, if it names one:
+/// `DROP TABLE` becomes [`LogicalStatement::Drop`]; what Koios does not do
+/// to a logical table yet is refused with 0A000.
+pub fn logical_ddl(
+    statement: &SqlStatement,
+    names: &Names,
+    engine: &Engine,
+) -> Result<Option<LogicalStatement>> {
+    let logical = |name: &ObjectName| -> Result<Option<(String, String)>> {
+        let (catalog, schema, table) = resolve(names, name)?;
+        Ok(
+            (catalog == KOIOS_CATALOG && engine.logical_table(&schema, &table).is_some())
+                .then_some((schema, table)),
+        )
+    };
+    match statement {
+        SqlStatement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names: dropped,
+            cascade,
+            ..
+        } => {
+            let found = dropped.iter().map(&logical).collect::<Result<Vec<_>>>()?;
+            if found.iter().all(Option::is_none) {
+                return Ok(None);
+            }
+            if found.iter().any(Option::is_none) {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "drop logical tables in a DROP TABLE of their own"
+                );
+            }
+            Ok(Some(LogicalStatement::Drop {
+                tables: found.into_iter().flatten().collect(),
+                if_exists: *if_exists,
+                cascade: *cascade,
+            }))
+        }
+        SqlStatement::Truncate(truncate) => {
+            for target in &truncate.table_names {
+                if let Some((schema, table)) = logical(&target.name)? {
+                    return sql_err!(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "TRUNCATE of the striped table {KOIOS_CATALOG}.{schema}.{table} is not supported yet: DELETE FROM it, or TRUNCATE each member"
+                    );
+                }
+            }
+            Ok(None)
+        }
+        SqlStatement::AlterTable(alter) => match logical(&alter.name)? {
+            Some((schema, table)) => sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "ALTER TABLE of the striped table {KOIOS_CATALOG}.{schema}.{table} is not supported yet"
+            ),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// A statement about logical tables with its names resolved (what
+/// [`Engine::run_logical`] carries out).
+#[derive(Debug)]
+pub enum LogicalWork {
+    Create {
+        definition: LogicalTableDef,
+        if_not_exists: bool,
+    },
+    Drop {
+        tables: Vec<(String, String)>,
+        if_exists: bool,
+        cascade: bool,
+    },
+}
+
+/// Resolves the names of `statement` and checks what needs no source.
+pub fn prepare_logical(
+    statement: &LogicalStatement,
+    names: &Names<'_>,
+    is_source: &dyn Fn(&str) -> bool,
+) -> Result<LogicalWork> {
+    match statement {
+        LogicalStatement::CreateStriped {
+            create,
+            striping,
+            members,
+        } => Ok(LogicalWork::Create {
+            definition: striped_definition(create, striping, members, names, is_source)?,
+            if_not_exists: create.if_not_exists,
+        }),
+        LogicalStatement::Drop {
+            tables,
+            if_exists,
+            cascade,
+        } => Ok(LogicalWork::Drop {
+            tables: tables.clone(),
+            if_exists: *if_exists,
+            cascade: *cascade,
+        }),
+    }
+}
+
+fn striped_definition(
+    create: &ast::CreateTable,
+    striping: &Striping,
+    members: &[ObjectName],
+    names: &Names<'_>,
+    is_source: &dyn Fn(&str) -> bool,
+) -> Result<LogicalTableDef> {
+    let (catalog, schema, table) = resolve(names, &create.name)?;
+    if catalog != KOIOS_CATALOG {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "a striped table is a table of Koios's own catalog: name it {KOIOS_CATALOG}.{DEFAULT_SCHEMA}.{table}, and its members in the sources"
+        );
+    }
+    if schema != DEFAULT_SCHEMA {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "logical tables live in {KOIOS_CATALOG}.{DEFAULT_SCHEMA} (not in schema \"{schema}\")"
+        );
+    }
+    if create.query.is_some() {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "CREATE TABLE … AS of a striped table is not supported: create it, then INSERT … SELECT"
+        );
+    }
+    // The members, resolved; each must be a source's table.
+    let mut member_names = Vec::with_capacity(members.len());
+    for member in members {
+        let (source, member_schema, member_table) = resolve(names, member)?;
+        if !is_source(&source) {
+            return sql_err!(
+                codes::UNDEFINED_OBJECT,
+                "member {member}: '{source}' is not a source; members are tables of sources (source.schema.table)"
+            );
+        }
+        let name = MemberName {
+            source,
+            schema: member_schema,
+            table: member_table,
+        };
+        if member_names.contains(&name) {
+            return sql_err!(codes::DUPLICATE_OBJECT, "member {name} is listed twice");
+        }
+        member_names.push(name);
+    }
+    // The declared columns, read as DDL into the first member would be.
+    let mut as_member = create.clone();
+    as_member.name = members[0].clone();
+    let parsed = parse_ddl(&SqlStatement::CreateTable(as_member), names)?
+        .ok_or_else(|| sql_error!(codes::INTERNAL_ERROR, "member is not a source's table"))?;
+    if !parsed.defaults.is_empty() {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "DEFAULT on a striped table's column is not supported"
+        );
+    }
+    let Some(SchemaChange::CreateTable(declared)) = parsed.changes.into_iter().next() else {
+        return sql_err!(codes::INTERNAL_ERROR, "CREATE TABLE read without its table");
+    };
+    let columns: Vec<LogicalColumn> = declared
+        .columns
+        .iter()
+        .map(|c| LogicalColumn {
+            name: c.name.clone(),
+            data_type: c.data_type.clone(),
+            nullable: c.nullable,
+        })
+        .collect();
+    let layout = match striping {
+        Striping::Hash(key) => {
+            if !columns.iter().any(|c| &c.name == key) {
+                return sql_err!(
+                    codes::UNDEFINED_COLUMN,
+                    "striping key \"{key}\" is not a column of {table}"
+                );
+            }
+            if !declared.primary_key.is_empty() && !declared.primary_key.contains(key) {
+                return sql_err!(
+                    codes::INVALID_TABLE_DEFINITION,
+                    "striping key \"{key}\" must be a column of the primary key ({}): each member keeps the key unique only for the rows it holds",
+                    declared.primary_key.join(", ")
+                );
+            }
+            Layout::StripedHash {
+                key: key.clone(),
+                buckets: HASH_BUCKETS,
+            }
+        }
+        Striping::RoundRobin => {
+            if !declared.primary_key.is_empty() {
+                return sql_err!(
+                    codes::INVALID_TABLE_DEFINITION,
+                    "a round-robin striped table cannot keep a primary key unique across its members; stripe it BY HASH on the key, or declare no PRIMARY KEY"
+                );
+            }
+            Layout::StripedRoundRobin {
+                batch_rows: ROUND_ROBIN_BATCH_ROWS,
+            }
+        }
+    };
+    let definition = LogicalTableDef {
+        schema,
+        table,
+        columns,
+        primary_key: declared.primary_key.clone(),
+        layout,
+        members: member_names,
+    };
+    if let Some(key) = definition.layout.key() {
+        let declared_schema = definition.arrow_schema()?;
+        let key_type = declared_schema.field_with_name(key)?.data_type();
+        if !super::placement::hashable(key_type) {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "striping key \"{key}\" of type {key_type} cannot be hashed; stripe on an integer, text, numeric, date or timestamp column"
+            );
+        }
+    }
+    Ok(definition)
+}
+
+impl Engine {
+    /// Carries out a statement about logical tables.
+    pub async fn run_logical(&self, work: LogicalWork) -> Result<()> {
+        match work {
+            LogicalWork::Create {
+                definition,
+                if_not_exists,
+            } => self.create_striped(definition, if_not_exists).await,
+            LogicalWork::Drop {
+                tables,
+                if_exists,
+                cascade,
+            } => self.drop_logical(&tables, if_exists, cascade).await,
+        }
+    }
+
+    async fn create_striped(&self, definition: LogicalTableDef, if_not_exists: bool) -> Result<()> {
+        let (schema, table) = (definition.schema.clone(), definition.table.clone());
+        let _ddl = self.ddl.lock().await;
+        if self.logical_table(&schema, &table).is_some() || self.koios_table_exists(&table).await {
+            if if_not_exists {
+                return Ok(());
+            }
+            return sql_err!(
+                codes::DUPLICATE_TABLE,
+                "relation \"{KOIOS_CATALOG}.{schema}.{table}\" already exists"
+            );
+        }
+        let declared_schema = definition.arrow_schema()?;
+        // Members: checked if they exist, created if not.
+        let mut created: Vec<&MemberName> = Vec::new();
+        let mut outcome = Ok(());
+        for member in &definition.members {
+            outcome = self
+                .check_or_create_member(&definition, &declared_schema, member)
+                .await
+                .map(|made| {
+                    if made {
+                        created.push(member);
+                    }
+                });
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if outcome.is_ok() {
+            let stored = StoredLogicalTable {
+                name: definition.key(),
+                definition: definition.to_json()?,
+                position: 0,
+                created_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            };
+            outcome = self.store.insert_logical_table(&stored).await;
+            if outcome.is_ok() {
+                let logical = LogicalTable::new(
+                    definition.clone(),
+                    0,
+                    TableOrigin::Sql,
+                    stored.created_at,
+                    Arc::clone(&self.store),
+                )?;
+                self.logical
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(definition.key(), Arc::new(logical));
+            }
+        }
+        if outcome.is_err() {
+            for member in created {
+                let undo = RemoteDdl {
+                    source: member.source.clone(),
+                    changes: vec![SchemaChange::DropTable {
+                        name: member.table_name(),
+                        if_exists: true,
+                    }],
+                };
+                if let Err(e) = self.change_schema(&undo).await {
+                    tracing::warn!(member = %member, error = %e, "could not drop a member created by a failed CREATE TABLE … STRIPED");
+                }
+            }
+        }
+        self.catalog_changed();
+        outcome
+    }
+
+    /// Checks an existing member's columns against the declared ones, or
+    /// creates the member; `true` if it was created.
+    async fn check_or_create_member(
+        &self,
+        definition: &LogicalTableDef,
+        declared: &arrow::datatypes::SchemaRef,
+        member: &MemberName,
+    ) -> Result<bool> {
+        let source = self.live_source(&member.source)?;
+        let existing = match source.catalog().schema(&member.schema) {
+            Some(schema) => schema.table(&member.table).await?,
+            None => None,
+        };
+        let Some(existing) = existing else {
+            let ddl = RemoteDdl {
+                source: member.source.clone(),
+                changes: vec![SchemaChange::CreateTable(
+                    definition.member_definition(member),
+                )],
+            };
+            self.change_schema(&ddl).await.map_err(|e| {
+                let error = crate::engine::error::sqlstate(&e);
+                sql_error!(
+                    codes::INVALID_TABLE_DEFINITION,
+                    "member {member} could not be created: {}",
+                    error.message
+                )
+            })?;
+            return Ok(true);
+        };
+        let schema = existing.schema();
+        for field in declared.fields() {
+            let Ok(found) = schema.field_with_name(field.name()) else {
+                return sql_err!(
+                    codes::UNDEFINED_COLUMN,
+                    "member {member} has no column \"{}\" (the striped table declares it {})",
+                    field.name(),
+                    declared_type_name(definition, field.name())
+                );
+            };
+            if !compatible(found.data_type(), field.data_type()) {
+                return sql_err!(
+                    codes::DATATYPE_MISMATCH,
+                    "member {member}: column \"{}\" is of type {}, the striped table declares {}",
+                    field.name(),
+                    found.data_type(),
+                    declared_type_name(definition, field.name())
+                );
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether Koios's own `public` schema holds a (non-logical) table `name`.
+    async fn koios_table_exists(&self, name: &str) -> bool {
+        match self
+            .catalogs
+            .catalog(KOIOS_CATALOG)
+            .and_then(|c| c.schema(DEFAULT_SCHEMA))
+        {
+            Some(schema) => schema.table_exist(name),
+            None => false,
+        }
+    }
+
+    async fn drop_logical(
+        &self,
+        tables: &[(String, String)],
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
+        let _ddl = self.ddl.lock().await;
+        let mut member_errors = Vec::new();
+        for (schema, table) in tables {
+            let Some(logical) = self.logical_table(schema, table) else {
+                if if_exists {
+                    continue;
+                }
+                return sql_err!(
+                    codes::UNDEFINED_TABLE,
+                    "table \"{KOIOS_CATALOG}.{schema}.{table}\" does not exist"
+                );
+            };
+            let key = logical.definition.key();
+            self.store.delete_logical_table(&key).await?;
+            self.logical
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            self.catalog_changed();
+            if cascade {
+                for member in &logical.definition.members {
+                    let ddl = RemoteDdl {
+                        source: member.source.clone(),
+                        changes: vec![SchemaChange::DropTable {
+                            name: member.table_name(),
+                            if_exists: true,
+                        }],
+                    };
+                    if let Err(e) = self.change_schema(&ddl).await {
+                        member_errors.push(format!(
+                            "{member}: {}",
+                            crate::engine::error::sqlstate(&e).message
+                        ));
+                    }
+                }
+            }
+        }
+        if !member_errors.is_empty() {
+            return sql_err!(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the striped table was dropped, but these members could not be: {}; drop them in their sources",
+                member_errors.join("; ")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn declared_type_name(definition: &LogicalTableDef, column: &str) -> String {
+    definition
+        .columns
+        .iter()
+        .find(|c| c.name == column)
+        .map(|c| c.data_type.to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,271 @@
+//! What a logical table is: its declared columns, its layout and its
+//! members — kept as JSON in the metadata store (serde, unknown fields
+//! refused, so a store written by a newer Koios is not misread).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
+use datafusion::error::{DataFusionError, Result};
+use koios_connector::ddl::{ColumnDefinition, ColumnType, TableDefinition, TableName};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::catalog::KOIOS_CATALOG;
+
+/// Virtual buckets of hash striping: a key hashes to a bucket, a bucket
+/// belongs to a member (`bucket % members` today). A fixed bucket count
+/// keeps a key's bucket stable whatever happens to the members, so moving
+/// data later moves whole buckets.
+pub const HASH_BUCKETS: u32 = 4096;
+
+/// Rows a round-robin table puts on one member before moving to the next.
+pub const ROUND_ROBIN_BATCH_ROWS: u64 = 1000;
+
+/// A logical table as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalTableDef {
+    /// Its schema in the `koios` catalog.
+    pub schema: String,
+    pub table: String,
+    pub columns: Vec<LogicalColumn>,
+    /// Column names of the primary key (empty: none).
+    pub primary_key: Vec<String>,
+    pub layout: Layout,
+    /// The member tables, in the order given (a member's index is its
+    /// place in placement).
+    pub members: Vec<MemberName>,
+}
+
+/// A declared column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalColumn {
+    pub name: String,
+    pub data_type: ColumnType,
+    pub nullable: bool,
+}
+
+/// How rows are spread over the members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Layout {
+    /// Each row on the member owning the bucket of its key's hash.
+    StripedHash { key: String, buckets: u32 },
+    /// Batches of `batch_rows` rows on each member in turn.
+    StripedRoundRobin { batch_rows: u64 },
+}
+
+impl Layout {
+    /// `hash` / `round robin`, as `koios.system.logical_tables` shows it.
+    pub fn placement(&self) -> &'static str {
+        match self {
+            Layout::StripedHash { .. } => "hash",
+            Layout::StripedRoundRobin { .. } => "round robin",
+        }
+    }
+
+    /// The striping key, for hash striping.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Layout::StripedHash { key, .. } => Some(key),
+            Layout::StripedRoundRobin { .. } => None,
+        }
+    }
+}
+
+/// A member table: `source.schema.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberName {
+    pub source: String,
+    pub schema: String,
+    pub table: String,
+}
+
+impl MemberName {
+    pub fn table_name(&self) -> TableName {
+        TableName {
+            schema: self.schema.clone(),
+            table: self.table.clone(),
+        }
+    }
+}
+
+impl fmt::Display for MemberName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.source, self.schema, self.table)
+    }
+}
+
+impl LogicalTableDef {
+    /// The key of the metadata store and of the engine's map: `schema.table`.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+
+    /// `koios.schema.table`.
+    pub fn display_name(&self) -> String {
+        format!("{KOIOS_CATALOG}.{}.{}", self.schema, self.table)
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self)
+            .map_err(|e| DataFusionError::Internal(format!("logical table definition: {e}")))
+    }
+
+    pub fn from_json(text: &str) -> Result<LogicalTableDef> {
+        serde_json::from_str(text).map_err(|e| {
+            DataFusionError::Execution(format!(
+                "a logical table's definition Koios cannot read: {e}"
+            ))
+        })
+    }
+
+    /// The `CREATE TABLE` of member `member` with the declared columns.
+    pub fn member_definition(&self, member: &MemberName) -> TableDefinition {
+        TableDefinition {
+            name: member.table_name(),
+            columns: self
+                .columns
+                .iter()
+                .map(|c| ColumnDefinition {
+                    name: c.name.clone(),
+                    data_type: c.data_type.clone(),
+                    nullable: c.nullable,
+                    default: None,
+                })
+                .collect(),
+            primary_key: self.primary_key.clone(),
+            if_not_exists: false,
+        }
+    }
+
+    /// The declared columns as Arrow types, as Koios's own tables type them.
+    pub fn arrow_schema(&self) -> Result<SchemaRef> {
+        let fields = self
+            .columns
+            .iter()
+            .map(|c| {
+                Ok(Field::new(
+                    &c.name,
+                    declared_arrow_type(&c.data_type)?,
+                    true,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(Schema::new(fields)))
+    }
+}
+
+/// The Arrow type a declared column has in Koios (DataFusion's mapping of
+/// the SQL type).
+pub fn declared_arrow_type(ty: &ColumnType) -> Result<DataType> {
+    Ok(match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Int(8) => DataType::Int8,
+        ColumnType::Int(16) => DataType::Int16,
+        ColumnType::Int(32) => DataType::Int32,
+        ColumnType::Int(_) => DataType::Int64,
+        ColumnType::UInt(8) => DataType::UInt8,
+        ColumnType::UInt(16) => DataType::UInt16,
+        ColumnType::UInt(32) => DataType::UInt32,
+        ColumnType::UInt(_) => DataType::UInt64,
+        ColumnType::Real => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Numeric(Some((p, s))) => DataType::Decimal128(*p, *s),
+        ColumnType::Numeric(None) => DataType::Decimal128(38, 10),
+        ColumnType::Text
+        | ColumnType::Varchar(_)
+        | ColumnType::Char(_)
+        | ColumnType::Json
+        | ColumnType::Jsonb
+        | ColumnType::Uuid => DataType::Utf8,
+        ColumnType::Bytea => DataType::Binary,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Time => DataType::Time64(TimeUnit::Microsecond),
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
+        ColumnType::Array(element) => DataType::List(Arc::new(Field::new(
+            "item",
+            declared_arrow_type(element)?,
+            true,
+        ))),
+    })
+}
+
+/// Whether a member's column of type `member` can stand for a declared
+/// column of type `declared`: the same kind of value (numbers, text, times,
+/// bytes, booleans), so reading it as the declared type is a cast.
+pub fn compatible(member: &DataType, declared: &DataType) -> bool {
+    fn family(t: &DataType) -> u8 {
+        match t {
+            DataType::Boolean => 1,
+            t if t.is_integer() => 2,
+            t if t.is_floating() => 3,
+            DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..) => 4,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => 5,
+            DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_) => 6,
+            DataType::Date32 | DataType::Date64 => 7,
+            DataType::Time32(_) | DataType::Time64(_) => 8,
+            DataType::Timestamp(..) => 9,
+            DataType::Interval(_) | DataType::Duration(_) => 10,
+            DataType::List(_) | DataType::LargeList(_) => 11,
+            DataType::Dictionary(_, value) => family(value),
+            _ => 0,
+        }
+    }
+    let (m, d) = (family(member), family(declared));
+    // Integers may stand for exact numerics and the other way round when
+    // the declared numeric has no fraction (MongoDB keeps bigint as int64).
+    m != 0 && (m == d || (m == 2 && d == 4) || (m == 4 && d == 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_round_trip_through_json() {
+        let def = LogicalTableDef {
+            schema: "public".into(),
+            table: "events".into(),
+            columns: vec![LogicalColumn {
+                name: "id".into(),
+                data_type: ColumnType::Numeric(Some((12, 2))),
+                nullable: false,
+            }],
+            primary_key: vec!["id".into()],
+            layout: Layout::StripedHash {
+                key: "id".into(),
+                buckets: HASH_BUCKETS,
+            },
+            members: vec![MemberName {
+                source: "pg".into(),
+                schema: "public".into(),
+                table: "events".into(),
+            }],
+        };
+        let json = def.to_json().expect("serializes");
+        assert_eq!(LogicalTableDef::from_json(&json).expect("reads"), def);
+        assert!(LogicalTableDef::from_json(&json.replace("\"members\"", "\"memberz\"")).is_err());
+    }
+
+    #[test]
+    fn member_types_must_be_of_the_declared_kind() {
+        assert!(compatible(&DataType::Int32, &DataType::Int64));
+        assert!(compatible(&DataType::Utf8View, &DataType::Utf8));
+        assert!(!compatible(&DataType::Utf8, &DataType::Int64));
+        assert!(!compatible(
+            &DataType::Float64,
+            &DataType::Decimal128(12, 2)
+        ));
+    }
+}

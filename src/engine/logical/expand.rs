@@ -1,0 +1,277 @@
+//! The optimizer rule reading a striped table through its members.
+//!
+//! A scan of a striped table — with the projection, filters and limit
+//! DataFusion's rules pushed into it — becomes
+//!
+//! ```text
+//! SubqueryAlias(t)
+//!   Union
+//!     [Limit] [Filter] SubqueryAlias(t) Projection(member columns as t's) TableScan(member 1)
+//!     …
+//! ```
+//!
+//! over the members that can hold matching rows (hash striping prunes on
+//! `key = v` / `key IN (…)`). Each branch is an ordinary plan over one
+//! source's table, so the connectors' rules push into it what they push
+//! into any table (the filter, the projection, the limit — the whole
+//! branch as one remote query), and the planner's union rules
+//! ([`crate::engine::union_pushdown`]) put partial aggregates and top-N
+//! into each branch. The branches are partitions of the union: the members
+//! are read in parallel.
+//!
+//! Pruning reads only constants: a placeholder (`id = $1`) prunes nothing,
+//! so a plan kept for other parameter values never skips a member that
+//! holds them.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, TableReference};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::error::Result;
+use datafusion::logical_expr::logical_plan::{EmptyRelation, TableScan, Union};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, WriteOp, cast};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::Layout;
+use super::provider::StripedTable;
+use crate::engine::notices::Notices;
+use crate::engine::settings::Settings;
+
+/// The session setting that lets a query of a striped table answer from
+/// the members that are up.
+pub const ALLOW_PARTIAL_RESULTS: &str = "koios.allow_partial_results";
+
+/// Expands scans of striped tables (one rule per session: it reads the
+/// session's settings and tells it of members left out).
+#[derive(Debug)]
+pub struct ExpandLogicalTables {
+    settings: Arc<Mutex<Settings>>,
+    notices: Arc<Notices>,
+}
+
+impl ExpandLogicalTables {
+    pub fn new(settings: Arc<Mutex<Settings>>, notices: Arc<Notices>) -> Self {
+        Self { settings, notices }
+    }
+
+    fn partial_allowed(&self) -> bool {
+        let settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(
+            settings.get(ALLOW_PARTIAL_RESULTS),
+            Some("on" | "true" | "1" | "yes")
+        )
+    }
+}
+
+impl OptimizerRule for ExpandLogicalTables {
+    fn name(&self) -> &str {
+        "koios_expand_logical_tables"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        // An UPDATE's or DELETE's table takes its conditions from the scan
+        // below it (the table fans the change out itself).
+        if let LogicalPlan::Dml(dml) = &plan
+            && matches!(dml.op, WriteOp::Delete | WriteOp::Update)
+        {
+            return Ok(Transformed::no(plan));
+        }
+        let partial = self.partial_allowed();
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::TableScan(scan) = &node else {
+                return Ok(Transformed::no(node));
+            };
+            let Ok(provider) = source_as_provider(&scan.source) else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(striped) = provider.as_ref().downcast_ref::<StripedTable>() else {
+                return Ok(Transformed::no(node));
+            };
+            let expanded = expand(scan, striped, partial.then_some(&*self.notices))?;
+            Ok(Transformed::yes(expanded))
+        })
+    }
+}
+
+/// The members `filters` may match, in member order.
+fn chosen_members(striped: &StripedTable, filters: &[Expr]) -> Result<Vec<usize>> {
+    let count = striped.members.len();
+    match &striped.table.definition.layout {
+        Layout::StripedHash { key, buckets } => {
+            let key_type = striped.schema().field_with_name(key)?.data_type().clone();
+            Ok(
+                super::placement::prune(filters, key, &key_type, *buckets, count)?
+                    .into_iter()
+                    .collect(),
+            )
+        }
+        Layout::StripedRoundRobin { .. } => Ok((0..count).collect()),
+    }
+}
+
+/// The plan reading `scan` through the members of `striped`. `partial`:
+/// where to warn of a member left out because it is down (`None`: such a
+/// member fails the query).
+pub fn expand(
+    scan: &TableScan,
+    striped: &StripedTable,
+    partial: Option<&Notices>,
+) -> Result<LogicalPlan> {
+    let schema = striped.schema();
+    let projected: Vec<usize> = scan
+        .projection
+        .clone()
+        .unwrap_or_else(|| (0..schema.fields().len()).collect());
+    // Columns the filters need besides the projected ones.
+    let mut read = projected.clone();
+    for filter in &scan.filters {
+        for column in filter.column_refs() {
+            if let Ok(index) = schema.index_of(&column.name)
+                && !read.contains(&index)
+            {
+                read.push(index);
+            }
+        }
+    }
+    let table_name = striped.display_name();
+    let mut branches = Vec::new();
+    for index in chosen_members(striped, &scan.filters)? {
+        let member = &striped.members[index];
+        let provider = match &member.provider {
+            Ok(provider) => provider,
+            Err(error) => match partial {
+                Some(notices) => {
+                    notices.warn(format!(
+                        "striped table {table_name}: member {} is unavailable and was left out of this result: {}",
+                        member.name, error.message
+                    ));
+                    continue;
+                }
+                None => return Err(error.to_error(&table_name, &member.name)),
+            },
+        };
+        let member_schema = provider.schema();
+        let reference = TableReference::full(
+            member.name.source.as_str(),
+            member.name.schema.as_str(),
+            member.name.table.as_str(),
+        );
+        let columns = read
+            .iter()
+            .map(|&i| {
+                let field = schema.field(i);
+                let found = member_schema.field_with_name(field.name())?;
+                let column = Expr::Column(Column::new(Some(reference.clone()), field.name()));
+                let value = if found.data_type() == field.data_type() {
+                    column
+                } else {
+                    cast(column, field.data_type().clone())
+                };
+                Ok(value.alias(field.name()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut branch = LogicalPlanBuilder::scan(
+            reference.clone(),
+            provider_as_source(Arc::clone(provider)),
+            None,
+        )?
+        .project(columns)?
+        .alias(scan.table_name.clone())?;
+        if let Some(predicate) = conjunction(scan.filters.iter().cloned()) {
+            branch = branch.filter(predicate)?;
+        }
+        // (No projection down to nothing: a scan read only for its row
+        // count keeps its filter columns, or its SQL would select nothing.)
+        if read.len() != projected.len() && !projected.is_empty() {
+            branch = branch.project(projected.iter().map(|&i| {
+                Expr::Column(Column::new(
+                    Some(scan.table_name.clone()),
+                    schema.field(i).name(),
+                ))
+            }))?;
+        }
+        if let Some(fetch) = scan.fetch {
+            branch = branch.limit(0, Some(fetch))?;
+        }
+        branches.push(Arc::new(branch.build()?));
+    }
+    let combined = match branches.len() {
+        0 => LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::clone(&scan.projected_schema),
+        }),
+        1 => Arc::unwrap_or_clone(branches.remove(0)),
+        _ => LogicalPlan::Union(Union::try_new_with_loose_types(branches)?),
+    };
+    if matches!(combined, LogicalPlan::EmptyRelation(_)) {
+        return Ok(combined);
+    }
+    LogicalPlanBuilder::from(combined)
+        .alias(scan.table_name.clone())?
+        .build()
+}
+
+/// A physical plan of a scan of `striped` made without the optimizer rule
+/// (DataFusion's `TableProvider::scan`): the same expansion, planned.
+pub async fn scan_plan(
+    striped: &StripedTable,
+    state: &dyn Session,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let name = TableReference::bare("striped");
+    let source = provider_as_source(Arc::new(StripedScanStandIn(striped.schema())));
+    let stand_in = LogicalPlanBuilder::scan_with_filters_fetch(
+        name,
+        source,
+        projection.cloned(),
+        filters.to_vec(),
+        limit,
+    )?
+    .build()?;
+    let LogicalPlan::TableScan(scan) = stand_in else {
+        return Err(datafusion::error::DataFusionError::Internal(
+            "a scan builder built no scan".into(),
+        ));
+    };
+    let plan = expand(&scan, striped, None)?;
+    state.create_physical_plan(&plan).await
+}
+
+/// A schema-only table: the shape of the scan [`scan_plan`] expands.
+#[derive(Debug)]
+struct StripedScanStandIn(arrow::datatypes::SchemaRef);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for StripedScanStandIn {
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        Arc::clone(&self.0)
+    }
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Err(datafusion::error::DataFusionError::Internal(
+            "the stand-in of a striped table's scan is never read".into(),
+        ))
+    }
+}

@@ -1,0 +1,152 @@
+//! Logical tables: tables of the built-in `koios` catalog whose rows live in
+//! tables of the sources (its *members*), possibly of different engines.
+//! Today one layout: **striped** — each row on one member, placed by a
+//! stable hash of its key or in round-robin batches.
+//!
+//! * [`definition`]: what a logical table is (columns, layout, members), as
+//!   stored in the metadata store;
+//! * [`statement`]: `CREATE TABLE … STRIPED …` read;
+//! * [`ddl`]: creating (members created or checked) and dropping;
+//! * [`placement`]: which member holds a row — the stable hash, the
+//!   round-robin pointer, pruning by key;
+//! * [`provider`]: the table clients see and the schema holding it: each
+//!   lookup resolves the members through their sources;
+//! * [`expand`]: the optimizer rule turning a scan of a striped table into
+//!   a `UNION ALL` of its members' scans, so that everything Koios pushes
+//!   into one table is pushed into each member;
+//! * [`write`]: inserts routed to members, `UPDATE`/`DELETE` fanned out.
+//!
+//! Partial aggregates and top-N over the union are general rules of the
+//! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
+
+pub mod ddl;
+pub mod definition;
+pub mod expand;
+pub mod placement;
+pub mod provider;
+pub mod statement;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+
+use crate::engine::Engine;
+use crate::engine::metadata::MetadataStore;
+
+pub use definition::{Layout, LogicalTableDef, MemberName};
+
+/// Where a logical table was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableOrigin {
+    /// `CREATE TABLE … STRIPED` (kept in the metadata store).
+    Sql,
+}
+
+impl TableOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableOrigin::Sql => "sql",
+        }
+    }
+}
+
+/// A logical table the engine serves.
+#[derive(Debug)]
+pub struct LogicalTable {
+    pub definition: LogicalTableDef,
+    /// The declared columns as Arrow types (used where members disagree).
+    pub declared: SchemaRef,
+    /// Rows inserted so far: a round-robin table's insertion pointer.
+    pub position: AtomicI64,
+    pub origin: TableOrigin,
+    pub created_at: String,
+    /// Where the pointer is kept.
+    store: Arc<dyn MetadataStore>,
+}
+
+impl LogicalTable {
+    pub fn new(
+        definition: LogicalTableDef,
+        position: i64,
+        origin: TableOrigin,
+        created_at: String,
+        store: Arc<dyn MetadataStore>,
+    ) -> Result<LogicalTable> {
+        let declared = definition.arrow_schema()?;
+        Ok(LogicalTable {
+            definition,
+            declared,
+            position: AtomicI64::new(position),
+            origin,
+            created_at,
+            store,
+        })
+    }
+
+    /// `koios.schema.table`, for messages.
+    pub fn display_name(&self) -> String {
+        self.definition.display_name()
+    }
+
+    /// Reserves `rows` positions of the round-robin pointer; the first.
+    pub(crate) fn reserve(&self, rows: i64) -> i64 {
+        self.position.fetch_add(rows, Ordering::AcqRel)
+    }
+
+    /// Writes the pointer to the metadata store (before an `INSERT` reports
+    /// success), so placement continues where it stopped after a restart.
+    pub(crate) async fn persist_position(&self) -> Result<()> {
+        let position = self.position.load(Ordering::Acquire);
+        self.store
+            .advance_position(&self.definition.key(), position)
+            .await
+    }
+}
+
+impl Engine {
+    /// The logical tables, by `schema.table`.
+    pub fn logical_tables(&self) -> BTreeMap<String, Arc<LogicalTable>> {
+        self.logical
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The logical table `schema.table` of the `koios` catalog, if any.
+    pub fn logical_table(&self, schema: &str, table: &str) -> Option<Arc<LogicalTable>> {
+        self.logical
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{schema}.{table}"))
+            .cloned()
+    }
+
+    /// Loads the logical tables of the metadata store (at start).
+    pub(crate) async fn load_logical_tables(&self) -> crate::engine::error::Result<()> {
+        let stored = self.store.logical_tables().await?;
+        let mut loaded = BTreeMap::new();
+        for table in stored {
+            let definition = LogicalTableDef::from_json(&table.definition).map_err(|e| {
+                crate::engine::error::KoiosError::Config(format!(
+                    "metadata store {}: logical table {}: {e}",
+                    self.store.location(),
+                    table.name
+                ))
+            })?;
+            let logical = LogicalTable::new(
+                definition,
+                table.position,
+                TableOrigin::Sql,
+                table.created_at,
+                Arc::clone(&self.store),
+            )?;
+            loaded.insert(table.name, Arc::new(logical));
+        }
+        *self.logical.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! Which member holds a row.
+//!
+//! Hash striping hashes the key's value with a hash of Koios's own (FNV-1a
+//! over a canonical byte form, then a 64-bit finalizer), not Rust's or
+//! DataFusion's seeded hashers: the same value must land on the same member
+//! in every Koios server and after every upgrade. The canonical form makes
+//! equal values of different widths hash alike (`42::int` and `42::bigint`,
+//! `'a'` as Utf8 or Utf8View). The hash picks one of
+//! [`HASH_BUCKETS`](super::definition::HASH_BUCKETS) virtual buckets and
+//! bucket `b` belongs to member `b % members`.
+//!
+//! Round robin puts rows `[k·batch, (k+1)·batch)` of the table's insertion
+//! pointer on member `k % members`.
+
+use std::collections::BTreeSet;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use koios_connector::sql_err;
+
+use crate::engine::error::codes;
+
+/// Whether a key column of this type can be hashed.
+pub fn hashable(data_type: &DataType) -> bool {
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Decimal128(..)
+                | DataType::Date32
+                | DataType::Timestamp(..)
+                | DataType::Boolean
+        )
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(tag: u8, bytes: &[u8]) -> u64 {
+    let mut hash = FNV_OFFSET ^ u64::from(tag);
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    // MurmurHash3's finalizer: spreads FNV's weak low bits over the word.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+/// The bucket of every row of `array` (`None` for NULL keys, which live
+/// on the first member).
+pub fn buckets(array: &ArrayRef, buckets: u32) -> Result<Vec<Option<u32>>> {
+    let to_bucket = |h: u64| (h % u64::from(buckets)) as u32;
+    let data_type = array.data_type();
+    let out: Vec<Option<u32>> = if data_type.is_integer() && !matches!(data_type, DataType::UInt64)
+    {
+        // Every signed and narrower unsigned integer is an i64 exactly.
+        let wide = arrow::compute::cast(array, &DataType::Int64)?;
+        wide.as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.map(|v| to_bucket(fnv(1, &v.to_le_bytes()))))
+            .collect()
+    } else {
+        match data_type {
+            DataType::UInt64 => array
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| match i64::try_from(v) {
+                        Ok(small) => to_bucket(fnv(1, &small.to_le_bytes())),
+                        Err(_) => to_bucket(fnv(2, &v.to_le_bytes())),
+                    })
+                })
+                .collect(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let text = arrow::compute::cast(array, &DataType::Utf8)?;
+                text.as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(|v| to_bucket(fnv(3, v.as_bytes()))))
+                    .collect()
+            }
+            DataType::Decimal128(_, scale) => {
+                let scale = *scale;
+                array
+                    .as_primitive::<arrow::datatypes::Decimal128Type>()
+                    .iter()
+                    .map(|v| v.map(|v| to_bucket(fnv(4, &decimal_bytes(v, scale)))))
+                    .collect()
+            }
+            DataType::Date32 => array
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .iter()
+                .map(|v| v.map(|v| to_bucket(fnv(5, &i64::from(v).to_le_bytes()))))
+                .collect(),
+            DataType::Timestamp(_, _) => {
+                let micros = arrow::compute::cast(
+                    array,
+                    &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                )?;
+                micros
+                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                    .iter()
+                    .map(|v| v.map(|v| to_bucket(fnv(6, &v.to_le_bytes()))))
+                    .collect()
+            }
+            DataType::Boolean => array
+                .as_boolean()
+                .iter()
+                .map(|v| v.map(|v| to_bucket(fnv(7, &[u8::from(v)]))))
+                .collect(),
+            other => {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "a striping key of type {other} cannot be hashed"
+                );
+            }
+        }
+    };
+    Ok(out)
+}
+
+/// A decimal's canonical bytes: trailing zeros of the fraction removed, so
+/// 1.50 (scale 2) and 1.5 (scale 1) hash alike.
+fn decimal_bytes(mut value: i128, mut scale: i8) -> Vec<u8> {
+    while scale > 0 && value % 10 == 0 {
+        value /= 10;
+        scale -= 1;
+    }
+    let mut bytes = value.to_le_bytes().to_vec();
+    bytes.push(scale as u8);
+    bytes
+}
+
+/// The member of each row: bucket `b` on member `b % members`.
+pub fn members_of_buckets(buckets: &[Option<u32>], members: usize) -> Vec<usize> {
+    buckets
+        .iter()
+        .map(|b| b.map_or(0, |b| b as usize % members))
+        .collect()
+}
+
+/// The member holding `value` of a key column of type `key_type`.
+pub fn member_of_value(
+    value: &ScalarValue,
+    key_type: &DataType,
+    bucket_count: u32,
+    members: usize,
+) -> Result<Option<usize>> {
+    let Ok(value) = value.cast_to(key_type) else {
+        return Ok(None);
+    };
+    let array = value.to_array()?;
+    let bucket = buckets(&array, bucket_count)?;
+    Ok(Some(members_of_buckets(&bucket, members)[0]))
+}
+
+/// The members that can hold rows passing `filters` (conjuncts) of a table
+/// hash-striped on `key`: `key = v` and `key IN (v, …)` with constant
+/// values narrow the set; anything else leaves every member.
+pub fn prune(
+    filters: &[Expr],
+    key: &str,
+    key_type: &DataType,
+    bucket_count: u32,
+    members: usize,
+) -> Result<BTreeSet<usize>> {
+    let mut chosen: BTreeSet<usize> = (0..members).collect();
+    for filter in filters {
+        if let Some(values) = key_values(filter, key) {
+            let mut holding = BTreeSet::new();
+            for value in values {
+                match member_of_value(value, key_type, bucket_count, members)? {
+                    Some(member) => {
+                        holding.insert(member);
+                    }
+                    // A value not of the key's type: no pruning from it.
+                    None => return Ok((0..members).collect()),
+                }
+            }
+            chosen = chosen.intersection(&holding).copied().collect();
+        }
+    }
+    Ok(chosen)
+}
+
+/// The constants `filter` compares the key column with, if it is
+/// `key = v`, `v = key` or `key IN (v, …)`.
+fn key_values<'a>(filter: &'a Expr, key: &str) -> Option<Vec<&'a ScalarValue>> {
+    let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key);
+    let constant = |e: &'a Expr| match e {
+        Expr::Literal(value, _) if !value.is_null() => Some(value),
+        _ => None,
+    };
+    match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            if is_key(left) {
+                constant(right).map(|v| vec![v])
+            } else if is_key(right) {
+                constant(left).map(|v| vec![v])
+            } else {
+                None
+            }
+        }
+        Expr::InList(list) if !list.negated && is_key(&list.expr) => {
+            list.list.iter().map(constant).collect()
+        }
+        // DataFusion writes a short IN list as equalities joined by OR.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let mut values = key_values(left, key)?;
+            values.extend(key_values(right, key)?);
+            Some(values)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_hash_is_stable_and_width_independent() {
+        let ints: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![42, 7]));
+        let bigs: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![42, 7]));
+        assert_eq!(buckets(&ints, 4096).unwrap(), buckets(&bigs, 4096).unwrap());
+        // Fixed forever: a change here moves rows between members.
+        assert_eq!(
+            fnv(1, &42i64.to_le_bytes()) % 4096,
+            buckets(&bigs, 4096).unwrap()[0].unwrap() as u64
+        );
+        let a = buckets(
+            &(Arc::new(arrow::array::StringArray::from(vec!["a"])) as ArrayRef),
+            4096,
+        )
+        .unwrap();
+        let b = buckets(
+            &(Arc::new(arrow::array::StringViewArray::from(vec!["a"])) as ArrayRef),
+            4096,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(decimal_bytes(150, 2), decimal_bytes(15, 1));
+    }
+
+    #[test]
+    fn key_equality_prunes_members() {
+        let member = |v: i64| {
+            member_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
+                .unwrap()
+                .unwrap()
+        };
+        let chosen = prune(&[col("id").eq(lit(42i64))], "id", &DataType::Int64, 4096, 3).unwrap();
+        assert_eq!(chosen.into_iter().collect::<Vec<_>>(), vec![member(42)]);
+        let both = prune(
+            &[col("id").in_list(vec![lit(1i64), lit(2i64)], false)],
+            "id",
+            &DataType::Int64,
+            4096,
+            3,
+        )
+        .unwrap();
+        assert!(both.contains(&member(1)) && both.contains(&member(2)));
+        let all = prune(&[col("id").gt(lit(1i64))], "id", &DataType::Int64, 4096, 3).unwrap();
+        assert_eq!(all.len(), 3);
+    }
+}

@@ -1,0 +1,138 @@
+//! The statements of logical tables, read:
+//!
+//! ```sql
+//! CREATE TABLE koios.public.events (id bigint PRIMARY KEY, …)
+//!   STRIPED BY HASH (id) ACROSS (pg.public.events, my.app.events, …);
+//! CREATE TABLE koios.public.log (…) STRIPED ROUND ROBIN ACROSS (…);
+//! DROP TABLE koios.public.events [CASCADE];
+//! ```
+//!
+//! The `CREATE TABLE` part is sqlparser's; the clause after it is Koios's
+//! and read here from the same token stream.
+
+use datafusion::error::Result;
+use datafusion::sql::sqlparser::ast::{self, ObjectName};
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+use koios_connector::sql_err;
+
+use crate::engine::error::codes;
+
+/// How a `CREATE TABLE … STRIPED` spreads its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Striping {
+    /// `STRIPED BY HASH (column)`.
+    Hash(String),
+    /// `STRIPED ROUND ROBIN`.
+    RoundRobin,
+}
+
+/// A statement about logical tables.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogicalStatement {
+    /// `CREATE TABLE name (columns) STRIPED … ACROSS (members)`.
+    CreateStriped {
+        create: Box<ast::CreateTable>,
+        striping: Striping,
+        members: Vec<ObjectName>,
+    },
+    /// `DROP TABLE` of logical tables (`schema.table` keys).
+    Drop {
+        tables: Vec<(String, String)>,
+        if_exists: bool,
+        cascade: bool,
+    },
+}
+
+impl LogicalStatement {
+    pub fn tag(&self) -> &'static str {
+        match self {
+            LogicalStatement::CreateStriped { .. } => "CREATE TABLE",
+            LogicalStatement::Drop { .. } => "DROP TABLE",
+        }
+    }
+}
+
+/// Whether the next token starts Koios's clause after a `CREATE TABLE`.
+pub fn starts_layout_clause(parser: &Parser) -> bool {
+    matches!(&parser.peek_token().token,
+        Token::Word(w) if w.value.eq_ignore_ascii_case("striped"))
+}
+
+/// Reads `STRIPED BY HASH (col) ACROSS (…)` / `STRIPED ROUND ROBIN ACROSS
+/// (…)` after `create`.
+pub fn parse_layout_clause(
+    parser: &mut Parser,
+    create: ast::CreateTable,
+) -> Result<LogicalStatement> {
+    expect_word(parser, "STRIPED")?;
+    let striping = if accept_word(parser, "BY") {
+        expect_word(parser, "HASH")?;
+        expect(parser, Token::LParen, "(")?;
+        let key = parser.parse_identifier().map_err(syntax)?;
+        expect(parser, Token::RParen, ")")?;
+        Striping::Hash(crate::engine::remote_ddl::statement::normalize(&key))
+    } else if accept_word(parser, "ROUND") {
+        expect_word(parser, "ROBIN")?;
+        Striping::RoundRobin
+    } else {
+        return sql_err!(
+            codes::SYNTAX_ERROR,
+            "expected BY HASH (column) or ROUND ROBIN after STRIPED"
+        );
+    };
+    expect_word(parser, "ACROSS")?;
+    expect(parser, Token::LParen, "(")?;
+    let mut members = Vec::new();
+    loop {
+        members.push(parser.parse_object_name(false).map_err(syntax)?);
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    expect(parser, Token::RParen, ")")?;
+    Ok(LogicalStatement::CreateStriped {
+        create: Box::new(create),
+        striping,
+        members,
+    })
+}
+
+fn syntax(
+    e: datafusion::sql::sqlparser::parser::ParserError,
+) -> datafusion::error::DataFusionError {
+    koios_connector::sql_error!(codes::SYNTAX_ERROR, "{e}")
+}
+
+fn accept_word(parser: &mut Parser, word: &str) -> bool {
+    if matches!(&parser.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case(word)) {
+        parser.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn expect_word(parser: &mut Parser, word: &str) -> Result<()> {
+    if accept_word(parser, word) {
+        Ok(())
+    } else {
+        sql_err!(
+            codes::SYNTAX_ERROR,
+            "expected {word}, found {}",
+            parser.peek_token().token
+        )
+    }
+}
+
+fn expect(parser: &mut Parser, token: Token, shown: &str) -> Result<()> {
+    if parser.consume_token(&token) {
+        Ok(())
+    } else {
+        sql_err!(
+            codes::SYNTAX_ERROR,
+            "expected {shown}, found {}",
+            parser.peek_token().token
+        )
+    }
+}
