@@ -182,12 +182,15 @@ pub fn expand(
                 Ok(value.alias(field.name()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut branch = LogicalPlanBuilder::scan(
-            reference.clone(),
-            provider_as_source(Arc::clone(provider)),
-            None,
-        )?
-        .project(columns)?
+        let source = provider_as_source(Arc::clone(provider));
+        let mut branch = if columns.is_empty() {
+            // Only rows are counted: a scan of no columns, as DataFusion
+            // plans `count(*)` of any table (a projection of nothing would
+            // be SQL selecting nothing).
+            LogicalPlanBuilder::scan(reference.clone(), source, Some(Vec::new()))?
+        } else {
+            LogicalPlanBuilder::scan(reference.clone(), source, None)?.project(columns)?
+        }
         .alias(scan.table_name.clone())?;
         if let Some(predicate) = conjunction(scan.filters.iter().cloned()) {
             branch = branch.filter(predicate)?;
