@@ -13,6 +13,7 @@
 //! `KOIOS_TEST_MONGODB_URL`, else the test server on 127.0.0.1:27017 that
 //! `scripts/services.sh` starts).
 
+#[allow(dead_code)] // each benchmark uses part of the shared helpers
 mod common;
 
 use std::time::{Duration, Instant};

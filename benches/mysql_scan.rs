@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench --bench mysql_scan` (MariaDB on 127.0.0.1:3306).
 
+#[allow(dead_code)] // each benchmark uses part of the shared helpers
 mod common;
 
 use std::time::{Duration, Instant};

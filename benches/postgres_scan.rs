@@ -20,6 +20,7 @@
 //! Run: `cargo bench --bench postgres_scan` (PostgreSQL on 127.0.0.1:5432).
 //! `KOIOS_BENCH_SF` changes the scale factor; results go to benches/README.md.
 
+#[allow(dead_code)] // each benchmark uses part of the shared helpers
 mod common;
 
 use std::io::Write;

@@ -266,3 +266,114 @@ url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
         .await
         .expect("drops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_of_the_configuration_file_is_created_and_kept() {
+    let pg = support::PgTestDatabase::create();
+    let my = support::MyTestDatabase::create();
+    let metadata = support::ScratchMetadata::create();
+    let text = format!(
+        r#"
+[server]
+metadata = "{}"
+
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{}"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{}"
+
+[[table]]
+name = "declared"
+columns = ["id bigint", "v text", "PRIMARY KEY (id)"]
+striped = "hash"
+key = "id"
+members = ["pg.public.declared", "my.{}.declared"]
+"#,
+        metadata.path.display(),
+        pg.name,
+        my.name,
+        my.name
+    );
+    {
+        let server = TestServer::start_toml(&text, &|_| None).await;
+        let client = server.connect("koios").await;
+        let row = client
+            .query_one(
+                "SELECT placement, key, members, origin FROM koios.system.logical_tables WHERE name = 'koios.public.declared'",
+                &[],
+            )
+            .await
+            .expect("the declared table is listed");
+        assert_eq!(row.get::<_, String>(0), "hash");
+        assert_eq!(row.get::<_, String>(1), "id");
+        assert_eq!(row.get::<_, i64>(2), 2);
+        assert_eq!(row.get::<_, String>(3), "file");
+        let inserted = client
+            .execute(
+                "INSERT INTO koios.public.declared SELECT value, 'v' FROM generate_series(1, 50)",
+                &[],
+            )
+            .await
+            .expect("inserts");
+        assert_eq!(inserted, 50);
+        let message = support::query_error(&client, "DROP TABLE koios.public.declared").await;
+        assert!(
+            message.contains("declared in the configuration file"),
+            "{message}"
+        );
+    }
+    // Its members were created in their backends; after a restart the
+    // rows are there and new ones land where the hash says.
+    let on_my = support::mariadb_output(Some(&my.name), "SELECT count(*) FROM declared");
+    let on_pg: i64 = support::postgres_client(&pg.name)
+        .await
+        .query_one("SELECT count(*) FROM public.declared", &[])
+        .await
+        .expect("counts")
+        .get(0);
+    assert_eq!(on_pg + on_my.trim().parse::<i64>().expect("a count"), 50);
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    let client = server.connect("koios").await;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM koios.public.declared", &[])
+        .await
+        .expect("reads after the restart")
+        .get(0);
+    assert_eq!(count, 50);
+}
+
+#[test]
+fn a_malformed_table_entry_is_refused_with_its_line() {
+    let text = r#"
+[[table]]
+name = "t"
+columns = ["id bigint"]
+striped = "diagonal"
+members = ["pg.public.t"]
+"#;
+    let err = koios::config::Config::parse(text, std::path::Path::new("k.toml"), &|_| None)
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("k.toml:5: table.striped: 'diagonal'"),
+        "{err}"
+    );
+    let text = r#"
+[[table]]
+name = "t"
+columns = ["id bigint"]
+striped = "hash"
+members = ["pg.public.t"]
+"#;
+    let err = koios::config::Config::parse(text, std::path::Path::new("k.toml"), &|_| None)
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("hash striping needs a key"),
+        "{err}"
+    );
+}

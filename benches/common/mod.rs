@@ -1,4 +1,7 @@
-//! Helpers the benchmarks share: timing and an in-process Koios scan.
+//! Helpers the benchmarks share: timing and an in-process Koios scan;
+//! [`serve`]: a `koios serve` child and the servers' own clients.
+
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

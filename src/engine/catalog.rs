@@ -224,6 +224,7 @@ impl Engine {
         }
         futures::future::join_all(from_store).await;
         engine.load_logical_tables().await?;
+        engine.declare_tables(&config.tables).await?;
         health::spawn(&engine, config.server.health_interval);
 
         engine.run_startup_sql(&config.startup_sql).await?;

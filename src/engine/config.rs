@@ -29,6 +29,13 @@
 //! name = "demo"
 //! kind = "files"
 //! url = "./data/demo"      # relative paths are relative to this file
+//!
+//! [[table]]                # a striped table (engine::logical), see config/tables.rs
+//! name = "events"
+//! columns = ["id bigint PRIMARY KEY", "kind text"]
+//! striped = "hash"
+//! key = "id"
+//! members = ["pg.public.events", "my.app.events"]
 //! ```
 //!
 //! `${VAR}` anywhere in a string value is replaced by the environment variable
@@ -53,10 +60,12 @@ use crate::engine::credentials::{AdminToken, ScramVerifier};
 
 mod admin;
 mod store;
+mod tables;
 mod values;
 
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::metadata::MetadataLocation;
+pub use tables::{DeclaredStriping, TableSpec};
 use values::parse_size;
 pub(crate) use values::{expand, expand_value};
 
@@ -71,6 +80,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub sources: Vec<SourceSpec>,
     pub startup_sql: Vec<String>,
+    /// Logical tables declared with `[[table]]`.
+    pub tables: Vec<TableSpec>,
     /// Where the file came from, for messages; `None` for the embedded default.
     pub origin: Option<PathBuf>,
 }
@@ -176,6 +187,8 @@ struct RawConfig {
     source: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
     #[serde(default)]
     user: Vec<Spanned<RawUser>>,
+    #[serde(default)]
+    table: Vec<tables::RawTable>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +227,7 @@ impl Config {
             sources: vec![demo_source(&demo_dir)],
             server,
             startup_sql: Vec::new(),
+            tables: Vec::new(),
             origin: None,
         }
     }
@@ -446,10 +460,17 @@ impl Config {
             });
         }
 
+        let mut tables = Vec::with_capacity(raw.table.len());
+        for table in raw.table {
+            let at = |offset: usize| format!("{file}:{}", line_of(text, offset));
+            tables.push(table.check(&at).map_err(KoiosError::Config)?);
+        }
+
         Ok(Config {
             server,
             sources,
             startup_sql,
+            tables,
             origin: Some(path.to_path_buf()),
         })
     }

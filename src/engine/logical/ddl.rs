@@ -446,6 +446,13 @@ impl Engine {
                     "table \"{KOIOS_CATALOG}.{schema}.{table}\" does not exist"
                 );
             };
+            if logical.origin == TableOrigin::File {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "table \"{}\" is declared in the configuration file ([[table]]); remove it there",
+                    logical.display_name()
+                );
+            }
             let key = logical.definition.key();
             self.store.delete_logical_table(&key).await?;
             self.logical

@@ -7,6 +7,7 @@
 //!   stored in the metadata store;
 //! * [`statement`]: `CREATE TABLE … STRIPED …` read;
 //! * [`ddl`]: creating (members created or checked) and dropping;
+//!   [`declared`]: the tables of the configuration file (`[[table]]`);
 //! * [`placement`]: which member holds a row — the stable hash, the
 //!   round-robin pointer, pruning by key;
 //! * [`provider`]: the table clients see and the schema holding it: each
@@ -20,6 +21,7 @@
 //! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
 
 pub mod ddl;
+pub mod declared;
 pub mod definition;
 pub mod expand;
 pub mod placement;
@@ -44,12 +46,15 @@ pub use definition::{Layout, LogicalTableDef, MemberName};
 pub enum TableOrigin {
     /// `CREATE TABLE … STRIPED` (kept in the metadata store).
     Sql,
+    /// `[[table]]` in the configuration file (kept in the store too).
+    File,
 }
 
 impl TableOrigin {
     pub fn as_str(self) -> &'static str {
         match self {
             TableOrigin::Sql => "sql",
+            TableOrigin::File => "file",
         }
     }
 }

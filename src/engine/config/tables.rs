@@ -1,0 +1,86 @@
+//! `[[table]]`: logical tables declared in the configuration file, the
+//! same as `CREATE TABLE … STRIPED …`:
+//!
+//! ```toml
+//! [[table]]
+//! name = "events"                      # koios.public.events
+//! columns = ["id bigint PRIMARY KEY", "kind text", "payload text"]
+//! striped = "hash"                     # or "round robin"
+//! key = "id"                           # the hash key
+//! members = ["pg.public.events", "my.app.events", "mongo.app.events"]
+//! ```
+//!
+//! The column list is read by the SQL parser, as in `CREATE TABLE`.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One `[[table]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTable {
+    name: Spanned<String>,
+    columns: Vec<String>,
+    striped: Spanned<String>,
+    #[serde(default)]
+    key: Option<String>,
+    members: Vec<String>,
+}
+
+/// How a declared table spreads its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeclaredStriping {
+    Hash { key: String },
+    RoundRobin,
+}
+
+/// A logical table of the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// `[koios.][public.]name`, as written.
+    pub name: String,
+    /// Column definitions and table constraints, as in `CREATE TABLE (…)`.
+    pub columns: Vec<String>,
+    pub striping: DeclaredStriping,
+    /// `source.schema.table` of each member.
+    pub members: Vec<String>,
+    /// `file:line` of the entry, for messages.
+    pub at: String,
+}
+
+impl RawTable {
+    /// The checked entry; `at` gives `file:line` of a byte offset.
+    pub(super) fn check(self, at: &dyn Fn(usize) -> String) -> Result<TableSpec, String> {
+        let place = at(self.name.span().start);
+        let striping = match self.striped.get_ref().to_ascii_lowercase().as_str() {
+            "hash" => match self.key {
+                Some(key) => DeclaredStriping::Hash { key },
+                None => return Err(format!("{place}: table.key: hash striping needs a key")),
+            },
+            "round robin" | "round_robin" => {
+                if self.key.is_some() {
+                    return Err(format!("{place}: table.key: round robin takes no key"));
+                }
+                DeclaredStriping::RoundRobin
+            }
+            other => {
+                return Err(format!(
+                    "{}: table.striped: '{other}' is not \"hash\" or \"round robin\"",
+                    at(self.striped.span().start)
+                ));
+            }
+        };
+        if self.columns.is_empty() || self.members.is_empty() {
+            return Err(format!(
+                "{place}: table: columns and members must not be empty"
+            ));
+        }
+        Ok(TableSpec {
+            name: self.name.into_inner(),
+            columns: self.columns,
+            striping,
+            members: self.members,
+            at: place,
+        })
+    }
+}
