@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use common::serve::{Server, mariadb, psql};
+use common::serve::{Server, drop_databases, fresh_databases, mariadb, psql};
 use common::{pg_connect, pg_connect_at};
 
 const DATABASE: &str = "koios_bench_ctas";
@@ -92,14 +92,7 @@ async fn main() {
         .unwrap_or(1.0);
     let dir: PathBuf = std::env::temp_dir().join(format!("koios-bench-ctas-sf{sf}"));
     std::fs::create_dir_all(&dir).expect("the bench directory");
-    psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"),
-    );
-    psql("postgres", &format!("CREATE DATABASE {DATABASE}"));
-    mariadb(&format!(
-        "DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE}"
-    ));
+    fresh_databases(&[DATABASE], &[DATABASE]);
     let config = format!(
         "[server]\nadmin_listen = \"\"\n\n\
          [[source]]\nname = \"demo\"\nkind = \"demo\"\nurl = \"{}\"\nscale_factor = {sf:?}\n\n\
@@ -233,9 +226,5 @@ async fn main() {
     let _ = std::fs::remove_file(tsv);
     drop(koios);
     drop(server);
-    psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"),
-    );
-    mariadb(&format!("DROP DATABASE IF EXISTS {DATABASE}"));
+    drop_databases(&[DATABASE], &[DATABASE]);
 }

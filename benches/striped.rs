@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::pg_connect_at;
-use common::serve::{Server, mariadb, psql};
+use common::serve::{Server, drop_databases, fresh_databases, mariadb, psql};
 
 const DATABASE: &str = "koios_bench_striped";
 const SECOND: &str = "koios_bench_striped2";
@@ -104,16 +104,7 @@ async fn main() {
         .unwrap_or(1.0);
     let dir: PathBuf = std::env::temp_dir().join(format!("koios-bench-striped-sf{sf}"));
     std::fs::create_dir_all(&dir).expect("the bench directory");
-    for database in [DATABASE, SECOND] {
-        psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-        );
-        psql("postgres", &format!("CREATE DATABASE {database}"));
-    }
-    mariadb(&format!(
-        "DROP DATABASE IF EXISTS {DATABASE}; CREATE DATABASE {DATABASE}"
-    ));
+    fresh_databases(&[DATABASE, SECOND], &[DATABASE]);
     let config = format!(
         "[server]\nadmin_listen = \"\"\n\n\
          [[source]]\nname = \"demo\"\nkind = \"demo\"\nurl = \"{}\"\nscale_factor = {sf:?}\n\n\
@@ -269,11 +260,5 @@ async fn main() {
     );
     drop(koios);
     drop(server);
-    for database in [DATABASE, SECOND] {
-        psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-        );
-    }
-    mariadb(&format!("DROP DATABASE IF EXISTS {DATABASE}"));
+    drop_databases(&[DATABASE, SECOND], &[DATABASE]);
 }

@@ -581,7 +581,7 @@ async fn two_servers_share_a_postgresql_metadata_store() {
         .query_one("SELECT version FROM koios_schema_version", &[])
         .await
         .expect("the store's version");
-    assert_eq!(version.get::<_, i64>(0), 1);
+    assert_eq!(version.get::<_, i64>(0), 2);
 
     // B picks it up within one health interval, and serves it.
     let started = Instant::now();

@@ -377,3 +377,81 @@ members = ["pg.public.t"]
         "{err}"
     );
 }
+
+/// Two servers on one PostgreSQL metadata store: a striped table created
+/// on one is served by the other within a health interval (same rows,
+/// same placement), and dropped on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_striped_table_is_shared_by_servers_on_one_store() {
+    let data = support::PgTestDatabase::create();
+    let store = support::PgTestDatabase::create();
+    let text = format!(
+        "[server]\nmetadata = \"postgres://postgres@127.0.0.1:5432/{}\"\nhealth_interval = \"1s\"\n\n\
+         [[source]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\n",
+        store.name, data.name
+    );
+    let a = TestServer::start_toml(&text, &|_| None).await;
+    let b = TestServer::start_toml(&text, &|_| None).await;
+    let on_a = a.connect("koios").await;
+    let on_b = b.connect("koios").await;
+    on_a.batch_execute(
+        "CREATE SCHEMA pg.s2; \
+         CREATE TABLE koios.public.shared (id bigint PRIMARY KEY) STRIPED BY HASH (id) ACROSS (pg.public.shared, pg.s2.shared); \
+         INSERT INTO koios.public.shared SELECT value FROM generate_series(1, 40);",
+    )
+    .await
+    .expect("creates on A");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let count = loop {
+        match on_b
+            .query_one("SELECT count(*) FROM koios.public.shared", &[])
+            .await
+        {
+            Ok(row) => break row.get::<_, i64>(0),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("B never saw the table: {e}"),
+        }
+    };
+    assert_eq!(count, 40);
+    // B places new keys where A would: its rows land on the same members.
+    on_b.batch_execute("INSERT INTO koios.public.shared SELECT value FROM generate_series(41, 80)")
+        .await
+        .expect("inserts on B");
+    on_a.batch_execute("DELETE FROM koios.public.shared WHERE id > 40; INSERT INTO koios.public.shared SELECT value FROM generate_series(41, 80)")
+        .await
+        .expect("A re-inserts the same keys");
+    let direct = support::postgres_client(&data.name).await;
+    let first: i64 = direct
+        .query_one("SELECT count(*) FROM public.shared", &[])
+        .await
+        .expect("counts")
+        .get(0);
+    let second: i64 = direct
+        .query_one("SELECT count(*) FROM s2.shared", &[])
+        .await
+        .expect("counts")
+        .get(0);
+    assert_eq!(first + second, 80);
+    on_a.batch_execute("DROP TABLE koios.public.shared CASCADE")
+        .await
+        .expect("drops on A");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed: i64 = on_b
+            .query_one("SELECT count(*) FROM koios.system.logical_tables", &[])
+            .await
+            .expect("lists")
+            .get(0);
+        if listed == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still serves the dropped table"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

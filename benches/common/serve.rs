@@ -106,3 +106,28 @@ pub fn psql(database: &str, sql: &str) {
         ],
     );
 }
+
+/// Drops and creates `pg` databases in the local PostgreSQL and `my` ones
+/// in the local MariaDB.
+pub fn fresh_databases(pg: &[&str], my: &[&str]) {
+    drop_databases(pg, my);
+    for database in pg {
+        psql("postgres", &format!("CREATE DATABASE {database}"));
+    }
+    for database in my {
+        mariadb(&format!("CREATE DATABASE {database}"));
+    }
+}
+
+/// Drops the benchmark's databases again.
+pub fn drop_databases(pg: &[&str], my: &[&str]) {
+    for database in pg {
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        );
+    }
+    for database in my {
+        mariadb(&format!("DROP DATABASE IF EXISTS {database}"));
+    }
+}

@@ -158,6 +158,19 @@ check '\d quoted identifiers' '         Table "Mixed Case.Weird "Table""
  Col A  | integer |           |          | 
  select | text    |           |          | ' -d pg -c '\d "Mixed Case"."Weird ""Table"""'
 
+# A striped table of Koios's own catalog looks like any table: its
+# declared columns, NOT NULL on the key, the key as an index.
+psql_k -d koios -q -c "DROP TABLE IF EXISTS koios.public.striped_meta CASCADE" \
+  -c "CREATE TABLE koios.public.striped_meta (id bigint PRIMARY KEY, v text) STRIPED BY HASH (id) ACROSS (pg.public.striped_meta, my.\"$MYDB\".striped_meta)" >/dev/null
+check '\d striped table' '          Table "public.striped_meta"
+ Column |  Type  | Collation | Nullable | Default 
+--------+--------+-----------+----------+---------
+ id     | bigint |           | not null | 
+ v      | text   |           |          | 
+Indexes:
+    "striped_meta_pkey" PRIMARY KEY, btree (id)' -d koios -c '\d public.striped_meta'
+psql_k -d koios -q -c "DROP TABLE koios.public.striped_meta CASCADE" >/dev/null
+
 check '\d table (Parquet source)' '                 Table "public.nation"
    Column    |  Type  | Collation | Nullable | Default 
 -------------+--------+-----------+----------+---------

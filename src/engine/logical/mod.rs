@@ -130,6 +130,59 @@ impl Engine {
             .cloned()
     }
 
+    /// Brings the logical tables in line with the metadata store: tables
+    /// another server sharing it created, changed or dropped; a round-robin
+    /// pointer another server moved further.
+    pub(crate) async fn reconcile_logical_tables(&self) {
+        let stored = match self.store.logical_tables().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(store = %self.store.location(), error = %e, "metadata store unreadable");
+                return;
+            }
+        };
+        let _ddl = self.ddl.lock().await;
+        let mut changed = false;
+        let mut tables = self.logical.write().unwrap_or_else(|p| p.into_inner());
+        // Dropped elsewhere (the file's tables are this server's own).
+        tables.retain(|name, table| {
+            let keep = table.origin == TableOrigin::File || stored.iter().any(|s| &s.name == name);
+            changed |= !keep;
+            keep
+        });
+        for entry in stored {
+            let Ok(definition) = LogicalTableDef::from_json(&entry.definition) else {
+                tracing::warn!(table = %entry.name, "a logical table's definition Koios cannot read");
+                continue;
+            };
+            match tables.get(&entry.name) {
+                Some(table) if table.definition == definition => {
+                    table.position.fetch_max(entry.position, Ordering::AcqRel);
+                }
+                Some(table) if table.origin == TableOrigin::File => {}
+                _ => match LogicalTable::new(
+                    definition,
+                    entry.position,
+                    TableOrigin::Sql,
+                    entry.created_at,
+                    Arc::clone(&self.store),
+                ) {
+                    Ok(table) => {
+                        tables.insert(entry.name, Arc::new(table));
+                        changed = true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(table = %entry.name, error = %e, "logical table not served")
+                    }
+                },
+            }
+        }
+        drop(tables);
+        if changed {
+            self.catalog_changed();
+        }
+    }
+
     /// Loads the logical tables of the metadata store (at start).
     pub(crate) async fn load_logical_tables(&self) -> crate::engine::error::Result<()> {
         let stored = self.store.logical_tables().await?;

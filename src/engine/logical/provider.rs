@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
@@ -132,6 +133,8 @@ pub struct StripedTable {
     pub table: Arc<LogicalTable>,
     pub members: Vec<ResolvedMember>,
     schema: SchemaRef,
+    /// The declared primary key (clients' catalogs show it).
+    constraints: Option<Constraints>,
 }
 
 impl StripedTable {
@@ -156,10 +159,20 @@ impl StripedTable {
             })
             .collect();
         let schema = Self::schema_over(&table, &members);
+        let key: Option<Vec<usize>> = table
+            .definition
+            .primary_key
+            .iter()
+            .map(|k| schema.index_of(k).ok())
+            .collect();
+        let constraints = key
+            .filter(|k| !k.is_empty())
+            .map(|k| Constraints::new_unverified(vec![Constraint::PrimaryKey(k)]));
         Ok(StripedTable {
             table,
             members,
             schema,
+            constraints,
         })
     }
 
@@ -183,7 +196,13 @@ impl StripedTable {
                     Some(first) if types.all(|t| t == first) => first,
                     _ => declared.data_type().clone(),
                 };
-                Field::new(declared.name(), data_type, true)
+                let nullable = table
+                    .definition
+                    .columns
+                    .iter()
+                    .find(|c| &c.name == declared.name())
+                    .is_none_or(|c| c.nullable);
+                Field::new(declared.name(), data_type, nullable)
             })
             .collect::<Vec<_>>();
         Arc::new(Schema::new(fields))
@@ -213,11 +232,20 @@ async fn resolve_member(
         }
     };
     let source = engine.live_source(&member.source).map_err(failed)?;
-    let schema = source.catalog().schema(&member.schema);
-    let table = match schema {
-        Some(schema) => schema.table(&member.table).await.map_err(failed)?,
-        None => None,
+    let lookup = || async {
+        match source.catalog().schema(&member.schema) {
+            Some(schema) => schema.table(&member.table).await,
+            None => Ok(None),
+        }
     };
+    let mut table = lookup().await.map_err(failed)?;
+    if table.is_none() {
+        // Created since the source's tables were listed (by another Koios
+        // server sharing the metadata store, say): list them again once.
+        source.refresh().await.map_err(failed)?;
+        engine.catalog_changed();
+        table = lookup().await.map_err(failed)?;
+    }
     table.ok_or_else(|| MemberError {
         code: codes::UNDEFINED_TABLE,
         message: "the table does not exist in its source (dropped outside Koios?)".into(),
@@ -232,6 +260,10 @@ impl TableProvider for StripedTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.constraints.as_ref()
     }
 
     fn supports_filters_pushdown(

@@ -411,33 +411,7 @@ impl DisplayAs for RoutedInput {
 }
 
 impl ExecutionPlan for RoutedInput {
-    fn name(&self) -> &str {
-        "RoutedInput"
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(
-            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-        ) -> Result<datafusion::common::tree_node::TreeNodeRecursion>,
-    ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
+    koios_connector::leaf_execution_plan_methods!("RoutedInput");
 
     fn execute(
         &self,
@@ -548,6 +522,7 @@ pub async fn plan_change(
     }
     Ok(Arc::new(FanOutExec {
         table: name,
+        schema: count_schema(),
         verb,
         plans: Arc::new(plans),
         properties: single_partition(count_schema()),
@@ -557,6 +532,7 @@ pub async fn plan_change(
 /// Runs one DML plan per member at once and adds up their counts.
 struct FanOutExec {
     table: String,
+    schema: SchemaRef,
     verb: &'static str,
     plans: Arc<Vec<(MemberName, Arc<dyn ExecutionPlan>)>>,
     properties: Arc<PlanProperties>,
@@ -584,33 +560,7 @@ impl DisplayAs for FanOutExec {
 }
 
 impl ExecutionPlan for FanOutExec {
-    fn name(&self) -> &str {
-        "StripedDmlExec"
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(
-            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-        ) -> Result<datafusion::common::tree_node::TreeNodeRecursion>,
-    ) -> Result<datafusion::common::tree_node::TreeNodeRecursion> {
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
+    koios_connector::leaf_execution_plan_methods!("StripedDmlExec");
 
     fn execute(
         &self,

@@ -149,10 +149,11 @@ pub(crate) fn spawn(engine: &Arc<Engine>, interval: Duration) {
             for (name, up) in futures::future::join_all(checks).await {
                 schedule.checked(name, up, interval, Instant::now());
             }
-            // Sources another server sharing the store created, changed or
-            // dropped appear here within one interval.
+            // Sources and logical tables another server sharing the store
+            // created, changed or dropped appear here within one interval.
             if reconciled.elapsed() >= interval {
                 engine.reconcile_with_store().await;
+                engine.reconcile_logical_tables().await;
                 reconciled = Instant::now();
             }
         }
