@@ -162,7 +162,7 @@ check '\d quoted identifiers' '         Table "Mixed Case.Weird "Table""
 # declared columns, NOT NULL on the key, the key as an index.
 psql_k -d koios -q -c "DROP TABLE IF EXISTS koios.public.striped_meta CASCADE" \
   -c "CREATE TABLE koios.public.striped_meta (id bigint PRIMARY KEY, v text) STRIPED BY HASH (id) ACROSS (pg.public.striped_meta, my.\"$MYDB\".striped_meta)" >/dev/null
-check '\d striped table' '          Table "public.striped_meta"
+check '\d striped table' '           Table "public.striped_meta"
  Column |  Type  | Collation | Nullable | Default 
 --------+--------+-----------+----------+---------
  id     | bigint |           | not null | 
