@@ -357,10 +357,12 @@ fn split_distinct(
     aggregates: &[&Expr],
 ) -> Result<Option<LogicalPlan>> {
     let mut argument: Option<&Expr> = None;
+    let mut functions = Vec::with_capacity(aggregates.len());
     for expr in aggregates {
         let Some((function, _)) = parts_of(expr) else {
             return Ok(None);
         };
+        functions.push(function);
         let arg = &function.params.args[0];
         match argument {
             Some(first) if first != arg => return Ok(None),
@@ -388,13 +390,10 @@ fn split_distinct(
     let final_groups: Vec<Expr> = (0..aggregate.group_expr.len())
         .map(|i| partial_column(&format!("__koios_g{i}")))
         .collect();
-    let finals = aggregates
+    let finals = functions
         .iter()
         .enumerate()
-        .map(|(j, expr)| {
-            let Expr::AggregateFunction(function) = expr else {
-                unreachable!("checked by parts_of")
-            };
+        .map(|(j, function)| {
             Expr::AggregateFunction(AggregateFunction::new_udf(
                 Arc::clone(&function.func),
                 vec![partial_column("__koios_d")],

@@ -345,16 +345,16 @@ impl ExecutionPlan for StripedInsertExec {
             };
             let (routed, results) = futures::join!(routed, futures::future::join_all(runs));
             let sent = routed?;
-            let failure = results.iter().position(Result::is_err);
-            if let Some(failed) = failure {
+            let failure = results
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)));
+            if let Some((failed, error)) = failure {
                 let report: Vec<String> = routes
                     .iter()
                     .zip(&sent)
                     .map(|(route, rows)| format!("{} {rows}", route.member))
                     .collect();
-                let Err(error) = &results[failed] else {
-                    unreachable!("position found an error")
-                };
                 return Err(restate(error, |m| {
                     format!(
                         "INSERT into striped table {name} failed on member {}: {m} (rows sent to each member before it stopped: {}; members that finished keep their rows)",
@@ -581,7 +581,11 @@ impl ExecutionPlan for FanOutExec {
                 }
             });
             let results = futures::future::join_all(runs).await;
-            if let Some(failed) = results.iter().position(Result::is_err) {
+            let failure = results
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)));
+            if let Some((failed, error)) = failure {
                 let applied: Vec<String> = plans
                     .iter()
                     .zip(&results)
@@ -591,9 +595,6 @@ impl ExecutionPlan for FanOutExec {
                             .map(|rows| format!("{member} ({rows} rows)"))
                     })
                     .collect();
-                let Err(error) = &results[failed] else {
-                    unreachable!("position found an error")
-                };
                 return Err(restate(error, |m| {
                     format!(
                         "{verb} of striped table {table} failed on member {}: {m}; applied and kept on: {}",
