@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use koios::engine::metadata::MetadataLocation;
+use koios::engine::metrics::Scraped;
 use support::TestServer;
 use support::private_pg::PrivatePostgres;
 use tokio_postgres::AsyncMessage;
@@ -117,6 +118,21 @@ async fn placement_is_the_same_after_a_restart() {
         .expect("drops");
 }
 
+/// The statements Koios has sent to `source`, from its metrics.
+fn remote_statements(server: &TestServer, source: &str) -> u64 {
+    let metrics = server.engine.metrics().render(&Scraped {
+        memory_reserved: 0,
+        spilled: 0,
+        pools: Vec::new(),
+    });
+    let name = format!("koios_source_remote_statements_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// A Koios connection whose notices (WARNINGs) are collected.
 async fn connect_with_notices(
     server: &TestServer,
@@ -181,6 +197,50 @@ url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
         .expect("counts the first member")
         .get(0);
     assert!(on_pg > 0 && on_pg < 100, "{on_pg}");
+    // A key on each member, and a prepared lookup run once while both are
+    // up (its plan is kept for later values, every member behind a gate).
+    let on_pg_ids: Vec<i64> = support::postgres_client(&pg.name)
+        .await
+        .query("SELECT id FROM public.spread ORDER BY id", &[])
+        .await
+        .expect("lists the first member")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let key_on_pg = on_pg_ids[0];
+    let key_on_pg2 = (1..=100)
+        .find(|id| !on_pg_ids.contains(id))
+        .expect("a key on the second member");
+    let lookup = client
+        .prepare("SELECT v FROM koios.public.spread WHERE id = $1")
+        .await
+        .expect("prepares");
+    for key in [key_on_pg, key_on_pg2] {
+        let row = client.query_one(&lookup, &[&key]).await.expect("looks up");
+        assert_eq!(row.get::<_, String>(0), format!("v{key}"));
+    }
+    // Lookups of keys on one member send nothing to the other: as the
+    // prepared statement's later executions and as literals.
+    let before = remote_statements(&server, "pg2");
+    for _ in 0..5 {
+        client
+            .query_one(&lookup, &[&key_on_pg])
+            .await
+            .expect("looks up");
+        client
+            .query_one(
+                &format!("SELECT v FROM koios.public.spread WHERE id = {key_on_pg}"),
+                &[],
+            )
+            .await
+            .expect("looks up");
+    }
+    assert_eq!(remote_statements(&server, "pg2"), before);
+    client
+        .query_one(&lookup, &[&key_on_pg2])
+        .await
+        .expect("looks up");
+    assert_eq!(remote_statements(&server, "pg2"), before + 1);
 
     cluster.stop();
     // Once the health check has seen it (every second here), reads fail at
@@ -217,6 +277,26 @@ url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
         started.elapsed() < Duration::from_secs(2),
         "failed at once: {:?}",
         started.elapsed()
+    );
+
+    // A lookup of a key on the live member needs only that member, as a
+    // literal and as the prepared statement's next execution.
+    let row = client
+        .query_one(
+            &format!("SELECT v FROM koios.public.spread WHERE id = {key_on_pg}"),
+            &[],
+        )
+        .await
+        .expect("a key on the live member is read from it alone");
+    assert_eq!(row.get::<_, String>(0), format!("v{key_on_pg}"));
+    let row = client
+        .query_one(&lookup, &[&key_on_pg])
+        .await
+        .expect("the prepared lookup reads only the live member");
+    assert_eq!(row.get::<_, String>(0), format!("v{key_on_pg}"));
+    assert!(
+        client.query_one(&lookup, &[&key_on_pg2]).await.is_err(),
+        "a key on the stopped member cannot be read"
     );
 
     // Partial results: the live member answers, a WARNING names the other.

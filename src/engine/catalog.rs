@@ -164,6 +164,12 @@ impl Engine {
                         as Arc<
                             dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,
                         >))
+                    .chain(std::iter::once(
+                        Arc::new(crate::engine::logical::gate::MemberGatePlanner)
+                            as Arc<
+                                dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,
+                            >,
+                    ))
                     .collect(),
             )),
             capabilities,

@@ -50,6 +50,9 @@ const STATELESS_OPERATORS: &[&str] = &[
     "SortPreservingMergeExec",
     "RepartitionExec",
     "CooperativeExec",
+    "UnionExec",
+    // A striped table's member gate: its state is the bound values.
+    "MemberGateExec",
 ];
 
 /// Leaves of constant rows. A query that names a table and still plans to

@@ -27,31 +27,8 @@ use crate::engine::Engine;
 use crate::engine::catalog::{DEFAULT_SCHEMA, KOIOS_CATALOG};
 use crate::engine::error::codes;
 use crate::engine::metadata::StoredLogicalTable;
-use crate::engine::remote_ddl::statement::normalize;
+use crate::engine::remote_ddl::statement::qualify;
 use crate::engine::remote_ddl::{Names, RemoteDdl, parse_ddl};
-
-/// `[catalog.][schema.]table` as (catalog, schema, table).
-fn resolve(names: &Names, name: &ObjectName) -> Result<(String, String, String)> {
-    let parts = name
-        .0
-        .iter()
-        .map(|part| {
-            part.as_ident()
-                .map(normalize)
-                .ok_or_else(|| sql_error!(codes::SYNTAX_ERROR, "invalid name {name}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(match parts.as_slice() {
-        [table] => (
-            names.database.to_string(),
-            names.current_schema.to_string(),
-            table.clone(),
-        ),
-        [schema, table] => (names.database.to_string(), schema.clone(), table.clone()),
-        [catalog, schema, table] => (catalog.clone(), schema.clone(), table.clone()),
-        _ => return sql_err!(codes::SYNTAX_ERROR, "improper qualified name: {name}"),
-    })
-}
 
 /// `statement` as a statement about logical tables, if it names one:
 /// `DROP TABLE` becomes [`LogicalStatement::Drop`]; what Koios does not do
@@ -62,7 +39,7 @@ pub fn logical_ddl(
     engine: &Engine,
 ) -> Result<Option<LogicalStatement>> {
     let logical = |name: &ObjectName| -> Result<Option<(String, String)>> {
-        let (catalog, schema, table) = resolve(names, name)?;
+        let (catalog, schema, table) = qualify(names, name)?;
         Ok(
             (catalog == KOIOS_CATALOG && engine.logical_table(&schema, &table).is_some())
                 .then_some((schema, table)),
@@ -163,7 +140,7 @@ fn striped_definition(
     names: &Names<'_>,
     is_source: &dyn Fn(&str) -> bool,
 ) -> Result<LogicalTableDef> {
-    let (catalog, schema, table) = resolve(names, &create.name)?;
+    let (catalog, schema, table) = qualify(names, &create.name)?;
     if catalog != KOIOS_CATALOG {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
@@ -185,7 +162,7 @@ fn striped_definition(
     // The members, resolved; each must be a source's table.
     let mut member_names = Vec::with_capacity(members.len());
     for member in members {
-        let (source, member_schema, member_table) = resolve(names, member)?;
+        let (source, member_schema, member_table) = qualify(names, member)?;
         if !is_source(&source) {
             return sql_err!(
                 codes::UNDEFINED_OBJECT,

@@ -19,9 +19,11 @@
 //! into each branch. The branches are partitions of the union: the members
 //! are read in parallel.
 //!
-//! Pruning reads only constants: a placeholder (`id = $1`) prunes nothing,
-//! so a plan kept for other parameter values never skips a member that
-//! holds them.
+//! Pruning when planned reads only constants: a comparison of the key with
+//! a placeholder (`id = $1`, a prepared lookup whose plan is kept for
+//! other values) keeps every member's branch, each under a
+//! [`super::gate`] that reads its member only if the values bound at
+//! execution hash to it.
 
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +39,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::Layout;
+use super::gate::{Gate, MemberGate};
 use super::provider::StripedTable;
 use crate::engine::notices::Notices;
 use crate::engine::settings::Settings;
@@ -88,7 +91,9 @@ impl OptimizerRule for ExpandLogicalTables {
         {
             return Ok(Transformed::no(plan));
         }
-        let partial = self.partial_allowed();
+        // The setting is read at the first striped table met: most plans
+        // have none.
+        let mut partial: Option<bool> = None;
         plan.transform_up_with_subqueries(|node| {
             let LogicalPlan::TableScan(scan) = &node else {
                 return Ok(Transformed::no(node));
@@ -99,25 +104,35 @@ impl OptimizerRule for ExpandLogicalTables {
             let Some(striped) = provider.as_ref().downcast_ref::<StripedTable>() else {
                 return Ok(Transformed::no(node));
             };
+            let partial = *partial.get_or_insert_with(|| self.partial_allowed());
             let expanded = expand(scan, striped, partial.then_some(&*self.notices))?;
             Ok(Transformed::yes(expanded))
         })
     }
 }
 
-/// The members `filters` may match, in member order.
-fn chosen_members(striped: &StripedTable, filters: &[Expr]) -> Result<Vec<usize>> {
+/// The members `filters` may match, in member order, and the gate each
+/// branch gets when the key is compared with placeholders (`None`: no
+/// gates).
+fn chosen_members(striped: &StripedTable, filters: &[Expr]) -> Result<(Vec<usize>, Option<Gate>)> {
     let count = striped.members.len();
     match &striped.table.definition.layout {
         Layout::StripedHash { key, buckets } => {
             let key_type = striped.schema().field_with_name(key)?.data_type().clone();
-            Ok(
-                super::placement::prune(filters, key, &key_type, *buckets, count)?
-                    .into_iter()
-                    .collect(),
-            )
+            let chosen = super::placement::prune(filters, key, &key_type, *buckets, count)?
+                .into_iter()
+                .collect::<Vec<_>>();
+            let comparisons = super::placement::placeholder_comparisons(filters, key);
+            let gate = (chosen.len() > 1 && !comparisons.is_empty()).then(|| Gate {
+                member: 0,
+                members: count,
+                buckets: *buckets,
+                key_type,
+                comparisons,
+            });
+            Ok((chosen, gate))
         }
-        Layout::StripedRoundRobin { .. } => Ok((0..count).collect()),
+        Layout::StripedRoundRobin { .. } => Ok(((0..count).collect(), None)),
     }
 }
 
@@ -147,7 +162,8 @@ pub fn expand(
     }
     let table_name = striped.display_name();
     let mut branches = Vec::new();
-    for index in chosen_members(striped, &scan.filters)? {
+    let (chosen, gate) = chosen_members(striped, &scan.filters)?;
+    for index in chosen {
         let member = &striped.members[index];
         let provider = match &member.provider {
             Ok(provider) => provider,
@@ -208,7 +224,17 @@ pub fn expand(
         if let Some(fetch) = scan.fetch {
             branch = branch.limit(0, Some(fetch))?;
         }
-        branches.push(Arc::new(branch.build()?));
+        let branch = branch.build()?;
+        branches.push(Arc::new(match &gate {
+            Some(gate) => MemberGate::plan(
+                Gate {
+                    member: index,
+                    ..gate.clone()
+                },
+                branch,
+            ),
+            None => branch,
+        }));
     }
     let combined = match branches.len() {
         0 => LogicalPlan::EmptyRelation(EmptyRelation {

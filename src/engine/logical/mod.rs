@@ -14,7 +14,8 @@
 //!   lookup resolves the members through their sources;
 //! * [`expand`]: the optimizer rule turning a scan of a striped table into
 //!   a `UNION ALL` of its members' scans, so that everything Koios pushes
-//!   into one table is pushed into each member;
+//!   into one table is pushed into each member; [`gate`]: the members of
+//!   a prepared lookup chosen by the values of each execution;
 //! * [`write`]: inserts routed to members, `UPDATE`/`DELETE` fanned out.
 //!
 //! Partial aggregates and top-N over the union are general rules of the
@@ -24,6 +25,7 @@ pub mod ddl;
 pub mod declared;
 pub mod definition;
 pub mod expand;
+pub mod gate;
 pub mod placement;
 pub mod provider;
 pub mod statement;

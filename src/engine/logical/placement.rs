@@ -21,6 +21,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 use koios_connector::sql_err;
 
+use super::gate::GateValue;
 use crate::engine::error::codes;
 
 /// Whether a key column of this type can be hashed.
@@ -164,7 +165,8 @@ pub fn member_of_value(
 
 /// The members that can hold rows passing `filters` (conjuncts) of a table
 /// hash-striped on `key`: `key = v` and `key IN (v, …)` with constant
-/// values narrow the set; anything else leaves every member.
+/// values narrow the set; anything else leaves every member (a comparison
+/// with a placeholder is left to a [`super::gate`]).
 pub fn prune(
     filters: &[Expr],
     key: &str,
@@ -174,29 +176,65 @@ pub fn prune(
 ) -> Result<BTreeSet<usize>> {
     let mut chosen: BTreeSet<usize> = (0..members).collect();
     for filter in filters {
-        if let Some(values) = key_values(filter, key) {
-            let mut holding = BTreeSet::new();
-            for value in values {
-                match member_of_value(value, key_type, bucket_count, members)? {
-                    Some(member) => {
-                        holding.insert(member);
-                    }
-                    // A value not of the key's type: no pruning from it.
-                    None => return Ok((0..members).collect()),
+        let Some(operands) = key_operands(filter, key) else {
+            continue;
+        };
+        let mut holding = BTreeSet::new();
+        for operand in operands {
+            let Expr::Literal(value, _) = operand else {
+                // A placeholder: known only when the plan runs.
+                holding = (0..members).collect();
+                break;
+            };
+            match member_of_value(value, key_type, bucket_count, members)? {
+                Some(member) => {
+                    holding.insert(member);
                 }
+                // A value not of the key's type: no pruning from it.
+                None => return Ok((0..members).collect()),
             }
-            chosen = chosen.intersection(&holding).copied().collect();
         }
+        chosen = chosen.intersection(&holding).copied().collect();
     }
     Ok(chosen)
 }
 
-/// The constants `filter` compares the key column with, if it is
-/// `key = v`, `v = key` or `key IN (v, …)`.
-fn key_values<'a>(filter: &'a Expr, key: &str) -> Option<Vec<&'a ScalarValue>> {
+/// The comparisons of the key with placeholders among `filters`, for a
+/// [`super::gate::Gate`]: one list of values per conjunct that compares
+/// the key with at least one placeholder.
+pub fn placeholder_comparisons(filters: &[Expr], key: &str) -> Vec<Vec<GateValue>> {
+    filters
+        .iter()
+        .filter_map(|filter| {
+            let operands = key_operands(filter, key)?;
+            if !operands.iter().any(|e| matches!(e, Expr::Placeholder(_))) {
+                return None;
+            }
+            operands
+                .into_iter()
+                .map(|operand| match operand {
+                    Expr::Literal(value, _) => Some(GateValue::Constant(value.clone())),
+                    Expr::Placeholder(placeholder) => placeholder
+                        .id
+                        .strip_prefix('$')?
+                        .parse::<usize>()
+                        .ok()?
+                        .checked_sub(1)
+                        .map(GateValue::Param),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The values `filter` compares the key column with — non-NULL constants
+/// or placeholders — if it is `key = v`, `v = key` or `key IN (v, …)`.
+fn key_operands<'a>(filter: &'a Expr, key: &str) -> Option<Vec<&'a Expr>> {
     let is_key = |e: &Expr| matches!(e, Expr::Column(c) if c.name == key);
-    let constant = |e: &'a Expr| match e {
-        Expr::Literal(value, _) if !value.is_null() => Some(value),
+    let operand = |e: &'a Expr| match e {
+        Expr::Literal(value, _) if !value.is_null() => Some(e),
+        Expr::Placeholder(_) => Some(e),
         _ => None,
     };
     match filter {
@@ -206,15 +244,15 @@ fn key_values<'a>(filter: &'a Expr, key: &str) -> Option<Vec<&'a ScalarValue>> {
             right,
         }) => {
             if is_key(left) {
-                constant(right).map(|v| vec![v])
+                operand(right).map(|v| vec![v])
             } else if is_key(right) {
-                constant(left).map(|v| vec![v])
+                operand(left).map(|v| vec![v])
             } else {
                 None
             }
         }
         Expr::InList(list) if !list.negated && is_key(&list.expr) => {
-            list.list.iter().map(constant).collect()
+            list.list.iter().map(operand).collect()
         }
         // DataFusion writes a short IN list as equalities joined by OR.
         Expr::BinaryExpr(BinaryExpr {
@@ -222,8 +260,8 @@ fn key_values<'a>(filter: &'a Expr, key: &str) -> Option<Vec<&'a ScalarValue>> {
             op: Operator::Or,
             right,
         }) => {
-            let mut values = key_values(left, key)?;
-            values.extend(key_values(right, key)?);
+            let mut values = key_operands(left, key)?;
+            values.extend(key_operands(right, key)?);
             Some(values)
         }
         _ => None,

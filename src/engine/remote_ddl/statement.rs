@@ -274,21 +274,7 @@ impl<'a> Collector<'a> {
 
     /// `[catalog.][schema.]table`, if `catalog` is a source.
     fn table(&mut self, name: &ObjectName) -> Result<Option<TableName>> {
-        let parts = parts(name)?;
-        let (catalog, schema, table) = match parts.as_slice() {
-            [table] => (
-                self.names.database.to_string(),
-                self.names.current_schema.to_string(),
-                table.clone(),
-            ),
-            [schema, table] => (
-                self.names.database.to_string(),
-                schema.clone(),
-                table.clone(),
-            ),
-            [catalog, schema, table] => (catalog.clone(), schema.clone(), table.clone()),
-            _ => return sql_err!(codes::SYNTAX_ERROR, "improper qualified name: {name}"),
-        };
+        let (catalog, schema, table) = qualify(self.names, name)?;
         Ok(self
             .source(&catalog)?
             .then_some(TableName { schema, table }))
@@ -376,6 +362,22 @@ pub(crate) fn normalize(ident: &Ident) -> String {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
     }
+}
+
+/// `[catalog.][schema.]table` as (catalog, schema, table), the parts
+/// left out taken from the session (its database and current schema).
+pub fn qualify(names: &Names, name: &ObjectName) -> Result<(String, String, String)> {
+    let parts = parts(name)?;
+    Ok(match parts.as_slice() {
+        [table] => (
+            names.database.to_string(),
+            names.current_schema.to_string(),
+            table.clone(),
+        ),
+        [schema, table] => (names.database.to_string(), schema.clone(), table.clone()),
+        [catalog, schema, table] => (catalog.clone(), schema.clone(), table.clone()),
+        _ => return sql_err!(codes::SYNTAX_ERROR, "improper qualified name: {name}"),
+    })
 }
 
 fn parts(name: &ObjectName) -> Result<Vec<String>> {
