@@ -40,7 +40,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::Layout;
 use super::gate::{Gate, MemberGate};
-use super::provider::StripedTable;
+use super::provider::LogicalTableProvider;
 use crate::engine::notices::Notices;
 use crate::engine::settings::Settings;
 
@@ -101,7 +101,7 @@ impl OptimizerRule for ExpandLogicalTables {
             let Ok(provider) = source_as_provider(&scan.source) else {
                 return Ok(Transformed::no(node));
             };
-            let Some(striped) = provider.as_ref().downcast_ref::<StripedTable>() else {
+            let Some(striped) = provider.as_ref().downcast_ref::<LogicalTableProvider>() else {
                 return Ok(Transformed::no(node));
             };
             let partial = *partial.get_or_insert_with(|| self.partial_allowed());
@@ -114,7 +114,10 @@ impl OptimizerRule for ExpandLogicalTables {
 /// The members `filters` may match, in member order, and the gate each
 /// branch gets when the key is compared with placeholders (`None`: no
 /// gates).
-fn chosen_members(striped: &StripedTable, filters: &[Expr]) -> Result<(Vec<usize>, Option<Gate>)> {
+fn chosen_members(
+    striped: &LogicalTableProvider,
+    filters: &[Expr],
+) -> Result<(Vec<usize>, Option<Gate>)> {
     let count = striped.members.len();
     match &striped.table.definition.layout {
         Layout::StripedHash { key, buckets } => {
@@ -141,7 +144,7 @@ fn chosen_members(striped: &StripedTable, filters: &[Expr]) -> Result<(Vec<usize
 /// member fails the query).
 pub fn expand(
     scan: &TableScan,
-    striped: &StripedTable,
+    striped: &LogicalTableProvider,
     partial: Option<&Notices>,
 ) -> Result<LogicalPlan> {
     let schema = striped.schema();
@@ -255,7 +258,7 @@ pub fn expand(
 /// A physical plan of a scan of `striped` made without the optimizer rule
 /// (DataFusion's `TableProvider::scan`): the same expansion, planned.
 pub async fn scan_plan(
-    striped: &StripedTable,
+    striped: &LogicalTableProvider,
     state: &dyn Session,
     projection: Option<&Vec<usize>>,
     filters: &[Expr],

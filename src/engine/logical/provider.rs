@@ -2,7 +2,7 @@
 //! `koios.public`, which holds Koios's in-memory tables too.
 //!
 //! Each lookup of a logical table's name resolves its members through
-//! their sources ([`StripedTable`] is that snapshot): a member whose source
+//! their sources ([`LogicalTableProvider`] is that snapshot): a member whose source
 //! is down carries its error (08006) instead of a table, and the planner
 //! ([`super::expand`]) refuses the query — or, with
 //! `koios.allow_partial_results`, leaves that member out with a warning.
@@ -64,7 +64,9 @@ impl SchemaProvider for KoiosSchema {
         if let Some(engine) = self.engine.upgrade()
             && let Some(table) = engine.logical_table(&self.name, name)
         {
-            return Ok(Some(Arc::new(StripedTable::resolve(&engine, table).await?)));
+            return Ok(Some(Arc::new(
+                LogicalTableProvider::resolve(&engine, table).await?,
+            )));
         }
         self.memory.table(name).await
     }
@@ -129,7 +131,7 @@ pub struct ResolvedMember {
 
 /// A striped table with its members resolved.
 #[derive(Debug)]
-pub struct StripedTable {
+pub struct LogicalTableProvider {
     pub table: Arc<LogicalTable>,
     pub members: Vec<ResolvedMember>,
     schema: SchemaRef,
@@ -137,9 +139,12 @@ pub struct StripedTable {
     constraints: Option<Constraints>,
 }
 
-impl StripedTable {
+impl LogicalTableProvider {
     /// Looks every member up in its source.
-    pub async fn resolve(engine: &Engine, table: Arc<LogicalTable>) -> Result<StripedTable> {
+    pub async fn resolve(
+        engine: &Engine,
+        table: Arc<LogicalTable>,
+    ) -> Result<LogicalTableProvider> {
         let lookups = table
             .definition
             .members
@@ -168,7 +173,7 @@ impl StripedTable {
         let constraints = key
             .filter(|k| !k.is_empty())
             .map(|k| Constraints::new_unverified(vec![Constraint::PrimaryKey(k)]));
-        Ok(StripedTable {
+        Ok(LogicalTableProvider {
             table,
             members,
             schema,
@@ -253,7 +258,7 @@ async fn resolve_member(
 }
 
 #[async_trait]
-impl TableProvider for StripedTable {
+impl TableProvider for LogicalTableProvider {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }

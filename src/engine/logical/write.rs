@@ -37,7 +37,7 @@ use koios_connector::sql_err;
 use tokio::sync::mpsc;
 
 use super::definition::MemberName;
-use super::provider::StripedTable;
+use super::provider::LogicalTableProvider;
 use super::{Layout, LogicalTable, placement};
 use crate::engine::error::{codes, restate};
 
@@ -89,7 +89,7 @@ struct Route {
 
 /// Plans `INSERT INTO striped …`: every member's insert, fed by a router.
 pub async fn plan_insert(
-    table: &StripedTable,
+    table: &LogicalTableProvider,
     state: &dyn Session,
     input: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -450,7 +450,7 @@ fn unqualified(expr: Expr) -> Result<Expr> {
 
 /// Plans `UPDATE` (with `assignments`) or `DELETE` of a striped table.
 pub async fn plan_change(
-    table: &StripedTable,
+    table: &LogicalTableProvider,
     state: &dyn Session,
     filters: Vec<Expr>,
     assignments: Option<Vec<(String, Expr)>>,
