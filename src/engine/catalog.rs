@@ -170,6 +170,12 @@ impl Engine {
                                 dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,
                             >,
                     ))
+                    .chain(std::iter::once(Arc::new(
+                        crate::engine::logical::mirror::MirrorReadPlanner,
+                    )
+                        as Arc<
+                            dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync,
+                        >))
                     .collect(),
             )),
             capabilities,
@@ -351,6 +357,8 @@ impl Engine {
                     Arc::clone(&identity.notices),
                 ),
             ))
+            // Operators above a mirrored read go into each copy's branch.
+            .with_optimizer_rule(Arc::new(crate::engine::logical::mirror::MirrorPushdown))
             .with_optimizer_rule(Arc::new(crate::engine::union_pushdown::UnionPushdown))
             // Joins that emit from buffered input yield (a cancel can stop them).
             .with_physical_optimizer_rule(Arc::new(CooperativeJoins));

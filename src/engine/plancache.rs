@@ -53,6 +53,8 @@ const STATELESS_OPERATORS: &[&str] = &[
     "UnionExec",
     // A striped table's member gate: its state is the bound values.
     "MemberGateExec",
+    // A mirrored table's read: which copy runs is chosen at each run.
+    "FailoverExec",
 ];
 
 /// Leaves of constant rows. A query that names a table and still plans to

@@ -7,6 +7,7 @@ Usage: mongo_fixture.py URL DATABASE            load the fixture
        mongo_fixture.py URL DATABASE --dump COLLECTION   print its documents,
                                                          by _id, one per line
        mongo_fixture.py URL DATABASE --count COLLECTION  print how many it holds
+       mongo_fixture.py URL DATABASE --sum COLLECTION FIELD  print the sum of a field
        mongo_fixture.py URL DATABASE --drop-collection COLLECTION
 """
 import pathlib
@@ -25,6 +26,13 @@ if "--dump" in sys.argv:
 if "--count" in sys.argv:
     collection = sys.argv[sys.argv.index("--count") + 1]
     print(client[database][collection].count_documents({}))
+    sys.exit(0)
+if "--sum" in sys.argv:
+    at = sys.argv.index("--sum")
+    collection, field = sys.argv[at + 1], sys.argv[at + 2]
+    result = list(client[database][collection].aggregate(
+        [{"$group": {"_id": None, "total": {"$sum": "$" + field}}}]))
+    print(result[0]["total"] if result else 0)
     sys.exit(0)
 if "--drop-collection" in sys.argv:
     client[database].drop_collection(sys.argv[sys.argv.index("--drop-collection") + 1])

@@ -34,6 +34,32 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The SQLSTATE of a pool's failure to connect: the server's, when it
+/// refused (a wrong password, a server shutting down), else `None` — a
+/// connection failure (08006) to the engine.
+pub(crate) fn pool_sqlstate(e: &deadpool_postgres::PoolError) -> Option<String> {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => {
+            pg.as_db_error().map(|db| db.code().code().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// A failure to get a connection as a Koios error: the server's SQLSTATE
+/// if it refused, else a connection failure.
+pub(crate) fn connect_error(
+    context: &str,
+    message: &str,
+    sqlstate: Option<String>,
+) -> DataFusionError {
+    koios_connector::RemoteError {
+        sqlstate,
+        message: format!("{context}: {message}"),
+    }
+    .into_datafusion()
+}
+
 /// A PostgreSQL error as a Koios error keeping the server's SQLSTATE.
 pub(crate) fn remote_error(context: &str, e: &tokio_postgres::Error) -> DataFusionError {
     koios_connector::RemoteError {

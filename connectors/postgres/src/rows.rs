@@ -87,8 +87,8 @@ fn read_rows(
             start_read(&pool, &statements, Read::Rows(sql, params), None)
                 .await
                 .map_err(|e| match e {
-                    StartError::Pool(message) => {
-                        DataFusionError::Execution(format!("{context}: {message}"))
+                    StartError::Pool(message, sqlstate) => {
+                        crate::error::connect_error(&context, &message, sqlstate)
                     }
                     StartError::Statement(e) => remote_error(&context, &e),
                 })

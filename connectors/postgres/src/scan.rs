@@ -20,7 +20,7 @@ use tokio_postgres::NoTls;
 
 use crate::backend::PgBackend;
 use crate::copy::CopyDecoder;
-use crate::error::{pool_error, remote_error};
+use crate::error::{connect_error, pool_error, pool_sqlstate, remote_error};
 use crate::statements::RepeatedStatements;
 use crate::transaction::{Connection, Pinned};
 use crate::types::{PgCodec, TextKind, parameter_type};
@@ -239,6 +239,7 @@ impl PgBackend {
             let context = context.clone();
             move |message: String| DataFusionError::Execution(format!("{context}: {message}"))
         };
+        let context_for_start = context.clone();
         let fail_pg = move |e: tokio_postgres::Error| remote_error(&context, &e);
         // Builders start at full batch size only for COPY scans, which fill
         // batches; a query's rows (mostly an index lookup's few) start
@@ -256,14 +257,15 @@ impl PgBackend {
             done: bool,
         }
         let start = {
-            let fail = fail.clone();
             let fail_pg = fail_pg.clone();
             async move {
                 let active =
                     start_read(&pool, &statements, read, pinned)
                         .await
                         .map_err(|e| match e {
-                            StartError::Pool(message) => fail(message),
+                            StartError::Pool(message, sqlstate) => {
+                                connect_error(&context_for_start, &message, sqlstate)
+                            }
                             StartError::Statement(e) => fail_pg(e),
                         })?;
                 Ok::<_, DataFusionError>(State {
@@ -345,8 +347,9 @@ impl PgBackend {
 
 /// Why a [`Read`] did not start.
 pub(crate) enum StartError {
-    /// No connection: the pool's message.
-    Pool(String),
+    /// No connection: the pool's message and the server's SQLSTATE, if
+    /// it refused.
+    Pool(String, Option<String>),
     /// The server refused the statement.
     Statement(tokio_postgres::Error),
 }
@@ -362,11 +365,12 @@ pub(crate) async fn start_read(
 ) -> std::result::Result<ActiveRead, StartError> {
     let connection = match pinned {
         Some(pinned) => Connection::Pinned(pinned),
-        None => Connection::Pooled(
-            pool.get()
-                .await
-                .map_err(|e| StartError::Pool(format!("cannot connect: {}", pool_error(&e))))?,
-        ),
+        None => Connection::Pooled(pool.get().await.map_err(|e| {
+            StartError::Pool(
+                format!("cannot connect: {}", pool_error(&e)),
+                pool_sqlstate(&e),
+            )
+        })?),
     };
     // Armed before the statement starts: PostgreSQL may run it for long
     // before the first row, and a drop then must cancel too. Not inside a
@@ -382,7 +386,7 @@ pub(crate) async fn start_read(
         client: Some(connection),
     };
     let Some(client) = active.client.as_ref().and_then(|c| c.client().ok()) else {
-        return Err(StartError::Pool("no connection".into()));
+        return Err(StartError::Pool("no connection".into(), None));
     };
     let (sql, types) = match &read {
         Read::Copy(copy) => (copy.as_str(), Vec::new()),

@@ -1,5 +1,5 @@
 //! `[[table]]`: logical tables declared in the configuration file, the
-//! same as `CREATE TABLE … STRIPED …`:
+//! same as `CREATE TABLE … STRIPED …` / `… MIRRORED ON …`:
 //!
 //! ```toml
 //! [[table]]
@@ -8,6 +8,13 @@
 //! striped = "hash"                     # or "round robin"
 //! key = "id"                           # the hash key
 //! members = ["pg.public.events", "my.app.events", "mongo.app.events"]
+//!
+//! [[table]]
+//! name = "accounts"
+//! columns = ["id bigint PRIMARY KEY", "owner text"]
+//! mirrored = true                      # every row on every member
+//! read = "first"                       # optional: "fastest" (default)
+//! members = ["pg.public.accounts", "my.bank.accounts"]
 //! ```
 //!
 //! The column list is read by the SQL parser, as in `CREATE TABLE`.
@@ -21,17 +28,30 @@ use toml::Spanned;
 pub(super) struct RawTable {
     name: Spanned<String>,
     columns: Vec<String>,
-    striped: Spanned<String>,
+    #[serde(default)]
+    striped: Option<Spanned<String>>,
     #[serde(default)]
     key: Option<String>,
+    #[serde(default)]
+    mirrored: Option<bool>,
+    #[serde(default)]
+    write_quorum: Option<u32>,
+    #[serde(default)]
+    read: Option<String>,
     members: Vec<String>,
 }
 
 /// How a declared table spreads its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeclaredStriping {
-    Hash { key: String },
+    Hash {
+        key: String,
+    },
     RoundRobin,
+    Mirrored {
+        write_quorum: Option<u32>,
+        read: Option<String>,
+    },
 }
 
 /// A logical table of the configuration file.
@@ -52,21 +72,27 @@ impl RawTable {
     /// The checked entry; `at` gives `file:line` of a byte offset.
     pub(super) fn check(self, at: &dyn Fn(usize) -> String) -> Result<TableSpec, String> {
         let place = at(self.name.span().start);
-        let striping = match self.striped.get_ref().to_ascii_lowercase().as_str() {
-            "hash" => match self.key {
-                Some(key) => DeclaredStriping::Hash { key },
-                None => return Err(format!("{place}: table.key: hash striping needs a key")),
-            },
-            "round robin" | "round_robin" => {
+        let striped = match (self.striped, self.mirrored) {
+            (None, Some(true)) => {
                 if self.key.is_some() {
-                    return Err(format!("{place}: table.key: round robin takes no key"));
+                    return Err(format!("{place}: table.key: a mirrored table takes no key"));
                 }
-                DeclaredStriping::RoundRobin
+                DeclaredStriping::Mirrored {
+                    write_quorum: self.write_quorum,
+                    read: self.read,
+                }
             }
-            other => {
+            (Some(striped), None | Some(false)) => {
+                if self.write_quorum.is_some() || self.read.is_some() {
+                    return Err(format!(
+                        "{place}: table: write_quorum and read are options of mirrored tables"
+                    ));
+                }
+                Self::striping(&striped, self.key, &place, at)?
+            }
+            _ => {
                 return Err(format!(
-                    "{}: table.striped: '{other}' is not \"hash\" or \"round robin\"",
-                    at(self.striped.span().start)
+                    "{place}: table: give either striped = \"hash\" | \"round robin\" or mirrored = true"
                 ));
             }
         };
@@ -78,9 +104,36 @@ impl RawTable {
         Ok(TableSpec {
             name: self.name.into_inner(),
             columns: self.columns,
-            striping,
+            striping: striped,
             members: self.members,
             at: place,
+        })
+    }
+
+    fn striping(
+        striped: &Spanned<String>,
+        key: Option<String>,
+        place: &str,
+        at: &dyn Fn(usize) -> String,
+    ) -> Result<DeclaredStriping, String> {
+        let key_given = key.is_some();
+        Ok(match striped.get_ref().to_ascii_lowercase().as_str() {
+            "hash" => match key {
+                Some(key) => DeclaredStriping::Hash { key },
+                None => return Err(format!("{place}: table.key: hash striping needs a key")),
+            },
+            "round robin" | "round_robin" => {
+                if key_given {
+                    return Err(format!("{place}: table.key: round robin takes no key"));
+                }
+                DeclaredStriping::RoundRobin
+            }
+            other => {
+                return Err(format!(
+                    "{}: table.striped: '{other}' is not \"hash\" or \"round robin\"",
+                    at(striped.span().start)
+                ));
+            }
         })
     }
 }

@@ -19,7 +19,8 @@ use koios_connector::ddl::SchemaChange;
 use koios_connector::{sql_err, sql_error};
 
 use super::definition::{
-    HASH_BUCKETS, LogicalColumn, LogicalTableDef, MemberName, ROUND_ROBIN_BATCH_ROWS, compatible,
+    HASH_BUCKETS, LogicalColumn, LogicalTableDef, MemberName, ROUND_ROBIN_BATCH_ROWS, ReadChoice,
+    compatible,
 };
 use super::statement::{LogicalStatement, Striping};
 use super::{Layout, LogicalTable, TableOrigin};
@@ -133,6 +134,60 @@ pub fn prepare_logical(
     }
 }
 
+/// The layout `MIRRORED … WITH (options)` asks for over `copies` members.
+fn mirrored_layout(options: &[(String, ast::Value)], copies: usize) -> Result<Layout> {
+    let mut write_quorum = copies;
+    let mut read = ReadChoice::Fastest;
+    for (name, value) in options {
+        match (name.as_str(), value) {
+            ("write_quorum", ast::Value::Number(n, _)) => {
+                write_quorum = match n.parse::<usize>() {
+                    Ok(q) if (1..=copies).contains(&q) => q,
+                    _ => {
+                        return sql_err!(
+                            codes::INVALID_PARAMETER_VALUE,
+                            "write_quorum must be a whole number from 1 to the number of copies ({copies}), not {n}"
+                        );
+                    }
+                }
+            }
+            ("read", ast::Value::SingleQuotedString(choice)) => {
+                read = match choice.to_ascii_lowercase().as_str() {
+                    "fastest" => ReadChoice::Fastest,
+                    "first" => ReadChoice::First,
+                    _ => {
+                        return sql_err!(
+                            codes::INVALID_PARAMETER_VALUE,
+                            "read must be 'fastest' or 'first', not '{choice}'"
+                        );
+                    }
+                }
+            }
+            ("write_quorum" | "read", value) => {
+                return sql_err!(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "invalid value for {name}: {value} (write_quorum takes a number, read 'fastest' or 'first')"
+                );
+            }
+            _ => {
+                return sql_err!(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "unknown option {name} of a mirrored table (it takes write_quorum and read)"
+                );
+            }
+        }
+    }
+    if write_quorum < copies {
+        // A copy that misses a write must get it later from a durable
+        // journal; until that exists, a write must reach every copy.
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "write_quorum {write_quorum} below the number of copies ({copies}) is not supported yet: it needs the write journal; every write reaches every copy today"
+        );
+    }
+    Ok(Layout::Mirrored { write_quorum, read })
+}
+
 fn striped_definition(
     create: &ast::CreateTable,
     striping: &Striping,
@@ -141,10 +196,14 @@ fn striped_definition(
     is_source: &dyn Fn(&str) -> bool,
 ) -> Result<LogicalTableDef> {
     let (catalog, schema, table) = qualify(names, &create.name)?;
+    let kind = match striping {
+        Striping::Mirrored(_) => "mirrored",
+        Striping::Hash(_) | Striping::RoundRobin => "striped",
+    };
     if catalog != KOIOS_CATALOG {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
-            "a striped table is a table of Koios's own catalog: name it {KOIOS_CATALOG}.{DEFAULT_SCHEMA}.{table}, and its members in the sources"
+            "a {kind} table is a table of Koios's own catalog: name it {KOIOS_CATALOG}.{DEFAULT_SCHEMA}.{table}, and its members in the sources"
         );
     }
     if schema != DEFAULT_SCHEMA {
@@ -156,7 +215,7 @@ fn striped_definition(
     if create.query.is_some() {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
-            "CREATE TABLE … AS of a striped table is not supported: create it, then INSERT … SELECT"
+            "CREATE TABLE … AS of a {kind} table is not supported: create it, then INSERT … SELECT"
         );
     }
     // The members, resolved; each must be a source's table.
@@ -187,7 +246,7 @@ fn striped_definition(
     if !parsed.defaults.is_empty() {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
-            "DEFAULT on a striped table's column is not supported"
+            "DEFAULT on a {kind} table's column is not supported"
         );
     }
     let Some(SchemaChange::CreateTable(declared)) = parsed.changes.into_iter().next() else {
@@ -221,6 +280,15 @@ fn striped_definition(
                 key: key.clone(),
                 buckets: HASH_BUCKETS,
             }
+        }
+        Striping::Mirrored(options) => {
+            if declared.primary_key.is_empty() {
+                return sql_err!(
+                    codes::INVALID_TABLE_DEFINITION,
+                    "a mirrored table needs a PRIMARY KEY: its copies are compared, repaired and caught up row by row by it"
+                );
+            }
+            mirrored_layout(options, member_names.len())?
         }
         Striping::RoundRobin => {
             if !declared.primary_key.is_empty() {

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::ast::helpers::stmt_create_table::CreateTableBuilder;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -56,6 +57,22 @@ fn statement(spec: &TableSpec) -> std::result::Result<LogicalStatement, String> 
         striping: match &spec.striping {
             DeclaredStriping::Hash { key } => Striping::Hash(key.to_lowercase()),
             DeclaredStriping::RoundRobin => Striping::RoundRobin,
+            DeclaredStriping::Mirrored { write_quorum, read } => {
+                let mut options = Vec::new();
+                if let Some(quorum) = write_quorum {
+                    options.push((
+                        "write_quorum".to_string(),
+                        ast::Value::Number(quorum.to_string(), false),
+                    ));
+                }
+                if let Some(read) = read {
+                    options.push((
+                        "read".to_string(),
+                        ast::Value::SingleQuotedString(read.clone()),
+                    ));
+                }
+                Striping::Mirrored(options)
+            }
         },
         members,
     })

@@ -54,28 +54,68 @@ pub enum Layout {
     StripedHash { key: String, buckets: u32 },
     /// Batches of `batch_rows` rows on each member in turn.
     StripedRoundRobin { batch_rows: u64 },
+    /// Every row on every member (each member a *copy*); a write succeeds
+    /// when `write_quorum` copies applied it; reads go to one copy.
+    Mirrored {
+        write_quorum: usize,
+        read: ReadChoice,
+    },
+}
+
+/// Which copy of a mirrored table a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadChoice {
+    /// The copy whose source answered its last health check fastest.
+    Fastest,
+    /// The first copy listed that is up.
+    First,
+}
+
+impl ReadChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadChoice::Fastest => "fastest",
+            ReadChoice::First => "first",
+        }
+    }
 }
 
 impl Layout {
-    /// `hash` / `round robin`, as `koios.system.logical_tables` shows it.
+    /// `hash` / `round robin` / `mirrored`, as `koios.system.logical_tables`
+    /// shows it.
     pub fn placement(&self) -> &'static str {
         match self {
             Layout::StripedHash { .. } => "hash",
             Layout::StripedRoundRobin { .. } => "round robin",
+            Layout::Mirrored { .. } => "mirrored",
         }
+    }
+
+    /// `striped` / `mirrored`: what messages call the table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Layout::StripedHash { .. } | Layout::StripedRoundRobin { .. } => "striped",
+            Layout::Mirrored { .. } => "mirrored",
+        }
+    }
+
+    /// Whether each row is on every member.
+    pub fn is_mirrored(&self) -> bool {
+        matches!(self, Layout::Mirrored { .. })
     }
 
     /// The striping key, for hash striping.
     pub fn key(&self) -> Option<&str> {
         match self {
             Layout::StripedHash { key, .. } => Some(key),
-            Layout::StripedRoundRobin { .. } => None,
+            Layout::StripedRoundRobin { .. } | Layout::Mirrored { .. } => None,
         }
     }
 }
 
 /// A member table: `source.schema.table`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberName {
     pub source: String,
@@ -107,6 +147,12 @@ impl LogicalTableDef {
     /// `koios.schema.table`.
     pub fn display_name(&self) -> String {
         format!("{KOIOS_CATALOG}.{}.{}", self.schema, self.table)
+    }
+
+    /// `striped table koios.schema.table` / `mirrored table …`: how
+    /// messages name it.
+    pub fn described(&self) -> String {
+        format!("{} table {}", self.layout.kind(), self.display_name())
     }
 
     pub fn to_json(&self) -> Result<String> {

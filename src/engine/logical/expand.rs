@@ -40,9 +40,12 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::Layout;
 use super::gate::{Gate, MemberGate};
+use super::mirror::{Copies, Copy, MirrorRead};
 use super::provider::LogicalTableProvider;
+use crate::engine::error::codes;
 use crate::engine::notices::Notices;
 use crate::engine::settings::Settings;
+use koios_connector::sql_err;
 
 /// The session setting that lets a query of a striped table answer from
 /// the members that are up.
@@ -135,7 +138,9 @@ fn chosen_members(
             });
             Ok((chosen, gate))
         }
-        Layout::StripedRoundRobin { .. } => Ok(((0..count).collect(), None)),
+        Layout::StripedRoundRobin { .. } | Layout::Mirrored { .. } => {
+            Ok(((0..count).collect(), None))
+        }
     }
 }
 
@@ -163,17 +168,30 @@ pub fn expand(
             }
         }
     }
-    let table_name = striped.display_name();
+    let table_name = striped.described();
+    let mirrored = match &striped.table.definition.layout {
+        Layout::Mirrored { read, .. } => Some(*read),
+        _ => None,
+    };
     let mut branches = Vec::new();
+    // A mirrored table's copies that can be read, and why the others
+    // cannot.
+    let mut copies = Vec::new();
+    let mut missing = Vec::new();
     let (chosen, gate) = chosen_members(striped, &scan.filters)?;
     for index in chosen {
         let member = &striped.members[index];
         let provider = match &member.provider {
             Ok(provider) => provider,
+            // Any other copy of a mirrored table will do.
+            Err(error) if mirrored.is_some() => {
+                missing.push(format!("member {}: {}", member.name, error.message));
+                continue;
+            }
             Err(error) => match partial {
                 Some(notices) => {
                     notices.warn(format!(
-                        "striped table {table_name}: member {} is unavailable and was left out of this result: {}",
+                        "{table_name}: member {} is unavailable and was left out of this result: {}",
                         member.name, error.message
                     ));
                     continue;
@@ -181,6 +199,10 @@ pub fn expand(
                 None => return Err(error.to_error(&table_name, &member.name)),
             },
         };
+        copies.push(Copy {
+            member: member.name.clone(),
+            health: member.health.clone(),
+        });
         let member_schema = provider.schema();
         let reference = TableReference::full(
             member.name.source.as_str(),
@@ -238,6 +260,22 @@ pub fn expand(
             ),
             None => branch,
         }));
+    }
+    if let Some(read) = mirrored {
+        if branches.is_empty() {
+            return sql_err!(
+                codes::CONNECTION_FAILURE,
+                "{table_name}: no copy is available ({})",
+                missing.join("; ")
+            );
+        }
+        let alternatives = branches.into_iter().map(Arc::unwrap_or_clone).collect();
+        let copies = Copies {
+            table: table_name,
+            read,
+            copies,
+        };
+        return MirrorRead::plan(copies, alternatives);
     }
     let combined = match branches.len() {
         0 => LogicalPlan::EmptyRelation(EmptyRelation {

@@ -26,6 +26,7 @@ pub mod declared;
 pub mod definition;
 pub mod expand;
 pub mod gate;
+pub mod mirror;
 pub mod placement;
 pub mod provider;
 pub mod statement;

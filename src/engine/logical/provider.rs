@@ -27,6 +27,7 @@ use super::LogicalTable;
 use super::definition::MemberName;
 use crate::engine::Engine;
 use crate::engine::error::codes;
+use crate::engine::sources::health::SourceHealth;
 
 /// `koios.public`: Koios's in-memory tables and its logical tables.
 #[derive(Debug)]
@@ -108,13 +109,12 @@ pub struct MemberError {
 }
 
 impl MemberError {
+    /// The error of a query that needed this member of `table` (as
+    /// [`LogicalTable::described`] names it).
     pub fn to_error(&self, table: &str, member: &MemberName) -> DataFusionError {
         SqlStateError::new(
             self.code,
-            format!(
-                "striped table {table}: member {member} is unavailable: {}",
-                self.message
-            ),
+            format!("{table}: member {member} is unavailable: {}", self.message),
         )
         .into_datafusion()
     }
@@ -127,6 +127,9 @@ pub struct ResolvedMember {
     /// Its position among the table's members (placement counts in it).
     pub index: usize,
     pub provider: std::result::Result<Arc<dyn TableProvider>, MemberError>,
+    /// Its source's health, read when a query runs (mirrored reads choose
+    /// a copy by it); `None` if the source is unknown.
+    pub health: Option<Arc<SourceHealth>>,
 }
 
 /// A striped table with its members resolved.
@@ -158,6 +161,7 @@ impl LogicalTableProvider {
             .zip(providers)
             .enumerate()
             .map(|(index, (name, provider))| ResolvedMember {
+                health: engine.source_health(&name.source),
                 name: name.clone(),
                 index,
                 provider,
@@ -216,6 +220,11 @@ impl LogicalTableProvider {
     /// `koios.schema.table`.
     pub fn display_name(&self) -> String {
         self.table.display_name()
+    }
+
+    /// `striped table koios.schema.table` / `mirrored table …`.
+    pub fn described(&self) -> String {
+        self.table.definition.described()
     }
 }
 

@@ -4,6 +4,9 @@
 //! CREATE TABLE koios.public.events (id bigint PRIMARY KEY, …)
 //!   STRIPED BY HASH (id) ACROSS (pg.public.events, my.app.events, …);
 //! CREATE TABLE koios.public.log (…) STRIPED ROUND ROBIN ACROSS (…);
+//! CREATE TABLE koios.public.accounts (id bigint PRIMARY KEY, …)
+//!   MIRRORED ON (pg.public.accounts, my.bank.accounts, …)
+//!   [WITH (write_quorum = 3, read = 'first')];
 //! DROP TABLE koios.public.events [CASCADE];
 //! ```
 //!
@@ -18,19 +21,24 @@ use koios_connector::sql_err;
 
 use crate::engine::error::codes;
 
-/// How a `CREATE TABLE … STRIPED` spreads its rows.
+/// How a `CREATE TABLE … STRIPED | MIRRORED` places its rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Striping {
     /// `STRIPED BY HASH (column)`.
     Hash(String),
     /// `STRIPED ROUND ROBIN`.
     RoundRobin,
+    /// `MIRRORED ON (…) [WITH (option = value, …)]`: every row on every
+    /// member; the options as written (names lower-cased), checked when
+    /// the definition is made.
+    Mirrored(Vec<(String, ast::Value)>),
 }
 
 /// A statement about logical tables.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicalStatement {
-    /// `CREATE TABLE name (columns) STRIPED … ACROSS (members)`.
+    /// `CREATE TABLE name (columns) STRIPED … ACROSS (members)` or
+    /// `… MIRRORED ON (members)`.
     CreateStriped {
         create: Box<ast::CreateTable>,
         striping: Striping,
@@ -56,15 +64,42 @@ impl LogicalStatement {
 /// Whether the next token starts Koios's clause after a `CREATE TABLE`.
 pub fn starts_layout_clause(parser: &Parser) -> bool {
     matches!(&parser.peek_token().token,
-        Token::Word(w) if w.value.eq_ignore_ascii_case("striped"))
+        Token::Word(w) if w.value.eq_ignore_ascii_case("striped")
+            || w.value.eq_ignore_ascii_case("mirrored"))
 }
 
 /// Reads `STRIPED BY HASH (col) ACROSS (…)` / `STRIPED ROUND ROBIN ACROSS
-/// (…)` after `create`.
+/// (…)` / `MIRRORED ON (…) [WITH (…)]` after `create`.
 pub fn parse_layout_clause(
     parser: &mut Parser,
     create: ast::CreateTable,
 ) -> Result<LogicalStatement> {
+    if accept_word(parser, "MIRRORED") {
+        expect_word(parser, "ON")?;
+        let members = parse_members(parser)?;
+        let mut options = Vec::new();
+        if accept_word(parser, "WITH") {
+            expect(parser, Token::LParen, "(")?;
+            loop {
+                let name = parser.parse_identifier().map_err(syntax)?;
+                expect(parser, Token::Eq, "=")?;
+                let value = parser.parse_value().map_err(syntax)?.value;
+                options.push((
+                    crate::engine::remote_ddl::statement::normalize(&name),
+                    value,
+                ));
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            expect(parser, Token::RParen, ")")?;
+        }
+        return Ok(LogicalStatement::CreateStriped {
+            create: Box::new(create),
+            striping: Striping::Mirrored(options),
+            members,
+        });
+    }
     expect_word(parser, "STRIPED")?;
     let striping = if accept_word(parser, "BY") {
         expect_word(parser, "HASH")?;
@@ -82,6 +117,16 @@ pub fn parse_layout_clause(
         );
     };
     expect_word(parser, "ACROSS")?;
+    let members = parse_members(parser)?;
+    Ok(LogicalStatement::CreateStriped {
+        create: Box::new(create),
+        striping,
+        members,
+    })
+}
+
+/// `(source.schema.table, …)`.
+fn parse_members(parser: &mut Parser) -> Result<Vec<ObjectName>> {
     expect(parser, Token::LParen, "(")?;
     let mut members = Vec::new();
     loop {
@@ -91,11 +136,7 @@ pub fn parse_layout_clause(
         }
     }
     expect(parser, Token::RParen, ")")?;
-    Ok(LogicalStatement::CreateStriped {
-        create: Box::new(create),
-        striping,
-        members,
-    })
+    Ok(members)
 }
 
 fn syntax(

@@ -1,16 +1,20 @@
-//! Writes to a striped table.
+//! Writes to a logical table (striped or mirrored).
 //!
 //! `INSERT` routes each incoming batch: hash striping splits it by the
-//! members owning its keys, round robin by the table's insertion pointer;
-//! each member's share goes through that member's own insert path (its
-//! bulk path: COPY, LOAD DATA, insert_many), all members written at once.
-//! `UPDATE` and `DELETE` run on every member that can hold matching rows,
-//! in parallel, each as that member's own DML; the counts add up.
+//! members owning its keys, round robin by the table's insertion pointer,
+//! and a mirrored table sends all of it to every copy; each member's share
+//! goes through that member's own insert path (its bulk path: COPY, LOAD
+//! DATA, insert_many), all members written at once. `UPDATE` and `DELETE`
+//! run on every member that can hold matching rows, in parallel, each as
+//! that member's own DML; the counts add up (a mirrored table reports one
+//! copy's count).
 //!
 //! A member that fails fails the statement with an error naming it and
 //! saying what the other members did (rows sent or changed per member):
 //! members are separate servers, so nothing undoes what another member
 //! already committed, and the client is told rather than left guessing.
+//! (A mirrored table's write therefore needs every copy today; a write
+//! quorum below that waits for the write journal.)
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -87,13 +91,14 @@ struct Route {
     schema: SchemaRef,
 }
 
-/// Plans `INSERT INTO striped …`: every member's insert, fed by a router.
+/// Plans `INSERT INTO` a logical table: every member's insert, fed by a
+/// router.
 pub async fn plan_insert(
     table: &LogicalTableProvider,
     state: &dyn Session,
     input: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let name = table.display_name();
+    let name = table.described();
     let mut routes = Vec::with_capacity(table.members.len());
     for member in &table.members {
         let provider = member
@@ -109,11 +114,7 @@ pub async fn plan_insert(
                 InsertOp::Append,
             )
             .await
-            .map_err(|e| {
-                restate(&e, |m| {
-                    format!("striped table {name}: member {}: {m}", member.name)
-                })
-            })?;
+            .map_err(|e| restate(&e, |m| format!("{name}: member {}: {m}", member.name)))?;
         routes.push(Route {
             member: member.name.clone(),
             feed,
@@ -130,7 +131,9 @@ pub async fn plan_insert(
     }))
 }
 
-/// The rows of `batch` (of the striped table's schema) for each member.
+/// The rows of `batch` (of the logical table's schema) for each member:
+/// its share of a striped table's rows, or all of them for each copy of a
+/// mirrored table.
 fn split(
     table: &LogicalTable,
     batch: &RecordBatch,
@@ -139,6 +142,7 @@ fn split(
     let rows = batch.num_rows();
     let mut shares: Vec<Vec<u32>> = vec![Vec::new(); members];
     match &table.definition.layout {
+        Layout::Mirrored { .. } => return Ok(vec![Some(batch.clone()); members]),
         Layout::StripedHash { key, buckets } => {
             let column = batch.column_by_name(key).ok_or_else(|| {
                 DataFusionError::Internal(format!("striping key {key} missing from an insert"))
@@ -274,8 +278,8 @@ impl ExecutionPlan for StripedInsertExec {
         let mut source = input.execute(0, Arc::clone(&context))?;
         let table = Arc::clone(&self.table);
         let routes = Arc::clone(&self.routes);
-        let name = table.display_name();
-        let name_for_router = name.clone();
+        let name = table.definition.described();
+        let name_for_router = table.display_name();
         let table_for_router = Arc::clone(&table);
         let work = async move {
             let mut senders = Vec::with_capacity(routes.len());
@@ -357,13 +361,19 @@ impl ExecutionPlan for StripedInsertExec {
                     .collect();
                 return Err(restate(error, |m| {
                     format!(
-                        "INSERT into striped table {name} failed on member {}: {m} (rows sent to each member before it stopped: {}; members that finished keep their rows)",
+                        "INSERT into {name} failed on member {}: {m} (rows sent to each member before it stopped: {}; members that finished keep their rows)",
                         routes[failed].member,
                         report.join(", ")
                     )
                 }));
             }
-            let total: u64 = results.into_iter().map(|r| r.unwrap_or(0)).sum();
+            let counts = results.into_iter().map(|r| r.unwrap_or(0));
+            // Each copy of a mirrored table took every row.
+            let total: u64 = if table.definition.layout.is_mirrored() {
+                counts.max().unwrap_or(0)
+            } else {
+                counts.sum()
+            };
             if matches!(table.definition.layout, Layout::StripedRoundRobin { .. }) {
                 table.persist_position().await?;
             }
@@ -448,14 +458,15 @@ fn unqualified(expr: Expr) -> Result<Expr> {
         .data)
 }
 
-/// Plans `UPDATE` (with `assignments`) or `DELETE` of a striped table.
+/// Plans `UPDATE` (with `assignments`) or `DELETE` of a logical table: on
+/// every member that can hold matching rows (every copy of a mirrored one).
 pub async fn plan_change(
     table: &LogicalTableProvider,
     state: &dyn Session,
     filters: Vec<Expr>,
     assignments: Option<Vec<(String, Expr)>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let name = table.display_name();
+    let name = table.described();
     let verb = if assignments.is_some() {
         "UPDATE"
     } else {
@@ -512,15 +523,13 @@ pub async fn plan_change(
         }
         .map_err(|e| {
             restate(&e, |m| {
-                format!(
-                    "{verb} of striped table {name}: member {}: {m}",
-                    member.name
-                )
+                format!("{verb} of {name}: member {}: {m}", member.name)
             })
         })?;
         plans.push((member.name.clone(), plan));
     }
     Ok(Arc::new(FanOutExec {
+        mirrored: table.table.definition.layout.is_mirrored(),
         table: name,
         schema: count_schema(),
         verb,
@@ -529,8 +538,11 @@ pub async fn plan_change(
     }))
 }
 
-/// Runs one DML plan per member at once and adds up their counts.
+/// Runs one DML plan per member at once and adds up their counts (a
+/// mirrored table's copies each change the same rows: one copy's count).
 struct FanOutExec {
+    mirrored: bool,
+    /// `striped table koios.public.t`.
     table: String,
     schema: SchemaRef,
     verb: &'static str,
@@ -570,6 +582,7 @@ impl ExecutionPlan for FanOutExec {
         let plans = Arc::clone(&self.plans);
         let table = self.table.clone();
         let verb = self.verb;
+        let mirrored = self.mirrored;
         let work = async move {
             let runs = plans.iter().map(|(_, plan)| {
                 let plan = Arc::clone(plan);
@@ -597,7 +610,7 @@ impl ExecutionPlan for FanOutExec {
                     .collect();
                 return Err(restate(error, |m| {
                     format!(
-                        "{verb} of striped table {table} failed on member {}: {m}; applied and kept on: {}",
+                        "{verb} of {table} failed on member {}: {m}; applied and kept on: {}",
                         plans[failed].0,
                         if applied.is_empty() {
                             "none".to_string()
@@ -607,7 +620,12 @@ impl ExecutionPlan for FanOutExec {
                     )
                 }));
             }
-            count_batch(results.into_iter().map(|r| r.unwrap_or(0)).sum())
+            let counts = results.into_iter().map(|r| r.unwrap_or(0));
+            count_batch(if mirrored {
+                counts.max().unwrap_or(0)
+            } else {
+                counts.sum()
+            })
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             count_schema(),

@@ -317,6 +317,14 @@ impl Engine {
         }
     }
 
+    /// The health of source `name`, shared with its checker (`None` if no
+    /// such source).
+    pub fn source_health(&self, name: &str) -> Option<Arc<SourceHealth>> {
+        self.read_sources()
+            .get(name)
+            .map(|entry| Arc::clone(&entry.health))
+    }
+
     /// Names of all sources.
     pub fn source_names(&self) -> Vec<String> {
         self.read_sources().keys().cloned().collect()

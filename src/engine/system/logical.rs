@@ -51,7 +51,7 @@ fn logical_tables_batch(engine: &Engine) -> Result<RecordBatch> {
     for table in engine.logical_tables().values() {
         let definition = &table.definition;
         name.append_value(definition.display_name());
-        layout.append_value("striped");
+        layout.append_value(definition.layout.kind());
         placement.append_value(definition.layout.placement());
         key.append_option(definition.layout.key());
         members.append_value(definition.members.len() as i64);
@@ -61,7 +61,7 @@ fn logical_tables_batch(engine: &Engine) -> Result<RecordBatch> {
             Layout::StripedRoundRobin { .. } => {
                 Some(table.position.load(std::sync::atomic::Ordering::Acquire))
             }
-            Layout::StripedHash { .. } => None,
+            Layout::StripedHash { .. } | Layout::Mirrored { .. } => None,
         });
         origin.append_value(table.origin.as_str());
         created.append_option(
