@@ -21,12 +21,15 @@ use datafusion::physical_plan::expressions::Column;
 use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use futures::TryStreamExt;
 use koios_connector::pgtext::StartDataRows;
 use koios_connector::{DirectRowsRequest, QueryParams};
 
 use crate::engine::Engine;
+use crate::engine::logical::gate::MemberGateExec;
+use crate::engine::logical::mirror::{Attempt, FailoverExec, first_answering};
 use crate::engine::metered;
 
 /// The rows of `plan` as `DataRow` bodies, when the plan is one remote
@@ -39,13 +42,20 @@ pub fn data_rows(
     params: Option<&QueryParams>,
     engine: &Engine,
 ) -> Option<StartDataRows> {
+    let columns: Vec<usize> = (0..plan.schema().fields().len()).collect();
+    rows_below(plan, columns, None, params, engine)
+}
+
+/// [`data_rows`] of `node`, whose output column `columns[i]` is the plan's
+/// column `i`, under limits letting at most `fetch` rows through.
+fn rows_below(
+    mut node: &Arc<dyn ExecutionPlan>,
+    mut columns: Vec<usize>,
+    mut fetch: Option<usize>,
+    params: Option<&QueryParams>,
+    engine: &Engine,
+) -> Option<StartDataRows> {
     let capabilities = engine.capabilities();
-    let mut node = plan;
-    // Which column of `node`'s output each output column of `plan` is.
-    let mut columns: Vec<usize> = (0..plan.schema().fields().len()).collect();
-    // The fewest rows a limit above lets through: the scan must send a
-    // LIMIT as small.
-    let mut fetch: Option<usize> = None;
     loop {
         let request = DirectRowsRequest {
             params,
@@ -80,6 +90,47 @@ pub fn data_rows(
                 .collect::<Option<_>>()?;
             node = projection.input();
             continue;
+        }
+        if let Some(union) = node.downcast_ref::<UnionExec>() {
+            // A striped table's prepared lookup: the one member whose gate
+            // opens for these values answers alone.
+            let mut open = Vec::new();
+            for child in union.inputs() {
+                let gate = child.downcast_ref::<MemberGateExec>()?;
+                if gate.opens_for(params) {
+                    open.push(gate.input());
+                }
+            }
+            let [only] = open.as_slice() else {
+                return None;
+            };
+            node = only;
+            continue;
+        }
+        if let Some(failover) = node.downcast_ref::<FailoverExec>() {
+            // A mirrored read: the copies' own rows, tried in the order the
+            // exec would try them (each copy must write its rows).
+            let starters = failover
+                .ordered_alternatives()
+                .into_iter()
+                .map(|(copy, alternative)| {
+                    rows_below(alternative, columns.clone(), fetch, params, engine)
+                        .map(|start| (copy, start))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            let table = failover.table().to_string();
+            return Some(Box::new(move |formats: Vec<bool>| {
+                let attempts = starters
+                    .into_iter()
+                    .map(|(copy, start)| {
+                        let formats = formats.clone();
+                        let attempt: Attempt<bytes::BytesMut> =
+                            Box::new(move || Ok(start(formats)));
+                        (copy, attempt)
+                    })
+                    .collect();
+                first_answering(table, attempts)
+            }));
         }
         node = row_preserving_input(node)?;
     }

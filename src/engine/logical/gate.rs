@@ -220,6 +220,19 @@ impl MemberGateExec {
     }
 }
 
+impl MemberGateExec {
+    /// Whether this member is read when `params` are bound (`None`: none
+    /// bound).
+    pub fn opens_for(&self, params: Option<&QueryParams>) -> bool {
+        self.gate.opens(params.or(self.params.as_deref()))
+    }
+
+    /// The member's branch.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+}
+
 impl DisplayAs for MemberGateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "MemberGateExec: {}", self.gate.describe())

@@ -20,6 +20,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DFSchemaRef};
@@ -40,6 +41,7 @@ use datafusion::physical_plan::{
 };
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use super::definition::{MemberName, ReadChoice};
 use crate::engine::error::{codes, restate, sqlstate};
@@ -345,6 +347,23 @@ impl FailoverExec {
     }
 }
 
+impl FailoverExec {
+    /// The alternatives in the order they are tried now, each with its
+    /// copy.
+    pub fn ordered_alternatives(&self) -> Vec<(MemberName, &Arc<dyn ExecutionPlan>)> {
+        self.copies
+            .order()
+            .into_iter()
+            .map(|i| (self.copies.copies[i].member.clone(), &self.alternatives[i]))
+            .collect()
+    }
+
+    /// `mirrored table koios.public.t`.
+    pub fn table(&self) -> &str {
+        &self.copies.table
+    }
+}
+
 impl DisplayAs for FailoverExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let copies: Vec<String> = self.copies.names().iter().map(|m| m.to_string()).collect();
@@ -362,6 +381,65 @@ impl DisplayAs for FailoverExec {
 fn copy_unreachable(error: &DataFusionError) -> bool {
     let code = sqlstate(error).code;
     code.starts_with("08") || code.starts_with("57P") || code == "53300"
+}
+
+/// Starts one copy's answer: its stream of items (record batches, or data
+/// rows written for the client).
+pub type Attempt<T> = Box<dyn FnOnce() -> Result<BoxStream<'static, Result<T>>> + Send>;
+
+/// The items of the first of `attempts` (each a copy and how to start its
+/// answer) that answers: a copy failing with a connection-class error
+/// before its first item is skipped for the next; once an item was
+/// produced, an error is the query's, naming the copy. `table` is how
+/// messages name the mirrored table.
+pub fn first_answering<T: Send + 'static>(
+    table: String,
+    attempts: Vec<(MemberName, Attempt<T>)>,
+) -> BoxStream<'static, Result<T>> {
+    let chosen = async move {
+        let mut failures = Vec::new();
+        for (copy, start) in attempts {
+            let attempt = async {
+                let mut stream = start()?;
+                let first = stream.next().await.transpose()?;
+                Ok::<_, DataFusionError>((first, stream))
+            };
+            match attempt.await {
+                Ok((first, rest)) => {
+                    let table = table.clone();
+                    let rest = rest.map(move |item| {
+                        item.map_err(|e| {
+                            restate(&e, |m| {
+                                format!("{table}: copy {copy} failed after the first rows were sent: {m}")
+                            })
+                        })
+                    });
+                    return Ok(futures::stream::iter(first.map(Ok)).chain(rest).boxed());
+                }
+                Err(error) if copy_unreachable(&error) => {
+                    tracing::warn!(
+                        table = %table,
+                        copy = %copy,
+                        "a copy failed before answering; trying the next: {error}"
+                    );
+                    failures.push(format!("copy {copy}: {}", sqlstate(&error).message));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(koios_connector::sql_error!(
+            codes::CONNECTION_FAILURE,
+            "{table}: no copy could answer ({})",
+            failures.join("; ")
+        ))
+    };
+    futures::stream::once(chosen)
+        .map(|chosen| match chosen {
+            Ok(stream) => stream,
+            Err(error) => futures::stream::once(async { Err(error) }).boxed(),
+        })
+        .flatten()
+        .boxed()
 }
 
 impl ExecutionPlan for FailoverExec {
@@ -407,63 +485,29 @@ impl ExecutionPlan for FailoverExec {
                 "FailoverExec has one partition, not {partition}"
             )));
         }
-        let order = self.copies.order();
-        let alternatives = self.alternatives.clone();
-        let copies = self.copies.clone();
         let schema = self.schema();
-        let output_schema = Arc::clone(&schema);
-        let chosen = async move {
-            let mut failures = Vec::new();
-            for index in order {
-                let member = copies.copies[index].member.clone();
-                let attempt = async {
-                    let mut stream = alternatives[index].execute(0, Arc::clone(&context))?;
-                    let first = stream.next().await.transpose()?;
-                    Ok::<_, DataFusionError>((first, stream))
+        let attempts = self
+            .copies
+            .order()
+            .into_iter()
+            .map(|index| {
+                let alternative = Arc::clone(&self.alternatives[index]);
+                let context = Arc::clone(&context);
+                let schema = Arc::clone(&schema);
+                let start = move || -> Result<BoxStream<'static, Result<RecordBatch>>> {
+                    let stream = alternative.execute(0, context)?;
+                    // Every alternative's batches in the node's schema.
+                    Ok(stream
+                        .map(move |batch| Ok(batch?.with_schema(Arc::clone(&schema))?))
+                        .boxed())
                 };
-                match attempt.await {
-                    Ok((first, rest)) => {
-                        let table = copies.table.clone();
-                        let schema = Arc::clone(&schema);
-                        let rest = rest.map(move |batch| {
-                            batch.map_err(|e| {
-                                restate(&e, |m| {
-                                    format!("{table}: copy {member} failed after the first rows were sent: {m}")
-                                })
-                            })
-                        });
-                        let fitted = futures::stream::iter(first.map(Ok))
-                            .chain(rest)
-                            .map(move |batch| Ok(batch?.with_schema(Arc::clone(&schema))?));
-                        return Ok(fitted.boxed());
-                    }
-                    Err(error) if copy_unreachable(&error) => {
-                        tracing::warn!(
-                            table = %copies.table,
-                            copy = %member,
-                            "a copy failed before answering; trying the next: {error}"
-                        );
-                        failures.push(format!("copy {member}: {}", sqlstate(&error).message));
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            Err(koios_connector::sql_error!(
-                codes::CONNECTION_FAILURE,
-                "{}: no copy could answer ({})",
-                copies.table,
-                failures.join("; ")
-            ))
-        };
-        let stream = futures::stream::once(chosen)
-            .map(|chosen| match chosen {
-                Ok(stream) => stream,
-                Err(error) => futures::stream::once(async { Err(error) }).boxed(),
+                (
+                    self.copies.copies[index].member.clone(),
+                    Box::new(start) as Attempt<RecordBatch>,
+                )
             })
-            .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            output_schema,
-            stream,
-        )))
+            .collect();
+        let stream = first_answering(self.copies.table.clone(), attempts);
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
