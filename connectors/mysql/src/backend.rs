@@ -238,6 +238,12 @@ impl SqlBackend for MyBackend {
         RemoteDialect::MySql
     }
 
+    fn binds_parameters(&self) -> bool {
+        // Reads run as prepared statements without parameters: a
+        // parameter's value is written into the query, escaped.
+        false
+    }
+
     fn pool_status(&self) -> Option<koios_connector::PoolStatus> {
         // The pool's own gauges (atomics): connections checked out, and
         // those waiting in the pool.

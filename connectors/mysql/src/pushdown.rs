@@ -20,6 +20,36 @@ pub(crate) fn like_pattern_pushable(pattern: &str) -> bool {
 struct MyColumns<'a>(&'a RemoteTable<MyCodec>);
 
 impl ExactColumns for MyColumns<'_> {
+    /// A comparison with a statement's parameter (its value written into
+    /// the query at each execution, see `binds_parameters`): pushed where
+    /// the answer cannot depend on the value — numbers and dates of the
+    /// column's own type, text under an exact collation — never LIKE.
+    fn parameter_safety(
+        &self,
+        column: &str,
+        comparison: Comparison,
+        data_type: &DataType,
+    ) -> Safety {
+        let Some(remote) = self.0.column(column) else {
+            return Safety::No;
+        };
+        let value_independent = matches!(
+            remote.codec,
+            MyCodec::Int { .. } | MyCodec::Decimal { .. } | MyCodec::Year | MyCodec::Date
+        ) || matches!(&remote.codec, MyCodec::Text { collation }
+                if crate::types::EXACT_COLLATIONS.contains(&collation.as_str()));
+        if !value_independent
+            || comparison == Comparison::Like
+            || remote.field.data_type() != data_type
+        {
+            return Safety::No;
+        }
+        match ScalarValue::new_default(data_type) {
+            Ok(sample) => self.safety(column, comparison, Some(&sample)),
+            Err(_) => Safety::No,
+        }
+    }
+
     fn safety(
         &self,
         column: &str,

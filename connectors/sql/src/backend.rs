@@ -35,6 +35,14 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// how values and identifiers are quoted in it.
     fn dialect(&self) -> RemoteDialect;
 
+    /// Whether a remote query can carry a statement's parameters, bound
+    /// at each execution; a backend that cannot (MySQL's reads here) gets
+    /// the values written into the query, through its dialect's escaping,
+    /// each time it runs.
+    fn binds_parameters(&self) -> bool {
+        true
+    }
+
     /// Schemas to expose.
     async fn schema_names(&self) -> Result<Vec<String>>;
 

@@ -149,8 +149,19 @@ impl<B: SqlBackend> RemoteScanExec<B> {
         if !self.dynamic_filters.is_empty() {
             return None;
         }
-        // Values stay parameters of the query (no COPY here to inline them for).
-        let values = query.bind(params.or(self.bound.as_deref())).ok()?;
+        // Values stay parameters of the query (no COPY here to inline them
+        // for), unless the backend takes none.
+        let mut values = query.bind(params.or(self.bound.as_deref())).ok()?;
+        let mut sql = self.sql[0].clone();
+        if !values.is_empty() && !self.backend.binds_parameters() {
+            let mut query = query.clone();
+            query.inline(&std::mem::take(&mut values)).ok()?;
+            sql = query
+                .to_sql(self.backend.dialect(), |i| {
+                    self.backend.select_expr(&query.table.columns[i])
+                })
+                .ok()?;
+        }
         let codecs = query
             .projection
             .iter()
@@ -158,7 +169,7 @@ impl<B: SqlBackend> RemoteScanExec<B> {
             .collect();
         tracing::debug!(source = self.backend.source_name(), sql = %self.sql[0], "remote scan as data rows");
         self.backend.execute_data_rows(
-            self.sql[0].clone(),
+            sql,
             values,
             codecs,
             &self.schema,
@@ -263,9 +274,10 @@ impl<B: SqlBackend> ExecutionPlan for RemoteScanExec<B> {
         let mut query = query;
         let mut params = query.bind(self.bound.as_deref())?;
         let mut sql = self.sql[partition].clone();
-        if !params.is_empty() && !query.is_point_read() {
+        if !params.is_empty() && (!query.is_point_read() || !self.backend.binds_parameters()) {
             // Many rows: read as other large scans are (COPY for
-            // PostgreSQL), with the values written in by the unparser.
+            // PostgreSQL), with the values written in by the unparser; so
+            // too for a backend that takes no parameters.
             query.inline(&std::mem::take(&mut params))?;
             sql = query.to_sql(self.backend.dialect(), |i| {
                 self.backend.select_expr(&query.table.columns[i])
