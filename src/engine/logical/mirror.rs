@@ -511,3 +511,81 @@ impl ExecutionPlan for FailoverExec {
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(name: &str) -> MemberName {
+        MemberName {
+            source: name.into(),
+            schema: "public".into(),
+            table: "t".into(),
+        }
+    }
+
+    fn answers(items: Vec<Result<u32>>) -> Attempt<u32> {
+        Box::new(move || Ok(futures::stream::iter(items).boxed()))
+    }
+
+    fn unreachable() -> DataFusionError {
+        koios_connector::sql_error!(codes::CONNECTION_FAILURE, "connection refused")
+    }
+
+    async fn collect(stream: BoxStream<'static, Result<u32>>) -> Vec<Result<u32>> {
+        stream.collect().await
+    }
+
+    #[tokio::test]
+    async fn a_copy_failing_before_its_first_item_is_skipped() {
+        let attempts = vec![
+            (copy("a"), answers(vec![Err(unreachable())])),
+            (copy("b"), Box::new(|| Err(unreachable())) as Attempt<u32>),
+            (copy("c"), answers(vec![Ok(1), Ok(2)])),
+        ];
+        let got = collect(first_answering("mirrored table t".into(), attempts)).await;
+        assert_eq!(
+            got.into_iter().map(|r| r.unwrap()).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+    }
+
+    #[tokio::test]
+    async fn other_errors_and_errors_after_the_first_item_are_the_querys() {
+        let division = || DataFusionError::Execution("division by zero".into());
+        let attempts = vec![
+            (copy("a"), answers(vec![Err(division())])),
+            (copy("b"), answers(vec![Ok(1)])),
+        ];
+        let got = collect(first_answering("mirrored table t".into(), attempts)).await;
+        assert!(matches!(got.as_slice(), [Err(_)]), "not retried: {got:?}");
+        let attempts = vec![
+            (copy("a"), answers(vec![Ok(1), Err(unreachable())])),
+            (copy("b"), answers(vec![Ok(9)])),
+        ];
+        let got = collect(first_answering("mirrored table t".into(), attempts)).await;
+        assert_eq!(got.len(), 2);
+        let error = got[1].as_ref().expect_err("the copy's failure");
+        assert!(
+            sqlstate(error)
+                .message
+                .contains("copy a.public.t failed after the first rows were sent"),
+            "{error}"
+        );
+        // Every copy unreachable: one error naming each.
+        let attempts = vec![
+            (copy("a"), answers(vec![Err(unreachable())])),
+            (copy("b"), answers(vec![Err(unreachable())])),
+        ];
+        let got = collect(first_answering("mirrored table t".into(), attempts)).await;
+        let error = got[0].as_ref().expect_err("no copy answered");
+        let message = sqlstate(error).message;
+        assert!(
+            message.contains("no copy could answer")
+                && message.contains("copy a.public.t")
+                && message.contains("copy b.public.t"),
+            "{message}"
+        );
+        assert_eq!(sqlstate(error).code, codes::CONNECTION_FAILURE);
+    }
+}
