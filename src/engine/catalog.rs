@@ -237,7 +237,9 @@ impl Engine {
         futures::future::join_all(from_store).await;
         engine.load_logical_tables().await?;
         engine.declare_tables(&config.tables).await?;
+        engine.restore_mirrors().await?;
         health::spawn(&engine, config.server.health_interval);
+        crate::engine::logical::catchup::spawn(&engine, config.server.health_interval);
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)
@@ -375,10 +377,9 @@ impl Engine {
         SessionContext::new_with_state(state)
     }
 
-    async fn run_startup_sql(&self, statements: &[String]) -> Result<()> {
-        if statements.is_empty() {
-            return Ok(());
-        }
+    /// A session of Koios's own (startup SQL, background work on sources):
+    /// the administrator of the `koios` database.
+    pub(crate) fn internal_context(&self) -> SessionContext {
         let settings: Arc<std::sync::Mutex<crate::engine::settings::Settings>> = Default::default();
         let identity = SessionIdentity {
             database: KOIOS_CATALOG.into(),
@@ -397,7 +398,14 @@ impl Engine {
             sessions: Arc::clone(&self.activity),
             notices: Default::default(),
         };
-        let ctx = self.new_context(&identity, None);
+        self.new_context(&identity, None)
+    }
+
+    async fn run_startup_sql(&self, statements: &[String]) -> Result<()> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.internal_context();
         let degraded = self
             .read_sources()
             .values()

@@ -177,14 +177,6 @@ fn mirrored_layout(options: &[(String, ast::Value)], copies: usize) -> Result<La
             }
         }
     }
-    if write_quorum < copies {
-        // A copy that misses a write must get it later from a durable
-        // journal; until that exists, a write must reach every copy.
-        return sql_err!(
-            codes::FEATURE_NOT_SUPPORTED,
-            "write_quorum {write_quorum} below the number of copies ({copies}) is not supported yet: it needs the write journal; every write reaches every copy today"
-        );
-    }
     Ok(Layout::Mirrored { write_quorum, read })
 }
 
@@ -500,6 +492,7 @@ impl Engine {
             }
             let key = logical.definition.key();
             self.store.delete_logical_table(&key).await?;
+            self.store.forget_mirror(&key).await?;
             self.logical
                 .write()
                 .unwrap_or_else(|p| p.into_inner())

@@ -105,6 +105,14 @@ impl Layout {
         matches!(self, Layout::Mirrored { .. })
     }
 
+    /// How many copies must apply a write, for a mirrored table.
+    pub fn write_quorum(&self) -> Option<usize> {
+        match self {
+            Layout::Mirrored { write_quorum, .. } => Some(*write_quorum),
+            _ => None,
+        }
+    }
+
     /// The striping key, for hash striping.
     pub fn key(&self) -> Option<&str> {
         match self {

@@ -202,6 +202,7 @@ pub fn expand(
         copies.push(Copy {
             member: member.name.clone(),
             health: member.health.clone(),
+            state: Arc::clone(&striped.table.mirror.copies[member.index]),
         });
         let member_schema = provider.schema();
         let reference = TableReference::full(

@@ -44,6 +44,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::definition::{MemberName, ReadChoice};
+use super::journal::CopyState;
 use crate::engine::error::{codes, restate, sqlstate};
 use crate::engine::sources::health::SourceHealth;
 
@@ -53,6 +54,8 @@ use crate::engine::sources::health::SourceHealth;
 pub struct Copy {
     pub member: MemberName,
     pub health: Option<Arc<SourceHealth>>,
+    /// Current or stale (a stale copy is never read).
+    pub state: Arc<CopyState>,
 }
 
 /// The copies of one read, compared by name (health is live state).
@@ -69,9 +72,11 @@ impl Copies {
         self.copies.iter().map(|c| &c.member).collect()
     }
 
-    /// The order the copies are tried in, now.
+    /// The order the current copies are tried in, now.
     fn order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.copies.len()).collect();
+        let mut order: Vec<usize> = (0..self.copies.len())
+            .filter(|&i| !self.copies[i].state.is_stale())
+            .collect();
         let state = |i: usize| {
             let health = self.copies[i].health.as_ref();
             let up = health.is_none_or(|h| h.is_up());
@@ -426,6 +431,12 @@ pub fn first_answering<T: Send + 'static>(
                 }
                 Err(error) => return Err(error),
             }
+        }
+        if failures.is_empty() {
+            return Err(koios_connector::sql_error!(
+                codes::CONNECTION_FAILURE,
+                "{table}: no current copy is available (a stale copy is not read until it has caught up with the writes it missed)"
+            ));
         }
         Err(koios_connector::sql_error!(
             codes::CONNECTION_FAILURE,

@@ -21,14 +21,18 @@
 //! Partial aggregates and top-N over the union are general rules of the
 //! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
 
+pub mod catchup;
+pub mod change;
 pub mod ddl;
 pub mod declared;
 pub mod definition;
 pub mod expand;
 pub mod gate;
+pub mod journal;
 pub mod mirror;
 pub mod placement;
 pub mod provider;
+pub mod resync;
 pub mod statement;
 pub mod write;
 
@@ -72,7 +76,9 @@ pub struct LogicalTable {
     pub position: AtomicI64,
     pub origin: TableOrigin,
     pub created_at: String,
-    /// Where the pointer is kept.
+    /// A mirrored table's copies: current or stale, and its write turn.
+    pub mirror: journal::MirrorState,
+    /// Where the pointer and the journal are kept.
     store: Arc<dyn MetadataStore>,
 }
 
@@ -86,6 +92,7 @@ impl LogicalTable {
     ) -> Result<LogicalTable> {
         let declared = definition.arrow_schema()?;
         Ok(LogicalTable {
+            mirror: journal::MirrorState::new(definition.members.len()),
             definition,
             declared,
             position: AtomicI64::new(position),

@@ -317,7 +317,7 @@ impl TableProvider for LogicalTableProvider {
         state: &dyn Session,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        super::write::plan_change(self, state, filters, None).await
+        super::change::plan_change(self, state, filters, None).await
     }
 
     async fn update(
@@ -326,6 +326,6 @@ impl TableProvider for LogicalTableProvider {
         assignments: Vec<(String, Expr)>,
         filters: Vec<Expr>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        super::write::plan_change(self, state, filters, Some(assignments)).await
+        super::change::plan_change(self, state, filters, Some(assignments)).await
     }
 }

@@ -9,12 +9,15 @@
 //! that member's own DML; the counts add up (a mirrored table reports one
 //! copy's count).
 //!
-//! A member that fails fails the statement with an error naming it and
-//! saying what the other members did (rows sent or changed per member):
+//! A striped member that fails fails the statement with an error naming
+//! it and saying what the other members did (rows sent per member):
 //! members are separate servers, so nothing undoes what another member
 //! already committed, and the client is told rather than left guessing.
-//! (A mirrored table's write therefore needs every copy today; a write
-//! quorum below that waits for the write journal.)
+//! A mirrored table's insert follows its write rules instead
+//! ([`super::journal`]): the keys it inserts are collected as they pass,
+//! for the journal of a copy that misses them (or to delete them again if
+//! too few copies took them). `UPDATE` and `DELETE` are in
+//! [`super::change`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -22,11 +25,9 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array, UInt64Array, new_null_array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::Column;
-use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -37,16 +38,15 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::StreamExt;
-use koios_connector::sql_err;
 use tokio::sync::mpsc;
 
 use super::definition::MemberName;
-use super::provider::LogicalTableProvider;
+use super::provider::{LogicalTableProvider, ResolvedMember};
 use super::{Layout, LogicalTable, placement};
-use crate::engine::error::{codes, restate};
+use crate::engine::error::restate;
 
 /// The single `count` column DML returns.
-fn count_schema() -> SchemaRef {
+pub(super) fn count_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(
         "count",
         DataType::UInt64,
@@ -54,14 +54,14 @@ fn count_schema() -> SchemaRef {
     )]))
 }
 
-fn count_batch(rows: u64) -> Result<RecordBatch> {
+pub(super) fn count_batch(rows: u64) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(
         count_schema(),
         vec![Arc::new(UInt64Array::from(vec![rows]))],
     )?)
 }
 
-fn rows_of(batches: &[RecordBatch]) -> u64 {
+pub(super) fn rows_of(batches: &[RecordBatch]) -> u64 {
     batches
         .iter()
         .map(|b| {
@@ -73,7 +73,7 @@ fn rows_of(batches: &[RecordBatch]) -> u64 {
         .sum()
 }
 
-fn single_partition(schema: SchemaRef) -> Arc<PlanProperties> {
+pub(super) fn single_partition(schema: SchemaRef) -> Arc<PlanProperties> {
     Arc::new(PlanProperties::new(
         EquivalenceProperties::new(schema),
         Partitioning::UnknownPartitioning(1),
@@ -91,6 +91,12 @@ struct Route {
     schema: SchemaRef,
 }
 
+/// What a mirrored insert needs when it runs.
+struct MirrorInsert {
+    members: Vec<ResolvedMember>,
+    state: SessionState,
+}
+
 /// Plans `INSERT INTO` a logical table: every member's insert, fed by a
 /// router.
 pub async fn plan_insert(
@@ -99,12 +105,18 @@ pub async fn plan_insert(
     input: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let name = table.described();
+    let mirrored = table.table.definition.layout.is_mirrored();
     let mut routes = Vec::with_capacity(table.members.len());
     for member in &table.members {
-        let provider = member
-            .provider
-            .as_ref()
-            .map_err(|e| e.to_error(&name, &member.name))?;
+        let provider = match &member.provider {
+            Ok(provider) => provider,
+            // A copy that cannot be reached misses the insert (journalled).
+            Err(_) if mirrored => {
+                routes.push(None);
+                continue;
+            }
+            Err(e) => return Err(e.to_error(&name, &member.name)),
+        };
         let schema = provider.schema();
         let feed = Arc::new(RoutedInput::new(Arc::clone(&schema)));
         let plan = provider
@@ -115,18 +127,27 @@ pub async fn plan_insert(
             )
             .await
             .map_err(|e| restate(&e, |m| format!("{name}: member {}: {m}", member.name)))?;
-        routes.push(Route {
+        routes.push(Some(Route {
             member: member.name.clone(),
             feed,
             plan,
             schema,
-        });
+        }));
     }
+    let mirror = if mirrored {
+        Some(Arc::new(MirrorInsert {
+            members: table.members.clone(),
+            state: super::change::owned_state(state)?,
+        }))
+    } else {
+        None
+    };
     Ok(Arc::new(StripedInsertExec {
         table: Arc::clone(&table.table),
         schema: table.schema(),
         input,
         routes: Arc::new(routes),
+        mirror,
         properties: single_partition(count_schema()),
     }))
 }
@@ -176,7 +197,7 @@ fn split(
 
 /// `batch` in a member's columns: each declared column cast to the
 /// member's type, a column the member has beyond them NULL.
-fn for_member(batch: &RecordBatch, member: &SchemaRef) -> Result<RecordBatch> {
+pub(super) fn for_member(batch: &RecordBatch, member: &SchemaRef) -> Result<RecordBatch> {
     let columns = member
         .fields()
         .iter()
@@ -197,7 +218,9 @@ struct StripedInsertExec {
     /// The striped table's columns (the input's).
     schema: SchemaRef,
     input: Arc<dyn ExecutionPlan>,
-    routes: Arc<Vec<Route>>,
+    /// By member; `None` for a copy that could not be reached.
+    routes: Arc<Vec<Option<Route>>>,
+    mirror: Option<Arc<MirrorInsert>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -211,7 +234,12 @@ impl fmt::Debug for StripedInsertExec {
 
 impl DisplayAs for StripedInsertExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let members: Vec<String> = self.routes.iter().map(|r| r.member.to_string()).collect();
+        let members: Vec<String> = self
+            .routes
+            .iter()
+            .flatten()
+            .map(|r| r.member.to_string())
+            .collect();
         write!(
             f,
             "StripedInsertExec: table={} placement={} members=[{}]",
@@ -256,6 +284,7 @@ impl ExecutionPlan for StripedInsertExec {
             schema: Arc::clone(&self.schema),
             input,
             routes: Arc::clone(&self.routes),
+            mirror: self.mirror.clone(),
             properties: Arc::clone(&self.properties),
         }))
     }
@@ -278,102 +307,91 @@ impl ExecutionPlan for StripedInsertExec {
         let mut source = input.execute(0, Arc::clone(&context))?;
         let table = Arc::clone(&self.table);
         let routes = Arc::clone(&self.routes);
+        let mirror = self.mirror.clone();
         let name = table.definition.described();
-        let name_for_router = table.display_name();
-        let table_for_router = Arc::clone(&table);
         let work = async move {
-            let mut senders = Vec::with_capacity(routes.len());
-            let mut runs = Vec::with_capacity(routes.len());
-            for route in routes.iter() {
+            let write = match &mirror {
+                Some(mirror) => {
+                    super::journal::refuse_in_block(&context, &name)?;
+                    Some(table.begin_mirror_write(&mirror.members).await?)
+                }
+                None => None,
+            };
+            let members = routes.len();
+            let mut senders = Vec::with_capacity(members);
+            let mut runs = Vec::with_capacity(members);
+            for (index, route) in routes.iter().enumerate() {
+                let route = route
+                    .as_ref()
+                    .filter(|_| write.as_ref().is_none_or(|w| w.writes_to(index)));
+                let Some(route) = route else {
+                    senders.push(None);
+                    runs.push(None);
+                    continue;
+                };
                 let (sender, receiver) = mpsc::channel::<Result<RecordBatch>>(2);
                 route.feed.provide(receiver);
-                senders.push(sender);
+                senders.push(Some(sender));
                 let plan = Arc::clone(&route.plan);
                 let context = Arc::clone(&context);
-                runs.push(async move {
-                    let stream = plan.execute(0, context)?;
-                    let batches = datafusion::physical_plan::common::collect(stream).await?;
+                runs.push(Some(async move {
+                    let batches = datafusion::physical_plan::collect(plan, context).await?;
                     Ok::<u64, DataFusionError>(rows_of(&batches))
-                });
+                }));
             }
-            let members = routes.len();
-            let routes_for_router = Arc::clone(&routes);
-            let routed = async move {
-                let mut sent = vec![0u64; members];
-                let mut outcome: Result<bool> = Ok(true);
-                while let Some(batch) = source.next().await {
-                    let shares = batch.and_then(|batch| split(&table_for_router, &batch, members));
-                    let shares = match shares {
-                        Ok(shares) => shares,
-                        Err(e) => {
-                            outcome = Err(e);
-                            break;
-                        }
-                    };
-                    let mut stopped = false;
-                    for (index, share) in shares.into_iter().enumerate() {
-                        let Some(share) = share else { continue };
-                        let rows = share.num_rows() as u64;
-                        let share = match for_member(&share, &routes_for_router[index].schema) {
-                            Ok(share) => share,
-                            Err(e) => {
-                                outcome = Err(e);
-                                stopped = true;
-                                break;
-                            }
-                        };
-                        if senders[index].send(Ok(share)).await.is_err() {
-                            // The member's insert stopped: its error says why.
-                            outcome = Ok(false);
-                            stopped = true;
-                            break;
-                        }
-                        sent[index] += rows;
-                    }
-                    if stopped {
-                        break;
-                    }
+            let routed = route_rows(&table, &mut source, &routes, senders, write.is_some());
+            let runs = runs.into_iter().map(|run| async move {
+                match run {
+                    Some(run) => Some(run.await),
+                    None => None,
                 }
-                if let Err(e) = &outcome {
-                    // The input failed: the members must not commit a part.
-                    for sender in &senders {
-                        let _ = sender
-                            .send(Err(DataFusionError::Execution(format!(
-                                "the insert into {name_for_router} stopped: {e}"
-                            ))))
-                            .await;
-                    }
-                }
-                drop(senders);
-                outcome.map(|_| sent)
-            };
-            let (routed, results) = futures::join!(routed, futures::future::join_all(runs));
-            let sent = routed?;
-            let failure = results
+            });
+            let (routed, outcomes) = futures::join!(routed, futures::future::join_all(runs));
+            if let (Some(write), Some(mirror)) = (write, &mirror) {
+                let keys = routed.as_ref().ok().map(|(_, keys)| keys.clone());
+                let state = &mirror.state;
+                let copies = &mirror.members;
+                let inserted = keys.clone().unwrap_or_default();
+                let inserted = &inserted;
+                let count = write
+                    .finish("INSERT", outcomes, keys, |applied| async move {
+                        let undo = applied.into_iter().map(|index| async move {
+                            let provider = copies[index]
+                                .provider
+                                .as_ref()
+                                .map_err(|e| DataFusionError::Execution(e.message.clone()))?;
+                            super::resync::delete_keys(state, provider, inserted).await
+                        });
+                        futures::future::join_all(undo).await
+                    })
+                    .await;
+                routed?;
+                return count_batch(count?);
+            }
+            let (sent, _) = routed?;
+            let failure = outcomes
                 .iter()
                 .enumerate()
-                .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)));
+                .find_map(|(i, r)| r.as_ref().and_then(|r| r.as_ref().err()).map(|e| (i, e)));
             if let Some((failed, error)) = failure {
                 let report: Vec<String> = routes
                     .iter()
+                    .flatten()
                     .zip(&sent)
                     .map(|(route, rows)| format!("{} {rows}", route.member))
                     .collect();
+                let member = routes[failed]
+                    .as_ref()
+                    .map(|r| r.member.to_string())
+                    .unwrap_or_default();
                 return Err(restate(error, |m| {
                     format!(
-                        "INSERT into {name} failed on member {}: {m} (rows sent to each member before it stopped: {}; members that finished keep their rows)",
-                        routes[failed].member,
+                        "INSERT into {name} failed on member {member}: {m} (rows sent to each member before it stopped: {}; members that finished keep their rows)",
                         report.join(", ")
                     )
                 }));
             }
-            let counts = results.into_iter().map(|r| r.unwrap_or(0));
-            // Each copy of a mirrored table took every row.
-            let total: u64 = if table.definition.layout.is_mirrored() {
-                counts.max().unwrap_or(0)
-            } else {
-                counts.sum()
-            };
+            let total: u64 = outcomes.into_iter().flatten().map(|r| r.unwrap_or(0)).sum();
             if matches!(table.definition.layout, Layout::StripedRoundRobin { .. }) {
                 table.persist_position().await?;
             }
@@ -385,6 +403,86 @@ impl ExecutionPlan for StripedInsertExec {
             stream,
         )))
     }
+}
+
+/// Sends each input batch's shares to the members' inserts; the rows
+/// sent to each member and, for a mirrored table (`mirrored`), the keys
+/// of every row. A striped member whose insert stopped stops the routing
+/// (its error says why); a mirrored copy that stopped is left behind and
+/// the others go on.
+async fn route_rows(
+    table: &Arc<LogicalTable>,
+    source: &mut SendableRecordBatchStream,
+    routes: &[Option<Route>],
+    mut senders: Vec<Option<mpsc::Sender<Result<RecordBatch>>>>,
+    mirrored: bool,
+) -> Result<(Vec<u64>, Vec<RecordBatch>)> {
+    let members = routes.len();
+    let mut sent = vec![0u64; members];
+    let mut keys = Vec::new();
+    let mut outcome: Result<()> = Ok(());
+    'input: while let Some(batch) = source.next().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        if mirrored {
+            match super::journal::keys_of(&batch, &table.definition.primary_key) {
+                Ok(batch_keys) => keys.push(batch_keys),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        let shares = match split(table, &batch, members) {
+            Ok(shares) => shares,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        for (index, share) in shares.into_iter().enumerate() {
+            let (Some(share), Some(sender), Some(route)) =
+                (share, senders[index].as_ref(), routes[index].as_ref())
+            else {
+                continue;
+            };
+            let rows = share.num_rows() as u64;
+            let share = match for_member(&share, &route.schema) {
+                Ok(share) => share,
+                Err(e) => {
+                    outcome = Err(e);
+                    break 'input;
+                }
+            };
+            if sender.send(Ok(share)).await.is_err() {
+                // The member's insert stopped: its error says why.
+                if mirrored {
+                    senders[index] = None;
+                    continue;
+                }
+                break 'input;
+            }
+            sent[index] += rows;
+        }
+    }
+    if let Err(e) = &outcome {
+        // The input failed: the members must not commit a part.
+        let name = table.display_name();
+        for sender in senders.iter().flatten() {
+            let _ = sender
+                .send(Err(DataFusionError::Execution(format!(
+                    "the insert into {name} stopped: {e}"
+                ))))
+                .await;
+        }
+    }
+    drop(senders);
+    outcome.map(|()| (sent, keys))
 }
 
 /// The input of one member's insert: the batches the router sends it.
@@ -442,194 +540,6 @@ impl ExecutionPlan for RoutedInput {
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
-        )))
-    }
-}
-
-/// `expr` with its columns unqualified (a member knows them by name).
-fn unqualified(expr: Expr) -> Result<Expr> {
-    Ok(expr
-        .transform(|e| match e {
-            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
-                Column::new_unqualified(c.name),
-            ))),
-            other => Ok(Transformed::no(other)),
-        })?
-        .data)
-}
-
-/// Plans `UPDATE` (with `assignments`) or `DELETE` of a logical table: on
-/// every member that can hold matching rows (every copy of a mirrored one).
-pub async fn plan_change(
-    table: &LogicalTableProvider,
-    state: &dyn Session,
-    filters: Vec<Expr>,
-    assignments: Option<Vec<(String, Expr)>>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let name = table.described();
-    let verb = if assignments.is_some() {
-        "UPDATE"
-    } else {
-        "DELETE"
-    };
-    let filters = filters
-        .into_iter()
-        .map(unqualified)
-        .collect::<Result<Vec<_>>>()?;
-    let assignments = assignments
-        .map(|a| {
-            a.into_iter()
-                .map(|(column, value)| Ok((column, unqualified(value)?)))
-                .collect::<Result<Vec<_>>>()
-        })
-        .transpose()?;
-    let mut chosen: Vec<usize> = (0..table.members.len()).collect();
-    if let Layout::StripedHash { key, buckets } = &table.table.definition.layout {
-        if let Some(assignments) = &assignments
-            && assignments.iter().any(|(column, value)| {
-                column == key && !matches!(value, Expr::Column(c) if &c.name == key)
-            })
-        {
-            return sql_err!(
-                codes::FEATURE_NOT_SUPPORTED,
-                "UPDATE of the striping key \"{key}\" of {name} is not supported: the row would move to another member; DELETE it and INSERT it with the new key"
-            );
-        }
-        let key_type = table.schema().field_with_name(key)?.data_type().clone();
-        chosen = placement::prune(&filters, key, &key_type, *buckets, table.members.len())?
-            .into_iter()
-            .collect();
-    }
-    let mut plans = Vec::with_capacity(chosen.len());
-    for index in chosen {
-        let member = &table.members[index];
-        let provider = member
-            .provider
-            .as_ref()
-            .map_err(|e| e.to_error(&name, &member.name))?;
-        let plan = match &assignments {
-            None => provider.delete_from(state, filters.clone()).await,
-            Some(assignments) => {
-                // A member's UPDATE reads the columns it keeps as they are.
-                let assignments = assignments
-                    .iter()
-                    .filter(
-                        |(column, value)| !matches!(value, Expr::Column(c) if &c.name == column),
-                    )
-                    .cloned()
-                    .collect();
-                provider.update(state, assignments, filters.clone()).await
-            }
-        }
-        .map_err(|e| {
-            restate(&e, |m| {
-                format!("{verb} of {name}: member {}: {m}", member.name)
-            })
-        })?;
-        plans.push((member.name.clone(), plan));
-    }
-    Ok(Arc::new(FanOutExec {
-        mirrored: table.table.definition.layout.is_mirrored(),
-        table: name,
-        schema: count_schema(),
-        verb,
-        plans: Arc::new(plans),
-        properties: single_partition(count_schema()),
-    }))
-}
-
-/// Runs one DML plan per member at once and adds up their counts (a
-/// mirrored table's copies each change the same rows: one copy's count).
-struct FanOutExec {
-    mirrored: bool,
-    /// `striped table koios.public.t`.
-    table: String,
-    schema: SchemaRef,
-    verb: &'static str,
-    plans: Arc<Vec<(MemberName, Arc<dyn ExecutionPlan>)>>,
-    properties: Arc<PlanProperties>,
-}
-
-impl fmt::Debug for FanOutExec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FanOutExec")
-            .field("table", &self.table)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DisplayAs for FanOutExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let members: Vec<String> = self.plans.iter().map(|(m, _)| m.to_string()).collect();
-        write!(
-            f,
-            "StripedDmlExec: {} {} members=[{}]",
-            self.verb,
-            self.table,
-            members.join(", ")
-        )
-    }
-}
-
-impl ExecutionPlan for FanOutExec {
-    koios_connector::leaf_execution_plan_methods!("StripedDmlExec");
-
-    fn execute(
-        &self,
-        _partition: usize,
-        context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        let plans = Arc::clone(&self.plans);
-        let table = self.table.clone();
-        let verb = self.verb;
-        let mirrored = self.mirrored;
-        let work = async move {
-            let runs = plans.iter().map(|(_, plan)| {
-                let plan = Arc::clone(plan);
-                let context = Arc::clone(&context);
-                async move {
-                    let stream = plan.execute(0, context)?;
-                    let batches = datafusion::physical_plan::common::collect(stream).await?;
-                    Ok::<u64, DataFusionError>(rows_of(&batches))
-                }
-            });
-            let results = futures::future::join_all(runs).await;
-            let failure = results
-                .iter()
-                .enumerate()
-                .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)));
-            if let Some((failed, error)) = failure {
-                let applied: Vec<String> = plans
-                    .iter()
-                    .zip(&results)
-                    .filter_map(|((member, _), r)| {
-                        r.as_ref()
-                            .ok()
-                            .map(|rows| format!("{member} ({rows} rows)"))
-                    })
-                    .collect();
-                return Err(restate(error, |m| {
-                    format!(
-                        "{verb} of {table} failed on member {}: {m}; applied and kept on: {}",
-                        plans[failed].0,
-                        if applied.is_empty() {
-                            "none".to_string()
-                        } else {
-                            applied.join(", ")
-                        }
-                    )
-                }));
-            }
-            let counts = results.into_iter().map(|r| r.unwrap_or(0));
-            count_batch(if mirrored {
-                counts.max().unwrap_or(0)
-            } else {
-                counts.sum()
-            })
-        };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            count_schema(),
-            futures::stream::once(work),
         )))
     }
 }

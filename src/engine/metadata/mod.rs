@@ -1,5 +1,6 @@
 //! Koios's metadata store: what Koios itself must remember across restarts
-//! (sources created by SQL today; logical tables, jobs and journals next).
+//! (sources created by SQL, logical tables, mirrored tables' write
+//! journals; jobs next).
 //!
 //! One small trait, [`MetadataStore`], with two implementations: an embedded
 //! SQLite file under `data_dir` (the default; [`sqlite`]) and a PostgreSQL
@@ -83,6 +84,35 @@ pub struct StoredLogicalTable {
     pub created_at: String,
 }
 
+/// A copy of a mirrored table that missed writes, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleCopy {
+    /// `schema.table` of the mirrored table.
+    pub table: String,
+    /// The copy (`source.schema.table`).
+    pub copy: String,
+    /// When it became stale, RFC 3339 in UTC.
+    pub since: String,
+    /// Journal entries waiting to be replayed on it.
+    pub entries: i64,
+}
+
+/// What a copy missed: the rows of these keys (JSON lines of the key
+/// columns), or of every key when `keys` is `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missed {
+    pub copy: String,
+    pub keys: Option<String>,
+}
+
+/// One entry of a copy's journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalEntry {
+    /// Entries are replayed in this order.
+    pub seq: i64,
+    pub keys: Option<String>,
+}
+
 /// Where Koios keeps what it owns. Implementations serialise their own
 /// writes; each call is one committed transaction.
 #[async_trait]
@@ -115,6 +145,36 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     /// Moves a round-robin table's insertion pointer forward to `position`
     /// (never back: two servers inserting keep the larger).
     async fn advance_position(&self, name: &str, position: i64) -> Result<()>;
+
+    /// Every stale copy of every mirrored table, with its journal length.
+    async fn stale_copies(&self) -> Result<Vec<StaleCopy>>;
+
+    /// Records that a write to the mirrored table `table` starts; its id.
+    async fn begin_write(&self, table: &str) -> Result<i64>;
+
+    /// In one transaction: journals what each copy in `missed` did not
+    /// apply, marks those copies stale, and forgets the writes `writes`.
+    async fn end_writes(&self, table: &str, writes: &[i64], missed: &[Missed]) -> Result<()>;
+
+    /// The writes to `table` begun and never ended (Koios stopped in them).
+    async fn unfinished_writes(&self, table: &str) -> Result<Vec<i64>>;
+
+    /// The first `limit` journal entries of a copy, in order.
+    async fn journal(&self, table: &str, copy: &str, limit: i64) -> Result<Vec<JournalEntry>>;
+
+    /// Removes a copy's journal entries up to `seq` (replayed).
+    async fn journal_done(&self, table: &str, copy: &str, seq: i64) -> Result<()>;
+
+    /// Marks a copy current if its journal is empty; whether it did.
+    async fn mark_current(&self, table: &str, copy: &str) -> Result<bool>;
+
+    /// Forgets a mirrored table's copies' state and journals (dropped).
+    async fn forget_mirror(&self, table: &str) -> Result<()>;
+}
+
+/// The time now, RFC 3339 in UTC, as the store keeps times.
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The error of inserting a logical table whose name is taken (42P07).

@@ -11,13 +11,17 @@ use tokio_postgres::{Client, NoTls};
 
 use super::schema;
 use super::{
-    MetadataStore, StoredLogicalTable, StoredSource, duplicate_source, duplicate_table,
-    missing_source,
+    JournalEntry, MetadataStore, Missed, StaleCopy, StoredLogicalTable, StoredSource,
+    duplicate_source, duplicate_table, missing_source, now_text,
 };
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
 /// Any number: the advisory lock the migrations take.
 const MIGRATION_LOCK: i64 = 0x6b6f_696f_735f_6d64;
+
+/// Any number: the advisory lock under which journal sequence numbers and
+/// write ids are taken (servers sharing the store take them in turn).
+const JOURNAL_LOCK: i64 = 0x6b6f_696f_735f_6a6c;
 
 /// A PostgreSQL database holding Koios's metadata.
 pub struct PgStore {
@@ -249,5 +253,178 @@ impl MetadataStore for PgStore {
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn stale_copies(&self) -> Result<Vec<StaleCopy>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT s.table_name, s.copy, s.since, \
+                   (SELECT count(*) FROM koios_mirror_journal j \
+                     WHERE j.table_name = s.table_name AND j.copy = s.copy) \
+                 FROM koios_mirror_stale s ORDER BY s.table_name, s.copy",
+                &[],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StaleCopy {
+                table: r.get(0),
+                copy: r.get(1),
+                since: r.get(2),
+                entries: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn begin_write(&self, table: &str) -> Result<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&JOURNAL_LOCK])
+            .await
+            .map_err(store_error)?;
+        let id: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(id), 0) + 1 FROM koios_mirror_writes WHERE table_name = $1",
+                &[&table],
+            )
+            .await
+            .map_err(store_error)?
+            .get(0);
+        tx.execute(
+            "INSERT INTO koios_mirror_writes (table_name, id, started_at) VALUES ($1, $2, $3)",
+            &[&table, &id, &now_text()],
+        )
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(id)
+    }
+
+    async fn end_writes(&self, table: &str, writes: &[i64], missed: &[Missed]) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&JOURNAL_LOCK])
+            .await
+            .map_err(store_error)?;
+        let now = now_text();
+        for entry in missed {
+            let seq: i64 = tx
+                .query_one(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM koios_mirror_journal \
+                     WHERE table_name = $1 AND copy = $2",
+                    &[&table, &entry.copy],
+                )
+                .await
+                .map_err(store_error)?
+                .get(0);
+            tx.execute(
+                "INSERT INTO koios_mirror_journal (table_name, copy, seq, keys, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&table, &entry.copy, &seq, &entry.keys, &now],
+            )
+            .await
+            .map_err(store_error)?;
+            tx.execute(
+                "INSERT INTO koios_mirror_stale (table_name, copy, since) VALUES ($1, $2, $3) \
+                 ON CONFLICT (table_name, copy) DO NOTHING",
+                &[&table, &entry.copy, &now],
+            )
+            .await
+            .map_err(store_error)?;
+        }
+        tx.execute(
+            "DELETE FROM koios_mirror_writes WHERE table_name = $1 AND id = ANY($2)",
+            &[&table, &writes],
+        )
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn unfinished_writes(&self, table: &str) -> Result<Vec<i64>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM koios_mirror_writes WHERE table_name = $1 ORDER BY id",
+                &[&table],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn journal(&self, table: &str, copy: &str, limit: i64) -> Result<Vec<JournalEntry>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, keys FROM koios_mirror_journal \
+                 WHERE table_name = $1 AND copy = $2 ORDER BY seq LIMIT $3",
+                &[&table, &copy, &limit],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| JournalEntry {
+                seq: r.get(0),
+                keys: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn journal_done(&self, table: &str, copy: &str, seq: i64) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM koios_mirror_journal WHERE table_name = $1 AND copy = $2 AND seq <= $3",
+                &[&table, &copy, &seq],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn mark_current(&self, table: &str, copy: &str) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&JOURNAL_LOCK])
+            .await
+            .map_err(store_error)?;
+        let left: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM koios_mirror_journal WHERE table_name = $1 AND copy = $2",
+                &[&table, &copy],
+            )
+            .await
+            .map_err(store_error)?
+            .get(0);
+        if left > 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "DELETE FROM koios_mirror_stale WHERE table_name = $1 AND copy = $2",
+            &[&table, &copy],
+        )
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(true)
+    }
+
+    async fn forget_mirror(&self, table: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        for statement in [
+            "DELETE FROM koios_mirror_stale WHERE table_name = $1",
+            "DELETE FROM koios_mirror_journal WHERE table_name = $1",
+            "DELETE FROM koios_mirror_writes WHERE table_name = $1",
+        ] {
+            tx.execute(statement, &[&table])
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
     }
 }

@@ -26,6 +26,32 @@ pub const MIGRATIONS: &[&str] = &[
         position BIGINT NOT NULL,
         created_at TEXT NOT NULL
     )",
+    // 3: mirrored tables' copies that missed writes. A copy listed in
+    // `koios_mirror_stale` is stale (never read) until its journal is
+    // replayed; each journal entry names the keys (JSON lines of the key
+    // columns) whose rows the copy must take from a current copy, or NULL
+    // for every row. `koios_mirror_writes` holds the writes in flight: one
+    // left behind by a crash of Koios marks the table's copies in doubt.
+    "CREATE TABLE koios_mirror_stale (
+        table_name TEXT NOT NULL,
+        copy TEXT NOT NULL,
+        since TEXT NOT NULL,
+        PRIMARY KEY (table_name, copy)
+    );
+    CREATE TABLE koios_mirror_journal (
+        table_name TEXT NOT NULL,
+        copy TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        keys TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (table_name, copy, seq)
+    );
+    CREATE TABLE koios_mirror_writes (
+        table_name TEXT NOT NULL,
+        id BIGINT NOT NULL,
+        started_at TEXT NOT NULL,
+        PRIMARY KEY (table_name, id)
+    )",
 ];
 
 /// The version table, created before anything else.

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema;
 use super::{
-    MetadataStore, StoredLogicalTable, StoredSource, duplicate_source, duplicate_table,
-    missing_source,
+    JournalEntry, MetadataStore, Missed, StaleCopy, StoredLogicalTable, StoredSource,
+    duplicate_source, duplicate_table, missing_source, now_text,
 };
 use crate::engine::error::{KoiosError, Result as KoiosResult};
 
@@ -287,6 +287,190 @@ impl MetadataStore for SqliteStore {
             )
             .map_err(store_error)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn stale_copies(&self) -> Result<Vec<StaleCopy>> {
+        self.with(|c| {
+            let mut statement = c
+                .prepare(
+                    "SELECT s.table_name, s.copy, s.since, \
+                       (SELECT count(*) FROM koios_mirror_journal j \
+                         WHERE j.table_name = s.table_name AND j.copy = s.copy) \
+                     FROM koios_mirror_stale s ORDER BY s.table_name, s.copy",
+                )
+                .map_err(store_error)?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(StaleCopy {
+                        table: r.get(0)?,
+                        copy: r.get(1)?,
+                        since: r.get(2)?,
+                        entries: r.get(3)?,
+                    })
+                })
+                .map_err(store_error)?;
+            rows.map(|r| r.map_err(store_error)).collect()
+        })
+        .await
+    }
+
+    async fn begin_write(&self, table: &str) -> Result<i64> {
+        let table = table.to_string();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let id: i64 = tx
+                .query_row(
+                    "SELECT coalesce(max(id), 0) + 1 FROM koios_mirror_writes WHERE table_name = ?1",
+                    params![table],
+                    |r| r.get(0),
+                )
+                .map_err(store_error)?;
+            tx.execute(
+                "INSERT INTO koios_mirror_writes (table_name, id, started_at) VALUES (?1, ?2, ?3)",
+                params![table, id, now_text()],
+            )
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn end_writes(&self, table: &str, writes: &[i64], missed: &[Missed]) -> Result<()> {
+        let table = table.to_string();
+        let writes = writes.to_vec();
+        let missed = missed.to_vec();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let now = now_text();
+            for entry in &missed {
+                let seq: i64 = tx
+                    .query_row(
+                        "SELECT coalesce(max(seq), 0) + 1 FROM koios_mirror_journal \
+                         WHERE table_name = ?1 AND copy = ?2",
+                        params![table, entry.copy],
+                        |r| r.get(0),
+                    )
+                    .map_err(store_error)?;
+                tx.execute(
+                    "INSERT INTO koios_mirror_journal (table_name, copy, seq, keys, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![table, entry.copy, seq, entry.keys, now],
+                )
+                .map_err(store_error)?;
+                tx.execute(
+                    "INSERT INTO koios_mirror_stale (table_name, copy, since) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (table_name, copy) DO NOTHING",
+                    params![table, entry.copy, now],
+                )
+                .map_err(store_error)?;
+            }
+            for id in &writes {
+                tx.execute(
+                    "DELETE FROM koios_mirror_writes WHERE table_name = ?1 AND id = ?2",
+                    params![table, id],
+                )
+                .map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn unfinished_writes(&self, table: &str) -> Result<Vec<i64>> {
+        let table = table.to_string();
+        self.with(move |c| {
+            let mut statement = c
+                .prepare("SELECT id FROM koios_mirror_writes WHERE table_name = ?1 ORDER BY id")
+                .map_err(store_error)?;
+            let rows = statement
+                .query_map(params![table], |r| r.get(0))
+                .map_err(store_error)?;
+            rows.map(|r| r.map_err(store_error)).collect()
+        })
+        .await
+    }
+
+    async fn journal(&self, table: &str, copy: &str, limit: i64) -> Result<Vec<JournalEntry>> {
+        let (table, copy) = (table.to_string(), copy.to_string());
+        self.with(move |c| {
+            let mut statement = c
+                .prepare(
+                    "SELECT seq, keys FROM koios_mirror_journal \
+                     WHERE table_name = ?1 AND copy = ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(store_error)?;
+            let rows = statement
+                .query_map(params![table, copy, limit], |r| {
+                    Ok(JournalEntry {
+                        seq: r.get(0)?,
+                        keys: r.get(1)?,
+                    })
+                })
+                .map_err(store_error)?;
+            rows.map(|r| r.map_err(store_error)).collect()
+        })
+        .await
+    }
+
+    async fn journal_done(&self, table: &str, copy: &str, seq: i64) -> Result<()> {
+        let (table, copy) = (table.to_string(), copy.to_string());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM koios_mirror_journal WHERE table_name = ?1 AND copy = ?2 AND seq <= ?3",
+                params![table, copy, seq],
+            )
+            .map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_current(&self, table: &str, copy: &str) -> Result<bool> {
+        let (table, copy) = (table.to_string(), copy.to_string());
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let left: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM koios_mirror_journal WHERE table_name = ?1 AND copy = ?2",
+                    params![table, copy],
+                    |r| r.get(0),
+                )
+                .map_err(store_error)?;
+            if left > 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM koios_mirror_stale WHERE table_name = ?1 AND copy = ?2",
+                params![table, copy],
+            )
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn forget_mirror(&self, table: &str) -> Result<()> {
+        let table = table.to_string();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(store_error)?;
+            for statement in [
+                "DELETE FROM koios_mirror_stale WHERE table_name = ?1",
+                "DELETE FROM koios_mirror_journal WHERE table_name = ?1",
+                "DELETE FROM koios_mirror_writes WHERE table_name = ?1",
+            ] {
+                tx.execute(statement, params![table]).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
         })
         .await
     }

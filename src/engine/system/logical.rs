@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::error::Result;
@@ -93,6 +93,12 @@ fn members_schema() -> SchemaRef {
         Field::new("schema", DataType::Utf8, false),
         Field::new("member_table", DataType::Utf8, false),
         Field::new("state", DataType::Utf8, false),
+        // A mirrored table's copy: 'current' or 'stale' (NULL for stripes).
+        Field::new("copy_state", DataType::Utf8, true),
+        // Journal entries a stale copy has still to replay.
+        Field::new("journal_length", DataType::Int64, true),
+        // Seconds since a stale copy missed its first write (0: current).
+        Field::new("lag_seconds", DataType::Float64, true),
     ]))
 }
 
@@ -110,7 +116,12 @@ fn members_batch(engine: &Engine) -> Result<RecordBatch> {
     let mut schema = StringBuilder::new();
     let mut member_table = StringBuilder::new();
     let mut state = StringBuilder::new();
+    let mut copy_state = StringBuilder::new();
+    let mut journal = Int64Builder::new();
+    let mut lag = Float64Builder::new();
+    let now = chrono::Utc::now();
     for logical in engine.logical_tables().values() {
+        let mirrored = logical.definition.layout.is_mirrored();
         for (index, name) in logical.definition.members.iter().enumerate() {
             table.append_value(logical.display_name());
             position.append_value(index as i64 + 1);
@@ -123,6 +134,23 @@ fn members_batch(engine: &Engine) -> Result<RecordBatch> {
             } else {
                 "down"
             });
+            let copy = &logical.mirror.copies[index];
+            if !mirrored {
+                copy_state.append_null();
+                journal.append_null();
+                lag.append_null();
+                continue;
+            }
+            copy_state.append_value(if copy.is_stale() { "stale" } else { "current" });
+            journal.append_value(copy.entries().max(0));
+            let behind = copy
+                .since()
+                .and_then(|since| chrono::DateTime::parse_from_rfc3339(&since).ok())
+                .map(|since| {
+                    (now - since.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+                })
+                .unwrap_or(0.0);
+            lag.append_value(behind.max(0.0));
         }
     }
     let arrays: Vec<ArrayRef> = vec![
@@ -133,6 +161,9 @@ fn members_batch(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(schema.finish()),
         Arc::new(member_table.finish()),
         Arc::new(state.finish()),
+        Arc::new(copy_state.finish()),
+        Arc::new(journal.finish()),
+        Arc::new(lag.finish()),
     ];
     Ok(RecordBatch::try_new(members_schema(), arrays)?)
 }
