@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod pgtext;
+pub mod private_my;
 pub mod private_pg;
 pub mod slt;
 

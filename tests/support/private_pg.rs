@@ -110,6 +110,14 @@ impl PrivatePostgres {
         );
     }
 
+    /// Kills the server (immediate shutdown: no checkpoint, as a crash).
+    pub fn kill(&self) {
+        self.run_pg(
+            "pg_ctl",
+            &["-D", &self.path("data"), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
     fn as_root() -> bool {
         std::process::Command::new("id")
             .arg("-u")

@@ -6,9 +6,11 @@
 //! Replaying an entry gives the stale copy the rows of the entry's keys as
 //! a current copy holds them now ([`super::resync::copy_keys`]; an entry
 //! without keys: every row), then removes the entry; a replay cut short
-//! (the copy failed again, Koios stopped) is simply done again. When the
-//! journal is empty the copy is declared current in the table's write
-//! turn, so no write slips between the last entry and the switch.
+//! (the copy failed again, Koios stopped) is simply done again. Entries
+//! are replayed a round at a time, their keys merged, so a copy catches up
+//! faster than writes add to its journal; the last round (what is left
+//! when it fits in one) runs in the table's write turn, so no write slips
+//! between the last entry and declaring the copy current.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -21,8 +23,9 @@ use super::provider::LogicalTableProvider;
 use super::{LogicalTable, resync};
 use crate::engine::Engine;
 
-/// Journal entries read from the store at a time.
-const ENTRIES_PER_READ: i64 = 16;
+/// Journal entries replayed together (their keys merged into one read and
+/// one rewrite per few hundred keys).
+const ENTRIES_PER_ROUND: i64 = 256;
 
 impl Engine {
     /// Takes the mirrored tables' copy states from the store, and makes
@@ -114,32 +117,61 @@ async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
         loop {
             let entries = table
                 .store
-                .journal(&name, &copy_name, ENTRIES_PER_READ)
+                .journal(&name, &copy_name, ENTRIES_PER_ROUND)
                 .await?;
-            if entries.is_empty() {
-                break;
-            }
-            for entry in entries {
-                match &entry.keys {
-                    Some(text) => {
-                        let batch = decode_keys(text, &keys)?;
-                        resync::copy_keys(&state, current, target, &batch).await?;
-                    }
-                    None => resync::copy_all(&state, current, target).await?,
-                }
+            let last_round = (entries.len() as i64) < ENTRIES_PER_ROUND;
+            // The last round holds the turn: no write adds to the journal
+            // until the copy is current (or the round failed).
+            let _turn = if last_round {
+                Some(table.mirror.turn.lock().await)
+            } else {
+                None
+            };
+            let entries = if last_round {
+                // Read again in the turn: a write may have ended meanwhile.
+                table.store.journal(&name, &copy_name, i64::MAX).await?
+            } else {
+                entries
+            };
+            if let Some(last) = entries.last() {
+                replay(&state, current, target, &keys, &entries).await?;
                 table
                     .store
-                    .journal_done(&name, &copy_name, entry.seq)
+                    .journal_done(&name, &copy_name, last.seq)
                     .await?;
-                copy.replayed(1);
+                copy.replayed(entries.len() as i64);
             }
-        }
-        let _turn = table.mirror.turn.lock().await;
-        if table.store.mark_current(&name, &copy_name).await? {
-            copy.mark_current();
-            tracing::info!(table = %table.display_name(), copy = %copy_name,
-                "a stale copy caught up and is current again");
+            if last_round {
+                if table.store.mark_current(&name, &copy_name).await? {
+                    copy.mark_current();
+                    tracing::info!(table = %table.display_name(), copy = %copy_name,
+                        "a stale copy caught up and is current again");
+                }
+                break;
+            }
         }
     }
     Ok(())
+}
+
+/// Gives `target` what `current` holds for the keys of `entries` (every
+/// row if one of them says so: that copy covers all the entries before it
+/// too, their writes having been applied on `current` already).
+async fn replay(
+    state: &datafusion::execution::context::SessionState,
+    current: &Arc<dyn datafusion::catalog::TableProvider>,
+    target: &Arc<dyn datafusion::catalog::TableProvider>,
+    key_schema: &arrow::datatypes::SchemaRef,
+    entries: &[crate::engine::metadata::JournalEntry],
+) -> Result<()> {
+    if entries.iter().any(|e| e.keys.is_none()) {
+        return resync::copy_all(state, current, target).await;
+    }
+    let mut keys = Vec::new();
+    for entry in entries {
+        if let Some(text) = &entry.keys {
+            keys.extend(decode_keys(text, key_schema)?);
+        }
+    }
+    resync::copy_keys(state, current, target, &keys).await
 }

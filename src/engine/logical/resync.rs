@@ -49,7 +49,7 @@ pub async fn read_keys(
     keys: &[RecordBatch],
 ) -> Result<Vec<RecordBatch>> {
     let mut rows = Vec::new();
-    for (batch, from, to) in chunks(keys) {
+    for (batch, from, to) in chunks(&merged(keys)?) {
         rows.extend(read(state, table, Some(key_filter(batch, from, to)?)).await?);
     }
     Ok(rows)
@@ -61,7 +61,7 @@ pub async fn delete_keys(
     table: &Arc<dyn TableProvider>,
     keys: &[RecordBatch],
 ) -> Result<()> {
-    for (batch, from, to) in chunks(keys) {
+    for (batch, from, to) in chunks(&merged(keys)?) {
         let plan = table
             .delete_from(state, vec![key_filter(batch, from, to)?])
             .await?;
@@ -109,7 +109,8 @@ pub async fn copy_keys(
     to: &Arc<dyn TableProvider>,
     keys: &[RecordBatch],
 ) -> Result<()> {
-    for (batch, start, end) in chunks(keys) {
+    let keys = merged(keys)?;
+    for (batch, start, end) in chunks(&keys) {
         let piece = batch.slice(start, end - start);
         let rows = read_keys(state, from, std::slice::from_ref(&piece)).await?;
         rewrite_keys(state, to, std::slice::from_ref(&piece), &rows).await?;
@@ -127,6 +128,17 @@ pub async fn copy_all(
     let plan = to.delete_from(state, Vec::new()).await?;
     run(state, plan).await?;
     insert(state, to, &rows).await
+}
+
+/// `keys` (from many journal entries, say) as one batch, so that they are
+/// sent a few hundred at a time rather than entry by entry.
+fn merged(keys: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    match keys.first() {
+        Some(first) if keys.len() > 1 => {
+            Ok(vec![arrow::compute::concat_batches(&first.schema(), keys)?])
+        }
+        _ => Ok(keys.to_vec()),
+    }
 }
 
 /// `(batch, from, to)` pieces of `keys`, at most [`KEYS_PER_STATEMENT`]
