@@ -105,6 +105,12 @@ pub enum LogicalWork {
         if_exists: bool,
         cascade: bool,
     },
+    /// `VERIFY TABLE` / `REPAIR TABLE` (see [`super::verify`]).
+    Check {
+        schema: String,
+        table: String,
+        repair: bool,
+    },
 }
 
 /// Resolves the names of `statement` and checks what needs no source.
@@ -131,6 +137,20 @@ pub fn prepare_logical(
             if_exists: *if_exists,
             cascade: *cascade,
         }),
+        LogicalStatement::Check { table, repair } => {
+            let (catalog, schema, table) = qualify(names, table)?;
+            if catalog != KOIOS_CATALOG {
+                return sql_err!(
+                    codes::WRONG_OBJECT_TYPE,
+                    "\"{catalog}.{schema}.{table}\" is not a mirrored table: VERIFY TABLE and REPAIR TABLE compare the copies of a mirrored table of the koios catalog"
+                );
+            }
+            Ok(LogicalWork::Check {
+                schema,
+                table,
+                repair: *repair,
+            })
+        }
     }
 }
 
@@ -328,6 +348,9 @@ impl Engine {
                 if_exists,
                 cascade,
             } => self.drop_logical(&tables, if_exists, cascade).await,
+            LogicalWork::Check { .. } => Err(datafusion::error::DataFusionError::Internal(
+                "VERIFY TABLE runs through Engine::check_mirrored".into(),
+            )),
         }
     }
 

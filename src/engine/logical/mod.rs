@@ -34,6 +34,7 @@ pub mod placement;
 pub mod provider;
 pub mod resync;
 pub mod statement;
+pub mod verify;
 pub mod write;
 
 use std::collections::BTreeMap;

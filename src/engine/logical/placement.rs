@@ -42,7 +42,8 @@ pub fn hashable(data_type: &DataType) -> bool {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-fn fnv(tag: u8, bytes: &[u8]) -> u64 {
+/// Koios's stable hash of `bytes` (`tag` keeps different uses apart).
+pub(crate) fn fnv(tag: u8, bytes: &[u8]) -> u64 {
     let mut hash = FNV_OFFSET ^ u64::from(tag);
     for byte in bytes {
         hash ^= u64::from(*byte);

@@ -8,6 +8,8 @@
 //!   MIRRORED ON (pg.public.accounts, my.bank.accounts, …)
 //!   [WITH (write_quorum = 3, read = 'first')];
 //! DROP TABLE koios.public.events [CASCADE];
+//! VERIFY TABLE koios.public.accounts;   -- compare a mirrored table's copies
+//! REPAIR TABLE koios.public.accounts;   -- and rewrite the ranges that differ
 //! ```
 //!
 //! The `CREATE TABLE` part is sqlparser's; the clause after it is Koios's
@@ -50,6 +52,8 @@ pub enum LogicalStatement {
         if_exists: bool,
         cascade: bool,
     },
+    /// `VERIFY TABLE name` (`repair` false) or `REPAIR TABLE name`.
+    Check { table: ObjectName, repair: bool },
 }
 
 impl LogicalStatement {
@@ -57,8 +61,30 @@ impl LogicalStatement {
         match self {
             LogicalStatement::CreateStriped { .. } => "CREATE TABLE",
             LogicalStatement::Drop { .. } => "DROP TABLE",
+            LogicalStatement::Check { repair: false, .. } => "VERIFY TABLE",
+            LogicalStatement::Check { repair: true, .. } => "REPAIR TABLE",
         }
     }
+}
+
+/// Whether the parser stands at `VERIFY TABLE` or `REPAIR TABLE`.
+pub fn starts_check_statement(parser: &Parser) -> bool {
+    let word = |n: usize, word: &str| {
+        matches!(&parser.peek_nth_token(n).token,
+            Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
+    };
+    (word(0, "verify") || word(0, "repair")) && word(1, "table")
+}
+
+/// Reads `VERIFY TABLE name` / `REPAIR TABLE name`.
+pub fn parse_check_statement(parser: &mut Parser) -> Result<LogicalStatement> {
+    let repair = accept_word(parser, "REPAIR");
+    if !repair {
+        expect_word(parser, "VERIFY")?;
+    }
+    expect_word(parser, "TABLE")?;
+    let table = parser.parse_object_name(false).map_err(syntax)?;
+    Ok(LogicalStatement::Check { table, repair })
 }
 
 /// Whether the next token starts Koios's clause after a `CREATE TABLE`.

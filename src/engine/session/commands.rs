@@ -29,6 +29,46 @@ impl Session {
         *self.planning.lock().await = None;
     }
 
+    /// `VERIFY TABLE` / `REPAIR TABLE`: the copies compared, as rows.
+    async fn check_mirrored(
+        &self,
+        statement: &crate::engine::logical::statement::LogicalStatement,
+    ) -> Result<Output> {
+        let current_schema = self.with_settings(|s| {
+            s.current_schema()
+                .unwrap_or(crate::engine::DEFAULT_SCHEMA)
+                .to_string()
+        });
+        let work = {
+            let is_source = |name: &str| self.engine.is_source(name);
+            let names = crate::engine::remote_ddl::Names {
+                database: &self.database,
+                current_schema: &current_schema,
+                is_source: &is_source,
+            };
+            crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)?
+        };
+        let crate::engine::logical::ddl::LogicalWork::Check {
+            schema,
+            table,
+            repair,
+        } = work
+        else {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "VERIFY TABLE prepared as another statement".into(),
+            ));
+        };
+        let batch = self.engine.check_mirrored(&schema, &table, repair).await?;
+        let schema = batch.schema();
+        let stream = futures::stream::once(async move { Ok(batch) });
+        Ok(Output::Rows {
+            schema: Arc::clone(&schema),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+            tag: if repair { "REPAIR" } else { "VERIFY" }.into(),
+            data_rows: None,
+        })
+    }
+
     pub(super) async fn run_command(&self, command: &Command) -> Result<Output> {
         let done = |tag: &str| Output::Done {
             tag: tag.to_string(),
@@ -130,6 +170,10 @@ impl Session {
             }
             Command::Logical(statement) => {
                 self.admit_ddl(statement.tag())?;
+                if let crate::engine::logical::statement::LogicalStatement::Check { .. } = statement
+                {
+                    return self.check_mirrored(statement).await;
+                }
                 if self.transaction_state() != BlockState::Idle {
                     return sql_err!(
                         codes::ACTIVE_SQL_TRANSACTION,

@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlSta
 
 use crate::engine::error::codes;
 use crate::engine::literals;
+use crate::engine::logical::statement::LogicalStatement;
 use crate::engine::plancache::{self};
 use crate::engine::remote_ddl::dml::check_dml;
 use crate::engine::remote_ddl::{CreateTableAs, Names, keyed, parse_ddl, returning, upsert};
@@ -70,6 +71,9 @@ impl Prepared {
                 ..
             } => rename_fields(plan.schema().as_arrow(), renames),
             Prepared::Command(Command::Show(name)) => show_schema(name),
+            Prepared::Command(Command::Logical(LogicalStatement::Check { .. })) => {
+                crate::engine::logical::verify::check_schema()
+            }
             Prepared::Command(Command::Fetch {
                 schema: Some(schema),
                 ..
