@@ -111,6 +111,13 @@ pub enum LogicalWork {
         table: String,
         repair: bool,
     },
+    /// `ALTER TABLE … ADD MIRROR` / `DROP MIRROR` (see [`super::alter`]).
+    AlterMirror {
+        schema: String,
+        table: String,
+        copy: MemberName,
+        add: bool,
+    },
 }
 
 /// Resolves the names of `statement` and checks what needs no source.
@@ -149,6 +156,32 @@ pub fn prepare_logical(
                 schema,
                 table,
                 repair: *repair,
+            })
+        }
+        LogicalStatement::AlterMirror { table, member, add } => {
+            let (catalog, schema, table) = qualify(names, table)?;
+            if catalog != KOIOS_CATALOG {
+                return sql_err!(
+                    codes::WRONG_OBJECT_TYPE,
+                    "\"{catalog}.{schema}.{table}\" is not a mirrored table: ADD MIRROR and DROP MIRROR change the copies of a mirrored table of the koios catalog"
+                );
+            }
+            let (source, member_schema, member_table) = qualify(names, member)?;
+            if !is_source(&source) {
+                return sql_err!(
+                    codes::UNDEFINED_OBJECT,
+                    "copy {member}: '{source}' is not a source; copies are tables of sources (source.schema.table)"
+                );
+            }
+            Ok(LogicalWork::AlterMirror {
+                schema,
+                table,
+                copy: MemberName {
+                    source,
+                    schema: member_schema,
+                    table: member_table,
+                },
+                add: *add,
             })
         }
     }
@@ -348,6 +381,12 @@ impl Engine {
                 if_exists,
                 cascade,
             } => self.drop_logical(&tables, if_exists, cascade).await,
+            LogicalWork::AlterMirror {
+                schema,
+                table,
+                copy,
+                add,
+            } => self.alter_mirror(&schema, &table, copy, add).await,
             LogicalWork::Check { .. } => Err(datafusion::error::DataFusionError::Internal(
                 "VERIFY TABLE runs through Engine::check_mirrored".into(),
             )),
@@ -425,7 +464,7 @@ impl Engine {
 
     /// Checks an existing member's columns against the declared ones, or
     /// creates the member; `true` if it was created.
-    async fn check_or_create_member(
+    pub(super) async fn check_or_create_member(
         &self,
         definition: &LogicalTableDef,
         declared: &arrow::datatypes::SchemaRef,

@@ -66,7 +66,7 @@ impl CopyState {
         self.since.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn mark_stale(&self, added: i64, since: &str) {
+    pub(crate) fn mark_stale(&self, added: i64, since: &str) {
         let mut at = self.since.lock().unwrap_or_else(|p| p.into_inner());
         if !self.stale.swap(true, Ordering::AcqRel) || at.is_none() {
             *at = Some(since.to_string());

@@ -21,6 +21,7 @@
 //! Partial aggregates and top-N over the union are general rules of the
 //! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
 
+pub mod alter;
 pub mod catchup;
 pub mod change;
 pub mod ddl;

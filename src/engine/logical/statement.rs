@@ -10,6 +10,8 @@
 //! DROP TABLE koios.public.events [CASCADE];
 //! VERIFY TABLE koios.public.accounts;   -- compare a mirrored table's copies
 //! REPAIR TABLE koios.public.accounts;   -- and rewrite the ranges that differ
+//! ALTER TABLE koios.public.accounts ADD MIRROR my2.bank.accounts;
+//! ALTER TABLE koios.public.accounts DROP MIRROR my2.bank.accounts;
 //! ```
 //!
 //! The `CREATE TABLE` part is sqlparser's; the clause after it is Koios's
@@ -54,6 +56,12 @@ pub enum LogicalStatement {
     },
     /// `VERIFY TABLE name` (`repair` false) or `REPAIR TABLE name`.
     Check { table: ObjectName, repair: bool },
+    /// `ALTER TABLE name ADD MIRROR member` (`add`) / `DROP MIRROR member`.
+    AlterMirror {
+        table: ObjectName,
+        member: ObjectName,
+        add: bool,
+    },
 }
 
 impl LogicalStatement {
@@ -63,6 +71,7 @@ impl LogicalStatement {
             LogicalStatement::Drop { .. } => "DROP TABLE",
             LogicalStatement::Check { repair: false, .. } => "VERIFY TABLE",
             LogicalStatement::Check { repair: true, .. } => "REPAIR TABLE",
+            LogicalStatement::AlterMirror { .. } => "ALTER TABLE",
         }
     }
 }
@@ -74,6 +83,41 @@ pub fn starts_check_statement(parser: &Parser) -> bool {
             Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
     };
     (word(0, "verify") || word(0, "repair")) && word(1, "table")
+}
+
+/// Whether the parser stands at `ALTER TABLE name ADD|DROP MIRROR`.
+pub fn starts_mirror_alter(parser: &Parser) -> bool {
+    let word = |n: usize, word: &str| {
+        matches!(&parser.peek_nth_token(n).token,
+            Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none())
+    };
+    if !(word(0, "alter") && word(1, "table")) {
+        return false;
+    }
+    // The table's name: words joined by dots.
+    let mut at = 2;
+    while matches!(parser.peek_nth_token(at).token, Token::Word(_)) {
+        at += 1;
+        if parser.peek_nth_token(at).token != Token::Period {
+            break;
+        }
+        at += 1;
+    }
+    (word(at, "add") || word(at, "drop")) && word(at + 1, "mirror")
+}
+
+/// Reads `ALTER TABLE name ADD|DROP MIRROR member`.
+pub fn parse_mirror_alter(parser: &mut Parser) -> Result<LogicalStatement> {
+    expect_word(parser, "ALTER")?;
+    expect_word(parser, "TABLE")?;
+    let table = parser.parse_object_name(false).map_err(syntax)?;
+    let add = accept_word(parser, "ADD");
+    if !add {
+        expect_word(parser, "DROP")?;
+    }
+    expect_word(parser, "MIRROR")?;
+    let member = parser.parse_object_name(false).map_err(syntax)?;
+    Ok(LogicalStatement::AlterMirror { table, member, add })
 }
 
 /// Reads `VERIFY TABLE name` / `REPAIR TABLE name`.

@@ -139,6 +139,12 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     /// Stores a new logical table; fails with 42P07 if the name is taken.
     async fn insert_logical_table(&self, table: &StoredLogicalTable) -> Result<()>;
 
+    /// Replaces a logical table's definition (a copy added or dropped).
+    async fn update_definition(&self, name: &str, definition: &str) -> Result<()>;
+
+    /// Forgets one copy's state and journal (dropped from its table).
+    async fn forget_copy(&self, table: &str, copy: &str) -> Result<()>;
+
     /// Removes a logical table; `false` if there was none.
     async fn delete_logical_table(&self, name: &str) -> Result<bool>;
 

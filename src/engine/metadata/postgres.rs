@@ -234,6 +234,32 @@ impl MetadataStore for PgStore {
         }
     }
 
+    async fn update_definition(&self, name: &str, definition: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE koios_logical_tables SET definition = $2 WHERE name = $1",
+                &[&name, &definition],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn forget_copy(&self, table: &str, copy: &str) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        for statement in [
+            "DELETE FROM koios_mirror_stale WHERE table_name = $1 AND copy = $2",
+            "DELETE FROM koios_mirror_journal WHERE table_name = $1 AND copy = $2",
+        ] {
+            tx.execute(statement, &[&table, &copy])
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
     async fn delete_logical_table(&self, name: &str) -> Result<bool> {
         let client = self.client().await?;
         let deleted = client

@@ -264,6 +264,35 @@ impl MetadataStore for SqliteStore {
         .await
     }
 
+    async fn update_definition(&self, name: &str, definition: &str) -> Result<()> {
+        let (name, definition) = (name.to_string(), definition.to_string());
+        self.with(move |c| {
+            c.execute(
+                "UPDATE koios_logical_tables SET definition = ?2 WHERE name = ?1",
+                params![name, definition],
+            )
+            .map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_copy(&self, table: &str, copy: &str) -> Result<()> {
+        let (table, copy) = (table.to_string(), copy.to_string());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(store_error)?;
+            for statement in [
+                "DELETE FROM koios_mirror_stale WHERE table_name = ?1 AND copy = ?2",
+                "DELETE FROM koios_mirror_journal WHERE table_name = ?1 AND copy = ?2",
+            ] {
+                tx.execute(statement, params![table, copy])
+                    .map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
     async fn delete_logical_table(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         self.with(move |c| {

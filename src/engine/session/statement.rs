@@ -15,8 +15,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
 use crate::engine::logical::statement::{
-    LogicalStatement, parse_check_statement, parse_layout_clause, starts_check_statement,
-    starts_layout_clause,
+    LogicalStatement, parse_check_statement, parse_layout_clause, parse_mirror_alter,
+    starts_check_statement, starts_layout_clause, starts_mirror_alter,
 };
 use crate::engine::remote_ddl::{CreateTableAs, RemoteDdl};
 use crate::engine::settings::quote_ident;
@@ -80,6 +80,10 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
             )?));
         } else if starts_check_statement(&parser.parser) {
             statements.push(KoiosStatement::Logical(parse_check_statement(
+                &mut parser.parser,
+            )?));
+        } else if starts_mirror_alter(&parser.parser) {
+            statements.push(KoiosStatement::Logical(parse_mirror_alter(
                 &mut parser.parser,
             )?));
         } else {

@@ -1,0 +1,158 @@
+//! `ALTER TABLE koios.schema.t ADD MIRROR source.schema.table` and
+//! `… DROP MIRROR …`: a copy added to or dropped from a mirrored table.
+//!
+//! A new copy is created in its backend with the declared columns (or an
+//! existing table checked, as at `CREATE TABLE`) and joins the table
+//! *stale*, with a journal entry for every row: the catch-up task
+//! ([`super::catchup`]) fills it from a current copy in the background,
+//! writes made meanwhile reach it through its journal, and it becomes
+//! current (and is read) once its journal is empty. `koios.system.members`
+//! shows its progress (`copy_state`, `journal_length`, `lag_seconds`).
+//!
+//! A dropped copy stops being written and read at once; its table stays
+//! in its backend (drop it there, or keep it as a snapshot). A table keeps
+//! at least one copy, and at least one current copy; `write_quorum` is
+//! lowered to the number of copies left if it was above.
+//!
+//! Both run in the table's write turn, so no write is half-way when the
+//! copies change.
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use koios_connector::sql_err;
+
+use super::definition::{Layout, MemberName};
+use super::journal::MirrorState;
+use super::{LogicalTable, TableOrigin};
+use crate::engine::Engine;
+use crate::engine::catalog::KOIOS_CATALOG;
+use crate::engine::error::codes;
+use crate::engine::metadata::Missed;
+
+impl Engine {
+    pub(super) async fn alter_mirror(
+        &self,
+        schema: &str,
+        table: &str,
+        copy: MemberName,
+        add: bool,
+    ) -> Result<()> {
+        let _ddl = self.ddl.lock().await;
+        let Some(logical) = self.logical_table(schema, table) else {
+            return sql_err!(
+                codes::UNDEFINED_TABLE,
+                "mirrored table \"{KOIOS_CATALOG}.{schema}.{table}\" does not exist"
+            );
+        };
+        let described = logical.definition.described();
+        if !logical.definition.layout.is_mirrored() {
+            return sql_err!(
+                codes::WRONG_OBJECT_TYPE,
+                "{described} is not mirrored: ADD MIRROR and DROP MIRROR change the copies of a mirrored table"
+            );
+        }
+        if logical.origin == TableOrigin::File {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "{described} is declared in the configuration file ([[table]]): change its members there"
+            );
+        }
+        let _turn = Arc::clone(&logical.mirror.turn).lock_owned().await;
+        let mut definition = logical.definition.clone();
+        let key = definition.key();
+        if add {
+            if definition.members.contains(&copy) {
+                return sql_err!(
+                    codes::DUPLICATE_OBJECT,
+                    "{copy} is already a copy of {described}"
+                );
+            }
+            self.check_or_create_member(&definition, &logical.declared, &copy)
+                .await?;
+            definition.members.push(copy.clone());
+        } else {
+            let Some(index) = definition.members.iter().position(|m| m == &copy) else {
+                return sql_err!(
+                    codes::UNDEFINED_OBJECT,
+                    "{copy} is not a copy of {described}"
+                );
+            };
+            if definition.members.len() == 1 {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "{copy} is the last copy of {described}: DROP TABLE it instead"
+                );
+            }
+            let current_left = (0..definition.members.len())
+                .any(|i| i != index && !logical.mirror.copies[i].is_stale());
+            if !current_left {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "{copy} is the only current copy of {described}: the others are still catching up; drop it once they are current"
+                );
+            }
+            definition.members.remove(index);
+            if let Layout::Mirrored { write_quorum, .. } = &mut definition.layout {
+                *write_quorum = (*write_quorum).min(definition.members.len());
+            }
+        }
+        self.store
+            .update_definition(&key, &definition.to_json()?)
+            .await?;
+        let copy_name = copy.to_string();
+        if add {
+            // Every row to copy: the catch-up fills it.
+            self.store
+                .end_writes(
+                    &key,
+                    &[],
+                    &[Missed {
+                        copy: copy_name.clone(),
+                        keys: None,
+                    }],
+                )
+                .await?;
+        } else {
+            self.store.forget_copy(&key, &copy_name).await?;
+        }
+        let mut changed = LogicalTable::new(
+            definition,
+            logical.position.load(std::sync::atomic::Ordering::Acquire),
+            logical.origin,
+            logical.created_at.clone(),
+            Arc::clone(&self.store),
+        )?;
+        changed.mirror = carried(&logical, &changed);
+        if add && let Some(index) = changed.member_index(&copy_name) {
+            changed.mirror.copies[index].mark_stale(1, &crate::engine::metadata::now_text());
+        }
+        self.logical
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::new(changed));
+        self.catalog_changed();
+        tracing::info!(table = %logical.display_name(), copy = %copy_name,
+            "{}", if add { "copy added: it is filled in the background" } else { "copy dropped" });
+        Ok(())
+    }
+}
+
+/// The copies' states of `old` carried over to `new` (by copy name), with
+/// the same write turn.
+fn carried(old: &LogicalTable, new: &LogicalTable) -> MirrorState {
+    MirrorState {
+        turn: Arc::clone(&old.mirror.turn),
+        copies: new
+            .definition
+            .members
+            .iter()
+            .map(
+                |member| match old.definition.members.iter().position(|m| m == member) {
+                    Some(index) => Arc::clone(&old.mirror.copies[index]),
+                    None => Arc::default(),
+                },
+            )
+            .collect(),
+    }
+}
