@@ -188,6 +188,9 @@ pub async fn plan_change(
     }))
 }
 
+/// Each member's DML plan, by member (`None`: not run on that copy).
+type MemberPlans = Arc<Vec<(MemberName, Option<Arc<dyn ExecutionPlan>>)>>;
+
 /// Runs one DML plan per member at once and adds up their counts (a
 /// mirrored table's copies each change the same rows: one copy's count).
 struct FanOutExec {
@@ -198,7 +201,7 @@ struct FanOutExec {
     verb: &'static str,
     /// By member (every member of a mirrored table, `None` where its
     /// source could not be reached when planned).
-    plans: Arc<Vec<(MemberName, Option<Arc<dyn ExecutionPlan>>)>>,
+    plans: MemberPlans,
     properties: Arc<PlanProperties>,
 }
 

@@ -524,7 +524,7 @@ mod tests {
             ],
         )
         .expect("batch");
-        let texts = encode_keys(Some(&[batch.clone()])).expect("encodes");
+        let texts = encode_keys(Some(std::slice::from_ref(&batch))).expect("encodes");
         assert_eq!(texts.len(), 2);
         let mut back = Vec::new();
         for text in texts {

@@ -189,8 +189,8 @@ impl Engine {
         }
         let right = majority(&checked);
         let mut repaired = Vec::new();
-        for range in 0..RANGES {
-            let Some(authority) = right[range] else {
+        for (range, authority) in right.iter().enumerate() {
+            let Some(authority) = *authority else {
                 continue;
             };
             let wanted = checked[authority]
