@@ -29,25 +29,31 @@ impl Session {
         *self.planning.lock().await = None;
     }
 
-    /// `VERIFY TABLE` / `REPAIR TABLE`: the copies compared, as rows.
-    async fn check_mirrored(
+    /// A logical-table statement with its names resolved in this session.
+    fn logical_work(
         &self,
         statement: &crate::engine::logical::statement::LogicalStatement,
-    ) -> Result<Output> {
+    ) -> Result<crate::engine::logical::ddl::LogicalWork> {
         let current_schema = self.with_settings(|s| {
             s.current_schema()
                 .unwrap_or(crate::engine::DEFAULT_SCHEMA)
                 .to_string()
         });
-        let work = {
-            let is_source = |name: &str| self.engine.is_source(name);
-            let names = crate::engine::remote_ddl::Names {
-                database: &self.database,
-                current_schema: &current_schema,
-                is_source: &is_source,
-            };
-            crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)?
+        let is_source = |name: &str| self.engine.is_source(name);
+        let names = crate::engine::remote_ddl::Names {
+            database: &self.database,
+            current_schema: &current_schema,
+            is_source: &is_source,
         };
+        crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)
+    }
+
+    /// `VERIFY TABLE` / `REPAIR TABLE`: the copies compared, as rows.
+    async fn check_mirrored(
+        &self,
+        statement: &crate::engine::logical::statement::LogicalStatement,
+    ) -> Result<Output> {
+        let work = self.logical_work(statement)?;
         let crate::engine::logical::ddl::LogicalWork::Check {
             schema,
             table,
@@ -181,20 +187,7 @@ impl Session {
                         statement.tag()
                     );
                 }
-                let current_schema = self.with_settings(|s| {
-                    s.current_schema()
-                        .unwrap_or(crate::engine::DEFAULT_SCHEMA)
-                        .to_string()
-                });
-                let work = {
-                    let is_source = |name: &str| self.engine.is_source(name);
-                    let names = crate::engine::remote_ddl::Names {
-                        database: &self.database,
-                        current_schema: &current_schema,
-                        is_source: &is_source,
-                    };
-                    crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)?
-                };
+                let work = self.logical_work(statement)?;
                 self.engine.run_logical(work).await?;
                 self.forget_plans().await;
                 Ok(done(statement.tag()))
