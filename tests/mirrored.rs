@@ -1,8 +1,9 @@
 //! Mirrored tables with a copy's server killed: queries started after the
 //! kill are answered by another copy, correctly and within two health
 //! intervals; a write while a copy is down is refused and applied nowhere
-//! (every write needs every copy until the write journal exists); once
-//! the server is back, reads and writes work with no command issued.
+//! when every copy must apply it (the default `write_quorum`); once the
+//! server is back, reads and writes work with no command issued. And the
+//! write journal kept in a PostgreSQL metadata store.
 
 mod support;
 
@@ -286,4 +287,125 @@ fn a_malformed_mirrored_entry_is_refused_with_its_line() {
             .expect_err("refused");
         assert!(err.to_string().contains(expected), "{err}");
     }
+}
+
+/// The write journal in a PostgreSQL metadata store: a copy that fails a
+/// write (a CHECK constraint added behind Koios's back) is journalled and
+/// stale, never read; a second Koios server on the same store sees the
+/// copy stale at its start; once the copy can take the rows it catches up
+/// and is current; dropping the table forgets its journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_lives_in_a_postgresql_metadata_store() {
+    let data = support::PgTestDatabase::create();
+    let other = support::PgTestDatabase::create();
+    let store = support::PgTestDatabase::create();
+    let text = format!(
+        "[server]\nmetadata = \"postgres://postgres@127.0.0.1:5432/{}\"\nhealth_interval = \"1s\"\n\n\
+         [[source]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\n\n\
+         [[source]]\nname = \"pg2\"\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\n",
+        store.name, data.name, other.name
+    );
+    let server = TestServer::start_toml(&text, &|_| None).await;
+    let client = server.connect("koios").await;
+    client
+        .batch_execute(
+            "CREATE TABLE koios.public.acct (id bigint PRIMARY KEY, balance bigint) \
+               MIRRORED ON (pg.public.acct, pg2.public.acct) WITH (write_quorum = 1, read = 'first'); \
+             INSERT INTO koios.public.acct SELECT value AS id, value AS balance FROM generate_series(1, 20);",
+        )
+        .await
+        .expect("creates and fills the mirrored table");
+    data.execute("ALTER TABLE acct ADD CONSTRAINT positive CHECK (balance > 0)")
+        .expect("adds the constraint");
+    let inserted = client
+        .execute(
+            "INSERT INTO koios.public.acct VALUES (21, -1), (22, -2)",
+            &[],
+        )
+        .await
+        .expect("one copy is enough");
+    assert_eq!(inserted, 2);
+    let updated = client
+        .execute(
+            "UPDATE koios.public.acct SET balance = -5 WHERE id <= 3",
+            &[],
+        )
+        .await
+        .expect("one copy is enough");
+    assert_eq!(updated, 3);
+    let states = |client: tokio_postgres::Client| async move {
+        let rows = client
+            .query(
+                "SELECT member, copy_state, journal_length FROM koios.system.members \
+                 WHERE \"table\" = 'koios.public.acct' ORDER BY position",
+                &[],
+            )
+            .await
+            .expect("reads koios.system.members");
+        let states: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, i64>(2)
+                )
+            })
+            .collect();
+        (client, states)
+    };
+    let (client, now) = states(client).await;
+    assert_eq!(now, ["pg.public.acct stale 2", "pg2.public.acct current 0"]);
+    // The stale copy, though listed first with read = 'first', is not read.
+    let sum: i64 = client
+        .query_one("SELECT sum(balance) FROM koios.public.acct", &[])
+        .await
+        .expect("reads")
+        .get(0);
+    assert_eq!(sum, 210 - 6 - 3 - 15);
+    // Another server on the same store sees the copy stale from its start.
+    let second = TestServer::start_toml(&text, &|_| None).await;
+    let (_, seen) = states(second.connect("koios").await).await;
+    assert_eq!(seen[0], "pg.public.acct stale 2");
+    drop(second);
+
+    data.execute("ALTER TABLE acct DROP CONSTRAINT positive")
+        .expect("drops the constraint");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut client = client;
+    loop {
+        let (back, now) = states(client).await;
+        client = back;
+        if now == ["pg.public.acct current 0", "pg2.public.acct current 0"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copy did not catch up: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let on_copy: i64 = support::postgres_client(&data.name)
+        .await
+        .query_one("SELECT sum(balance)::bigint FROM public.acct", &[])
+        .await
+        .expect("reads the caught-up copy")
+        .get(0);
+    assert_eq!(on_copy, 210 - 6 - 3 - 15);
+    client
+        .batch_execute("DROP TABLE koios.public.acct CASCADE")
+        .await
+        .expect("drops");
+    let left: i64 = support::postgres_client(&store.name)
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM koios_mirror_journal) + (SELECT count(*) FROM koios_mirror_stale) \
+                  + (SELECT count(*) FROM koios_mirror_writes)",
+            &[],
+        )
+        .await
+        .expect("reads the store")
+        .get(0);
+    assert_eq!(left, 0, "the dropped table's journal is forgotten");
 }

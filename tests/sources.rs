@@ -581,7 +581,11 @@ async fn two_servers_share_a_postgresql_metadata_store() {
         .query_one("SELECT version FROM koios_schema_version", &[])
         .await
         .expect("the store's version");
-    assert_eq!(version.get::<_, i64>(0), 2);
+    assert_eq!(
+        version.get::<_, i64>(0),
+        3,
+        "sources, logical tables, mirror journals"
+    );
 
     // B picks it up within one health interval, and serves it.
     let started = Instant::now();
