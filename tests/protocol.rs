@@ -516,24 +516,6 @@ async fn timestamptz_is_typed_with_its_zone() {
     assert!(row.get::<_, bool>(0));
 }
 
-/// Runs `sql` in `session` and returns its rows as text, one string per row.
-async fn session_rows(session: &koios::session::Session, sql: &str) -> Vec<String> {
-    use futures::StreamExt;
-    let mut rows = Vec::new();
-    for output in session.run_sql(sql).await.expect("runs") {
-        if let koios::session::Output::Rows { mut stream, .. } = output {
-            while let Some(batch) = stream.next().await {
-                let batch = batch.expect("batch");
-                let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
-                    .expect("formats")
-                    .to_string();
-                rows.push(text);
-            }
-        }
-    }
-    rows
-}
-
 /// A repeated read-only query over a remote source runs the plan its
 /// session cached; anything that could change its meaning drops it, and
 /// plans that would not read afresh are never cached.
@@ -544,10 +526,10 @@ async fn repeated_queries_run_their_cached_plan() {
     let session = Session::new(std::sync::Arc::clone(&server.engine), "pg");
     let point = "SELECT capital FROM public.nation_stats WHERE n_nationkey = 8";
     assert!(session.run_cached(point).is_none());
-    let first = session_rows(&session, point).await;
+    let first = support::session_rows(&session, point).await;
     assert!(first.concat().contains("New Delhi"), "{first:?}");
     assert!(session.run_cached(point).is_some(), "cached after one run");
-    assert_eq!(session_rows(&session, point).await, first);
+    assert_eq!(support::session_rows(&session, point).await, first);
 
     // Never cached: a folded now(), files and memory tables read when planned.
     for sql in [
@@ -556,41 +538,41 @@ async fn repeated_queries_run_their_cached_plan() {
         "SELECT count(*) FROM demo.public.nation",
         "SELECT * FROM koios.public.kv",
     ] {
-        session_rows(&session, sql).await;
+        support::session_rows(&session, sql).await;
         assert!(session.run_cached(sql).is_none(), "{sql} was cached");
     }
 
     // A write keeps the plan, whose next run reads what was written.
     let count = "SELECT count(*) AS n FROM public.inserts WHERE id = 9001";
     assert!(
-        session_rows(&session, count)
+        support::session_rows(&session, count)
             .await
             .concat()
             .contains("| 0 ")
     );
-    session_rows(
+    support::session_rows(
         &session,
         "INSERT INTO public.inserts (id, label) VALUES (9001, 'kept')",
     )
     .await;
     assert!(session.run_cached(count).is_some(), "dropped after INSERT");
     assert!(
-        session_rows(&session, count)
+        support::session_rows(&session, count)
             .await
             .concat()
             .contains("| 1 ")
     );
 
     // A refresh of any source, a setting, another session's DDL: dropped.
-    session_rows(&session, "REFRESH SOURCE pg").await;
+    support::session_rows(&session, "REFRESH SOURCE pg").await;
     assert!(session.run_cached(point).is_none(), "kept after REFRESH");
-    session_rows(&session, point).await;
-    session_rows(&session, "SET TimeZone = 'Europe/Paris'").await;
+    support::session_rows(&session, point).await;
+    support::session_rows(&session, "SET TimeZone = 'Europe/Paris'").await;
     assert!(session.run_cached(point).is_none(), "kept after SET");
-    session_rows(&session, point).await;
+    support::session_rows(&session, point).await;
     assert!(session.run_cached(point).is_some());
     let other = Session::new(std::sync::Arc::clone(&server.engine), "koios");
-    session_rows(&other, "CREATE VIEW plan_cache_probe AS SELECT 1 AS one").await;
+    support::session_rows(&other, "CREATE VIEW plan_cache_probe AS SELECT 1 AS one").await;
     assert!(
         session.run_cached(point).is_none(),
         "kept after another session's DDL"
@@ -736,7 +718,7 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
     let session = Session::new(std::sync::Arc::clone(&server.engine), "pg");
     for (key, capital) in [(8, "New Delhi"), (7, "Berlin"), (12, "Tokyo")] {
         let sql = format!("SELECT capital FROM public.nation_stats WHERE n_nationkey = {key}");
-        let rows = session_rows(&session, &sql).await.concat();
+        let rows = support::session_rows(&session, &sql).await.concat();
         assert!(rows.contains(capital), "{sql}: {rows}");
         // The bound plan is kept for the text itself.
         assert!(session.run_cached(&sql).is_some(), "{sql} not cached");
@@ -831,172 +813,6 @@ async fn literal_values_bind_into_the_generic_plan_of_their_shape() {
     }
     let sent = remote_statements(&server).await;
     assert!(sent.iter().any(|q| q.contains("\"n\" = $1")), "{sent:?}");
-}
-
-/// The rows of `sql` twice, as DataRow bodies in text or `binary`: once as
-/// the connector wrote them straight (which must be offered), once written
-/// from the Arrow batches the same plan yields, as every other plan's rows
-/// are.
-async fn direct_and_arrow_rows(
-    session: &koios::session::Session,
-    sql: &str,
-    binary: bool,
-) -> (Vec<Result<Vec<u8>, String>>, Vec<Result<Vec<u8>, String>>) {
-    use futures::StreamExt;
-    use koios::server::encode::{encode_batch, field_infos};
-    use pgwire::api::portal::Format;
-    let output = || async move {
-        let mut outputs = session.run_sql(sql).await.expect("runs");
-        let koios::session::Output::Rows {
-            schema,
-            stream,
-            data_rows,
-            ..
-        } = outputs.remove(0)
-        else {
-            panic!("{sql}: no rows");
-        };
-        (schema, stream, data_rows)
-    };
-    let (schema, _, data_rows) = output().await;
-    if data_rows.is_none() {
-        eprintln!(
-            "{}",
-            session_rows(session, &format!("EXPLAIN {sql}"))
-                .await
-                .concat()
-        );
-    }
-    let start = data_rows.unwrap_or_else(|| panic!("{sql}: not served as data rows"));
-    let direct: Vec<_> = start(vec![binary; schema.fields().len()])
-        .map(|row| row.map(|b| b.to_vec()).map_err(|e| e.to_string()))
-        .collect()
-        .await;
-    let (schema, mut stream, _) = output().await;
-    let format = if binary {
-        Format::UnifiedBinary
-    } else {
-        Format::UnifiedText
-    };
-    let fields = field_infos(&schema, &format);
-    let context = koios::pgtypes::text::TextContext::default();
-    let mut arrow = Vec::new();
-    while let Some(batch) = stream.next().await {
-        match batch.and_then(|b| encode_batch(&b, &fields, &context)) {
-            Ok(rows) => arrow.extend(rows.into_iter().map(|r| Ok(r.data.to_vec()))),
-            Err(e) => arrow.push(Err(e.to_string())),
-        }
-    }
-    (direct, arrow)
-}
-
-/// A query whose plan is one PostgreSQL query — a scan with its filters
-/// and limit, or a whole pushed-down subplan — is served as rows the
-/// connector writes straight from the server's values: in text and in
-/// binary, the same bytes as writing the Arrow batches, the same errors.
-/// Plans that are more than one remote query, and columns whose text
-/// depends on the session (timestamptz) or that are arrays or intervals,
-/// are not.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_remote_queries_are_served_as_data_rows() {
-    use koios::session::Session;
-    let server = server().await;
-    let pg = server.pg.as_ref().expect("a test database");
-    pg.execute(
-        "CREATE TABLE edge_values (id int PRIMARY KEY, d date, ts timestamp, n numeric(12,3), \
-         nf numeric, nw numeric(60,5), f8 float8, f4 real, t time, b bytea, m money, o oid, \
-         c char(4), u uuid, j jsonb, e mood, mac macaddr, ip inet);
-         INSERT INTO edge_values VALUES
-           (1, '0044-03-15 BC', '0001-01-01 00:00:00 BC', -0.5, 1e-10, -123456789012345678901234567890.12345,
-            'Infinity', '-0', '24:00:00', '\\x', '-1.5', 4294967295, 'ab', \
-            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, {\"a\": null}]', 'sad', '08:00:2b:01:02:03', '::1/128'),
-           (2, '9999-12-31', '2024-01-02 03:04:05.5', 0, 123456789.123456789, 0,
-            1e300, 3.4e38, '00:00:00.000001', '\\x00ff', '0', 0, '', NULL, 'null', 'ok', NULL, '10.1.2.3/8'),
-           (3, NULL, NULL, NULL, NULL, NULL, 'NaN', 1.5e-7, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-           (4, '2024-02-29', '1999-12-31 23:59:59.999999', 999999999.999, -0.000001, 1, \
-            -1.2345678901234567e-300, 0.1, '12:34:56', '\\x7f', '1234567.89', 26, 'abcd', NULL, '{}', 'happy', NULL, NULL);
-         CREATE TABLE infinite_dates (id int PRIMARY KEY, d date);
-         INSERT INTO infinite_dates VALUES (1, '2024-01-01'), (2, 'infinity');",
-    )
-    .expect("creates the tables");
-    let session = Session::new(std::sync::Arc::clone(&server.engine), "pg");
-    for sql in [
-        "SELECT * FROM public.edge_values",
-        "SELECT id, n, nw, d FROM public.edge_values WHERE id BETWEEN 2 AND 4",
-        "SELECT e, id, c, id AS again FROM public.edge_values WHERE id >= 2 LIMIT 2",
-        "SELECT id, c_bool, c_int2, c_int4, c_int8, c_float4, c_float8, c_numeric, \
-         c_numeric_wide, c_numeric_free, c_text, c_varchar, c_char, c_name, c_date, c_time, \
-         c_timestamp, c_uuid, c_json, c_jsonb, c_bytea, c_enum, c_inet, c_cidr, c_macaddr, \
-         c_money, c_point FROM public.all_types",
-        "SELECT * FROM public.adversarial WHERE s <> 'plain'",
-        // Pushed down whole: an aggregate, a sort.
-        "SELECT count(*), sum(n), max(d) FROM public.edge_values",
-        "SELECT count(*) AS n, capital FROM public.nation_stats GROUP BY capital HAVING count(*) > 0",
-        // Rows arrive in the order pushed: no local sort.
-        "SELECT n_nationkey, capital FROM public.nation_stats ORDER BY n_nationkey DESC LIMIT 5",
-    ] {
-        for binary in [false, true] {
-            let (direct, arrow) = direct_and_arrow_rows(&session, sql, binary).await;
-            assert!(!direct.is_empty(), "{sql}: no rows");
-            assert_eq!(direct, arrow, "{sql} (binary: {binary})");
-        }
-    }
-    // An infinite date has no Arrow value: both end in the same error,
-    // naming the column (the rows before it were already written,
-    // as PostgreSQL may send rows before an error).
-    for binary in [false, true] {
-        let sql = "SELECT id, d FROM public.infinite_dates";
-        let (direct, arrow) = direct_and_arrow_rows(&session, sql, binary).await;
-        assert_eq!(direct.last(), arrow.last());
-        let error = direct
-            .last()
-            .and_then(|r| r.as_ref().err())
-            .expect("an error");
-        assert!(error.contains("column d: infinite dates"), "{error}");
-    }
-
-    // Not one remote query, or not writable directly: Arrow only.
-    for sql in [
-        "SELECT n.capital, r.r_name FROM public.nation_stats n \
-         JOIN demo.public.region r ON n.n_nationkey % 5 = r.r_regionkey",
-        "SELECT c_timestamptz FROM public.all_types",
-        "SELECT c_interval FROM public.all_types",
-        "SELECT c_int_arr FROM public.all_types",
-        "SELECT upper(capital) FROM public.nation_stats",
-        // char(n) compares ignoring trailing spaces: filtered in Koios.
-        "SELECT e, id FROM public.edge_values WHERE c = 'ab'",
-    ] {
-        let outputs = session.run_sql(sql).await.expect("runs");
-        let Some(koios::session::Output::Rows { data_rows, .. }) = outputs.into_iter().next()
-        else {
-            panic!("{sql}: no rows");
-        };
-        assert!(data_rows.is_none(), "{sql}: served as data rows");
-    }
-
-    // Through the wire: text for the simple protocol, binary for the
-    // extended protocol.
-    let client = server.connect("pg").await;
-    let sql = "SELECT id, n, d, c FROM public.edge_values WHERE id = 1";
-    let simple = client.simple_query(sql).await.expect("runs");
-    let row = simple
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
-        .expect("a row");
-    assert_eq!(
-        (0..4).map(|i| row.get(i)).collect::<Vec<_>>(),
-        [
-            Some("1"),
-            Some("-0.500"),
-            Some("0044-03-15 BC"),
-            Some("ab  ")
-        ]
-    );
-    let binary = client.query_one(sql, &[]).await.expect("runs");
-    assert_eq!(binary.get::<_, String>(3), "ab  ");
 }
 
 /// A CPU-bound query neither delays other clients nor outlives its cancel:

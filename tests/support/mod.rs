@@ -611,3 +611,22 @@ pub fn frontend_message(tag: u8, body: &[u8]) -> Vec<u8> {
     message.extend_from_slice(body);
     message
 }
+
+/// What a session answers to `sql`, each batch pretty-printed (for
+/// tests that compare answers or read EXPLAIN output).
+pub async fn session_rows(session: &koios::session::Session, sql: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let mut rows = Vec::new();
+    for output in session.run_sql(sql).await.expect("runs") {
+        if let koios::session::Output::Rows { mut stream, .. } = output {
+            while let Some(batch) = stream.next().await {
+                let batch = batch.expect("batch");
+                let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+                    .expect("formats")
+                    .to_string();
+                rows.push(text);
+            }
+        }
+    }
+    rows
+}

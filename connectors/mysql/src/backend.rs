@@ -1,7 +1,8 @@
 //! MySQL/MariaDB as a [`SqlBackend`]: the connection pool (TLS, session
 //! settings) and the trait implementation, which hands each question to
 //! the module that answers it — discovery ([`crate::catalog`]), pushdown
-//! rules ([`crate::pushdown`]), reads ([`crate::scan`]), inserts
+//! rules ([`crate::pushdown`]), reads ([`crate::scan`], and `rows` for
+//! rows written straight for a client), inserts
 //! ([`crate::write`]) and transaction blocks ([`crate::transaction`]).
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use koios_connector::ddl::{ColumnDefinition, SchemaChange};
+use koios_connector::pgtext::StartDataRows;
 use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
 use koios_connector::{RemoteDialect, TlsMode};
@@ -299,6 +301,18 @@ impl SqlBackend for MyBackend {
     ) -> Result<SendableRecordBatchStream> {
         let pinned = self.pinned(pinned)?;
         self.read_query(query, sql, params, batch_size, pinned)
+    }
+
+    fn execute_data_rows(
+        &self,
+        sql: String,
+        params: Vec<ScalarValue>,
+        codecs: Vec<MyCodec>,
+        schema: &SchemaRef,
+        columns: Vec<usize>,
+        what: String,
+    ) -> Option<StartDataRows> {
+        self.data_rows(sql, params, codecs, schema, columns, what)
     }
 
     fn column_semantics(&self, column: &RemoteColumn<MyCodec>) -> Semantics {

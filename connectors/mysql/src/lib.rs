@@ -13,7 +13,8 @@
 //! - [`pushdown`]: which filters, literals and joins MySQL evaluates exactly
 //!   as DataFusion does;
 //! - [`scan`]: split predicates and streamed reads, killed on the server
-//!   when dropped;
+//!   when dropped; `rows`: a whole query's rows written straight as the
+//!   `DataRow` bodies a client reads, skipping Arrow;
 //! - [`write`]: inserts — a few rows as parameterised multi-row
 //!   statements, many through `load` (`LOAD DATA LOCAL INFILE` fed from
 //!   the stream); `ddl`: declared column types as MySQL's, and the DDL
@@ -26,6 +27,7 @@ mod error;
 mod load;
 pub mod options;
 pub mod pushdown;
+mod rows;
 pub mod scan;
 mod transaction;
 pub mod types;

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use koios_connector::RemoteDialect;
 use koios_connector_sql::{RemoteColumn, RemoteQuery, RemoteTable};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, Row};
+use mysql_async::{Conn, Opts, Pool, Row, Value};
 
 use crate::backend::MyBackend;
 use crate::error::remote_error;
@@ -134,16 +134,19 @@ impl MyBackend {
         context: String,
         pinned: Option<Arc<Pinned>>,
     ) -> Result<SendableRecordBatchStream> {
-        let read = RowReader {
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&schema), 2);
+        let mut sink = BatchSink {
+            builders: codecs
+                .iter()
+                .map(|c| ColumnBuilder::new(c, batch_size, self.options.invalid_dates))
+                .collect(),
             names: schema.fields().iter().map(|f| f.name().clone()).collect(),
-            codecs,
-            schema: Arc::clone(&schema),
+            schema,
             batch_size,
-            invalid_dates: self.options.invalid_dates,
-            context,
+            count: 0,
+            context: context.clone(),
+            tx: builder.tx(),
         };
-        let mut builder = RecordBatchReceiverStream::builder(schema, 2);
-        let tx = builder.tx();
         if let Some(pinned) = pinned {
             // Not the builder's task, which a dropped stream aborts: the
             // transaction's connection must never be left mid-result (nor
@@ -155,100 +158,134 @@ impl MyBackend {
                     let Some(transaction) = guard.as_mut() else {
                         return Ok(());
                     };
-                    read.run(transaction, &sql, &tx, true).await.map(|_| ())
+                    run_rows(transaction, &sql, &context, &mut sink, true)
+                        .await
+                        .map(|_| ())
                 }
                 .await;
                 if let Err(e) = result {
-                    let _ = tx.send(Err(e)).await;
+                    let _ = sink.tx.send(Err(e)).await;
                 }
             });
             return Ok(builder.build());
         }
         let pool = self.pool.clone();
         let kill_opts = self.opts.clone();
-        builder.spawn(async move {
-            let conn = pool
-                .get_conn()
-                .await
-                .map_err(|e| remote_error(&read.context, &e))?;
-            // Stops the statement on the server if this task is dropped early.
-            let mut running = KillOnDrop {
-                opts: kill_opts,
-                id: conn.id(),
-                conn: Some(conn),
-            };
-            let Some(conn) = running.conn.as_mut() else {
-                return Ok(());
-            };
-            if read.run(conn, &sql, &tx, false).await? {
-                running.finished();
-            }
-            Ok(())
-        });
+        builder.spawn(async move { run_pooled(&pool, kill_opts, &sql, &context, &mut sink).await });
         Ok(builder.build())
     }
 }
 
-/// What decodes one query's rows into batches.
-struct RowReader {
-    names: Vec<String>,
-    codecs: Vec<MyCodec>,
-    schema: SchemaRef,
-    batch_size: usize,
-    invalid_dates: crate::options::InvalidDates,
-    context: String,
+/// Where a read's rows go, one at a time: Arrow batches ([`BatchSink`]),
+/// or `DataRow` bodies for a client (`rows.rs`).
+pub(crate) trait RowSink: Send {
+    /// Takes one row's values; whether more rows are still wanted.
+    fn put(&mut self, values: Vec<Value>) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The statement has ended with rows still wanted: passes on what is
+    /// held back.
+    fn end(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-impl RowReader {
-    /// Runs `sql` on `conn` and sends its rows to `tx` in batches; whether
-    /// the statement ran to its end. When `tx`'s reader has gone, stops —
-    /// or, with `drain`, reads the rest without decoding it, so the
-    /// connection ends the statement.
-    async fn run<Q: Queryable>(
-        &self,
-        conn: &mut Q,
-        sql: &str,
-        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-        drain: bool,
-    ) -> Result<bool> {
-        let context = &self.context;
-        let mut rows = conn
-            .exec_stream::<Row, _, _>(sql, ())
-            .await
-            .map_err(|e| remote_error(context, &e))?;
-        let mut builders: Vec<ColumnBuilder> = self
-            .codecs
-            .iter()
-            .map(|c| ColumnBuilder::new(c, self.batch_size, self.invalid_dates))
-            .collect();
-        let mut count = 0usize;
-        let mut wanted = true;
-        let fail = |i: usize, e: String| {
-            DataFusionError::Execution(format!("{context}: column {}: {e}", self.names[i]))
-        };
-        while let Some(row) = rows.next().await {
-            let row = row.map_err(|e| remote_error(context, &e))?;
-            if !wanted {
-                continue;
-            }
-            for (i, value) in row.unwrap().into_iter().enumerate().take(builders.len()) {
-                builders[i].append(value).map_err(|e| fail(i, e))?;
-            }
-            count += 1;
-            if count == self.batch_size {
-                let batch = finish(&self.schema, &mut builders, count)?;
-                count = 0;
-                wanted = tx.send(Ok(batch)).await.is_ok();
-                if !wanted && !drain {
-                    return Ok(false);
-                }
-            }
+/// Runs `sql` on `conn` and hands its rows to `sink`; whether the
+/// statement ran to its end. When the sink wants no more rows, stops — or,
+/// with `drain`, reads the rest without decoding it, so the connection
+/// ends the statement.
+pub(crate) async fn run_rows<Q: Queryable, S: RowSink>(
+    conn: &mut Q,
+    sql: &str,
+    context: &str,
+    sink: &mut S,
+    drain: bool,
+) -> Result<bool> {
+    let mut rows = conn
+        .exec_stream::<Row, _, _>(sql, ())
+        .await
+        .map_err(|e| remote_error(context, &e))?;
+    let mut wanted = true;
+    while let Some(row) = rows.next().await {
+        let row = row.map_err(|e| remote_error(context, &e))?;
+        if !wanted {
+            continue;
         }
-        drop(rows);
-        if count > 0 && wanted {
-            let _ = tx.send(finish(&self.schema, &mut builders, count)).await;
+        wanted = sink.put(row.unwrap()).await?;
+        if !wanted && !drain {
+            return Ok(false);
         }
-        Ok(true)
+    }
+    drop(rows);
+    if wanted {
+        sink.end().await;
+    }
+    Ok(true)
+}
+
+/// [`run_rows`] on a connection of `pool`, outside any transaction; the
+/// statement is stopped with `KILL QUERY` (a connection of `kill_opts`)
+/// if this future is dropped, or the sink stops, before its end.
+pub(crate) async fn run_pooled<S: RowSink>(
+    pool: &Pool,
+    kill_opts: Opts,
+    sql: &str,
+    context: &str,
+    sink: &mut S,
+) -> Result<()> {
+    let conn = pool
+        .get_conn()
+        .await
+        .map_err(|e| remote_error(context, &e))?;
+    // Stops the statement on the server if this future is dropped early.
+    let mut running = KillOnDrop {
+        opts: kill_opts,
+        id: conn.id(),
+        conn: Some(conn),
+    };
+    let Some(conn) = running.conn.as_mut() else {
+        return Ok(());
+    };
+    if run_rows(conn, sql, context, sink, false).await? {
+        running.finished();
+    }
+    Ok(())
+}
+
+/// Decodes one query's rows into batches of `batch_size` rows.
+struct BatchSink {
+    builders: Vec<ColumnBuilder>,
+    names: Vec<String>,
+    schema: SchemaRef,
+    batch_size: usize,
+    /// Rows in the builders.
+    count: usize,
+    context: String,
+    tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+}
+
+impl RowSink for BatchSink {
+    async fn put(&mut self, values: Vec<Value>) -> Result<bool> {
+        for (i, value) in values.into_iter().enumerate().take(self.builders.len()) {
+            self.builders[i].append(value).map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "{}: column {}: {e}",
+                    self.context, self.names[i]
+                ))
+            })?;
+        }
+        self.count += 1;
+        if self.count < self.batch_size {
+            return Ok(true);
+        }
+        let batch = finish(&self.schema, &mut self.builders, self.count)?;
+        self.count = 0;
+        Ok(self.tx.send(Ok(batch)).await.is_ok())
+    }
+
+    async fn end(&mut self) {
+        if self.count > 0 {
+            let batch = finish(&self.schema, &mut self.builders, self.count);
+            self.count = 0;
+            let _ = self.tx.send(batch).await;
+        }
     }
 }
 

@@ -183,150 +183,209 @@ impl ColumnBuilder {
 
     /// Appends one value as the binary protocol delivered it.
     pub fn append(&mut self, value: Value) -> Result<(), String> {
-        if value == Value::NULL {
-            return append_null(&mut self.builder);
-        }
-        let unexpected = |v: &Value| format!("unexpected value {v:?}");
-        // Borrowed, not cloned: this runs for every value of every row.
-        match &self.codec {
-            MyCodec::Bool => {
-                let truth = match value {
-                    Value::Int(i) => i != 0,
-                    Value::UInt(u) => u != 0,
-                    Value::Bytes(b) => b.as_slice() != b"0",
-                    other => return Err(unexpected(&other)),
-                };
-                typed::<BooleanBuilder>(&mut self.builder)?.append_value(truth);
-            }
-            MyCodec::Int { bits, unsigned } => {
-                let (signed, raw) = match value {
-                    Value::Int(i) => (i, i as u64),
-                    Value::UInt(u) => (u as i64, u),
-                    Value::Bytes(b) => {
-                        let text = std::str::from_utf8(&b).map_err(|e| e.to_string())?;
-                        let u: u64 = text.parse().unwrap_or_default();
-                        (text.parse::<i64>().unwrap_or(u as i64), u)
-                    }
-                    other => return Err(unexpected(&other)),
-                };
-                let out_of_range = || format!("value {signed} out of range");
-                match (*bits, *unsigned) {
-                    (8, false) => typed::<Int8Builder>(&mut self.builder)?
-                        .append_value(i8::try_from(signed).map_err(|_| out_of_range())?),
-                    (16, false) => typed::<Int16Builder>(&mut self.builder)?
-                        .append_value(i16::try_from(signed).map_err(|_| out_of_range())?),
-                    (32, false) => typed::<Int32Builder>(&mut self.builder)?
-                        .append_value(i32::try_from(signed).map_err(|_| out_of_range())?),
-                    (64, false) => typed::<Int64Builder>(&mut self.builder)?.append_value(signed),
-                    (8, true) => typed::<UInt8Builder>(&mut self.builder)?
-                        .append_value(u8::try_from(raw).map_err(|_| out_of_range())?),
-                    (16, true) => typed::<UInt16Builder>(&mut self.builder)?
-                        .append_value(u16::try_from(raw).map_err(|_| out_of_range())?),
-                    (32, true) => typed::<UInt32Builder>(&mut self.builder)?
-                        .append_value(u32::try_from(raw).map_err(|_| out_of_range())?),
-                    _ => typed::<UInt64Builder>(&mut self.builder)?.append_value(raw),
+        let builder = &mut self.builder;
+        match decode(&self.codec, &value, self.invalid_dates)? {
+            Decoded::Null => return append_null(builder),
+            Decoded::Bool(b) => typed::<BooleanBuilder>(builder)?.append_value(b),
+            // `decode` checked the value fits the column's width.
+            Decoded::Int(v) => match self.codec {
+                MyCodec::Int { bits: 8, .. } => {
+                    typed::<Int8Builder>(builder)?.append_value(v as i8)
                 }
-            }
-            MyCodec::Year => match value {
-                Value::Int(i) => typed::<Int16Builder>(&mut self.builder)?.append_value(i as i16),
-                Value::UInt(u) => typed::<Int16Builder>(&mut self.builder)?.append_value(u as i16),
-                other => return Err(unexpected(&other)),
+                MyCodec::Int { bits: 32, .. } => {
+                    typed::<Int32Builder>(builder)?.append_value(v as i32)
+                }
+                MyCodec::Int { bits: 64, .. } => typed::<Int64Builder>(builder)?.append_value(v),
+                _ => typed::<Int16Builder>(builder)?.append_value(v as i16),
             },
-            MyCodec::Float => match value {
-                Value::Float(f) => typed::<Float32Builder>(&mut self.builder)?.append_value(f),
-                Value::Double(f) => {
-                    typed::<Float32Builder>(&mut self.builder)?.append_value(f as f32)
+            Decoded::UInt(v) => match self.codec {
+                MyCodec::Int { bits: 8, .. } => {
+                    typed::<UInt8Builder>(builder)?.append_value(v as u8)
                 }
-                other => return Err(unexpected(&other)),
+                MyCodec::Int { bits: 16, .. } => {
+                    typed::<UInt16Builder>(builder)?.append_value(v as u16)
+                }
+                MyCodec::Int { bits: 32, .. } => {
+                    typed::<UInt32Builder>(builder)?.append_value(v as u32)
+                }
+                _ => typed::<UInt64Builder>(builder)?.append_value(v),
             },
-            MyCodec::Double => match value {
-                Value::Double(f) => typed::<Float64Builder>(&mut self.builder)?.append_value(f),
-                Value::Float(f) => {
-                    typed::<Float64Builder>(&mut self.builder)?.append_value(f as f64)
-                }
-                other => return Err(unexpected(&other)),
-            },
-            MyCodec::Decimal { precision, scale } => {
-                let Value::Bytes(b) = value else {
-                    return Err(unexpected(&value));
-                };
-                let text = std::str::from_utf8(&b).map_err(|e| e.to_string())?;
-                let unscaled = parse_decimal(text, *scale)?;
-                if *precision <= 38 {
-                    let v: i128 = unscaled
-                        .parse()
-                        .map_err(|_| format!("decimal {text} out of range"))?;
-                    typed::<Decimal128Builder>(&mut self.builder)?.append_value(v)
-                } else {
-                    let v = i256::from_string(&unscaled)
-                        .ok_or_else(|| format!("decimal {text} out of range"))?;
-                    typed::<Decimal256Builder>(&mut self.builder)?.append_value(v)
-                }
+            Decoded::Float(f) => typed::<Float32Builder>(builder)?.append_value(f),
+            Decoded::Double(f) => typed::<Float64Builder>(builder)?.append_value(f),
+            Decoded::Decimal128(v) => typed::<Decimal128Builder>(builder)?.append_value(v),
+            Decoded::Decimal256(v) => typed::<Decimal256Builder>(builder)?.append_value(v),
+            Decoded::Text(text) => typed::<StringBuilder>(builder)?.append_value(text),
+            Decoded::Bytes(b) => typed::<BinaryBuilder>(builder)?.append_value(b),
+            Decoded::Days(days) => typed::<Date32Builder>(builder)?.append_value(days),
+            Decoded::Micros(micros) if self.codec == MyCodec::Time => {
+                typed::<DurationMicrosecondBuilder>(builder)?.append_value(micros)
             }
-            MyCodec::Bit => {
-                let Value::Bytes(b) = value else {
-                    return Err(unexpected(&value));
-                };
-                let v = b.iter().fold(0u64, |acc, byte| (acc << 8) | *byte as u64);
-                typed::<UInt64Builder>(&mut self.builder)?.append_value(v)
-            }
-            MyCodec::Text { .. } | MyCodec::OtherText | MyCodec::Cast => {
-                let Value::Bytes(b) = value else {
-                    return Err(unexpected(&value));
-                };
-                let text = std::str::from_utf8(&b)
-                    .map_err(|_| "text value is not valid UTF-8".to_string())?;
-                typed::<StringBuilder>(&mut self.builder)?.append_value(text)
-            }
-            MyCodec::Binary => match value {
-                Value::Bytes(b) => typed::<BinaryBuilder>(&mut self.builder)?.append_value(b),
-                other => return Err(unexpected(&other)),
-            },
-            MyCodec::Date | MyCodec::DateTime | MyCodec::Timestamp => {
-                let (y, mo, d, h, mi, s, us) = match value {
-                    Value::Date(y, mo, d, h, mi, s, us) => (y, mo, d, h, mi, s, us),
-                    Value::Bytes(b)
-                        if b.iter()
-                            .all(|c| matches!(c, b'0' | b'-' | b':' | b' ' | b'.')) =>
-                    {
-                        (0, 0, 0, 0, 0, 0, 0)
-                    }
-                    other => return Err(unexpected(&other)),
-                };
-                if mo == 0 || d == 0 {
-                    return match self.invalid_dates {
-                        InvalidDates::Null => append_null(&mut self.builder),
-                        InvalidDates::Error => Err(format!(
-                            "invalid date {y:04}-{mo:02}-{d:02} (set invalid_dates = \"null\" on the source to read it as NULL)"
-                        )),
-                    };
-                }
-                let days = days_from_civil(y as i64, mo as i64, d as i64);
-                if self.codec == MyCodec::Date {
-                    typed::<Date32Builder>(&mut self.builder)?.append_value(days as i32)
-                } else {
-                    let micros = ((days * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64)
-                        * 1_000_000)
-                        + us as i64;
-                    typed::<TimestampMicrosecondBuilder>(&mut self.builder)?.append_value(micros)
-                }
-            }
-            MyCodec::Time => {
-                let Value::Time(negative, days, h, mi, s, us) = value else {
-                    return Err(unexpected(&value));
-                };
-                let micros = ((days as i64 * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64)
-                    * 1_000_000)
-                    + us as i64;
-                typed::<DurationMicrosecondBuilder>(&mut self.builder)?.append_value(if negative {
-                    -micros
-                } else {
-                    micros
-                })
+            Decoded::Micros(micros) => {
+                typed::<TimestampMicrosecondBuilder>(builder)?.append_value(micros)
             }
         }
         Ok(())
     }
+}
+
+/// One binary-protocol value as its column's codec reads it: what both
+/// the Arrow builders and the rows written straight for a client
+/// (`rows.rs`) take, so the two paths apply the same checks and give the
+/// same errors.
+pub(crate) enum Decoded<'a> {
+    Null,
+    Bool(bool),
+    /// A signed integer (or `YEAR`) within its column's width.
+    Int(i64),
+    /// An unsigned integer within its column's width, or a `BIT` value.
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// A decimal's unscaled value at the column's scale.
+    Decimal128(i128),
+    Decimal256(i256),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    /// A `DATE` as days since 1970-01-01.
+    Days(i32),
+    /// A `DATETIME` or `TIMESTAMP` as microseconds since 1970-01-01, or a
+    /// `TIME` as a signed duration in microseconds.
+    Micros(i64),
+}
+
+/// Reads `value` as `codec` does: an error for a value the column cannot
+/// hold; a zero date is NULL or an error as `invalid_dates` says.
+pub(crate) fn decode<'a>(
+    codec: &MyCodec,
+    value: &'a Value,
+    invalid_dates: InvalidDates,
+) -> Result<Decoded<'a>, String> {
+    if *value == Value::NULL {
+        return Ok(Decoded::Null);
+    }
+    let unexpected = || format!("unexpected value {value:?}");
+    Ok(match codec {
+        MyCodec::Bool => Decoded::Bool(match value {
+            Value::Int(i) => *i != 0,
+            Value::UInt(u) => *u != 0,
+            Value::Bytes(b) => b.as_slice() != b"0",
+            _ => return Err(unexpected()),
+        }),
+        MyCodec::Int { bits, unsigned } => {
+            let (signed, raw) = match value {
+                Value::Int(i) => (*i, *i as u64),
+                Value::UInt(u) => (*u as i64, *u),
+                Value::Bytes(b) => {
+                    let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+                    let u: u64 = text.parse().unwrap_or_default();
+                    (text.parse::<i64>().unwrap_or(u as i64), u)
+                }
+                _ => return Err(unexpected()),
+            };
+            let out_of_range = || format!("value {signed} out of range");
+            let fits = match (*bits, *unsigned) {
+                (8, false) => i8::try_from(signed).is_ok(),
+                (16, false) => i16::try_from(signed).is_ok(),
+                (32, false) => i32::try_from(signed).is_ok(),
+                (8, true) => u8::try_from(raw).is_ok(),
+                (16, true) => u16::try_from(raw).is_ok(),
+                (32, true) => u32::try_from(raw).is_ok(),
+                _ => true,
+            };
+            if !fits {
+                return Err(out_of_range());
+            }
+            if *unsigned {
+                Decoded::UInt(raw)
+            } else {
+                Decoded::Int(signed)
+            }
+        }
+        MyCodec::Year => match value {
+            Value::Int(i) => Decoded::Int(*i as i16 as i64),
+            Value::UInt(u) => Decoded::Int(*u as i16 as i64),
+            _ => return Err(unexpected()),
+        },
+        MyCodec::Float => match value {
+            Value::Float(f) => Decoded::Float(*f),
+            Value::Double(f) => Decoded::Float(*f as f32),
+            _ => return Err(unexpected()),
+        },
+        MyCodec::Double => match value {
+            Value::Double(f) => Decoded::Double(*f),
+            Value::Float(f) => Decoded::Double(*f as f64),
+            _ => return Err(unexpected()),
+        },
+        MyCodec::Decimal { precision, scale } => {
+            let Value::Bytes(b) = value else {
+                return Err(unexpected());
+            };
+            let text = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+            let unscaled = parse_decimal(text, *scale)?;
+            let out_of_range = || format!("decimal {text} out of range");
+            if *precision <= 38 {
+                Decoded::Decimal128(unscaled.parse().map_err(|_| out_of_range())?)
+            } else {
+                Decoded::Decimal256(i256::from_string(&unscaled).ok_or_else(out_of_range)?)
+            }
+        }
+        MyCodec::Bit => {
+            let Value::Bytes(b) = value else {
+                return Err(unexpected());
+            };
+            Decoded::UInt(b.iter().fold(0u64, |acc, byte| (acc << 8) | *byte as u64))
+        }
+        MyCodec::Text { .. } | MyCodec::OtherText | MyCodec::Cast => {
+            let Value::Bytes(b) = value else {
+                return Err(unexpected());
+            };
+            Decoded::Text(
+                std::str::from_utf8(b).map_err(|_| "text value is not valid UTF-8".to_string())?,
+            )
+        }
+        MyCodec::Binary => match value {
+            Value::Bytes(b) => Decoded::Bytes(b),
+            _ => return Err(unexpected()),
+        },
+        MyCodec::Date | MyCodec::DateTime | MyCodec::Timestamp => {
+            let (y, mo, d, h, mi, s, us) = match value {
+                Value::Date(y, mo, d, h, mi, s, us) => (*y, *mo, *d, *h, *mi, *s, *us),
+                Value::Bytes(b)
+                    if b.iter()
+                        .all(|c| matches!(c, b'0' | b'-' | b':' | b' ' | b'.')) =>
+                {
+                    (0, 0, 0, 0, 0, 0, 0)
+                }
+                _ => return Err(unexpected()),
+            };
+            if mo == 0 || d == 0 {
+                return match invalid_dates {
+                    InvalidDates::Null => Ok(Decoded::Null),
+                    InvalidDates::Error => Err(format!(
+                        "invalid date {y:04}-{mo:02}-{d:02} (set invalid_dates = \"null\" on the source to read it as NULL)"
+                    )),
+                };
+            }
+            let days = days_from_civil(y as i64, mo as i64, d as i64);
+            if *codec == MyCodec::Date {
+                Decoded::Days(days as i32)
+            } else {
+                Decoded::Micros(
+                    ((days * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64) * 1_000_000)
+                        + us as i64,
+                )
+            }
+        }
+        MyCodec::Time => {
+            let Value::Time(negative, days, h, mi, s, us) = value else {
+                return Err(unexpected());
+            };
+            let micros = ((*days as i64 * 86_400 + *h as i64 * 3600 + *mi as i64 * 60 + *s as i64)
+                * 1_000_000)
+                + *us as i64;
+            Decoded::Micros(if *negative { -micros } else { micros })
+        }
+    })
 }
 
 /// The builder of a column as its concrete type.
