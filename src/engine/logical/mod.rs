@@ -1,7 +1,8 @@
 //! Logical tables: tables of the built-in `koios` catalog whose rows live in
 //! tables of the sources (its *members*), possibly of different engines.
-//! Today one layout: **striped** — each row on one member, placed by a
-//! stable hash of its key or in round-robin batches.
+//! Two layouts: **striped** — each row on one member, placed by a stable
+//! hash of its key or in round-robin batches — and **mirrored** — every
+//! row on every member (its *copies*).
 //!
 //! * [`definition`]: what a logical table is (columns, layout, members), as
 //!   stored in the metadata store;
@@ -16,7 +17,12 @@
 //!   a `UNION ALL` of its members' scans, so that everything Koios pushes
 //!   into one table is pushed into each member; [`gate`]: the members of
 //!   a prepared lookup chosen by the values of each execution;
-//! * [`write`]: inserts routed to members, `UPDATE`/`DELETE` fanned out.
+//! * [`write`]: inserts routed to members; [`upsert`]: inserts with
+//!   `ON CONFLICT`; [`change`]: `UPDATE`/`DELETE` fanned out;
+//! * [`mirror`]: reads from one current copy, failing over; [`journal`]:
+//!   a mirrored write's turn, quorum and journal of missed writes;
+//!   [`catchup`] and [`resync`]: stale copies brought back by key;
+//!   [`verify`]: `VERIFY`/`REPAIR TABLE`; [`alter`]: `ADD`/`DROP MIRROR`.
 //!
 //! Partial aggregates and top-N over the union are general rules of the
 //! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
@@ -35,6 +41,7 @@ pub mod placement;
 pub mod provider;
 pub mod resync;
 pub mod statement;
+pub mod upsert;
 pub mod verify;
 pub mod write;
 

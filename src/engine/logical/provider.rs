@@ -309,7 +309,7 @@ impl TableProvider for LogicalTableProvider {
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         koios_connector::append_only(insert_op, &self.display_name())?;
-        super::write::plan_insert(self, state, input).await
+        super::write::plan_insert(self, state, input, None).await
     }
 
     async fn delete_from(

@@ -16,8 +16,9 @@
 //! A mirrored table's insert follows its write rules instead
 //! ([`super::journal`]): the keys it inserts are collected as they pass,
 //! for the journal of a copy that misses them (or to delete them again if
-//! too few copies took them). `UPDATE` and `DELETE` are in
-//! [`super::change`].
+//! too few copies took them). An insert with `ON CONFLICT` runs each
+//! member's upsert instead ([`super::upsert`]). `UPDATE` and `DELETE` are
+//! in [`super::change`].
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -40,10 +41,14 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use koios_connector::sql_err;
+use koios_connector::upsert::OnConflict;
+
 use super::definition::MemberName;
 use super::provider::{LogicalTableProvider, ResolvedMember};
+use super::upsert::MemberUpsert;
 use super::{Layout, LogicalTable, placement};
-use crate::engine::error::restate;
+use crate::engine::error::{codes, restate};
 
 /// The single `count` column DML returns.
 pub(super) fn count_schema() -> SchemaRef {
@@ -95,17 +100,23 @@ struct Route {
 struct MirrorInsert {
     members: Vec<ResolvedMember>,
     state: SessionState,
+    /// An upsert: the rows it may change are read first, to undo it.
+    upsert: bool,
 }
 
-/// Plans `INSERT INTO` a logical table: every member's insert, fed by a
-/// router.
+/// Plans `INSERT INTO` a logical table (with `upsert`, its `ON CONFLICT`
+/// clause — see [`super::upsert`]): every member's insert, fed by a router.
 pub async fn plan_insert(
     table: &LogicalTableProvider,
     state: &dyn Session,
     input: Arc<dyn ExecutionPlan>,
+    upsert: Option<MemberUpsert<'_>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let name = table.described();
     let mirrored = table.table.definition.layout.is_mirrored();
+    if let Some(upsert) = &upsert {
+        super::upsert::check(&table.table, upsert.on_conflict)?;
+    }
     let mut routes = Vec::with_capacity(table.members.len());
     for member in &table.members {
         let provider = match &member.provider {
@@ -119,14 +130,20 @@ pub async fn plan_insert(
         };
         let schema = provider.schema();
         let feed = Arc::new(RoutedInput::new(Arc::clone(&schema)));
-        let plan = provider
-            .insert_into(
-                state,
-                Arc::clone(&feed) as Arc<dyn ExecutionPlan>,
-                InsertOp::Append,
-            )
-            .await
-            .map_err(|e| restate(&e, |m| format!("{name}: member {}: {m}", member.name)))?;
+        let rows = Arc::clone(&feed) as Arc<dyn ExecutionPlan>;
+        let plan = match &upsert {
+            Some(upsert) => upsert
+                .capabilities
+                .plan_upsert(provider.as_ref(), rows, upsert.on_conflict)
+                .unwrap_or_else(|| {
+                    sql_err!(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "its source does not take INSERT … ON CONFLICT"
+                    )
+                }),
+            None => provider.insert_into(state, rows, InsertOp::Append).await,
+        }
+        .map_err(|e| restate(&e, |m| format!("{name}: member {}: {m}", member.name)))?;
         routes.push(Some(Route {
             member: member.name.clone(),
             feed,
@@ -138,11 +155,13 @@ pub async fn plan_insert(
         Some(Arc::new(MirrorInsert {
             members: table.members.clone(),
             state: super::change::owned_state(state)?,
+            upsert: upsert.is_some(),
         }))
     } else {
         None
     };
     Ok(Arc::new(StripedInsertExec {
+        on_conflict: super::upsert::owned(upsert.as_ref()),
         table: Arc::clone(&table.table),
         schema: table.schema(),
         input,
@@ -221,6 +240,8 @@ struct StripedInsertExec {
     /// By member; `None` for a copy that could not be reached.
     routes: Arc<Vec<Option<Route>>>,
     mirror: Option<Arc<MirrorInsert>>,
+    /// An upsert's clause, shown by `EXPLAIN`.
+    on_conflict: Option<Arc<OnConflict>>,
     properties: Arc<PlanProperties>,
 }
 
@@ -246,7 +267,11 @@ impl DisplayAs for StripedInsertExec {
             self.table.display_name(),
             self.table.definition.layout.placement(),
             members.join(", ")
-        )
+        )?;
+        match &self.on_conflict {
+            Some(clause) => write!(f, " {}", clause.describe()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -285,6 +310,7 @@ impl ExecutionPlan for StripedInsertExec {
             input,
             routes: Arc::clone(&self.routes),
             mirror: self.mirror.clone(),
+            on_conflict: self.on_conflict.clone(),
             properties: Arc::clone(&self.properties),
         }))
     }
@@ -309,6 +335,7 @@ impl ExecutionPlan for StripedInsertExec {
         let routes = Arc::clone(&self.routes);
         let mirror = self.mirror.clone();
         let name = table.definition.described();
+        let schema = Arc::clone(&self.schema);
         let work = async move {
             let write = match &mirror {
                 Some(mirror) => {
@@ -317,6 +344,32 @@ impl ExecutionPlan for StripedInsertExec {
                 }
                 None => None,
             };
+            // A mirrored upsert: the rows it may change, to undo it.
+            let mut before: Option<Vec<RecordBatch>> = None;
+            if let (Some(mirror), Some(targets)) = (&mirror, write.as_ref().map(|w| w.targets()))
+                && mirror.upsert
+            {
+                let read = super::upsert::read_before(
+                    &mut source,
+                    &table,
+                    &targets,
+                    &mirror.members,
+                    &mirror.state,
+                )
+                .await;
+                match read {
+                    Ok((input, rows)) => {
+                        source = super::upsert::replay(schema, input);
+                        before = Some(rows);
+                    }
+                    Err(e) => {
+                        if let Some(write) = write {
+                            write.abandon().await?;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             let members = routes.len();
             let mut senders = Vec::with_capacity(members);
             let mut runs = Vec::with_capacity(members);
@@ -353,9 +406,19 @@ impl ExecutionPlan for StripedInsertExec {
                 let copies = &mirror.members;
                 let inserted = keys.clone().unwrap_or_default();
                 let inserted = &inserted;
+                let before = &before;
                 let count = write
                     .finish("INSERT", outcomes, keys, |applied| async move {
                         let undo = applied.into_iter().map(|index| async move {
+                            if let Some(before) = before {
+                                return super::upsert::undo(
+                                    state,
+                                    &copies[index],
+                                    inserted,
+                                    before,
+                                )
+                                .await;
+                            }
                             let provider = copies[index]
                                 .provider
                                 .as_ref()

@@ -31,6 +31,7 @@ use koios_connector::{Capabilities, sql_err, sql_error};
 use super::statement::normalize;
 use super::write_node::{RemoteWrite, RemoteWriteNode};
 use crate::engine::error::codes;
+use crate::engine::logical::provider::LogicalTableProvider;
 
 /// An `INSERT … ON CONFLICT` (or its `EXPLAIN`) taken apart.
 pub struct ConflictStatement {
@@ -96,12 +97,14 @@ fn plan(
         );
     };
     let table = source_as_provider(&target)?;
+    let logical = table.as_ref().downcast_ref::<LogicalTableProvider>();
     let key = match capabilities.table(table.as_ref()) {
         Some(found) => found.primary_key,
+        None if let Some(logical) = logical => logical.table.definition.primary_key.clone(),
         None => {
             return sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
-                "INSERT … ON CONFLICT into {table_name} is not supported: only a source's tables take it"
+                "INSERT … ON CONFLICT into {table_name} is not supported: only a source's tables and Koios's striped and mirrored tables take it"
             );
         }
     };

@@ -25,6 +25,9 @@ use koios_connector::upsert::OnConflict;
 use koios_connector::{Capabilities, sql_err, sql_error};
 
 use crate::engine::error::codes;
+use crate::engine::logical::provider::LogicalTableProvider;
+use crate::engine::logical::upsert::MemberUpsert;
+use crate::engine::logical::write::plan_insert;
 
 /// What the node writes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
@@ -186,7 +189,7 @@ impl ExtensionPlanner for RemoteWritePlanner {
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
         physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn datafusion::catalog::Session,
+        session: &dyn datafusion::catalog::Session,
         _planning: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(write) = node.as_any().downcast_ref::<RemoteWriteNode>() else {
@@ -199,6 +202,15 @@ impl ExtensionPlanner for RemoteWritePlanner {
         let input = Arc::clone(input);
         let planned = match &write.write {
             RemoteWrite::Upsert(on_conflict) => {
+                if let Some(logical) = table.downcast_ref::<LogicalTableProvider>() {
+                    let upsert = MemberUpsert {
+                        on_conflict,
+                        capabilities: &self.capabilities,
+                    };
+                    return plan_insert(logical, session, input, Some(upsert))
+                        .await
+                        .map(Some);
+                }
                 self.capabilities.plan_upsert(table, input, on_conflict)
             }
             RemoteWrite::ByKey(change) => self.capabilities.plan_keyed_change(table, input, change),
