@@ -583,8 +583,8 @@ async fn two_servers_share_a_postgresql_metadata_store() {
         .expect("the store's version");
     assert_eq!(
         version.get::<_, i64>(0),
-        3,
-        "sources, logical tables, mirror journals"
+        4,
+        "sources, logical tables, mirror journals, jobs"
     );
 
     // B picks it up within one health interval, and serves it.

@@ -53,6 +53,8 @@ pub struct Engine {
     pub(crate) logical: RwLock<BTreeMap<String, Arc<crate::engine::logical::LogicalTable>>>,
     /// Where sources created by SQL are kept.
     pub(crate) store: Arc<dyn MetadataStore>,
+    /// Background jobs (see [`crate::engine::jobs`]).
+    pub(crate) jobs: Arc<crate::engine::jobs::Jobs>,
     /// Source statements and re-attachments run one at a time.
     pub(crate) ddl: tokio::sync::Mutex<()>,
     pub(crate) entry_ids: std::sync::atomic::AtomicU64,
@@ -141,6 +143,7 @@ impl Engine {
 
         let store = metadata::open(&config.server.metadata).await?;
         let stored = store.sources().await?;
+        let jobs = Arc::new(crate::engine::jobs::Jobs::load(Arc::clone(&store)).await?);
 
         let capabilities = Capabilities::new(connectors.values().cloned());
         let engine = Arc::new(Engine {
@@ -149,6 +152,7 @@ impl Engine {
             sources: RwLock::new(BTreeMap::new()),
             logical: RwLock::new(BTreeMap::new()),
             store,
+            jobs,
             ddl: Default::default(),
             entry_ids: Default::default(),
             started_at: std::time::SystemTime::now(),
@@ -243,6 +247,11 @@ impl Engine {
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)
+    }
+
+    /// Background jobs, running and finished.
+    pub fn jobs(&self) -> &Arc<crate::engine::jobs::Jobs> {
+        &self.jobs
     }
 
     /// Every client session and what it runs.

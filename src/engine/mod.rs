@@ -7,8 +7,10 @@
 //!   health and the statements that manage them; [`metadata`]: the store
 //!   where Koios keeps what it owns; [`system`]: Koios's own tables
 //!   (`koios.system.*`).
-//! * [`logical`]: logical tables (striped over members in the sources);
-//!   [`notices`]: warnings a statement leaves for its client.
+//! * [`logical`]: logical tables (striped or mirrored over members in the
+//!   sources); [`jobs`]: background jobs (a new copy being filled) with
+//!   their progress and controls; [`notices`]: warnings a statement leaves
+//!   for its client.
 //! * [`remote_ddl`]: `CREATE/ALTER/DROP TABLE`, `TRUNCATE` and
 //!   `CREATE/DROP SCHEMA` naming a source's tables, made in its backend.
 //! * [`session`]: SQL sessions — Koios's own statements, session commands,
@@ -39,6 +41,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod extension;
+pub mod jobs;
 pub mod literals;
 pub mod logical;
 pub mod metadata;

@@ -39,6 +39,7 @@ pub mod codes {
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const INTERNAL_ERROR: &str = "XX000";
+    pub const DATA_CORRUPTED: &str = "XX001";
     pub const NOT_NULL_VIOLATION: &str = "23502";
     pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
     pub const INVALID_CURSOR_NAME: &str = "34000";

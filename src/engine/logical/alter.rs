@@ -4,12 +4,15 @@
 //! A new copy is created in its backend with the declared columns (or an
 //! existing table checked, as at `CREATE TABLE`) and joins the table
 //! *stale*, with a journal entry for every row: the catch-up task
-//! ([`super::catchup`]) fills it from a current copy in the background,
+//! ([`super::catchup`]) fills it from a current copy in the background as
+//! a job ([`super::fill`], shown in `koios.system.jobs` from the start),
 //! writes made meanwhile reach it through its journal, and it becomes
-//! current (and is read) once its journal is empty. `koios.system.members`
-//! shows its progress (`copy_state`, `journal_length`, `lag_seconds`).
+//! current (and is read) once its journal is empty and it compared equal
+//! with a current copy. `koios.system.members` shows its state
+//! (`copy_state`, `journal_length`, `lag_seconds`).
 //!
-//! A dropped copy stops being written and read at once; its table stays
+//! A dropped copy stops being written and read at once (a fill still
+//! running is cancelled); its table stays
 //! in its backend (drop it there, or keep it as a snapshot). A table keeps
 //! at least one copy, and at least one current copy; `write_quorum` is
 //! lowered to the number of copies left if it was above.
@@ -113,8 +116,21 @@ impl Engine {
                     }],
                 )
                 .await?;
+            // Shown in koios.system.jobs at once; the catch-up runs it.
+            super::fill::start(self, &logical, &copy_name).await?;
         } else {
             self.store.forget_copy(&key, &copy_name).await?;
+            let filling =
+                self.jobs
+                    .unfinished(super::fill::FILL_JOB, &logical.display_name(), &copy_name);
+            if let Some(job) = filling {
+                self.jobs.cancel(job.id()).await?;
+                job.finish(&sql_err!(
+                    codes::QUERY_CANCELED,
+                    "the copy was dropped from its table before it was filled"
+                ))
+                .await?;
+            }
         }
         let mut changed = LogicalTable::new(
             definition,

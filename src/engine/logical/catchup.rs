@@ -4,8 +4,9 @@
 //! stale copy's journal as soon as its source is up.
 //!
 //! Replaying an entry gives the stale copy the rows of the entry's keys as
-//! a current copy holds them now ([`super::resync::copy_keys`]; an entry
-//! without keys: every row), then removes the entry; a replay cut short
+//! a current copy holds them now ([`super::resync::copy_keys`]), then
+//! removes the entry; an entry without keys at the head of the journal (a
+//! copy added by `ADD MIRROR`) is a fill, run as a job ([`super::fill`]); a replay cut short
 //! (the copy failed again, Koios stopped) is simply done again. Entries
 //! are replayed a round at a time, their keys merged, so a copy catches up
 //! faster than writes add to its journal; the last round (what is left
@@ -20,7 +21,7 @@ use datafusion::error::Result;
 
 use super::journal::{decode_keys, key_schema};
 use super::provider::LogicalTableProvider;
-use super::{LogicalTable, resync};
+use super::{LogicalTable, fill, resync};
 use crate::engine::Engine;
 
 /// Journal entries replayed together (their keys merged into one read and
@@ -115,11 +116,33 @@ async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
         };
         let copy_name = member.name.to_string();
         loop {
-            let entries = table
+            let mut entries = table
                 .store
                 .journal(&name, &copy_name, ENTRIES_PER_ROUND)
                 .await?;
-            let last_round = (entries.len() as i64) < ENTRIES_PER_ROUND;
+            // A copy to fill from nothing (ADD MIRROR): a job of its own,
+            // outside the write turn.
+            if let Some(first) = entries.first()
+                && first.keys.is_none()
+            {
+                let job = fill::job_for(engine, table, &copy_name).await?;
+                let filled = fill::fill(&state, current, target, &job).await;
+                if let Err(e) = filled {
+                    return stopped_fill(engine, table, member, &job, e).await;
+                }
+                table
+                    .store
+                    .journal_done(&name, &copy_name, first.seq)
+                    .await?;
+                copy.replayed(1);
+                continue;
+            }
+            let mut last_round = (entries.len() as i64) < ENTRIES_PER_ROUND;
+            // An every-row entry further on waits for its own round.
+            if let Some(cut) = entries.iter().position(|e| e.keys.is_none()) {
+                entries.truncate(cut);
+                last_round = false;
+            }
             // The last round holds the turn: no write adds to the journal
             // until the copy is current (or the round failed).
             let _turn = if last_round {
@@ -142,14 +165,59 @@ async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
                 copy.replayed(entries.len() as i64);
             }
             if last_round {
+                // A filled copy is compared with a current one first.
+                let job =
+                    engine
+                        .jobs()
+                        .unfinished(fill::FILL_JOB, &table.display_name(), &copy_name);
+                if let Some(job) = &job
+                    && let Err(e) = fill::verify(&state, table, current, target).await
+                {
+                    job.note_error(&e.to_string()).await?;
+                    return Err(e);
+                }
                 if table.store.mark_current(&name, &copy_name).await? {
                     copy.mark_current();
+                    if let Some(job) = &job {
+                        job.finish(&Ok(())).await?;
+                    }
                     tracing::info!(table = %table.display_name(), copy = %copy_name,
                         "a stale copy caught up and is current again");
                 }
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+/// A fill that stopped: cancelled (`CANCEL JOB`), the job ends and the
+/// copy is dropped from its table again; otherwise the error is noted on
+/// the job and the catch-up tries again later.
+async fn stopped_fill(
+    engine: &Engine,
+    table: &LogicalTable,
+    member: &super::provider::ResolvedMember,
+    job: &crate::engine::jobs::Job,
+    error: datafusion::error::DataFusionError,
+) -> Result<()> {
+    if !job.is_cancelled() {
+        job.note_error(&error.to_string()).await?;
+        return Err(error);
+    }
+    if !job.state().is_finished() {
+        job.finish(&Err(error)).await?;
+    }
+    let definition = &table.definition;
+    if definition.members.contains(&member.name) {
+        engine
+            .alter_mirror(
+                &definition.schema,
+                &definition.table,
+                member.name.clone(),
+                false,
+            )
+            .await?;
     }
     Ok(())
 }

@@ -22,6 +22,7 @@
 //! * [`mirror`]: reads from one current copy, failing over; [`journal`]:
 //!   a mirrored write's turn, quorum and journal of missed writes;
 //!   [`catchup`] and [`resync`]: stale copies brought back by key;
+//!   [`fill`]: a new copy filled as a background job, then verified;
 //!   [`verify`]: `VERIFY`/`REPAIR TABLE`; [`alter`]: `ADD`/`DROP MIRROR`.
 //!
 //! Partial aggregates and top-N over the union are general rules of the
@@ -34,6 +35,7 @@ pub mod ddl;
 pub mod declared;
 pub mod definition;
 pub mod expand;
+pub mod fill;
 pub mod gate;
 pub mod journal;
 pub mod mirror;

@@ -158,6 +158,30 @@ async fn keys_in(
     Ok(found)
 }
 
+/// The ranges in which two copies of `table` differ.
+pub(super) async fn differing_ranges(
+    state: &SessionState,
+    table: &LogicalTable,
+    a: &Arc<dyn TableProvider>,
+    b: &Arc<dyn TableProvider>,
+) -> Result<Vec<usize>> {
+    let (x, y) = futures::try_join!(summarize(state, a, table), summarize(state, b, table))?;
+    Ok((0..RANGES).filter(|&r| x.range(r) != y.range(r)).collect())
+}
+
+/// Gives `to` exactly the rows `from` holds in `ranges`.
+pub(super) async fn copy_ranges(
+    state: &SessionState,
+    table: &LogicalTable,
+    from: &Arc<dyn TableProvider>,
+    to: &Arc<dyn TableProvider>,
+    ranges: &[usize],
+) -> Result<()> {
+    let mut keys = keys_in(state, from, table, ranges).await?;
+    keys.extend(keys_in(state, to, table, ranges).await?);
+    resync::copy_keys(state, from, to, &keys).await
+}
+
 impl Engine {
     /// `VERIFY TABLE` (or, with `repair`, `REPAIR TABLE`) of the mirrored
     /// table `koios.schema.table`.

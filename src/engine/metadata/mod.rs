@@ -1,6 +1,6 @@
 //! Koios's metadata store: what Koios itself must remember across restarts
 //! (sources created by SQL, logical tables, mirrored tables' write
-//! journals; jobs next).
+//! journals, background jobs).
 //!
 //! One small trait, [`MetadataStore`], with two implementations: an embedded
 //! SQLite file under `data_dir` (the default; [`sqlite`]) and a PostgreSQL
@@ -113,6 +113,28 @@ pub struct JournalEntry {
     pub keys: Option<String>,
 }
 
+/// A background job, as stored (see [`crate::engine::jobs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredJob {
+    /// Given by the store at insertion (ids grow).
+    pub id: i64,
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    /// `running`, `paused`, `done`, `failed` or `cancelled`.
+    pub state: String,
+    pub rows_done: i64,
+    pub rows_total: Option<i64>,
+    pub bytes: i64,
+    /// What the job needs to go on after a restart (its kind's JSON).
+    pub spec: String,
+    pub error: Option<String>,
+    /// RFC 3339 in UTC, as every time in the store.
+    pub started_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+}
+
 /// Where Koios keeps what it owns. Implementations serialise their own
 /// writes; each call is one committed transaction.
 #[async_trait]
@@ -176,6 +198,15 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
 
     /// Forgets a mirrored table's copies' state and journals (dropped).
     async fn forget_mirror(&self, table: &str) -> Result<()>;
+
+    /// Every job, by id.
+    async fn jobs(&self) -> Result<Vec<StoredJob>>;
+
+    /// Stores a new job (its `id` is ignored); the id it got.
+    async fn insert_job(&self, job: &StoredJob) -> Result<i64>;
+
+    /// Stores a job's state and progress (everything but what it does).
+    async fn update_job(&self, job: &StoredJob) -> Result<()>;
 }
 
 /// The time now, RFC 3339 in UTC, as the store keeps times.

@@ -11,7 +11,7 @@ use tokio_postgres::{Client, NoTls};
 
 use super::schema;
 use super::{
-    JournalEntry, MetadataStore, Missed, StaleCopy, StoredLogicalTable, StoredSource,
+    JournalEntry, MetadataStore, Missed, StaleCopy, StoredJob, StoredLogicalTable, StoredSource,
     duplicate_source, duplicate_table, missing_source, now_text,
 };
 use crate::engine::error::{KoiosError, Result as KoiosResult};
@@ -22,6 +22,9 @@ const MIGRATION_LOCK: i64 = 0x6b6f_696f_735f_6d64;
 /// Any number: the advisory lock under which journal sequence numbers and
 /// write ids are taken (servers sharing the store take them in turn).
 const JOURNAL_LOCK: i64 = 0x6b6f_696f_735f_6a6c;
+/// The advisory lock under which a job gets its id (servers sharing a
+/// store never give two jobs one id).
+const JOBS_LOCK: i64 = 0x6b6f_696f_735f_6a62;
 
 /// A PostgreSQL database holding Koios's metadata.
 pub struct PgStore {
@@ -452,5 +455,94 @@ impl MetadataStore for PgStore {
                 .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)
+    }
+
+    async fn jobs(&self) -> Result<Vec<StoredJob>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, kind, source, destination, state, rows_done, rows_total, bytes, \
+                   spec, error, started_at, updated_at, finished_at FROM koios_jobs ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredJob {
+                id: r.get(0),
+                kind: r.get(1),
+                source: r.get(2),
+                destination: r.get(3),
+                state: r.get(4),
+                rows_done: r.get(5),
+                rows_total: r.get(6),
+                bytes: r.get(7),
+                spec: r.get(8),
+                error: r.get(9),
+                started_at: r.get(10),
+                updated_at: r.get(11),
+                finished_at: r.get(12),
+            })
+            .collect())
+    }
+
+    async fn insert_job(&self, job: &StoredJob) -> Result<i64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(store_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&JOBS_LOCK])
+            .await
+            .map_err(store_error)?;
+        let id: i64 = tx
+            .query_one("SELECT coalesce(max(id), 0) + 1 FROM koios_jobs", &[])
+            .await
+            .map_err(store_error)?
+            .get(0);
+        tx.execute(
+            "INSERT INTO koios_jobs (id, kind, source, destination, state, rows_done, \
+               rows_total, bytes, spec, error, started_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &id,
+                &job.kind,
+                &job.source,
+                &job.destination,
+                &job.state,
+                &job.rows_done,
+                &job.rows_total,
+                &job.bytes,
+                &job.spec,
+                &job.error,
+                &job.started_at,
+                &job.updated_at,
+                &job.finished_at,
+            ],
+        )
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(id)
+    }
+
+    async fn update_job(&self, job: &StoredJob) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE koios_jobs SET state = $2, rows_done = $3, rows_total = $4, bytes = $5, \
+                   error = $6, updated_at = $7, finished_at = $8 WHERE id = $1",
+                &[
+                    &job.id,
+                    &job.state,
+                    &job.rows_done,
+                    &job.rows_total,
+                    &job.bytes,
+                    &job.error,
+                    &job.updated_at,
+                    &job.finished_at,
+                ],
+            )
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }

@@ -52,6 +52,25 @@ pub const MIGRATIONS: &[&str] = &[
         started_at TEXT NOT NULL,
         PRIMARY KEY (table_name, id)
     )",
+    // 4: background jobs (a copy being filled, migrations): what they do
+    // (`kind`, `source`, `destination`, and `spec`, the kind's own JSON),
+    // where they are (`state`: running, paused, done, failed, cancelled)
+    // and how far (rows and bytes done, rows in all when known).
+    "CREATE TABLE koios_jobs (
+        id BIGINT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        state TEXT NOT NULL,
+        rows_done BIGINT NOT NULL,
+        rows_total BIGINT,
+        bytes BIGINT NOT NULL,
+        spec TEXT NOT NULL,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+    )",
 ];
 
 /// The version table, created before anything else.

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::schema;
 use super::{
-    JournalEntry, MetadataStore, Missed, StaleCopy, StoredLogicalTable, StoredSource,
+    JournalEntry, MetadataStore, Missed, StaleCopy, StoredJob, StoredLogicalTable, StoredSource,
     duplicate_source, duplicate_table, missing_source, now_text,
 };
 use crate::engine::error::{KoiosError, Result as KoiosResult};
@@ -500,6 +500,99 @@ impl MetadataStore for SqliteStore {
                 tx.execute(statement, params![table]).map_err(store_error)?;
             }
             tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn jobs(&self) -> Result<Vec<StoredJob>> {
+        self.with(|c| {
+            let mut statement = c
+                .prepare(
+                    "SELECT id, kind, source, destination, state, rows_done, rows_total, bytes, \
+                       spec, error, started_at, updated_at, finished_at FROM koios_jobs ORDER BY id",
+                )
+                .map_err(store_error)?;
+            let rows = statement
+                .query_map([], |r| {
+                    Ok(StoredJob {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        source: r.get(2)?,
+                        destination: r.get(3)?,
+                        state: r.get(4)?,
+                        rows_done: r.get(5)?,
+                        rows_total: r.get(6)?,
+                        bytes: r.get(7)?,
+                        spec: r.get(8)?,
+                        error: r.get(9)?,
+                        started_at: r.get(10)?,
+                        updated_at: r.get(11)?,
+                        finished_at: r.get(12)?,
+                    })
+                })
+                .map_err(store_error)?;
+            rows.map(|r| r.map_err(store_error)).collect()
+        })
+        .await
+    }
+
+    async fn insert_job(&self, job: &StoredJob) -> Result<i64> {
+        let job = job.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(store_error)?;
+            let id: i64 = tx
+                .query_row("SELECT coalesce(max(id), 0) + 1 FROM koios_jobs", [], |r| {
+                    r.get(0)
+                })
+                .map_err(store_error)?;
+            tx.execute(
+                "INSERT INTO koios_jobs (id, kind, source, destination, state, rows_done, \
+                   rows_total, bytes, spec, error, started_at, updated_at, finished_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    id,
+                    job.kind,
+                    job.source,
+                    job.destination,
+                    job.state,
+                    job.rows_done,
+                    job.rows_total,
+                    job.bytes,
+                    job.spec,
+                    job.error,
+                    job.started_at,
+                    job.updated_at,
+                    job.finished_at
+                ],
+            )
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn update_job(&self, job: &StoredJob) -> Result<()> {
+        let job = job.clone();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE koios_jobs SET state = ?2, rows_done = ?3, rows_total = ?4, bytes = ?5, \
+                   error = ?6, updated_at = ?7, finished_at = ?8 WHERE id = ?1",
+                params![
+                    job.id,
+                    job.state,
+                    job.rows_done,
+                    job.rows_total,
+                    job.bytes,
+                    job.error,
+                    job.updated_at,
+                    job.finished_at
+                ],
+            )
+            .map_err(store_error)?;
+            Ok(())
         })
         .await
     }

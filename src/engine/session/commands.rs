@@ -18,6 +18,7 @@ use super::prepare::show_schema;
 use super::statement::Command;
 use super::{Cursor, Session};
 use crate::engine::error::codes;
+use crate::engine::jobs::statements::JobCommand;
 use koios_connector::transaction::BlockState;
 use koios_connector::{sql_err, sql_error};
 
@@ -46,6 +47,25 @@ impl Session {
             is_source: &is_source,
         };
         crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)
+    }
+
+    /// `PAUSE JOB n`, `RESUME JOB n`, `CANCEL JOB n` (administrators only,
+    /// as for managing sources).
+    async fn run_job_command(&self, command: JobCommand) -> Result<()> {
+        if !self.engine.is_admin(&self.user) {
+            return sql_err!(
+                codes::INSUFFICIENT_PRIVILEGE,
+                "permission denied: only administrators may pause, resume or cancel jobs \
+                 (a [[user]] with admin = true)"
+            );
+        }
+        let jobs = self.engine.jobs();
+        match command {
+            JobCommand::Show => Ok(()),
+            JobCommand::Pause(id) => jobs.pause(id).await,
+            JobCommand::Resume(id) => jobs.resume(id).await,
+            JobCommand::Cancel(id) => jobs.cancel(id).await,
+        }
     }
 
     /// `VERIFY TABLE` / `REPAIR TABLE`: the copies compared, as rows.
@@ -167,6 +187,10 @@ impl Session {
             }
             Command::Source(command) => {
                 self.engine.run_source_command(command, &self.user).await?;
+                Ok(done(command.tag()))
+            }
+            Command::Job(command) => {
+                self.run_job_command(*command).await?;
                 Ok(done(command.tag()))
             }
             Command::SchemaChange(ddl) => {

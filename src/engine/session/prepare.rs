@@ -12,6 +12,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Statement as SqlStatement};
 
 use crate::engine::error::codes;
+use crate::engine::jobs::statements::{JobCommand, SHOW_JOBS};
 use crate::engine::literals;
 use crate::engine::logical::statement::LogicalStatement;
 use crate::engine::plancache::{self};
@@ -509,6 +510,13 @@ impl Session {
             }
             KoiosStatement::Logical(statement) => {
                 return Ok(Prepared::Command(Command::Logical(statement.clone())));
+            }
+            KoiosStatement::Job(JobCommand::Show) => {
+                let query = parse_sql(SHOW_JOBS)?.remove(0);
+                return Box::pin(self.prepare_keyed(&query, client_types, None)).await;
+            }
+            KoiosStatement::Job(command) => {
+                return Ok(Prepared::Command(Command::Job(*command)));
             }
             KoiosStatement::Sql(s) => s.as_ref(),
         };

@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::engine::error::codes;
 use crate::engine::extension::SessionExtension;
+use crate::engine::jobs::statements::{JobCommand, parse_job_statement, starts_job_statement};
 use crate::engine::logical::statement::{
     LogicalStatement, parse_check_statement, parse_layout_clause, parse_mirror_alter,
     starts_check_statement, starts_layout_clause, starts_mirror_alter,
@@ -34,6 +35,8 @@ pub enum KoiosStatement {
     Source(SourceCommand),
     /// `CREATE TABLE … STRIPED …` (a logical table).
     Logical(LogicalStatement),
+    /// `SHOW JOBS`, `PAUSE JOB n` …
+    Job(JobCommand),
 }
 
 /// Splits a query string into statements, after the front end had the
@@ -76,6 +79,10 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
         }
         if starts_source_statement(&parser.parser) {
             statements.push(KoiosStatement::Source(parse_source_statement(
+                &mut parser.parser,
+            )?));
+        } else if starts_job_statement(&parser.parser) {
+            statements.push(KoiosStatement::Job(parse_job_statement(
                 &mut parser.parser,
             )?));
         } else if starts_check_statement(&parser.parser) {
@@ -139,6 +146,8 @@ pub enum Command {
     CreateTableAs(Box<CreateTableAs>),
     /// Creating or dropping a logical table.
     Logical(LogicalStatement),
+    /// `PAUSE JOB n`, `RESUME JOB n`, `CANCEL JOB n`.
+    Job(JobCommand),
     /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
     /// `DISCARD ALL`: settings back to their defaults, cursors closed.

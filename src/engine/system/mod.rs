@@ -12,8 +12,10 @@
 //!   the server itself (`koios.system.server`).
 //! * `activity`: client sessions and running statements.
 //! * `logical`: logical tables and their members.
+//! * `jobs`: background jobs and their progress.
 
 mod activity;
+mod jobs;
 mod logical;
 pub mod sources;
 
@@ -58,6 +60,7 @@ pub struct SystemTable {
 /// Every table of the schema. A new table is one more entry here.
 const TABLES: &[SystemTable] = &[
     activity::QUERIES,
+    jobs::JOBS,
     logical::LOGICAL_TABLES,
     logical::MEMBERS,
     sources::SERVER,
