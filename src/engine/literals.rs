@@ -364,7 +364,7 @@ mod tests {
             .remove(0)
         {
             KoiosStatement::Sql(statement) => lift(&statement),
-            KoiosStatement::Source(_) | KoiosStatement::Logical(_) => None,
+            KoiosStatement::Source(_) | KoiosStatement::Logical(_) | KoiosStatement::Job(_) => None,
         }
     }
 
