@@ -55,6 +55,11 @@ impl MyBackend {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        // One round trip (text) unless a float's text would not give its
+        // exact value back (MariaDB prints FLOAT with 6 digits).
+        let text = written
+            .iter()
+            .all(|c| !matches!(c.codec, MyCodec::Float | MyCodec::Double));
         let context = self.context(&what);
         let pool = self.pool.clone();
         let kill_opts = self.opts.clone();
@@ -63,7 +68,7 @@ impl MyBackend {
             for (column, binary) in written.iter_mut().zip(binary) {
                 column.binary = binary;
             }
-            read_rows(pool, kill_opts, sql, written, invalid_dates, context)
+            read_rows(pool, kill_opts, sql, text, written, invalid_dates, context)
         }))
     }
 }
@@ -86,13 +91,15 @@ struct RowColumn {
 }
 
 /// Runs `sql` on a pooled connection (direct rows are served outside
-/// transaction blocks only: inside one the engine reads through the plan)
-/// and yields each row as a `DataRow` body. Dropping the stream before its
-/// end stops the statement on the server.
+/// transaction blocks only: inside one the engine reads through the plan),
+/// through the text protocol with `text`, and yields each row as a
+/// `DataRow` body. Dropping the stream before its end stops the statement
+/// on the server.
 fn read_rows(
     pool: Pool,
     kill_opts: Opts,
     sql: String,
+    text: bool,
     columns: Vec<RowColumn>,
     invalid_dates: InvalidDates,
     context: String,
@@ -108,7 +115,7 @@ fn read_rows(
     };
     let read = tokio::spawn(async move {
         let context = sink.context.clone();
-        if let Err(e) = run_pooled(&pool, kill_opts, &sql, &context, &mut sink).await {
+        if let Err(e) = run_pooled(&pool, kill_opts, &sql, &context, &mut sink, text).await {
             let _ = sink.tx.send(Err(e)).await;
         }
     });

@@ -158,7 +158,7 @@ impl MyBackend {
                     let Some(transaction) = guard.as_mut() else {
                         return Ok(());
                     };
-                    run_rows(transaction, &sql, &context, &mut sink, true)
+                    run_rows(transaction, &sql, &context, &mut sink, true, false)
                         .await
                         .map(|_| ())
                 }
@@ -171,7 +171,9 @@ impl MyBackend {
         }
         let pool = self.pool.clone();
         let kill_opts = self.opts.clone();
-        builder.spawn(async move { run_pooled(&pool, kill_opts, &sql, &context, &mut sink).await });
+        builder.spawn(async move {
+            run_pooled(&pool, kill_opts, &sql, &context, &mut sink, false).await
+        });
         Ok(builder.build())
     }
 }
@@ -190,18 +192,39 @@ pub(crate) trait RowSink: Send {
 /// Runs `sql` on `conn` and hands its rows to `sink`; whether the
 /// statement ran to its end. When the sink wants no more rows, stops — or,
 /// with `drain`, reads the rest without decoding it, so the connection
-/// ends the statement.
+/// ends the statement. With `text`, the query is sent as text (one round
+/// trip; every value arrives as text), else prepared and executed through
+/// the binary protocol (a second round trip for a statement the
+/// connection has not prepared yet; exact floats).
 pub(crate) async fn run_rows<Q: Queryable, S: RowSink>(
     conn: &mut Q,
     sql: &str,
     context: &str,
     sink: &mut S,
     drain: bool,
+    text: bool,
 ) -> Result<bool> {
-    let mut rows = conn
-        .exec_stream::<Row, _, _>(sql, ())
-        .await
-        .map_err(|e| remote_error(context, &e))?;
+    if text {
+        let rows = conn
+            .query_stream::<Row, _>(sql)
+            .await
+            .map_err(|e| remote_error(context, &e))?;
+        feed(rows, context, sink, drain).await
+    } else {
+        let rows = conn
+            .exec_stream::<Row, _, _>(sql, ())
+            .await
+            .map_err(|e| remote_error(context, &e))?;
+        feed(rows, context, sink, drain).await
+    }
+}
+
+/// The rows of a running statement handed to `sink` (see [`run_rows`]).
+async fn feed<R, S>(mut rows: R, context: &str, sink: &mut S, drain: bool) -> Result<bool>
+where
+    R: futures::Stream<Item = std::result::Result<Row, mysql_async::Error>> + Unpin,
+    S: RowSink,
+{
     let mut wanted = true;
     while let Some(row) = rows.next().await {
         let row = row.map_err(|e| remote_error(context, &e))?;
@@ -229,6 +252,7 @@ pub(crate) async fn run_pooled<S: RowSink>(
     sql: &str,
     context: &str,
     sink: &mut S,
+    text: bool,
 ) -> Result<()> {
     let conn = pool
         .get_conn()
@@ -243,7 +267,7 @@ pub(crate) async fn run_pooled<S: RowSink>(
     let Some(conn) = running.conn.as_mut() else {
         return Ok(());
     };
-    if run_rows(conn, sql, context, sink, false).await? {
+    if run_rows(conn, sql, context, sink, false, text).await? {
         running.finished();
     }
     Ok(())

@@ -304,6 +304,14 @@ pub(crate) fn decode<'a>(
         MyCodec::Year => match value {
             Value::Int(i) => Decoded::Int(*i as i16 as i64),
             Value::UInt(u) => Decoded::Int(*u as i16 as i64),
+            // The text protocol's form.
+            Value::Bytes(b) => match std::str::from_utf8(b)
+                .ok()
+                .and_then(|t| t.parse::<i64>().ok())
+            {
+                Some(year) => Decoded::Int(year as i16 as i64),
+                None => return Err(unexpected()),
+            },
             _ => return Err(unexpected()),
         },
         MyCodec::Float => match value {
@@ -356,6 +364,7 @@ pub(crate) fn decode<'a>(
                 {
                     (0, 0, 0, 0, 0, 0, 0)
                 }
+                Value::Bytes(b) => parse_date_text(b).ok_or_else(unexpected)?,
                 _ => return Err(unexpected()),
             };
             if mo == 0 || d == 0 {
@@ -386,6 +395,37 @@ pub(crate) fn decode<'a>(
             Decoded::Micros(if *negative { -micros } else { micros })
         }
     })
+}
+
+/// A `DATE` or `DATETIME` as the text protocol sends it (`2024-01-02`,
+/// `2024-01-02 03:04:05`, `… 03:04:05.123`): year, month, day, hour,
+/// minute, second, microsecond.
+fn parse_date_text(b: &[u8]) -> Option<(u16, u8, u8, u8, u8, u8, u32)> {
+    let text = std::str::from_utf8(b).ok()?;
+    let (date, time) = text.split_once(' ').unwrap_or((text, ""));
+    let mut day = date.splitn(3, '-');
+    let (y, mo, d) = (
+        day.next()?.parse().ok()?,
+        day.next()?.parse().ok()?,
+        day.next()?.parse().ok()?,
+    );
+    if time.is_empty() {
+        return Some((y, mo, d, 0, 0, 0, 0));
+    }
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock = clock.splitn(3, ':');
+    let (h, mi, s) = (
+        clock.next()?.parse().ok()?,
+        clock.next()?.parse().ok()?,
+        clock.next()?.parse().ok()?,
+    );
+    let digits = fraction.get(..fraction.len().min(6))?;
+    let us = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<u32>().ok()? * 10u32.pow(6 - digits.len() as u32)
+    };
+    Some((y, mo, d, h, mi, s, us))
 }
 
 /// The builder of a column as its concrete type.
@@ -490,5 +530,22 @@ mod tests {
         assert!(parse_decimal("1.234", 2).is_err());
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2024, 2, 29), 19782);
+    }
+
+    #[test]
+    fn text_protocol_dates_parse() {
+        assert_eq!(
+            parse_date_text(b"2024-02-29"),
+            Some((2024, 2, 29, 0, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_date_text(b"9999-12-31 23:59:59.999999"),
+            Some((9999, 12, 31, 23, 59, 59, 999_999))
+        );
+        assert_eq!(
+            parse_date_text(b"2024-06-01 12:00:00.123"),
+            Some((2024, 6, 1, 12, 0, 0, 123_000))
+        );
+        assert_eq!(parse_date_text(b"not a date"), None);
     }
 }
