@@ -11,7 +11,7 @@
 //! read without a lock ([`ArcSwap`]).
 //!
 //! What is read rather than counted (connection pools, the memory pool,
-//! spill files) is set at scrape time ([`Scraped`], read by
+//! spill files, background jobs' progress) is set at scrape time ([`Scraped`], read by
 //! `Engine::render_metrics` in [`crate::engine::scrape`]).
 //! No label ever holds SQL text, a URL or a secret: only outcomes, SQLSTATE
 //! classes and source names.
@@ -328,6 +328,19 @@ pub struct Scraped {
     pub spilled: u64,
     /// Each source's pool, if it has one.
     pub pools: Vec<(String, PoolStatus)>,
+    /// Every background job.
+    pub jobs: Vec<ScrapedJob>,
+}
+
+/// A background job as `/metrics` shows it (gauges labelled with its id
+/// and kind).
+pub struct ScrapedJob {
+    pub id: i64,
+    pub kind: String,
+    pub running: bool,
+    pub rows_done: i64,
+    pub rows_total: Option<i64>,
+    pub bytes: i64,
 }
 
 impl EngineMetrics {
@@ -341,7 +354,37 @@ impl EngineMetrics {
                 handles.pool_idle.set(pool.idle as f64);
             }
         }
+        for job in &scraped.jobs {
+            self.job_gauge(job, "koios_job_rows_done", "Rows a background job has done")
+                .set(job.rows_done as f64);
+            if let Some(total) = job.rows_total {
+                self.job_gauge(
+                    job,
+                    "koios_job_rows_total",
+                    "Rows a background job has in all",
+                )
+                .set(total as f64);
+            }
+            self.job_gauge(job, "koios_job_bytes", "Bytes a background job has moved")
+                .set(job.bytes as f64);
+            self.job_gauge(
+                job,
+                "koios_job_running",
+                "1 while a background job runs, 0 when paused or finished",
+            )
+            .set(if job.running { 1.0 } else { 0.0 });
+        }
         self.recorder.handle().render()
+    }
+
+    fn job_gauge(&self, job: &ScrapedJob, name: &'static str, help: &'static str) -> Gauge {
+        self.recorder.describe_gauge(name.into(), None, help.into());
+        let labels = vec![
+            Label::new("job", job.id.to_string()),
+            Label::new("kind", job.kind.clone()),
+        ];
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 }
 
@@ -363,8 +406,23 @@ mod tests {
         if let Some(pg) = metrics.source("pg") {
             pg.remote_statements.increment(2);
         }
-        let text = metrics.recorder.handle().render();
+        let text = metrics.render(&Scraped {
+            memory_reserved: 0,
+            spilled: 0,
+            pools: Vec::new(),
+            jobs: vec![ScrapedJob {
+                id: 7,
+                kind: "add mirror".into(),
+                running: true,
+                rows_done: 50_000,
+                rows_total: Some(200_000),
+                bytes: 1024,
+            }],
+        });
         for line in [
+            "koios_job_rows_done{job=\"7\",kind=\"add mirror\"} 50000",
+            "koios_job_rows_total{job=\"7\",kind=\"add mirror\"} 200000",
+            "koios_job_running{job=\"7\",kind=\"add mirror\"} 1",
             "koios_client_connections 1",
             "koios_client_connections_accepted_total 1",
             "koios_queries_total{outcome=\"ok\"} 1",
