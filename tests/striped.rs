@@ -124,6 +124,7 @@ fn remote_statements(server: &TestServer, source: &str) -> u64 {
         memory_reserved: 0,
         spilled: 0,
         pools: Vec::new(),
+        jobs: Vec::new(),
     });
     let name = format!("koios_source_remote_statements_total{{source=\"{source}\"}} ");
     metrics

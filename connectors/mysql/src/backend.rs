@@ -305,7 +305,7 @@ impl SqlBackend for MyBackend {
 
     fn execute_data_rows(
         &self,
-        sql: String,
+        sql: koios_connector_sql::DeferredSql,
         params: Vec<ScalarValue>,
         codecs: Vec<MyCodec>,
         schema: &SchemaRef,

@@ -9,6 +9,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use futures::StreamExt;
 use koios_connector::pgtext::{self, DataRowStream, StartDataRows};
+use koios_connector_sql::DeferredSql;
 use mysql_async::{Opts, Pool, Value};
 
 use crate::backend::MyBackend;
@@ -31,7 +32,7 @@ const ROW_BUFFER_CHUNK: usize = 8 * 1024;
 impl MyBackend {
     pub(crate) fn data_rows(
         &self,
-        sql: String,
+        sql: DeferredSql,
         params: Vec<ScalarValue>,
         codecs: Vec<MyCodec>,
         schema: &SchemaRef,
@@ -68,7 +69,10 @@ impl MyBackend {
             for (column, binary) in written.iter_mut().zip(binary) {
                 column.binary = binary;
             }
-            read_rows(pool, kill_opts, sql, text, written, invalid_dates, context)
+            match sql() {
+                Ok(sql) => read_rows(pool, kill_opts, sql, text, written, invalid_dates, context),
+                Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+            }
         }))
     }
 }

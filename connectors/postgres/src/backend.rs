@@ -232,7 +232,7 @@ impl SqlBackend for PgBackend {
 
     fn execute_data_rows(
         &self,
-        sql: String,
+        sql: koios_connector_sql::DeferredSql,
         params: Vec<ScalarValue>,
         codecs: Vec<PgCodec>,
         schema: &SchemaRef,

@@ -10,6 +10,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use deadpool_postgres::Pool;
 use koios_connector::pgtext::{DataRowStream, StartDataRows};
+use koios_connector_sql::DeferredSql;
 
 use crate::backend::PgBackend;
 use crate::decode::put_value;
@@ -21,7 +22,7 @@ use crate::types::PgCodec;
 impl PgBackend {
     pub(crate) fn data_rows(
         &self,
-        sql: String,
+        sql: DeferredSql,
         params: Vec<ScalarValue>,
         codecs: Vec<PgCodec>,
         schema: &SchemaRef,
@@ -48,7 +49,10 @@ impl PgBackend {
             for (column, binary) in written.iter_mut().zip(binary) {
                 column.binary = binary;
             }
-            read_rows(pool, statements, sql, params, written, context)
+            match sql() {
+                Ok(sql) => read_rows(pool, statements, sql, params, written, context),
+                Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+            }
         }))
     }
 }

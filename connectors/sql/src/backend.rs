@@ -23,6 +23,12 @@ use crate::remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};
 pub type Pinned = Option<Arc<dyn RemoteTransaction>>;
 
 /// A SQL server Koios reads from and writes to.
+/// The SQL of a query served as data rows, made when its rows start: for
+/// a backend that takes no statement parameters, writing an execution's
+/// values into the SQL unparses the query, which a starter readied and
+/// never used (a mirrored read's fallback copies) should not pay.
+pub type DeferredSql = Box<dyn FnOnce() -> Result<String> + Send>;
+
 #[async_trait]
 pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// Per-column information the backend keeps (type codes, collation …).
@@ -92,7 +98,8 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         pinned: Pinned,
     ) -> Result<SendableRecordBatchStream>;
 
-    /// Runs `sql` (with `params`) as [`SqlBackend::execute`] does, but writes
+    /// Runs `sql` (made when the rows start: see [`DeferredSql`]; with
+    /// `params`) as [`SqlBackend::execute`] does, but writes
     /// each result row straight into what Koios sends a client, one
     /// `DataRow` body per row in the client's formats
     /// ([`koios_connector::pgtext::DataRowStream`]), instead of decoding it
@@ -105,7 +112,7 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
     /// rows: the caller runs the plan instead.
     fn execute_data_rows(
         &self,
-        _sql: String,
+        _sql: DeferredSql,
         _params: Vec<ScalarValue>,
         _codecs: Vec<Self::Codec>,
         _schema: &SchemaRef,

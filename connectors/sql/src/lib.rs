@@ -44,7 +44,7 @@ pub mod subplan;
 pub mod table;
 pub mod write;
 
-pub use backend::SqlBackend;
+pub use backend::{DeferredSql, SqlBackend};
 pub use catalog::SqlSource;
 pub use query::RemoteQuery;
 pub use remote::{RemoteColumn, RemoteTable, RemoteTableName, Semantics};

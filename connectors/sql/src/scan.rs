@@ -29,7 +29,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::TryStreamExt;
 
-use crate::backend::SqlBackend;
+use crate::backend::{DeferredSql, SqlBackend};
 use crate::dynamic;
 use crate::query::RemoteQuery;
 use koios_connector::QueryParams;
@@ -150,18 +150,23 @@ impl<B: SqlBackend> RemoteScanExec<B> {
             return None;
         }
         // Values stay parameters of the query (no COPY here to inline them
-        // for), unless the backend takes none.
+        // for), unless the backend takes none: then they are written into
+        // the SQL when the rows start.
         let mut values = query.bind(params.or(self.bound.as_deref())).ok()?;
-        let mut sql = self.sql[0].clone();
-        if !values.is_empty() && !self.backend.binds_parameters() {
+        let sql: DeferredSql = if !values.is_empty() && !self.backend.binds_parameters() {
             let mut query = query.clone();
-            query.inline(&std::mem::take(&mut values)).ok()?;
-            sql = query
-                .to_sql(self.backend.dialect(), |i| {
-                    self.backend.select_expr(&query.table.columns[i])
+            let inlined = std::mem::take(&mut values);
+            let backend = Arc::clone(&self.backend);
+            Box::new(move || {
+                query.inline(&inlined)?;
+                query.to_sql(backend.dialect(), |i| {
+                    backend.select_expr(&query.table.columns[i])
                 })
-                .ok()?;
-        }
+            })
+        } else {
+            let sql = self.sql[0].clone();
+            Box::new(move || Ok(sql))
+        };
         let codecs = query
             .projection
             .iter()

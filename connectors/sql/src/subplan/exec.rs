@@ -96,8 +96,9 @@ impl<B: SqlBackend> RemoteSubqueryExec<B> {
             return None;
         }
         tracing::debug!(source = self.backend.source_name(), sql = %self.sql, "remote subquery as data rows");
+        let sql = self.sql.clone();
         self.backend.execute_data_rows(
-            self.sql.clone(),
+            Box::new(move || Ok(sql)),
             Vec::new(),
             self.codecs.clone(),
             &self.schema,
