@@ -12,6 +12,21 @@ async fn server() -> TestServer {
     TestServer::start_test().await
 }
 
+/// The first row of `sql` over the simple protocol, as the text it sent.
+async fn first_row_as_text(client: &tokio_postgres::Client, sql: &str) -> Vec<Option<String>> {
+    let messages = client.simple_query(sql).await.expect("runs");
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .expect("a row");
+    (0..row.len())
+        .map(|i| row.get(i).map(str::to_string))
+        .collect()
+}
+
 /// The rows of `sql` twice, as DataRow bodies in text or `binary`: once as
 /// the connector wrote them straight (which must be offered), once written
 /// from the Arrow batches the same plan yields, as every other plan's rows
@@ -157,22 +172,15 @@ async fn single_remote_queries_are_served_as_data_rows() {
     // extended protocol.
     let client = server.connect("pg").await;
     let sql = "SELECT id, n, d, c FROM public.edge_values WHERE id = 1";
-    let simple = client.simple_query(sql).await.expect("runs");
-    let row = simple
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
-        .expect("a row");
     assert_eq!(
-        (0..4).map(|i| row.get(i)).collect::<Vec<_>>(),
+        first_row_as_text(&client, sql).await,
         [
             Some("1"),
             Some("-0.500"),
             Some("0044-03-15 BC"),
             Some("ab  ")
         ]
+        .map(|v| v.map(String::from))
     );
     let binary = client.query_one(sql, &[]).await.expect("runs");
     assert_eq!(binary.get::<_, String>(3), "ab  ");
@@ -271,16 +279,8 @@ async fn mysql_queries_are_served_as_data_rows() {
     // extended protocol.
     let client = server.connect("my").await;
     let sql = format!("SELECT id, n, d, t, u FROM {db}.edge_values WHERE id = 2");
-    let simple = client.simple_query(&sql).await.expect("runs");
-    let row = simple
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-            _ => None,
-        })
-        .expect("a row");
     assert_eq!(
-        (0..5).map(|i| row.get(i)).collect::<Vec<_>>(),
+        first_row_as_text(&client, &sql).await,
         [
             Some("2"),
             Some("999999999.999"),
@@ -288,8 +288,31 @@ async fn mysql_queries_are_served_as_data_rows() {
             Some("it's"),
             Some("18446744073709551615")
         ]
+        .map(|v| v.map(String::from))
     );
     let binary = client.query_one(&sql, &[]).await.expect("runs");
     assert_eq!(binary.get::<_, String>(3), "it's");
     assert_eq!(binary.get::<_, i32>(0), 2);
+
+    // Lookups reuse pooled connections: one left idle after them (each
+    // lookup used to open, set up and close a connection of its own).
+    for key in 1..=5 {
+        client
+            .query(
+                &format!("SELECT t FROM {db}.edge_values WHERE id = $1"),
+                &[&key],
+            )
+            .await
+            .expect("looks up");
+    }
+    let metrics = server.engine.render_metrics();
+    let idle = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("koios_source_pool_connections_idle{source=\"my\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        idle >= 1.0,
+        "no idle pooled connection after lookups:\n{metrics}"
+    );
 }

@@ -30,6 +30,9 @@ use crate::options::MyOptions;
 use crate::pushdown;
 use crate::types::MyCodec;
 
+/// How long an idle pooled connection is kept before it is closed.
+const IDLE_CONNECTION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// One attached MySQL or MariaDB server.
 pub struct MyBackend {
     pub(crate) source: String,
@@ -99,7 +102,15 @@ impl MyBackend {
         let infile = Arc::new(InfileStreams::default());
         let base = OptsBuilder::from_opts(opts)
             .local_infile_handler(Some(infile.handler()))
-            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            // Idle connections stay pooled (up to pool_size) for a while:
+            // with mysql_async's default TTL of zero its pool keeps only
+            // `min` (here 0) idle, so every statement would open, set up
+            // and close a connection of its own.
+            .pool_opts(
+                PoolOpts::default()
+                    .with_constraints(constraints)
+                    .with_inactive_connection_ttl(IDLE_CONNECTION_TTL),
+            )
             // UPDATE counts the rows it matched, as PostgreSQL does.
             .client_found_rows(true)
             // Literals written by the unparser must mean the same whatever the
