@@ -1,13 +1,15 @@
-//! Durability of a mirrored table under faults: 20 clients insert and
-//! update for 30 s through a Koios server (the `koios` binary, so it can be
-//! killed) while a copy's server is killed and restarted twice (a private
-//! MariaDB, then a private PostgreSQL) and Koios itself is killed once and
-//! restarted, at random moments. Afterwards, once the copies have caught
-//! up: both copies hold exactly the same rows (count and checksum computed
-//! by each backend, and row by row), every acknowledged write is there,
-//! and every row's value is either its last acknowledged one or that of a
-//! later write whose answer never came (an unacknowledged write is applied
-//! on every copy or on none).
+//! Durability of tables with copies under faults — a mirrored table, and a
+//! striped table keeping each row on 2 of its 4 members: 20 clients insert
+//! and update for 30 s through a Koios server (the `koios` binary, so it
+//! can be killed) while a copy's server is killed and restarted twice (a
+//! private MariaDB, then a private PostgreSQL) and Koios itself is killed
+//! once and restarted, at random moments. Afterwards, once the copies have
+//! caught up: the copies of each row hold exactly the same rows (count and
+//! checksum computed by each backend, and row by row), every acknowledged
+//! write is there, and every row's value is either its last acknowledged
+//! one or that of a later write whose answer never came (an
+//! unacknowledged write is applied on every copy or on none). The two
+//! tests run one after the other (each starts its own servers).
 
 mod support;
 
@@ -211,8 +213,43 @@ async fn client(koios: String, id: i64, until: Instant) -> (BTreeMap<i64, Known>
     (rows, tally)
 }
 
+/// One test at a time: each runs two private servers and 20 clients.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_copies_and_koios_being_killed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    survives_faults(
+        "CREATE TABLE koios.public.ledger (id bigint PRIMARY KEY, client bigint, version bigint) \
+           MIRRORED ON (pgc.public.ledger, myc.bank.ledger) WITH (write_quorum = 1)",
+        &[("public.ledger", "bank.ledger")],
+    )
+    .await;
+}
+
+/// The same with a striped table of two groups, each with one copy on
+/// each server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_on_striped_copies() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    survives_faults(
+        "CREATE TABLE koios.public.ledger (id bigint PRIMARY KEY, client bigint, version bigint) \
+           STRIPED BY HASH (id) \
+           ACROSS (pgc.public.ledger0, myc.bank.ledger0, myc.bank.ledger1, pgc.public.ledger1) \
+           WITH (copies = 2, write_quorum = 1)",
+        &[
+            ("public.ledger0", "bank.ledger0"),
+            ("public.ledger1", "bank.ledger1"),
+        ],
+    )
+    .await;
+}
+
+/// Runs the clients and the faults against `koios.public.ledger` made by
+/// `create`, whose copies are the pairs of `copies` (PostgreSQL table,
+/// MariaDB table), each pair holding the same rows and the pairs
+/// together every row once.
+async fn survives_faults(create: &str, copies: &[(&str, &str)]) {
     let pg = PrivatePostgres::start();
     let my = PrivateMariaDb::start("bank");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -261,12 +298,9 @@ url = "mysql://root@127.0.0.1:{my_port}/bank"
     .await
     .expect("connects to Koios");
     admin
-        .batch_execute(
-            "CREATE TABLE koios.public.ledger (id bigint PRIMARY KEY, client bigint, version bigint) \
-               MIRRORED ON (pgc.public.ledger, myc.bank.ledger) WITH (write_quorum = 1)",
-        )
+        .batch_execute(create)
         .await
-        .expect("creates the mirrored table");
+        .expect("creates the table with copies");
     drop(admin);
 
     let seed = std::time::SystemTime::now()
@@ -366,51 +400,71 @@ url = "mysql://root@127.0.0.1:{my_port}/bank"
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // Each copy as its own backend sees it: count and checksum.
+    // Each copy as its own backend sees it: count and checksum; then row
+    // by row. The pairs hold different rows.
     let pg_client = pg.connect().await;
-    let pg_summary = pg_client
-        .query_one(
-            "SELECT count(*)::text || ' ' || coalesce(sum(id % 1000003 * 31 + version), 0)::text \
-             FROM public.ledger",
-            &[],
-        )
-        .await
-        .expect("sums the PostgreSQL copy")
-        .get::<_, String>(0);
-    let my_summary = my.sql(
-        "SELECT concat(count(*), ' ', coalesce(sum(id % 1000003 * 31 + version), 0)) FROM bank.ledger",
-    );
-    println!("PostgreSQL copy: {pg_summary} (rows, checksum); MariaDB copy: {my_summary}");
-    assert_eq!(
-        pg_summary, my_summary,
-        "the copies differ in count or checksum"
-    );
-
-    let pg_rows: BTreeMap<i64, i64> = pg_client
-        .query("SELECT id, version FROM public.ledger", &[])
-        .await
-        .expect("reads the PostgreSQL copy")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let my_rows: BTreeMap<i64, i64> = my
-        .sql("SELECT id, version FROM bank.ledger")
-        .lines()
-        .map(|line| {
-            let mut parts = line.split('\t');
-            let id = parts.next().and_then(|v| v.parse().ok()).expect("an id");
-            let version = parts
-                .next()
-                .and_then(|v| v.parse().ok())
-                .expect("a version");
-            (id, version)
-        })
-        .collect();
-    assert_eq!(pg_rows.len(), my_rows.len(), "row counts of the copies");
-    assert!(
-        pg_rows == my_rows,
-        "the copies hold different rows (an unacknowledged write half-applied?)"
-    );
+    let mut pg_rows: BTreeMap<i64, i64> = BTreeMap::new();
+    for (pg_table, my_table) in copies {
+        let pg_summary = pg_client
+            .query_one(
+                &format!(
+                    "SELECT count(*)::text || ' ' || coalesce(sum(id % 1000003 * 31 + version), 0)::text \
+                     FROM {pg_table}"
+                ),
+                &[],
+            )
+            .await
+            .expect("sums the PostgreSQL copy")
+            .get::<_, String>(0);
+        let my_summary = my.sql(&format!(
+            "SELECT concat(count(*), ' ', coalesce(sum(id % 1000003 * 31 + version), 0)) FROM {my_table}"
+        ));
+        println!(
+            "PostgreSQL copy {pg_table}: {pg_summary} (rows, checksum); MariaDB copy {my_table}: {my_summary}"
+        );
+        assert_eq!(
+            pg_summary, my_summary,
+            "the copies differ in count or checksum"
+        );
+        let pg_pair: BTreeMap<i64, i64> = pg_client
+            .query(&format!("SELECT id, version FROM {pg_table}"), &[])
+            .await
+            .expect("reads the PostgreSQL copy")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let my_pair: BTreeMap<i64, i64> = my
+            .sql(&format!("SELECT id, version FROM {my_table}"))
+            .lines()
+            .map(|line| {
+                let mut parts = line.split('\t');
+                let id = parts.next().and_then(|v| v.parse().ok()).expect("an id");
+                let version = parts
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("a version");
+                (id, version)
+            })
+            .collect();
+        assert_eq!(pg_pair.len(), my_pair.len(), "row counts of the copies");
+        assert!(
+            pg_pair == my_pair,
+            "the copies hold different rows (an unacknowledged write half-applied?)"
+        );
+        if copies.len() > 1 {
+            assert!(
+                pg_pair.len() > 10,
+                "a group of copies holds {} rows: rows are not spread",
+                pg_pair.len()
+            );
+        }
+        for (row, version) in pg_pair {
+            assert!(
+                pg_rows.insert(row, version).is_none(),
+                "row {row} is in two groups of copies"
+            );
+        }
+    }
 
     // Every acknowledged write is there; nothing else than the writes made.
     let mut unanswered_applied = 0;

@@ -65,7 +65,7 @@ mod values;
 
 use crate::engine::error::{KoiosError, Result};
 use crate::engine::metadata::MetadataLocation;
-pub use tables::{DeclaredStriping, TableSpec};
+pub use tables::{Copies as DeclaredCopies, DeclaredStriping, TableSpec};
 use values::parse_size;
 pub(crate) use values::{expand, expand_value};
 

@@ -9,11 +9,15 @@ Usage: mongo_fixture.py URL DATABASE            load the fixture
        mongo_fixture.py URL DATABASE --count COLLECTION  print how many it holds
        mongo_fixture.py URL DATABASE --sum COLLECTION FIELD  print the sum of a field
        mongo_fixture.py URL DATABASE --drop-collection COLLECTION
+       mongo_fixture.py URL DATABASE --set COLLECTION ID FIELD VALUE
+                          set FIELD of the document whose `id` is ID to
+                          VALUE, in the type the field has now
 """
 import pathlib
 import sys
 
 from bson import json_util
+from bson.decimal128 import Decimal128
 from pymongo import MongoClient
 
 url, database = sys.argv[1], sys.argv[2]
@@ -33,6 +37,24 @@ if "--sum" in sys.argv:
     result = list(client[database][collection].aggregate(
         [{"$group": {"_id": None, "total": {"$sum": "$" + field}}}]))
     print(result[0]["total"] if result else 0)
+    sys.exit(0)
+if "--set" in sys.argv:
+    at = sys.argv.index("--set")
+    collection, key, field, value = sys.argv[at + 1 : at + 5]
+    documents = client[database][collection]
+    found = documents.find_one({"id": int(key)})
+    if found is None:
+        sys.exit(f"no document with id {key} in {collection}")
+    current = found.get(field)
+    if isinstance(current, Decimal128):
+        typed = Decimal128(value)
+    elif isinstance(current, float):
+        typed = float(value)
+    elif isinstance(current, int):
+        typed = int(value)
+    else:
+        typed = value
+    documents.update_one({"_id": found["_id"]}, {"$set": {field: typed}})
     sys.exit(0)
 if "--drop-collection" in sys.argv:
     client[database].drop_collection(sys.argv[sys.argv.index("--drop-collection") + 1])

@@ -15,6 +15,15 @@
 //! mirrored = true                      # every row on every member
 //! read = "first"                       # optional: "fastest" (default)
 //! members = ["pg.public.accounts", "my.bank.accounts"]
+//!
+//! [[table]]
+//! name = "orders"
+//! columns = ["id bigint PRIMARY KEY", "total numeric(12,2)"]
+//! striped = "hash"
+//! key = "id"
+//! copies = 2                           # each row on 2 members (a group)
+//! write_quorum = 1                     # optional: default all copies
+//! members = ["pg.public.orders", "my.shop.orders", "pg2.public.orders", "mongo.shop.orders"]
 //! ```
 //!
 //! The column list is read by the SQL parser, as in `CREATE TABLE`.
@@ -38,6 +47,8 @@ pub(super) struct RawTable {
     write_quorum: Option<u32>,
     #[serde(default)]
     read: Option<String>,
+    #[serde(default)]
+    copies: Option<u32>,
     members: Vec<String>,
 }
 
@@ -46,12 +57,23 @@ pub(super) struct RawTable {
 pub enum DeclaredStriping {
     Hash {
         key: String,
+        /// Copies of each row, with the write and read rules of mirrored
+        /// tables among them (`None`: one).
+        copies: Option<Copies>,
     },
     RoundRobin,
     Mirrored {
         write_quorum: Option<u32>,
         read: Option<String>,
     },
+}
+
+/// `copies`, `write_quorum` and `read` of a hash-striped table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copies {
+    pub copies: u32,
+    pub write_quorum: Option<u32>,
+    pub read: Option<String>,
 }
 
 /// A logical table of the configuration file.
@@ -77,18 +99,31 @@ impl RawTable {
                 if self.key.is_some() {
                     return Err(format!("{place}: table.key: a mirrored table takes no key"));
                 }
+                if self.copies.is_some() {
+                    return Err(format!(
+                        "{place}: table.copies: a mirrored table keeps every row on every member"
+                    ));
+                }
                 DeclaredStriping::Mirrored {
                     write_quorum: self.write_quorum,
                     read: self.read,
                 }
             }
             (Some(striped), None | Some(false)) => {
-                if self.write_quorum.is_some() || self.read.is_some() {
-                    return Err(format!(
-                        "{place}: table: write_quorum and read are options of mirrored tables"
-                    ));
-                }
-                Self::striping(&striped, self.key, &place, at)?
+                let copies = match self.copies {
+                    Some(copies) => Some(Copies {
+                        copies,
+                        write_quorum: self.write_quorum,
+                        read: self.read,
+                    }),
+                    None if self.write_quorum.is_some() || self.read.is_some() => {
+                        return Err(format!(
+                            "{place}: table: write_quorum and read are options of mirrored tables and of striped tables with copies"
+                        ));
+                    }
+                    None => None,
+                };
+                Self::striping(&striped, self.key, copies, &place, at)?
             }
             _ => {
                 return Err(format!(
@@ -113,13 +148,20 @@ impl RawTable {
     fn striping(
         striped: &Spanned<String>,
         key: Option<String>,
+        copies: Option<Copies>,
         place: &str,
         at: &dyn Fn(usize) -> String,
     ) -> Result<DeclaredStriping, String> {
         let key_given = key.is_some();
-        Ok(match striped.get_ref().to_ascii_lowercase().as_str() {
+        let striping = striped.get_ref().to_ascii_lowercase();
+        if copies.is_some() && striping != "hash" {
+            return Err(format!(
+                "{place}: table.copies: copies need hash striping (striped = \"hash\")"
+            ));
+        }
+        Ok(match striping.as_str() {
             "hash" => match key {
-                Some(key) => DeclaredStriping::Hash { key },
+                Some(key) => DeclaredStriping::Hash { key, copies },
                 None => return Err(format!("{place}: table.key: hash striping needs a key")),
             },
             "round robin" | "round_robin" => {

@@ -1,4 +1,5 @@
-//! Stale copies of mirrored tables brought back: at start, the state the
+//! Stale copies of tables with copies (mirrored, or striped with copies)
+//! brought back, each from a current copy of its group: at start, the state the
 //! store keeps (and the copies of a write Koios stopped in put in doubt,
 //! see [`super::journal`]); then one background task that replays each
 //! stale copy's journal as soon as its source is up.
@@ -34,7 +35,7 @@ impl Engine {
     pub(crate) async fn restore_mirrors(&self) -> crate::engine::error::Result<()> {
         let stale = self.store.stale_copies().await?;
         for table in self.logical_tables().into_values() {
-            if !table.definition.layout.is_mirrored() {
+            if !table.definition.layout.has_copies() {
                 continue;
             }
             table.load_stale(&stale);
@@ -66,7 +67,7 @@ pub(crate) fn spawn(engine: &Arc<Engine>, interval: Duration) {
             };
             for table in engine.logical_tables().into_values() {
                 let stale = table.mirror.copies.iter().any(|c| c.is_stale());
-                if !table.definition.layout.is_mirrored() || !stale {
+                if !table.definition.layout.has_copies() || !stale {
                     continue;
                 }
                 let name = table.display_name();
@@ -89,29 +90,31 @@ pub(crate) fn spawn(engine: &Arc<Engine>, interval: Duration) {
 }
 
 /// Replays the journal of each stale copy of `table` whose source is up,
-/// from a current copy that is up.
+/// from a current copy of its group that is up.
 async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
     let resolved = LogicalTableProvider::resolve(engine, Arc::clone(table)).await?;
     let up = |index: usize| {
         let member = &resolved.members[index];
         member.provider.is_ok() && member.health.as_ref().is_none_or(|h| h.is_up())
     };
-    let Some(current) = (0..resolved.members.len())
-        .find(|&i| !table.mirror.copies[i].is_stale() && up(i))
-        .and_then(|i| resolved.members[i].provider.as_ref().ok())
-    else {
-        // No current copy to catch up from: wait for one.
-        return Ok(());
-    };
+    let definition = &table.definition;
     let state = engine.internal_context().state();
-    let keys = key_schema(&table.declared, &table.definition.primary_key)?;
-    let name = table.definition.key();
+    let keys = key_schema(&table.declared, &definition.primary_key)?;
+    let name = definition.key();
     for (index, member) in resolved.members.iter().enumerate() {
         let copy = &table.mirror.copies[index];
         if !copy.is_stale() || !up(index) {
             continue;
         }
         let Ok(target) = &member.provider else {
+            continue;
+        };
+        let Some(current) = definition
+            .group_members(definition.group_of(index))
+            .find(|&i| !table.mirror.copies[i].is_stale() && up(i))
+            .and_then(|i| resolved.members[i].provider.as_ref().ok())
+        else {
+            // No current copy to catch up from: wait for one.
             continue;
         };
         let copy_name = member.name.to_string();

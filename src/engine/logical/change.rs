@@ -6,9 +6,9 @@
 //! it and saying what the other members did: members are separate
 //! servers, so nothing undoes what another member already committed.
 //!
-//! A mirrored table's change follows its write rules
-//! ([`super::journal`]): before it runs, the rows it will change are read
-//! from one copy (their keys go to the journal of any copy that misses
+//! A change of a table with copies (mirrored, or striped with copies)
+//! follows the write rules of mirrored tables ([`super::journal`]): before
+//! it runs, the rows it will change are read from one copy of each group (their keys go to the journal of any copy that misses
 //! the change; the rows themselves put the change back if too few copies
 //! apply it).
 
@@ -78,6 +78,8 @@ struct MirrorChange {
     state: SessionState,
     /// The statement's filter, over the copies' columns.
     filter: Option<Expr>,
+    /// The groups of copies that can hold matching rows.
+    groups: Vec<usize>,
 }
 
 /// Plans `UPDATE` (with `assignments`) or `DELETE` of a logical table: on
@@ -113,15 +115,15 @@ pub async fn plan_change(
         })
     };
     let definition = &table.table.definition;
-    let mirrored = definition.layout.is_mirrored();
+    let mirrored = definition.layout.has_copies();
     if mirrored && let Some(key) = definition.primary_key.iter().find(|k| changes_column(k)) {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
             "UPDATE of the primary key \"{key}\" of {name} is not supported: copies are kept in step by key; DELETE the row and INSERT it with the new key"
         );
     }
-    let mut chosen: Vec<usize> = (0..table.members.len()).collect();
-    if let Layout::StripedHash { key, buckets } = &definition.layout {
+    let mut groups: Vec<usize> = (0..definition.groups()).collect();
+    if let Layout::StripedHash { key, buckets, .. } = &definition.layout {
         if changes_column(key) {
             return sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
@@ -129,10 +131,14 @@ pub async fn plan_change(
             );
         }
         let key_type = table.schema().field_with_name(key)?.data_type().clone();
-        chosen = placement::prune(&filters, key, &key_type, *buckets, table.members.len())?
+        groups = placement::prune(&filters, key, &key_type, *buckets, definition.groups())?
             .into_iter()
             .collect();
     }
+    let chosen: Vec<usize> = groups
+        .iter()
+        .flat_map(|&g| definition.group_members(g))
+        .collect();
     let session = owned_state(state)?;
     let mut plans = Vec::with_capacity(chosen.len());
     for index in chosen {
@@ -141,7 +147,7 @@ pub async fn plan_change(
             Ok(provider) => provider,
             // A copy that cannot be reached misses the change (journalled).
             Err(_) if mirrored => {
-                plans.push((member.name.clone(), None));
+                plans.push((index, member.name.clone(), None));
                 continue;
             }
             Err(e) => return Err(e.to_error(&name, &member.name)),
@@ -166,7 +172,7 @@ pub async fn plan_change(
                 format!("{verb} of {name}: member {}: {m}", member.name)
             })
         })?;
-        plans.push((member.name.clone(), Some(plan)));
+        plans.push((index, member.name.clone(), Some(plan)));
     }
     let mirror = if mirrored {
         Some(Arc::new(MirrorChange {
@@ -174,6 +180,7 @@ pub async fn plan_change(
             members: table.members.clone(),
             state: session,
             filter: conjunction(filters),
+            groups,
         }))
     } else {
         None
@@ -188,8 +195,12 @@ pub async fn plan_change(
     }))
 }
 
-/// Each member's DML plan, by member (`None`: not run on that copy).
-type MemberPlans = Arc<Vec<(MemberName, Option<Arc<dyn ExecutionPlan>>)>>;
+/// A chosen member's index, name and DML plan (`None`: not run on that
+/// copy).
+type MemberPlan = (usize, MemberName, Option<Arc<dyn ExecutionPlan>>);
+
+/// Each chosen member's plan.
+type MemberPlans = Arc<Vec<MemberPlan>>;
 
 /// Runs one DML plan per member at once and adds up their counts (a
 /// mirrored table's copies each change the same rows: one copy's count).
@@ -215,7 +226,7 @@ impl fmt::Debug for FanOutExec {
 
 impl DisplayAs for FanOutExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let members: Vec<String> = self.plans.iter().map(|(m, _)| m.to_string()).collect();
+        let members: Vec<String> = self.plans.iter().map(|(_, m, _)| m.to_string()).collect();
         write!(
             f,
             "StripedDmlExec: {} {} members=[{}]",
@@ -249,7 +260,7 @@ impl ExecutionPlan for FanOutExec {
                 super::journal::refuse_in_block(&context, &mirror.table.definition.described())?;
                 return count_batch(run_mirrored(&mirror, verb, &plans, context).await?);
             }
-            let runs = plans.iter().map(|(_, plan)| {
+            let runs = plans.iter().map(|(_, _, plan)| {
                 let plan = plan.clone();
                 let context = Arc::clone(&context);
                 async move {
@@ -268,7 +279,7 @@ impl ExecutionPlan for FanOutExec {
                 let applied: Vec<String> = plans
                     .iter()
                     .zip(&results)
-                    .filter_map(|((member, _), r)| {
+                    .filter_map(|((_, member, _), r)| {
                         r.as_ref()
                             .ok()
                             .map(|rows| format!("{member} ({rows} rows)"))
@@ -277,7 +288,7 @@ impl ExecutionPlan for FanOutExec {
                 return Err(restate(error, |m| {
                     format!(
                         "{verb} of {table} failed on member {}: {m}; applied and kept on: {}",
-                        plans[failed].0,
+                        plans[failed].1,
                         if applied.is_empty() {
                             "none".to_string()
                         } else {
@@ -295,55 +306,78 @@ impl ExecutionPlan for FanOutExec {
     }
 }
 
-/// A mirrored change: in the table's turn, the rows it changes read from
-/// a copy, then run on every copy that takes writes, then journalled (or
-/// undone below quorum).
+/// A change of a table with copies: in the table's turn, the rows it
+/// changes read from a copy of each group it may touch, then run on every
+/// copy that takes writes, then journalled (or undone below quorum).
 async fn run_mirrored(
     mirror: &MirrorChange,
     verb: &'static str,
-    plans: &[(MemberName, Option<Arc<dyn ExecutionPlan>>)],
+    plans: &[MemberPlan],
     context: Arc<TaskContext>,
 ) -> Result<u64> {
-    let write = mirror.table.begin_mirror_write(&mirror.members).await?;
-    let key = &mirror.table.definition.primary_key;
-    // The rows before the change, from the first copy that answers.
-    let mut before: Option<Vec<RecordBatch>> = None;
-    let mut read_errors = Vec::new();
-    for index in write.targets() {
-        let Ok(provider) = &mirror.members[index].provider else {
-            continue;
-        };
-        match resync::read(&mirror.state, provider, mirror.filter.clone()).await {
-            Ok(rows) => {
-                before = Some(rows);
-                break;
+    let table = &mirror.table;
+    let definition = &table.definition;
+    let write = table
+        .begin_mirror_write(&mirror.members, &mirror.groups)
+        .await?;
+    let key = &definition.primary_key;
+    // The rows before the change, per group, from the first copy that
+    // answers.
+    let mut before: Vec<Option<Vec<RecordBatch>>> = vec![None; definition.groups()];
+    for &group in &mirror.groups {
+        let mut read_errors = Vec::new();
+        for index in definition.group_members(group) {
+            if !write.writes_to(index) {
+                continue;
             }
-            Err(e) => read_errors.push(format!("{}: {e}", mirror.members[index].name)),
+            let Ok(provider) = &mirror.members[index].provider else {
+                continue;
+            };
+            match resync::read(&mirror.state, provider, mirror.filter.clone()).await {
+                Ok(rows) => {
+                    before[group] = Some(rows);
+                    break;
+                }
+                Err(e) => read_errors.push(format!("{}: {e}", mirror.members[index].name)),
+            }
+        }
+        if before[group].is_none() {
+            write.abandon().await?;
+            return sql_err!(
+                codes::CONNECTION_FAILURE,
+                "{verb} of {}: no copy could be read for the rows it changes ({}); nothing was written",
+                definition.described(),
+                read_errors.join("; ")
+            );
         }
     }
-    let Some(before) = before else {
-        write.abandon().await?;
-        return sql_err!(
-            codes::CONNECTION_FAILURE,
-            "{verb} of {}: no copy could be read for the rows it changes ({}); nothing was written",
-            mirror.table.definition.described(),
-            read_errors.join("; ")
-        );
-    };
     let keys = before
         .iter()
-        .map(|b| keys_of(b, key))
+        .map(|rows| {
+            rows.as_ref()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|b| keys_of(b, key))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .transpose()
+        })
         .collect::<Result<Vec<_>>>()?;
-    let runs = plans.iter().enumerate().map(|(index, (_, plan))| {
-        let plan = plan.clone().filter(|_| write.writes_to(index));
+    let mut runs = Vec::with_capacity(mirror.members.len());
+    for index in 0..mirror.members.len() {
+        let plan = plans
+            .iter()
+            .find(|(i, _, _)| *i == index)
+            .and_then(|(_, _, plan)| plan.clone())
+            .filter(|_| write.writes_to(index));
         let context = Arc::clone(&context);
-        async move {
+        runs.push(async move {
             match plan {
                 Some(plan) => Some(run_count(plan, context).await),
                 None => None,
             }
-        }
-    });
+        });
+    }
     let outcomes = futures::future::join_all(runs).await;
     let state = &mirror.state;
     let members = &mirror.members;
@@ -355,7 +389,11 @@ async fn run_mirrored(
                     .provider
                     .as_ref()
                     .map_err(|e| DataFusionError::Execution(e.message.clone()))?;
-                resync::rewrite_keys(state, provider, undo_keys, undo_rows).await
+                let group = definition.group_of(index);
+                let (Some(keys), Some(rows)) = (&undo_keys[group], &undo_rows[group]) else {
+                    return Ok(());
+                };
+                resync::rewrite_keys(state, provider, keys, rows).await
             });
             futures::future::join_all(undo).await
         })

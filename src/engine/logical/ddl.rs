@@ -20,7 +20,7 @@ use koios_connector::{sql_err, sql_error};
 
 use super::definition::{
     HASH_BUCKETS, LogicalColumn, LogicalTableDef, MemberName, ROUND_ROBIN_BATCH_ROWS, ReadChoice,
-    compatible,
+    Replication, compatible,
 };
 use super::statement::{LogicalStatement, Striping};
 use super::{Layout, LogicalTable, TableOrigin};
@@ -189,6 +189,80 @@ pub fn prepare_logical(
 
 /// The layout `MIRRORED … WITH (options)` asks for over `copies` members.
 fn mirrored_layout(options: &[(String, ast::Value)], copies: usize) -> Result<Layout> {
+    let (write_quorum, read) = copy_rules(options, copies, "a mirrored table")?;
+    Ok(Layout::Mirrored { write_quorum, read })
+}
+
+/// The layout `STRIPED BY HASH (key) ACROSS (…) [WITH (copies = k, …)]`
+/// asks for over `members` members.
+fn hash_layout(
+    key: &str,
+    options: &[(String, ast::Value)],
+    members: usize,
+    primary_key: &[String],
+) -> Result<Layout> {
+    let mut copies = 1;
+    let mut rules = Vec::new();
+    for (name, value) in options {
+        if name != "copies" {
+            rules.push((name.clone(), value.clone()));
+            continue;
+        }
+        copies = match value {
+            ast::Value::Number(n, _) => match n.parse::<usize>() {
+                Ok(k) if (1..=members).contains(&k) && members.is_multiple_of(k) => k,
+                _ => {
+                    return sql_err!(
+                        codes::INVALID_PARAMETER_VALUE,
+                        "copies must be a whole number from 1 to the number of members ({members}) that divides it, not {n}: the members are taken copies at a time, each group holding the same rows"
+                    );
+                }
+            },
+            other => {
+                return sql_err!(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "invalid value for copies: {other} (it takes a number)"
+                );
+            }
+        };
+    }
+    if copies == 1 && !rules.is_empty() {
+        return sql_err!(
+            codes::INVALID_PARAMETER_VALUE,
+            "unknown option {} of a striped table (it takes copies, and with copies write_quorum and read)",
+            rules[0].0
+        );
+    }
+    let replication = if copies > 1 {
+        if primary_key.is_empty() {
+            return sql_err!(
+                codes::INVALID_TABLE_DEFINITION,
+                "a striped table with copies needs a PRIMARY KEY: its copies are compared, repaired and caught up row by row by it"
+            );
+        }
+        let (write_quorum, read) = copy_rules(&rules, copies, "a striped table with copies")?;
+        Some(Replication {
+            copies,
+            write_quorum,
+            read,
+        })
+    } else {
+        None
+    };
+    Ok(Layout::StripedHash {
+        key: key.to_string(),
+        buckets: HASH_BUCKETS,
+        copies: replication,
+    })
+}
+
+/// `write_quorum` (default: every copy) and `read` (default: fastest)
+/// among `options`, for rows kept on `copies` members.
+fn copy_rules(
+    options: &[(String, ast::Value)],
+    copies: usize,
+    what: &str,
+) -> Result<(usize, ReadChoice)> {
     let mut write_quorum = copies;
     let mut read = ReadChoice::Fastest;
     for (name, value) in options {
@@ -225,12 +299,12 @@ fn mirrored_layout(options: &[(String, ast::Value)], copies: usize) -> Result<La
             _ => {
                 return sql_err!(
                     codes::INVALID_PARAMETER_VALUE,
-                    "unknown option {name} of a mirrored table (it takes write_quorum and read)"
+                    "unknown option {name} of {what} (it takes write_quorum and read)"
                 );
             }
         }
     }
-    Ok(Layout::Mirrored { write_quorum, read })
+    Ok((write_quorum, read))
 }
 
 fn striped_definition(
@@ -243,7 +317,7 @@ fn striped_definition(
     let (catalog, schema, table) = qualify(names, &create.name)?;
     let kind = match striping {
         Striping::Mirrored(_) => "mirrored",
-        Striping::Hash(_) | Striping::RoundRobin => "striped",
+        Striping::Hash(..) | Striping::RoundRobin => "striped",
     };
     if catalog != KOIOS_CATALOG {
         return sql_err!(
@@ -307,7 +381,7 @@ fn striped_definition(
         })
         .collect();
     let layout = match striping {
-        Striping::Hash(key) => {
+        Striping::Hash(key, options) => {
             if !columns.iter().any(|c| &c.name == key) {
                 return sql_err!(
                     codes::UNDEFINED_COLUMN,
@@ -321,10 +395,7 @@ fn striped_definition(
                     declared.primary_key.join(", ")
                 );
             }
-            Layout::StripedHash {
-                key: key.clone(),
-                buckets: HASH_BUCKETS,
-            }
+            hash_layout(key, options, member_names.len(), &declared.primary_key)?
         }
         Striping::Mirrored(options) => {
             if declared.primary_key.is_empty() {

@@ -55,27 +55,45 @@ fn statement(spec: &TableSpec) -> std::result::Result<LogicalStatement, String> 
     Ok(LogicalStatement::CreateStriped {
         create: Box::new(create),
         striping: match &spec.striping {
-            DeclaredStriping::Hash { key } => Striping::Hash(key.to_lowercase()),
+            DeclaredStriping::Hash { key, copies } => {
+                let options = match copies {
+                    Some(c) => {
+                        let mut options = vec![(
+                            "copies".to_string(),
+                            ast::Value::Number(c.copies.to_string(), false),
+                        )];
+                        options.extend(copy_options(c.write_quorum, c.read.as_deref()));
+                        options
+                    }
+                    None => Vec::new(),
+                };
+                Striping::Hash(key.to_lowercase(), options)
+            }
             DeclaredStriping::RoundRobin => Striping::RoundRobin,
             DeclaredStriping::Mirrored { write_quorum, read } => {
-                let mut options = Vec::new();
-                if let Some(quorum) = write_quorum {
-                    options.push((
-                        "write_quorum".to_string(),
-                        ast::Value::Number(quorum.to_string(), false),
-                    ));
-                }
-                if let Some(read) = read {
-                    options.push((
-                        "read".to_string(),
-                        ast::Value::SingleQuotedString(read.clone()),
-                    ));
-                }
-                Striping::Mirrored(options)
+                Striping::Mirrored(copy_options(*write_quorum, read.as_deref()))
             }
         },
         members,
     })
+}
+
+/// `write_quorum` and `read` as the options of `WITH (…)`.
+fn copy_options(write_quorum: Option<u32>, read: Option<&str>) -> Vec<(String, ast::Value)> {
+    let mut options = Vec::new();
+    if let Some(quorum) = write_quorum {
+        options.push((
+            "write_quorum".to_string(),
+            ast::Value::Number(quorum.to_string(), false),
+        ));
+    }
+    if let Some(read) = read {
+        options.push((
+            "read".to_string(),
+            ast::Value::SingleQuotedString(read.to_string()),
+        ));
+    }
+    options
 }
 
 impl Engine {

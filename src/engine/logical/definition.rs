@@ -50,8 +50,15 @@ pub struct LogicalColumn {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Layout {
-    /// Each row on the member owning the bucket of its key's hash.
-    StripedHash { key: String, buckets: u32 },
+    /// Each row on the member owning the bucket of its key's hash — or,
+    /// with `copies`, on each member of the group owning it.
+    StripedHash {
+        key: String,
+        buckets: u32,
+        /// Rows kept on several members (absent: one copy of each row).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copies: Option<Replication>,
+    },
     /// Batches of `batch_rows` rows on each member in turn.
     StripedRoundRobin { batch_rows: u64 },
     /// Every row on every member (each member a *copy*); a write succeeds
@@ -60,6 +67,20 @@ pub enum Layout {
         write_quorum: usize,
         read: ReadChoice,
     },
+}
+
+/// `STRIPED BY HASH … WITH (copies = k)`: the members taken `k` at a time
+/// form groups (members `0..k`, `k..2k`, …), each group holding its
+/// buckets' rows on every one of its members — striped mirrors, as RAID 10
+/// stripes over mirrored pairs. Within a group, the rules of a mirrored
+/// table apply: writes to every member, `write_quorum` of them to succeed,
+/// reads from one current member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    pub copies: usize,
+    pub write_quorum: usize,
+    pub read: ReadChoice,
 }
 
 /// Which copy of a mirrored table a query reads.
@@ -105,10 +126,38 @@ impl Layout {
         matches!(self, Layout::Mirrored { .. })
     }
 
-    /// How many copies must apply a write, for a mirrored table.
+    /// Whether rows are kept on several members by the write rules of
+    /// mirrored tables (journal, quorum, catch-up): a mirrored table, or a
+    /// striped one `WITH (copies = k)`.
+    pub fn has_copies(&self) -> bool {
+        matches!(
+            self,
+            Layout::Mirrored { .. }
+                | Layout::StripedHash {
+                    copies: Some(_),
+                    ..
+                }
+        )
+    }
+
+    /// How many copies must apply a write, for a table with copies.
     pub fn write_quorum(&self) -> Option<usize> {
         match self {
             Layout::Mirrored { write_quorum, .. } => Some(*write_quorum),
+            Layout::StripedHash {
+                copies: Some(r), ..
+            } => Some(r.write_quorum),
+            _ => None,
+        }
+    }
+
+    /// Which copy reads go to, for a table with copies.
+    pub fn read_choice(&self) -> Option<ReadChoice> {
+        match self {
+            Layout::Mirrored { read, .. } => Some(*read),
+            Layout::StripedHash {
+                copies: Some(r), ..
+            } => Some(r.read),
             _ => None,
         }
     }
@@ -150,6 +199,38 @@ impl LogicalTableDef {
     /// The key of the metadata store and of the engine's map: `schema.table`.
     pub fn key(&self) -> String {
         format!("{}.{}", self.schema, self.table)
+    }
+
+    /// How many members hold each row: every member of a mirrored table,
+    /// `copies` of a striped one.
+    pub fn copies(&self) -> usize {
+        let members = self.members.len().max(1);
+        match &self.layout {
+            Layout::Mirrored { .. } => members,
+            Layout::StripedHash {
+                copies: Some(r), ..
+            } => r.copies.clamp(1, members),
+            _ => 1,
+        }
+    }
+
+    /// The groups of members holding the same rows: one per member of a
+    /// striped table without copies, one for a mirrored table, `members /
+    /// copies` for striped mirrors. Hash striping places a row in a group.
+    pub fn groups(&self) -> usize {
+        (self.members.len() / self.copies()).max(1)
+    }
+
+    /// The group member `member` belongs to.
+    pub fn group_of(&self, member: usize) -> usize {
+        member / self.copies()
+    }
+
+    /// The members of group `group`.
+    pub fn group_members(&self, group: usize) -> std::ops::Range<usize> {
+        let copies = self.copies();
+        let start = group * copies;
+        start..(start + copies).min(self.members.len())
     }
 
     /// `koios.schema.table`.
@@ -300,6 +381,7 @@ mod tests {
             layout: Layout::StripedHash {
                 key: "id".into(),
                 buckets: HASH_BUCKETS,
+                copies: None,
             },
             members: vec![MemberName {
                 source: "pg".into(),
@@ -310,6 +392,30 @@ mod tests {
         let json = def.to_json().expect("serializes");
         assert_eq!(LogicalTableDef::from_json(&json).expect("reads"), def);
         assert!(LogicalTableDef::from_json(&json.replace("\"members\"", "\"memberz\"")).is_err());
+        // A table without copies is stored as before copies existed.
+        assert!(!json.contains("copies"));
+        let mut mirrors = def.clone();
+        mirrors.layout = Layout::StripedHash {
+            key: "id".into(),
+            buckets: HASH_BUCKETS,
+            copies: Some(Replication {
+                copies: 2,
+                write_quorum: 1,
+                read: ReadChoice::First,
+            }),
+        };
+        mirrors.members = (0..4)
+            .map(|i| MemberName {
+                source: format!("s{i}"),
+                schema: "public".into(),
+                table: "events".into(),
+            })
+            .collect();
+        let json = mirrors.to_json().expect("serializes");
+        assert_eq!(LogicalTableDef::from_json(&json).expect("reads"), mirrors);
+        assert_eq!((mirrors.copies(), mirrors.groups()), (2, 2));
+        assert_eq!(mirrors.group_members(1), 2..4);
+        assert_eq!(mirrors.group_of(3), 1);
     }
 
     #[test]

@@ -114,24 +114,26 @@ impl OptimizerRule for ExpandLogicalTables {
     }
 }
 
-/// The members `filters` may match, in member order, and the gate each
-/// branch gets when the key is compared with placeholders (`None`: no
-/// gates).
-fn chosen_members(
+/// The groups `filters` may match, in order (a group being one member, or
+/// the members holding the same rows — see
+/// [`super::definition::LogicalTableDef::groups`]), and the gate each
+/// group's branch gets when the key is compared with placeholders
+/// (`None`: no gates).
+fn chosen_groups(
     striped: &LogicalTableProvider,
     filters: &[Expr],
 ) -> Result<(Vec<usize>, Option<Gate>)> {
-    let count = striped.members.len();
+    let groups = striped.table.definition.groups();
     match &striped.table.definition.layout {
-        Layout::StripedHash { key, buckets } => {
+        Layout::StripedHash { key, buckets, .. } => {
             let key_type = striped.schema().field_with_name(key)?.data_type().clone();
-            let chosen = super::placement::prune(filters, key, &key_type, *buckets, count)?
+            let chosen = super::placement::prune(filters, key, &key_type, *buckets, groups)?
                 .into_iter()
                 .collect::<Vec<_>>();
             let comparisons = super::placement::placeholder_comparisons(filters, key);
             let gate = (chosen.len() > 1 && !comparisons.is_empty()).then(|| Gate {
                 member: 0,
-                members: count,
+                members: groups,
                 buckets: *buckets,
                 key_type,
                 comparisons,
@@ -139,14 +141,16 @@ fn chosen_members(
             Ok((chosen, gate))
         }
         Layout::StripedRoundRobin { .. } | Layout::Mirrored { .. } => {
-            Ok(((0..count).collect(), None))
+            Ok(((0..groups).collect(), None))
         }
     }
 }
 
 /// The plan reading `scan` through the members of `striped`. `partial`:
 /// where to warn of a member left out because it is down (`None`: such a
-/// member fails the query).
+/// member fails the query). A group of copies (a mirrored table's one, a
+/// striped table's `WITH (copies = k)`) is read through a [`MirrorRead`]
+/// of its members: one current copy answers.
 pub fn expand(
     scan: &TableScan,
     striped: &LogicalTableProvider,
@@ -169,114 +173,88 @@ pub fn expand(
         }
     }
     let table_name = striped.described();
-    let mirrored = match &striped.table.definition.layout {
-        Layout::Mirrored { read, .. } => Some(*read),
-        _ => None,
-    };
+    let definition = &striped.table.definition;
+    let read_choice = definition.layout.read_choice();
     let mut branches = Vec::new();
-    // A mirrored table's copies that can be read, and why the others
-    // cannot.
-    let mut copies = Vec::new();
-    let mut missing = Vec::new();
-    let (chosen, gate) = chosen_members(striped, &scan.filters)?;
-    for index in chosen {
-        let member = &striped.members[index];
-        let provider = match &member.provider {
-            Ok(provider) => provider,
-            // Any other copy of a mirrored table will do.
-            Err(error) if mirrored.is_some() => {
-                missing.push(format!("member {}: {}", member.name, error.message));
+    let (chosen, gate) = chosen_groups(striped, &scan.filters)?;
+    for group in chosen {
+        // The group's copies that can be read, and why the others cannot.
+        let mut alternatives = Vec::new();
+        let mut copies = Vec::new();
+        let mut missing = Vec::new();
+        for index in definition.group_members(group) {
+            let Some(member) = striped.members.get(index) else {
                 continue;
-            }
-            Err(error) => match partial {
-                Some(notices) => {
-                    notices.warn(format!(
-                        "{table_name}: member {} is unavailable and was left out of this result: {}",
-                        member.name, error.message
-                    ));
+            };
+            let provider = match &member.provider {
+                Ok(provider) => provider,
+                // Any other copy of the group will do.
+                Err(error) if read_choice.is_some() => {
+                    missing.push(format!("member {}: {}", member.name, error.message));
                     continue;
                 }
-                None => return Err(error.to_error(&table_name, &member.name)),
+                Err(error) => match partial {
+                    Some(notices) => {
+                        notices.warn(format!(
+                            "{table_name}: member {} is unavailable and was left out of this result: {}",
+                            member.name, error.message
+                        ));
+                        continue;
+                    }
+                    None => return Err(error.to_error(&table_name, &member.name)),
+                },
+            };
+            copies.push(Copy {
+                member: member.name.clone(),
+                health: member.health.clone(),
+                state: Arc::clone(&striped.table.mirror.copies[member.index]),
+            });
+            alternatives.push(member_branch(
+                scan, &schema, &read, &projected, member, provider,
+            )?);
+        }
+        let branch = match read_choice {
+            Some(_) if alternatives.is_empty() => {
+                let message = format!("no copy is available ({})", missing.join("; "));
+                match partial {
+                    Some(notices) if !definition.layout.is_mirrored() => {
+                        notices.warn(format!(
+                            "{table_name}: the rows of group {group} were left out of this result: {message}"
+                        ));
+                        continue;
+                    }
+                    _ => {
+                        return sql_err!(codes::CONNECTION_FAILURE, "{table_name}: {message}");
+                    }
+                }
+            }
+            Some(read) => MirrorRead::plan(
+                Copies {
+                    table: table_name.clone(),
+                    read,
+                    copies,
+                },
+                alternatives,
+            )?,
+            None => match alternatives.pop() {
+                Some(branch) => branch,
+                None => continue,
             },
         };
-        copies.push(Copy {
-            member: member.name.clone(),
-            health: member.health.clone(),
-            state: Arc::clone(&striped.table.mirror.copies[member.index]),
-        });
-        let member_schema = provider.schema();
-        let reference = TableReference::full(
-            member.name.source.as_str(),
-            member.name.schema.as_str(),
-            member.name.table.as_str(),
-        );
-        let columns = read
-            .iter()
-            .map(|&i| {
-                let field = schema.field(i);
-                let found = member_schema.field_with_name(field.name())?;
-                let column = Expr::Column(Column::new(Some(reference.clone()), field.name()));
-                let value = if found.data_type() == field.data_type() {
-                    column
-                } else {
-                    cast(column, field.data_type().clone())
-                };
-                Ok(value.alias(field.name()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let source = provider_as_source(Arc::clone(provider));
-        let mut branch = if columns.is_empty() {
-            // Only rows are counted: a scan of no columns, as DataFusion
-            // plans `count(*)` of any table (a projection of nothing would
-            // be SQL selecting nothing).
-            LogicalPlanBuilder::scan(reference.clone(), source, Some(Vec::new()))?
-        } else {
-            LogicalPlanBuilder::scan(reference.clone(), source, None)?.project(columns)?
+        if definition.layout.is_mirrored() {
+            // One group: the read is the plan.
+            return Ok(branch);
         }
-        .alias(scan.table_name.clone())?;
-        if let Some(predicate) = conjunction(scan.filters.iter().cloned()) {
-            branch = branch.filter(predicate)?;
-        }
-        // (No projection down to nothing: a scan read only for its row
-        // count keeps its filter columns, or its SQL would select nothing.)
-        if read.len() != projected.len() && !projected.is_empty() {
-            branch = branch.project(projected.iter().map(|&i| {
-                Expr::Column(Column::new(
-                    Some(scan.table_name.clone()),
-                    schema.field(i).name(),
-                ))
-            }))?;
-        }
-        if let Some(fetch) = scan.fetch {
-            branch = branch.limit(0, Some(fetch))?;
-        }
-        let branch = branch.build()?;
         branches.push(Arc::new(match &gate {
             Some(gate) => MemberGate::plan(
                 Gate {
-                    member: index,
+                    member: group,
                     ..gate.clone()
                 },
                 branch,
             ),
             None => branch,
         }));
-    }
-    if let Some(read) = mirrored {
-        if branches.is_empty() {
-            return sql_err!(
-                codes::CONNECTION_FAILURE,
-                "{table_name}: no copy is available ({})",
-                missing.join("; ")
-            );
-        }
-        let alternatives = branches.into_iter().map(Arc::unwrap_or_clone).collect();
-        let copies = Copies {
-            table: table_name,
-            read,
-            copies,
-        };
-        return MirrorRead::plan(copies, alternatives);
     }
     let combined = match branches.len() {
         0 => LogicalPlan::EmptyRelation(EmptyRelation {
@@ -292,6 +270,66 @@ pub fn expand(
     LogicalPlanBuilder::from(combined)
         .alias(scan.table_name.clone())?
         .build()
+}
+
+/// The plan reading `scan`'s rows of one member: its columns as the
+/// table's (cast where the member's type differs), the scan's filters and
+/// limit.
+fn member_branch(
+    scan: &TableScan,
+    schema: &arrow::datatypes::SchemaRef,
+    read: &[usize],
+    projected: &[usize],
+    member: &super::provider::ResolvedMember,
+    provider: &Arc<dyn TableProvider>,
+) -> Result<LogicalPlan> {
+    let member_schema = provider.schema();
+    let reference = TableReference::full(
+        member.name.source.as_str(),
+        member.name.schema.as_str(),
+        member.name.table.as_str(),
+    );
+    let columns = read
+        .iter()
+        .map(|&i| {
+            let field = schema.field(i);
+            let found = member_schema.field_with_name(field.name())?;
+            let column = Expr::Column(Column::new(Some(reference.clone()), field.name()));
+            let value = if found.data_type() == field.data_type() {
+                column
+            } else {
+                cast(column, field.data_type().clone())
+            };
+            Ok(value.alias(field.name()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let source = provider_as_source(Arc::clone(provider));
+    let mut branch = if columns.is_empty() {
+        // Only rows are counted: a scan of no columns, as DataFusion
+        // plans `count(*)` of any table (a projection of nothing would
+        // be SQL selecting nothing).
+        LogicalPlanBuilder::scan(reference.clone(), source, Some(Vec::new()))?
+    } else {
+        LogicalPlanBuilder::scan(reference.clone(), source, None)?.project(columns)?
+    }
+    .alias(scan.table_name.clone())?;
+    if let Some(predicate) = conjunction(scan.filters.iter().cloned()) {
+        branch = branch.filter(predicate)?;
+    }
+    // (No projection down to nothing: a scan read only for its row
+    // count keeps its filter columns, or its SQL would select nothing.)
+    if read.len() != projected.len() && !projected.is_empty() {
+        branch = branch.project(projected.iter().map(|&i| {
+            Expr::Column(Column::new(
+                Some(scan.table_name.clone()),
+                schema.field(i).name(),
+            ))
+        }))?;
+    }
+    if let Some(fetch) = scan.fetch {
+        branch = branch.limit(0, Some(fetch))?;
+    }
+    branch.build()
 }
 
 /// A physical plan of a scan of `striped` made without the optimizer rule

@@ -32,7 +32,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use koios_connector::QueryParams;
 
-use super::placement::member_of_value;
+use super::placement::group_of_value;
 
 /// One value a key comparison names: a placeholder (`$1` is 0) or a
 /// constant.
@@ -57,6 +57,8 @@ impl fmt::Display for GateValue {
 /// list has a value it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub struct Gate {
+    /// The branch's group (its member, for a table without copies) and
+    /// the number of groups.
     pub member: usize,
     pub members: usize,
     pub buckets: u32,
@@ -85,7 +87,7 @@ impl Gate {
                 if value.is_null() {
                     return true;
                 }
-                match member_of_value(value, &self.key_type, self.buckets, self.members) {
+                match group_of_value(value, &self.key_type, self.buckets, self.members) {
                     Ok(Some(member)) => member == self.member,
                     _ => true,
                 }
@@ -320,7 +322,7 @@ mod tests {
 
     #[test]
     fn exactly_the_holding_member_opens() {
-        let holder = member_of_value(&ScalarValue::Int64(Some(42)), &DataType::Int64, 4096, 3)
+        let holder = group_of_value(&ScalarValue::Int64(Some(42)), &DataType::Int64, 4096, 3)
             .unwrap()
             .unwrap();
         let params = QueryParams(vec![ScalarValue::Int64(Some(42))]);
@@ -346,7 +348,7 @@ mod tests {
     #[test]
     fn in_lists_open_each_holder_and_conjunctions_narrow() {
         let member = |v: i64| {
-            member_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
+            group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
                 .unwrap()
                 .unwrap()
         };

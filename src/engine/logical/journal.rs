@@ -132,28 +132,40 @@ impl LogicalTable {
         if unfinished.is_empty() {
             return Ok(());
         }
-        let current: Vec<usize> = (0..self.definition.members.len())
-            .filter(|&i| !self.mirror.copies[i].is_stale())
-            .collect();
-        let authority = current
-            .iter()
-            .copied()
-            .find(|&i| up.get(i).copied().unwrap_or(false))
-            .or_else(|| current.first().copied());
-        let missed: Vec<Missed> = current
-            .iter()
-            .filter(|&&i| Some(i) != authority)
-            .map(|&i| Missed {
-                copy: self.definition.members[i].to_string(),
-                keys: None,
-            })
-            .collect();
+        // Per group of copies, its first current copy that is up (else its
+        // first current one) is the authority the others are brought to.
+        let definition = &self.definition;
+        let mut authorities = Vec::new();
+        let mut missed = Vec::new();
+        for group in 0..definition.groups() {
+            let current: Vec<usize> = definition
+                .group_members(group)
+                .filter(|&i| !self.mirror.copies[i].is_stale())
+                .collect();
+            let authority = current
+                .iter()
+                .copied()
+                .find(|&i| up.get(i).copied().unwrap_or(false))
+                .or_else(|| current.first().copied());
+            if let Some(authority) = authority {
+                authorities.push(definition.members[authority].to_string());
+            }
+            missed.extend(
+                current
+                    .iter()
+                    .filter(|&&i| Some(i) != authority)
+                    .map(|&i| Missed {
+                        copy: definition.members[i].to_string(),
+                        keys: None,
+                    }),
+            );
+        }
         tracing::warn!(
             table = %self.display_name(),
             writes = unfinished.len(),
-            authority = ?authority.map(|i| self.definition.members[i].to_string()),
-            "a write to a mirrored table was in flight when Koios stopped: its other copies are \
-             brought back to the first that is up"
+            authorities = ?authorities,
+            "a write to a table with copies was in flight when Koios stopped: its other copies \
+             are brought back to the first that is up"
         );
         self.store.end_writes(&key, &unfinished, &missed).await?;
         let now = crate::engine::metadata::now_text();
@@ -167,17 +179,20 @@ impl LogicalTable {
 
     /// Starts a write: waits for the table's turn, chooses the copies it
     /// goes to, and records it in the store. Fails, writing nothing, when
-    /// fewer than `write_quorum` copies can take it.
+    /// fewer than `write_quorum` copies of one of `groups` can take it
+    /// (the groups it is known to write; an insert checks each group as
+    /// its rows arrive, with [`MirrorWrite::shortfall`]).
     pub async fn begin_mirror_write(
         self: &Arc<Self>,
         members: &[ResolvedMember],
+        groups: &[usize],
     ) -> Result<MirrorWrite> {
         let turn = Arc::clone(&self.mirror.turn).lock_owned().await;
         let quorum = self
             .definition
             .layout
             .write_quorum()
-            .unwrap_or(members.len());
+            .unwrap_or(self.definition.copies());
         let skipped: Vec<Option<String>> = members
             .iter()
             .map(|member| {
@@ -193,20 +208,10 @@ impl LogicalTable {
                 member.provider.as_ref().err().map(|e| e.message.clone())
             })
             .collect();
-        let available = skipped.iter().filter(|s| s.is_none()).count();
-        if available < quorum {
-            let why: Vec<String> = members
-                .iter()
-                .zip(&skipped)
-                .filter_map(|(m, s)| s.as_ref().map(|s| format!("{} ({s})", m.name)))
-                .collect();
-            return Err(sql_error!(
-                codes::CONNECTION_FAILURE,
-                "{}: only {available} of {} copies can take writes, and write_quorum is {quorum}: {}; nothing was written",
-                self.definition.described(),
-                members.len(),
-                why.join(", ")
-            ));
+        for &group in groups {
+            if let Some(error) = shortfall(&self.definition, &skipped, quorum, group) {
+                return Err(error);
+            }
         }
         let id = self.store.begin_write(&self.definition.key()).await?;
         Ok(MirrorWrite {
@@ -218,6 +223,52 @@ impl LogicalTable {
         })
     }
 }
+
+/// Why group `group` of `definition` cannot take a write — fewer than
+/// `quorum` of its copies can (`skipped`: why each member cannot, by
+/// index) — or `None` if it can.
+fn shortfall(
+    definition: &super::LogicalTableDef,
+    skipped: &[Option<String>],
+    quorum: usize,
+    group: usize,
+) -> Option<DataFusionError> {
+    let copies = definition.group_members(group);
+    let available = copies
+        .clone()
+        .filter(|&i| skipped.get(i).is_some_and(Option::is_none))
+        .count();
+    if available >= quorum {
+        return None;
+    }
+    let why: Vec<String> = copies
+        .clone()
+        .filter_map(|i| {
+            let reason = skipped.get(i)?.as_ref()?;
+            Some(format!("{} ({reason})", definition.members[i]))
+        })
+        .collect();
+    let of = if definition.groups() == 1 {
+        format!("{} copies", copies.len())
+    } else {
+        let names: Vec<String> = copies.map(|i| definition.members[i].to_string()).collect();
+        format!(
+            "the {} copies of the rows on {}",
+            names.len(),
+            names.join(", ")
+        )
+    };
+    Some(sql_error!(
+        codes::CONNECTION_FAILURE,
+        "{}: only {available} of {of} can take writes, and write_quorum is {quorum}: {}; nothing was written",
+        definition.described(),
+        why.join(", ")
+    ))
+}
+
+/// The keys a write touched in each group of copies, by group: `None` for
+/// a group it did not write.
+pub type GroupKeys = Vec<Option<Vec<RecordBatch>>>;
 
 /// One write to a mirrored table, from its start to its journal entries.
 pub struct MirrorWrite {
@@ -245,18 +296,25 @@ impl MirrorWrite {
             .collect()
     }
 
+    /// Why group `group` cannot take the write (fewer than `write_quorum`
+    /// of its copies can), or `None`.
+    pub fn shortfall(&self, group: usize) -> Option<DataFusionError> {
+        shortfall(&self.table.definition, &self.skipped, self.quorum, group)
+    }
+
     /// Ends the write after the copies ran (`outcomes` by member index,
-    /// `None` where it was not sent), `keys` being the keys it touched
-    /// (`None`: unknown, every row). At quorum: journals the copies that
-    /// missed it and returns one copy's count. Below quorum: `undo` is
-    /// asked to undo it on the copies that applied it (their indices; one
-    /// result each), a copy it could not undo is journalled, and the
-    /// statement fails.
+    /// `None` where it was not sent), `keys` being the keys it touched in
+    /// each group (`None`: unknown, every row of every group). When every
+    /// group it touched has `write_quorum` copies that applied it:
+    /// journals the copies that missed it and returns its count (one
+    /// copy's per group, added up). Otherwise: `undo` is asked to undo it
+    /// on the copies that applied it (their indices; one result each), a
+    /// copy it could not undo is journalled, and the statement fails.
     pub async fn finish<U, F>(
         self,
         verb: &str,
         outcomes: Vec<CopyOutcome>,
-        keys: Option<Vec<RecordBatch>>,
+        keys: Option<GroupKeys>,
         undo: U,
     ) -> Result<u64>
     where
@@ -265,32 +323,58 @@ impl MirrorWrite {
     {
         let definition = &self.table.definition;
         let name = definition.described();
+        let groups = definition.groups();
         let applied: Vec<usize> = (0..outcomes.len())
             .filter(|&i| matches!(outcomes[i], Some(Ok(_))))
             .collect();
-        let first_error = outcomes.iter().enumerate().find_map(|(i, o)| match o {
-            Some(Err(e)) => Some((i, e)),
-            _ => None,
-        });
-        let entries = encode_keys(keys.as_deref())?;
+        let touched: Vec<usize> = match &keys {
+            None => (0..groups).collect(),
+            Some(keys) => (0..groups)
+                .filter(|&g| keys.get(g).is_some_and(Option::is_some))
+                .collect(),
+        };
+        let applied_in = |group: usize| {
+            definition
+                .group_members(group)
+                .filter(|i| applied.contains(i))
+                .count()
+        };
+        let short = touched
+            .iter()
+            .copied()
+            .find(|&g| applied_in(g) < self.quorum);
+        // Journal texts of each group's keys.
+        let entries: Vec<Vec<Option<String>>> = match &keys {
+            None => vec![vec![None]; groups],
+            Some(keys) => (0..groups)
+                .map(|g| match keys.get(g) {
+                    Some(Some(batches)) => encode_keys(Some(batches)),
+                    _ => Ok(Vec::new()),
+                })
+                .collect::<Result<_>>()?,
+        };
         let journal_for = |copies: &[usize]| -> Vec<Missed> {
             copies
                 .iter()
                 .flat_map(|&i| {
                     let copy = definition.members[i].to_string();
-                    entries.iter().map(move |keys| Missed {
-                        copy: copy.clone(),
-                        keys: keys.clone(),
-                    })
+                    entries[definition.group_of(i)]
+                        .iter()
+                        .map(move |keys| Missed {
+                            copy: copy.clone(),
+                            keys: keys.clone(),
+                        })
                 })
                 .collect()
         };
-        if applied.len() >= self.quorum {
-            let missed_copies: Vec<usize> = (0..outcomes.len())
+        let Some(short) = short else {
+            let missed_copies: Vec<usize> = touched
+                .iter()
+                .flat_map(|&g| definition.group_members(g))
                 .filter(|i| !applied.contains(i))
                 .collect();
             for &i in &missed_copies {
-                if let Some(Err(e)) = &outcomes[i] {
+                if let Some(Some(Err(e))) = outcomes.get(i) {
                     tracing::warn!(table = %name, copy = %definition.members[i], error = %e,
                         "a copy failed a write the others applied: it is stale until it catches up");
                 }
@@ -301,28 +385,40 @@ impl MirrorWrite {
                     format!("{verb} of {name} was applied on {} of {} copies but could not be journalled for the others ({m}); Koios brings the copies back together when it restarts", applied.len(), outcomes.len())
                 })
             })?;
-            let count = applied
+            let count = touched
                 .iter()
-                .filter_map(|&i| match &outcomes[i] {
-                    Some(Ok(rows)) => Some(*rows),
-                    _ => None,
+                .map(|&g| {
+                    definition
+                        .group_members(g)
+                        .filter_map(|i| match outcomes.get(i) {
+                            Some(Some(Ok(rows))) => Some(*rows),
+                            _ => None,
+                        })
+                        .max()
+                        .unwrap_or(0)
                 })
-                .max()
-                .unwrap_or(0);
+                .sum();
             return Ok(count);
-        }
-        // Below quorum.
-        let Some((failed, error)) = first_error else {
-            return Err(DataFusionError::Internal(format!(
-                "{verb} of {name}: below quorum with no copy failing"
-            )));
         };
-        let error = restate(error, |m| {
-            format!(
-                "{verb} of {name} failed on copy {}: {m}",
-                definition.members[failed]
-            )
+        // Below quorum: the first copy's error, or why the group's copies
+        // could not take it.
+        let first_error = outcomes.iter().enumerate().find_map(|(i, o)| match o {
+            Some(Err(e)) => Some((i, e)),
+            _ => None,
         });
+        let error = match first_error {
+            Some((failed, error)) => restate(error, |m| {
+                format!(
+                    "{verb} of {name} failed on copy {}: {m}",
+                    definition.members[failed]
+                )
+            }),
+            None => self.shortfall(short).unwrap_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "{verb} of {name}: below quorum with no copy failing"
+                ))
+            }),
+        };
         if applied.is_empty() {
             // Applied nowhere: each copy's statement is its own transaction.
             self.record(&[]).await?;
@@ -347,13 +443,28 @@ impl MirrorWrite {
             .iter()
             .map(|&i| definition.members[i].to_string())
             .collect();
+        let (applied_short, copies_short) = if groups == 1 {
+            (applied.len(), outcomes.len())
+        } else {
+            (applied_in(short), definition.group_members(short).len())
+        };
         Err(restate(&error, |m| {
-            let mut text = format!(
-                "{m}; it applied on {} of {} copies, below write_quorum {}",
-                applied.len(),
-                outcomes.len(),
-                self.quorum
-            );
+            let mut text = if groups == 1 {
+                format!(
+                    "{m}; it applied on {applied_short} of {copies_short} copies, below write_quorum {}",
+                    self.quorum
+                )
+            } else {
+                let names: Vec<String> = definition
+                    .group_members(short)
+                    .map(|i| definition.members[i].to_string())
+                    .collect();
+                format!(
+                    "{m}; its rows on {} applied on {applied_short} of those {copies_short} copies, below write_quorum {}",
+                    names.join(", "),
+                    self.quorum
+                )
+            };
             if !restored.is_empty() {
                 text.push_str(&format!(", and was undone on {}", restored.join(", ")));
             }
@@ -391,7 +502,7 @@ impl MirrorWrite {
     }
 }
 
-/// Refuses a write to a mirrored table inside `BEGIN … COMMIT`: each
+/// Refuses a write to a table with copies inside `BEGIN … COMMIT`: each
 /// copy's write commits on its own, so the block could not undo it.
 pub fn refuse_in_block(context: &datafusion::execution::TaskContext, table: &str) -> Result<()> {
     let open = koios_connector::transaction::block_of(context)

@@ -7,7 +7,9 @@
 //! equal values of different widths hash alike (`42::int` and `42::bigint`,
 //! `'a'` as Utf8 or Utf8View). The hash picks one of
 //! [`HASH_BUCKETS`](super::definition::HASH_BUCKETS) virtual buckets and
-//! bucket `b` belongs to member `b % members`.
+//! bucket `b` belongs to group `b % groups` — a group being one member, or
+//! `copies` members holding the same rows (see
+//! [`LogicalTableDef::groups`](super::definition::LogicalTableDef::groups)).
 //!
 //! Round robin puts rows `[k·batch, (k+1)·batch)` of the table's insertion
 //! pointer on member `k % members`.
@@ -141,41 +143,41 @@ fn decimal_bytes(mut value: i128, mut scale: i8) -> Vec<u8> {
     bytes
 }
 
-/// The member of each row: bucket `b` on member `b % members`.
-pub fn members_of_buckets(buckets: &[Option<u32>], members: usize) -> Vec<usize> {
+/// The group of each row: bucket `b` in group `b % groups`.
+pub fn groups_of_buckets(buckets: &[Option<u32>], groups: usize) -> Vec<usize> {
     buckets
         .iter()
-        .map(|b| b.map_or(0, |b| b as usize % members))
+        .map(|b| b.map_or(0, |b| b as usize % groups))
         .collect()
 }
 
-/// The member holding `value` of a key column of type `key_type`.
-pub fn member_of_value(
+/// The group holding `value` of a key column of type `key_type`.
+pub fn group_of_value(
     value: &ScalarValue,
     key_type: &DataType,
     bucket_count: u32,
-    members: usize,
+    groups: usize,
 ) -> Result<Option<usize>> {
     let Ok(value) = value.cast_to(key_type) else {
         return Ok(None);
     };
     let array = value.to_array()?;
     let bucket = buckets(&array, bucket_count)?;
-    Ok(Some(members_of_buckets(&bucket, members)[0]))
+    Ok(Some(groups_of_buckets(&bucket, groups)[0]))
 }
 
-/// The members that can hold rows passing `filters` (conjuncts) of a table
+/// The groups that can hold rows passing `filters` (conjuncts) of a table
 /// hash-striped on `key`: `key = v` and `key IN (v, …)` with constant
-/// values narrow the set; anything else leaves every member (a comparison
+/// values narrow the set; anything else leaves every group (a comparison
 /// with a placeholder is left to a [`super::gate`]).
 pub fn prune(
     filters: &[Expr],
     key: &str,
     key_type: &DataType,
     bucket_count: u32,
-    members: usize,
+    groups: usize,
 ) -> Result<BTreeSet<usize>> {
-    let mut chosen: BTreeSet<usize> = (0..members).collect();
+    let mut chosen: BTreeSet<usize> = (0..groups).collect();
     for filter in filters {
         let Some(operands) = key_operands(filter, key) else {
             continue;
@@ -184,15 +186,15 @@ pub fn prune(
         for operand in operands {
             let Expr::Literal(value, _) = operand else {
                 // A placeholder: known only when the plan runs.
-                holding = (0..members).collect();
+                holding = (0..groups).collect();
                 break;
             };
-            match member_of_value(value, key_type, bucket_count, members)? {
+            match group_of_value(value, key_type, bucket_count, groups)? {
                 Some(member) => {
                     holding.insert(member);
                 }
                 // A value not of the key's type: no pruning from it.
-                None => return Ok((0..members).collect()),
+                None => return Ok((0..groups).collect()),
             }
         }
         chosen = chosen.intersection(&holding).copied().collect();
@@ -302,7 +304,7 @@ mod tests {
     #[test]
     fn key_equality_prunes_members() {
         let member = |v: i64| {
-            member_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
+            group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
                 .unwrap()
                 .unwrap()
         };

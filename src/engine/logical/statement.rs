@@ -2,7 +2,8 @@
 //!
 //! ```sql
 //! CREATE TABLE koios.public.events (id bigint PRIMARY KEY, …)
-//!   STRIPED BY HASH (id) ACROSS (pg.public.events, my.app.events, …);
+//!   STRIPED BY HASH (id) ACROSS (pg.public.events, my.app.events, …)
+//!   [WITH (copies = 2, write_quorum = 1, read = 'first')];
 //! CREATE TABLE koios.public.log (…) STRIPED ROUND ROBIN ACROSS (…);
 //! CREATE TABLE koios.public.accounts (id bigint PRIMARY KEY, …)
 //!   MIRRORED ON (pg.public.accounts, my.bank.accounts, …)
@@ -28,8 +29,9 @@ use crate::engine::error::codes;
 /// How a `CREATE TABLE … STRIPED | MIRRORED` places its rows.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Striping {
-    /// `STRIPED BY HASH (column)`.
-    Hash(String),
+    /// `STRIPED BY HASH (column) … [WITH (copies = k, …)]`, with its
+    /// options as written.
+    Hash(String, Vec<(String, ast::Value)>),
     /// `STRIPED ROUND ROBIN`.
     RoundRobin,
     /// `MIRRORED ON (…) [WITH (option = value, …)]`: every row on every
@@ -147,23 +149,7 @@ pub fn parse_layout_clause(
     if accept_word(parser, "MIRRORED") {
         expect_word(parser, "ON")?;
         let members = parse_members(parser)?;
-        let mut options = Vec::new();
-        if accept_word(parser, "WITH") {
-            expect(parser, Token::LParen, "(")?;
-            loop {
-                let name = parser.parse_identifier().map_err(syntax)?;
-                expect(parser, Token::Eq, "=")?;
-                let value = parser.parse_value().map_err(syntax)?.value;
-                options.push((
-                    crate::engine::remote_ddl::statement::normalize(&name),
-                    value,
-                ));
-                if !parser.consume_token(&Token::Comma) {
-                    break;
-                }
-            }
-            expect(parser, Token::RParen, ")")?;
-        }
+        let options = parse_options(parser)?;
         return Ok(LogicalStatement::CreateStriped {
             create: Box::new(create),
             striping: Striping::Mirrored(options),
@@ -176,7 +162,10 @@ pub fn parse_layout_clause(
         expect(parser, Token::LParen, "(")?;
         let key = parser.parse_identifier().map_err(syntax)?;
         expect(parser, Token::RParen, ")")?;
-        Striping::Hash(crate::engine::remote_ddl::statement::normalize(&key))
+        Striping::Hash(
+            crate::engine::remote_ddl::statement::normalize(&key),
+            Vec::new(),
+        )
     } else if accept_word(parser, "ROUND") {
         expect_word(parser, "ROBIN")?;
         Striping::RoundRobin
@@ -188,11 +177,44 @@ pub fn parse_layout_clause(
     };
     expect_word(parser, "ACROSS")?;
     let members = parse_members(parser)?;
+    let options = parse_options(parser)?;
+    let striping = match striping {
+        Striping::Hash(key, _) => Striping::Hash(key, options),
+        _ if !options.is_empty() => {
+            return sql_err!(
+                codes::FEATURE_NOT_SUPPORTED,
+                "a round-robin striped table takes no options (copies need hash striping: STRIPED BY HASH (key) … WITH (copies = k))"
+            );
+        }
+        other => other,
+    };
     Ok(LogicalStatement::CreateStriped {
         create: Box::new(create),
         striping,
         members,
     })
+}
+
+/// `[WITH (option = value, …)]`: the options as written, names lower-cased.
+fn parse_options(parser: &mut Parser) -> Result<Vec<(String, ast::Value)>> {
+    let mut options = Vec::new();
+    if accept_word(parser, "WITH") {
+        expect(parser, Token::LParen, "(")?;
+        loop {
+            let name = parser.parse_identifier().map_err(syntax)?;
+            expect(parser, Token::Eq, "=")?;
+            let value = parser.parse_value().map_err(syntax)?.value;
+            options.push((
+                crate::engine::remote_ddl::statement::normalize(&name),
+                value,
+            ));
+            if !parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        expect(parser, Token::RParen, ")")?;
+    }
+    Ok(options)
 }
 
 /// `(source.schema.table, …)`.

@@ -2,14 +2,16 @@
 //!
 //! Conflicts are found by the primary key, and every member finds its own:
 //! a hash-striped table's key includes its striping key, so a row and any
-//! row it conflicts with live on the same member; a mirrored table's
-//! copies each hold every row. Each member (or copy) runs the upsert
+//! row it conflicts with live on the same member (on each member of the
+//! same group, with copies); a mirrored table's copies each hold every
+//! row. Each member (or copy) runs the upsert
 //! through its own connector's upsert, with the rows routed to it as for
 //! an insert ([`super::write`]). A round-robin table is refused: a row
 //! already there may be on any member.
 //!
-//! A mirrored upsert reads its input to the end first and, under the
-//! table's write turn, the rows its keys have now on one current copy (the
+//! An upsert into a table with copies (mirrored, or striped with copies)
+//! reads its input to the end first and, under the table's write turn,
+//! the rows its keys have now on one current copy of each group (the
 //! *pre-image*): if too few copies apply it, the copies that did get those
 //! rows back — an insert's undo (deleting the keys) would lose the rows an
 //! upsert updated. Its input is held in memory for that.
@@ -78,41 +80,52 @@ pub fn check(table: &LogicalTable, on_conflict: &OnConflict) -> Result<()> {
     Ok(())
 }
 
-/// A mirrored upsert's input read to its end, and the rows its keys have
-/// now on the first of the copies it goes to (`targets`).
+/// An upsert's input (into a table with copies) read to its end, and the
+/// rows its keys have now in each group of copies, read from the first of
+/// the group's copies it goes to (`targets`); a group with no such copy
+/// has none (its rows are refused as they are routed).
 pub async fn read_before(
     source: &mut SendableRecordBatchStream,
     table: &LogicalTable,
     targets: &[usize],
     members: &[ResolvedMember],
     state: &SessionState,
-) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>)> {
+) -> Result<(Vec<RecordBatch>, Vec<Vec<RecordBatch>>)> {
     let mut input = Vec::new();
     while let Some(batch) = source.next().await {
         input.push(batch?);
     }
-    let key = &table.definition.primary_key;
+    let definition = &table.definition;
+    let key = &definition.primary_key;
     let keys = input
         .iter()
         .map(|batch| super::journal::keys_of(batch, key))
         .collect::<Result<Vec<_>>>()?;
-    let copy = targets
-        .first()
-        .and_then(|&i| members.get(i))
-        .ok_or_else(|| DataFusionError::Internal("an upsert with no copy to read".into()))?;
-    let provider = copy
-        .provider
-        .as_ref()
-        .map_err(|e| DataFusionError::Execution(e.message.clone()))?;
-    let before = resync::read_keys(state, provider, &keys).await.map_err(|e| {
-        crate::engine::error::restate(&e, |m| {
-            format!(
-                "{}: reading the rows the upsert may change from copy {} failed, so nothing was written: {m}",
-                table.definition.described(),
-                copy.name
-            )
-        })
-    })?;
+    let mut before = Vec::with_capacity(definition.groups());
+    for group in 0..definition.groups() {
+        let copy = definition
+            .group_members(group)
+            .find(|i| targets.contains(i))
+            .and_then(|i| members.get(i));
+        let Some(copy) = copy else {
+            before.push(Vec::new());
+            continue;
+        };
+        let provider = copy
+            .provider
+            .as_ref()
+            .map_err(|e| DataFusionError::Execution(e.message.clone()))?;
+        let rows = resync::read_keys(state, provider, &keys).await.map_err(|e| {
+            crate::engine::error::restate(&e, |m| {
+                format!(
+                    "{}: reading the rows the upsert may change from copy {} failed, so nothing was written: {m}",
+                    definition.described(),
+                    copy.name
+                )
+            })
+        })?;
+        before.push(rows);
+    }
     Ok((input, before))
 }
 

@@ -1,4 +1,6 @@
-//! `VERIFY TABLE` and `REPAIR TABLE` of a mirrored table.
+//! `VERIFY TABLE` and `REPAIR TABLE` of a table with copies: a mirrored
+//! table, or a striped one `WITH (copies = k)` (each group of copies
+//! compared within itself).
 //!
 //! Each copy is read once, its rows in the declared column types, and
 //! summed per *key range* — the [`RANGES`] ranges of the hash of a row's
@@ -197,35 +199,40 @@ impl Engine {
                 "mirrored table \"{KOIOS_CATALOG}.{schema}.{table}\" does not exist"
             );
         };
-        if !logical.definition.layout.is_mirrored() {
+        if !logical.definition.layout.has_copies() {
             return sql_err!(
                 codes::WRONG_OBJECT_TYPE,
-                "{} is not mirrored: VERIFY TABLE and REPAIR TABLE compare the copies of a mirrored table",
+                "{} keeps no copies: VERIFY TABLE and REPAIR TABLE compare the copies of a mirrored table, or of a striped table WITH (copies = k)",
                 logical.definition.described()
             );
         }
+        let definition = &logical.definition;
         let resolved = LogicalTableProvider::resolve(self, Arc::clone(&logical)).await?;
         let state = self.internal_context().state();
         let _turn = logical.mirror.turn.lock().await;
         let checked = check(&state, &logical, &resolved).await;
         if !repair {
-            return report(&checked, &[]);
+            return report(definition, &checked, &[]);
         }
-        let right = majority(&checked);
+        let right = majority(definition, &checked);
         let mut repaired = Vec::new();
-        for (range, authority) in right.iter().enumerate() {
-            let Some(authority) = *authority else {
-                continue;
-            };
-            let wanted = checked[authority]
-                .sums
-                .as_ref()
-                .map(|s| s.range(range))
-                .ok();
-            for (index, copy) in checked.iter().enumerate() {
-                let Ok(sums) = &copy.sums else { continue };
-                if Some(sums.range(range)) != wanted {
-                    repaired.push((range, index, authority));
+        for (group, right) in right.iter().enumerate() {
+            for (range, authority) in right.iter().enumerate() {
+                let Some(authority) = *authority else {
+                    continue;
+                };
+                let wanted = checked[authority]
+                    .sums
+                    .as_ref()
+                    .map(|s| s.range(range))
+                    .ok();
+                for index in definition.group_members(group) {
+                    let Ok(sums) = &checked[index].sums else {
+                        continue;
+                    };
+                    if Some(sums.range(range)) != wanted {
+                        repaired.push((range, index, authority));
+                    }
                 }
             }
         }
@@ -252,7 +259,7 @@ impl Engine {
         }
         let after = check(&state, &logical, &resolved).await;
         let fixed: Vec<(usize, usize)> = repaired.iter().map(|(r, c, _)| (*r, *c)).collect();
-        report(&after, &fixed)
+        report(definition, &after, &fixed)
     }
 }
 
@@ -278,14 +285,23 @@ async fn check(
     futures::future::join_all(reads).await
 }
 
-/// Per range, the copy holding what most current copies hold (ties: the
-/// first listed); `None` if no current copy could be read.
-fn majority(checked: &[Checked]) -> Vec<Option<usize>> {
+/// Per group of copies, per range, the copy holding what most current
+/// copies of the group hold (ties: the first listed); `None` if no current
+/// copy could be read.
+fn majority(definition: &super::LogicalTableDef, checked: &[Checked]) -> Vec<Vec<Option<usize>>> {
+    (0..definition.groups())
+        .map(|group| majority_of(checked, definition.group_members(group)))
+        .collect()
+}
+
+/// [`majority`] among the copies `copies`.
+fn majority_of(checked: &[Checked], copies: std::ops::Range<usize>) -> Vec<Option<usize>> {
     (0..RANGES)
         .map(|range| {
             let candidates: Vec<(usize, (i64, u64))> = checked
                 .iter()
                 .enumerate()
+                .filter(|(i, _)| copies.contains(i))
                 .filter(|(_, c)| !c.stale)
                 .filter_map(|(i, c)| c.sums.as_ref().ok().map(|s| (i, s.range(range))))
                 .collect();
@@ -301,15 +317,20 @@ fn majority(checked: &[Checked]) -> Vec<Option<usize>> {
 
 /// The answer: each copy's whole-table row count and checksum, then each
 /// range where a copy disagrees with the right one.
-fn report(checked: &[Checked], repaired: &[(usize, usize)]) -> Result<RecordBatch> {
-    let right = majority(checked);
+fn report(
+    definition: &super::LogicalTableDef,
+    checked: &[Checked],
+    repaired: &[(usize, usize)],
+) -> Result<RecordBatch> {
+    let right = majority(definition, checked);
     let mut range_col = StringBuilder::new();
     let mut copy_col = StringBuilder::new();
     let mut rows_col = Int64Builder::new();
     let mut checksum_col = StringBuilder::new();
     let mut status_col = StringBuilder::new();
     let differs = |index: usize, range: usize| -> bool {
-        let (Some(authority), Ok(sums)) = (right[range], &checked[index].sums) else {
+        let authority = right.get(definition.group_of(index)).and_then(|r| r[range]);
+        let (Some(authority), Ok(sums)) = (authority, &checked[index].sums) else {
             return false;
         };
         checked[authority]

@@ -113,7 +113,7 @@ pub async fn plan_insert(
     upsert: Option<MemberUpsert<'_>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let name = table.described();
-    let mirrored = table.table.definition.layout.is_mirrored();
+    let mirrored = table.table.definition.layout.has_copies();
     if let Some(upsert) = &upsert {
         super::upsert::check(&table.table, upsert.on_conflict)?;
     }
@@ -172,25 +172,30 @@ pub async fn plan_insert(
 }
 
 /// The rows of `batch` (of the logical table's schema) for each member:
-/// its share of a striped table's rows, or all of them for each copy of a
-/// mirrored table.
+/// its share of a striped table's rows (the share of its group, when rows
+/// have copies), or all of them for each copy of a mirrored table.
 fn split(
     table: &LogicalTable,
     batch: &RecordBatch,
     members: usize,
 ) -> Result<Vec<Option<RecordBatch>>> {
     let rows = batch.num_rows();
+    let definition = &table.definition;
     let mut shares: Vec<Vec<u32>> = vec![Vec::new(); members];
-    match &table.definition.layout {
+    match &definition.layout {
         Layout::Mirrored { .. } => return Ok(vec![Some(batch.clone()); members]),
-        Layout::StripedHash { key, buckets } => {
+        Layout::StripedHash { key, buckets, .. } => {
             let column = batch.column_by_name(key).ok_or_else(|| {
                 DataFusionError::Internal(format!("striping key {key} missing from an insert"))
             })?;
-            let owners =
-                placement::members_of_buckets(&placement::buckets(column, *buckets)?, members);
-            for (row, owner) in owners.into_iter().enumerate() {
-                shares[owner].push(row as u32);
+            let owners = placement::groups_of_buckets(
+                &placement::buckets(column, *buckets)?,
+                definition.groups(),
+            );
+            for (row, group) in owners.into_iter().enumerate() {
+                for member in definition.group_members(group) {
+                    shares[member].push(row as u32);
+                }
             }
         }
         Layout::StripedRoundRobin { batch_rows } => {
@@ -340,12 +345,20 @@ impl ExecutionPlan for StripedInsertExec {
             let write = match &mirror {
                 Some(mirror) => {
                     super::journal::refuse_in_block(&context, &name)?;
-                    Some(table.begin_mirror_write(&mirror.members).await?)
+                    // A mirrored table's one group is checked now; a
+                    // striped table's groups as rows reach them.
+                    let groups: &[usize] = if table.definition.layout.is_mirrored() {
+                        &[0]
+                    } else {
+                        &[]
+                    };
+                    Some(table.begin_mirror_write(&mirror.members, groups).await?)
                 }
                 None => None,
             };
-            // A mirrored upsert: the rows it may change, to undo it.
-            let mut before: Option<Vec<RecordBatch>> = None;
+            // A mirrored upsert: the rows it may change (per group of
+            // copies), to undo it.
+            let mut before: Option<Vec<Vec<RecordBatch>>> = None;
             if let (Some(mirror), Some(targets)) = (&mirror, write.as_ref().map(|w| w.targets()))
                 && mirror.upsert
             {
@@ -392,7 +405,7 @@ impl ExecutionPlan for StripedInsertExec {
                     Ok::<u64, DataFusionError>(rows_of(&batches))
                 }));
             }
-            let routed = route_rows(&table, &mut source, &routes, senders, write.is_some());
+            let routed = route_rows(&table, &mut source, &routes, senders, write.as_ref());
             let runs = runs.into_iter().map(|run| async move {
                 match run {
                     Some(run) => Some(run.await),
@@ -404,18 +417,23 @@ impl ExecutionPlan for StripedInsertExec {
                 let keys = routed.as_ref().ok().map(|(_, keys)| keys.clone());
                 let state = &mirror.state;
                 let copies = &mirror.members;
-                let inserted = keys.clone().unwrap_or_default();
+                // Every key the insert sent (deleting a key a copy does not
+                // hold changes nothing).
+                let inserted: Vec<RecordBatch> =
+                    keys.iter().flatten().flatten().flatten().cloned().collect();
                 let inserted = &inserted;
                 let before = &before;
+                let definition = &table.definition;
                 let count = write
                     .finish("INSERT", outcomes, keys, |applied| async move {
                         let undo = applied.into_iter().map(|index| async move {
                             if let Some(before) = before {
+                                let group = definition.group_of(index);
                                 return super::upsert::undo(
                                     state,
                                     &copies[index],
                                     inserted,
-                                    before,
+                                    before.get(group).map(Vec::as_slice).unwrap_or_default(),
                                 )
                                 .await;
                             }
@@ -469,20 +487,23 @@ impl ExecutionPlan for StripedInsertExec {
 }
 
 /// Sends each input batch's shares to the members' inserts; the rows
-/// sent to each member and, for a mirrored table (`mirrored`), the keys
-/// of every row. A striped member whose insert stopped stops the routing
-/// (its error says why); a mirrored copy that stopped is left behind and
-/// the others go on.
+/// sent to each member and, for a table with copies (`write`), the keys
+/// of the rows each group of copies got. A striped member whose insert
+/// stopped stops the routing (its error says why); a copy that stopped is
+/// left behind and the others go on; rows for a group with too few copies
+/// to take them stop the insert.
 async fn route_rows(
     table: &Arc<LogicalTable>,
     source: &mut SendableRecordBatchStream,
     routes: &[Option<Route>],
     mut senders: Vec<Option<mpsc::Sender<Result<RecordBatch>>>>,
-    mirrored: bool,
-) -> Result<(Vec<u64>, Vec<RecordBatch>)> {
+    write: Option<&super::journal::MirrorWrite>,
+) -> Result<(Vec<u64>, super::journal::GroupKeys)> {
     let members = routes.len();
+    let definition = &table.definition;
+    let mirrored = write.is_some();
     let mut sent = vec![0u64; members];
-    let mut keys = Vec::new();
+    let mut keys: super::journal::GroupKeys = vec![None; definition.groups()];
     let mut outcome: Result<()> = Ok(());
     'input: while let Some(batch) = source.next().await {
         let batch = match batch {
@@ -492,15 +513,6 @@ async fn route_rows(
                 break;
             }
         };
-        if mirrored {
-            match super::journal::keys_of(&batch, &table.definition.primary_key) {
-                Ok(batch_keys) => keys.push(batch_keys),
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            }
-        }
         let shares = match split(table, &batch, members) {
             Ok(shares) => shares,
             Err(e) => {
@@ -508,6 +520,26 @@ async fn route_rows(
                 break;
             }
         };
+        if let Some(write) = write {
+            // A group's rows are the share of its first member.
+            for (group, group_keys) in keys.iter_mut().enumerate() {
+                let first = definition.group_members(group).start;
+                let Some(Some(share)) = shares.get(first) else {
+                    continue;
+                };
+                if let Some(short) = write.shortfall(group) {
+                    outcome = Err(short);
+                    break 'input;
+                }
+                match super::journal::keys_of(share, &definition.primary_key) {
+                    Ok(batch_keys) => group_keys.get_or_insert_with(Vec::new).push(batch_keys),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break 'input;
+                    }
+                }
+            }
+        }
         for (index, share) in shares.into_iter().enumerate() {
             let (Some(share), Some(sender), Some(route)) =
                 (share, senders[index].as_ref(), routes[index].as_ref())
@@ -532,6 +564,10 @@ async fn route_rows(
             }
             sent[index] += rows;
         }
+    }
+    if mirrored && definition.layout.is_mirrored() {
+        // A mirrored table's one group is written even by no rows.
+        keys[0].get_or_insert_with(Vec::new);
     }
     if let Err(e) = &outcome {
         // The input failed: the members must not commit a part.

@@ -29,6 +29,10 @@ fn logical_tables_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             true,
         ),
+        // Members holding each row (every member of a mirrored table).
+        Field::new("copies", DataType::Int64, false),
+        // Copies a write must reach (NULL: a table without copies).
+        Field::new("write_quorum", DataType::Int64, true),
     ]))
 }
 
@@ -48,6 +52,8 @@ fn logical_tables_batch(engine: &Engine) -> Result<RecordBatch> {
     let mut inserted = Int64Builder::new();
     let mut origin = StringBuilder::new();
     let mut created = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+    let mut copies = Int64Builder::new();
+    let mut write_quorum = Int64Builder::new();
     for table in engine.logical_tables().values() {
         let definition = &table.definition;
         name.append_value(definition.display_name());
@@ -69,6 +75,8 @@ fn logical_tables_batch(engine: &Engine) -> Result<RecordBatch> {
                 .ok()
                 .map(|t| t.timestamp_micros()),
         );
+        copies.append_value(definition.copies() as i64);
+        write_quorum.append_option(definition.layout.write_quorum().map(|q| q as i64));
     }
     let arrays: Vec<ArrayRef> = vec![
         Arc::new(name.finish()),
@@ -80,6 +88,8 @@ fn logical_tables_batch(engine: &Engine) -> Result<RecordBatch> {
         Arc::new(inserted.finish()),
         Arc::new(origin.finish()),
         Arc::new(created.finish()),
+        Arc::new(copies.finish()),
+        Arc::new(write_quorum.finish()),
     ];
     Ok(RecordBatch::try_new(logical_tables_schema(), arrays)?)
 }
@@ -93,7 +103,7 @@ fn members_schema() -> SchemaRef {
         Field::new("schema", DataType::Utf8, false),
         Field::new("member_table", DataType::Utf8, false),
         Field::new("state", DataType::Utf8, false),
-        // A mirrored table's copy: 'current' or 'stale' (NULL for stripes).
+        // A copy's state: 'current' or 'stale' (NULL: rows without copies).
         Field::new("copy_state", DataType::Utf8, true),
         // Journal entries a stale copy has still to replay.
         Field::new("journal_length", DataType::Int64, true),
@@ -121,7 +131,7 @@ fn members_batch(engine: &Engine) -> Result<RecordBatch> {
     let mut lag = Float64Builder::new();
     let now = chrono::Utc::now();
     for logical in engine.logical_tables().values() {
-        let mirrored = logical.definition.layout.is_mirrored();
+        let mirrored = logical.definition.layout.has_copies();
         for (index, name) in logical.definition.members.iter().enumerate() {
             table.append_value(logical.display_name());
             position.append_value(index as i64 + 1);
