@@ -16,6 +16,12 @@
 //! reach is journalled instead (a compensation), so no copy keeps a write
 //! the client was told failed.
 //!
+//! A striped table `WITH (copies = k)` follows the same rules per group
+//! of copies ([`super::definition::LogicalTableDef::groups`]): the quorum
+//! is counted in each group the write touched, a missed copy is journalled
+//! with its own group's keys, and a group below quorum undoes the write on
+//! every copy of every group that applied it.
+//!
 //! A write Koios stopped in (killed mid-statement) leaves its record in
 //! the store: at the next start the table's copies are in doubt, and all
 //! current copies but one (the first listed that is up) are made stale
