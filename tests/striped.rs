@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use koios::engine::metadata::MetadataLocation;
-use koios::engine::metrics::Scraped;
 use support::TestServer;
 use support::private_pg::PrivatePostgres;
 use tokio_postgres::AsyncMessage;
@@ -118,22 +117,6 @@ async fn placement_is_the_same_after_a_restart() {
         .expect("drops");
 }
 
-/// The statements Koios has sent to `source`, from its metrics.
-fn remote_statements(server: &TestServer, source: &str) -> u64 {
-    let metrics = server.engine.metrics().render(&Scraped {
-        memory_reserved: 0,
-        spilled: 0,
-        pools: Vec::new(),
-        jobs: Vec::new(),
-    });
-    let name = format!("koios_source_remote_statements_total{{source=\"{source}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&name))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// A Koios connection whose notices (WARNINGs) are collected.
 async fn connect_with_notices(
     server: &TestServer,
@@ -222,7 +205,7 @@ url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
     }
     // Lookups of keys on one member send nothing to the other: as the
     // prepared statement's later executions and as literals.
-    let before = remote_statements(&server, "pg2");
+    let before = support::remote_statements_to(&server, "pg2");
     for _ in 0..5 {
         client
             .query_one(&lookup, &[&key_on_pg])
@@ -236,12 +219,12 @@ url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
             .await
             .expect("looks up");
     }
-    assert_eq!(remote_statements(&server, "pg2"), before);
+    assert_eq!(support::remote_statements_to(&server, "pg2"), before);
     client
         .query_one(&lookup, &[&key_on_pg2])
         .await
         .expect("looks up");
-    assert_eq!(remote_statements(&server, "pg2"), before + 1);
+    assert_eq!(support::remote_statements_to(&server, "pg2"), before + 1);
 
     cluster.stop();
     // Once the health check has seen it (every second here), reads fail at

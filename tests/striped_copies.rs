@@ -13,25 +13,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use koios::engine::metrics::Scraped;
 use support::TestServer;
 use support::private_pg::PrivatePostgres;
-
-/// Remote statements Koios sent to `source` so far (its metric).
-fn remote_statements(server: &TestServer, source: &str) -> u64 {
-    let metrics = server.engine.metrics().render(&Scraped {
-        memory_reserved: 0,
-        spilled: 0,
-        pools: Vec::new(),
-        jobs: Vec::new(),
-    });
-    let name = format!("koios_source_remote_statements_total{{source=\"{source}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&name))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// Each copy's state and journal length, by member.
 async fn copy_states(client: &tokio_postgres::Client) -> Vec<(String, String, i64)> {
@@ -162,19 +145,19 @@ members = ["pg2.public.orders0", "my.{my}.orders0", "pg.public.orders1", "my.{my
         let row = client.query_one(&lookup, &[&key]).await.expect("looks up");
         assert_eq!(row.get::<_, String>(0), format!("v{key}"));
     }
-    let before = remote_statements(&server, "pg2");
+    let before = support::remote_statements_to(&server, "pg2");
     for _ in 0..5 {
         client
             .query_one(&lookup, &[&key_second])
             .await
             .expect("looks up");
     }
-    assert_eq!(remote_statements(&server, "pg2"), before);
+    assert_eq!(support::remote_statements_to(&server, "pg2"), before);
     client
         .query_one(&lookup, &[&key_first])
         .await
         .expect("looks up");
-    assert_eq!(remote_statements(&server, "pg2"), before + 1);
+    assert_eq!(support::remote_statements_to(&server, "pg2"), before + 1);
 
     // The first group's first copy stops: every read still answers, at
     // once, from the other copy.

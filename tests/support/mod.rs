@@ -630,3 +630,22 @@ pub async fn session_rows(session: &koios::session::Session, sql: &str) -> Vec<S
     }
     rows
 }
+
+/// Remote statements Koios sent to `source` so far (its metric).
+pub fn remote_statements_to(server: &TestServer, source: &str) -> u64 {
+    let metrics = server
+        .engine
+        .metrics()
+        .render(&koios::engine::metrics::Scraped {
+            memory_reserved: 0,
+            spilled: 0,
+            pools: Vec::new(),
+            jobs: Vec::new(),
+        });
+    let name = format!("koios_source_remote_statements_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&name))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
