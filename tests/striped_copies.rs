@@ -6,7 +6,8 @@
 //! group; writes succeed (write_quorum = 1) and are journalled for the
 //! stopped copy, which catches up by itself once its server is back and
 //! then holds what the other copy holds (checked with each backend's own
-//! client).
+//! client). And a write stopped mid-way (its statement timed out) ends
+//! applied on every copy or on none.
 
 mod support;
 
@@ -264,4 +265,172 @@ members = ["pg2.public.orders0", "my.{my}.orders0", "pg.public.orders1", "my.{my
         "first group: {} rows on each copy after catching up",
         on_pg2.len()
     );
+}
+
+/// A copy's `(count, checksum)` as PostgreSQL computes it.
+async fn pg_summary(database: &str, table: &str) -> String {
+    support::postgres_client(database)
+        .await
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ' ' || coalesce(sum(id * 7 + length(v)), 0)::text FROM {table}"
+            ),
+            &[],
+        )
+        .await
+        .expect("sums a PostgreSQL copy")
+        .get(0)
+}
+
+/// How many documents a MongoDB copy holds, by MongoDB's own client.
+fn mongo_count(database: &str, collection: &str) -> String {
+    let output = std::process::Command::new("python3")
+        .arg(support::workspace_root().join("tests/clients/mongo_fixture.py"))
+        .args([&support::mongodb_url(), database, "--count", collection])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The same as MariaDB computes it.
+fn my_summary(database: &str, table: &str) -> String {
+    support::mariadb_output(
+        Some(database),
+        &format!("SELECT concat(count(*), ' ', coalesce(sum(id * 7 + length(v)), 0)) FROM {table}"),
+    )
+    .trim()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_stopped_mid_way_ends_on_every_copy_or_none() {
+    let server = TestServer::start_test().await;
+    let pg = server
+        .pg
+        .as_ref()
+        .expect("a PostgreSQL test database")
+        .name
+        .clone();
+    let my = server
+        .my
+        .as_ref()
+        .expect("a MariaDB test database")
+        .name
+        .clone();
+    let mongo = server
+        .mongo
+        .as_ref()
+        .expect("a MongoDB test database")
+        .name
+        .clone();
+    let client = server.connect("koios").await;
+    // MongoDB's insert_many keeps what it inserted before it was stopped:
+    // only the journal brings its copy back to the other.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE koios.public.bulk (id bigint PRIMARY KEY, v text) STRIPED BY HASH (id) \
+               ACROSS (pg.public.bulk0, mongo.{mongo}.bulk0, my.{my}.bulk1, pg.public.bulk1) \
+               WITH (copies = 2)"
+        ))
+        .await
+        .expect("creates the table");
+    // The insert is cut off by statement_timeout while the copies write.
+    client
+        .batch_execute("SET statement_timeout = '1s'")
+        .await
+        .expect("sets");
+    let error = client
+        .execute(
+            "INSERT INTO koios.public.bulk SELECT value, repeat('x', 40) FROM generate_series(1, 3000000)",
+            &[],
+        )
+        .await
+        .expect_err("the insert runs longer than the timeout");
+    let code = error.as_db_error().map(|e| e.code().code().to_string());
+    assert_eq!(code.as_deref(), Some("57014"), "{error}");
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .expect("sets");
+
+    // The copies other than the first each group's rows reached are put in
+    // doubt (stale, journalled for the keys sent) ...
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen_stale = false;
+    while Instant::now() < deadline && !seen_stale {
+        let states = client
+            .query(
+                "SELECT copy_state FROM koios.system.members WHERE \"table\" = 'koios.public.bulk'",
+                &[],
+            )
+            .await
+            .expect("reads koios.system.members");
+        seen_stale = states.iter().any(|r| r.get::<_, String>(0) == "stale");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_stale, "no copy was put in doubt by the stopped insert");
+    // ... and brought back to it by themselves.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let states = client
+            .query(
+                "SELECT member, copy_state, journal_length FROM koios.system.members \
+                 WHERE \"table\" = 'koios.public.bulk' ORDER BY position",
+                &[],
+            )
+            .await
+            .expect("reads koios.system.members");
+        let states: Vec<(String, String, i64)> = states
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        if states.iter().all(|(_, s, n)| s == "current" && *n == 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copies did not come back: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Each group's copies hold the same rows: the insert is on both or on
+    // neither, never half.
+    let first = (
+        pg_summary(&pg, "public.bulk0")
+            .await
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        mongo_count(&mongo, "bulk0"),
+    );
+    let second = (
+        my_summary(&my, "bulk1"),
+        pg_summary(&pg, "public.bulk1").await,
+    );
+    println!("first group {first:?} (rows), second group {second:?} (rows, checksum)");
+    assert_eq!(first.0, first.1, "the first group's copies differ");
+    assert_eq!(second.0, second.1, "the second group's copies differ");
+    let through_koios: i64 = client
+        .query_one("SELECT count(*) FROM koios.public.bulk", &[])
+        .await
+        .expect("counts")
+        .get(0);
+    let rows = |summary: &str| -> i64 {
+        summary
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
+    };
+    assert_eq!(through_koios, rows(&first.0) + rows(&second.0));
+    client
+        .batch_execute("DROP TABLE koios.public.bulk CASCADE")
+        .await
+        .expect("drops");
 }

@@ -24,6 +24,11 @@ use koios_connector::{sql_err, sql_error};
 use crate::engine::error::codes;
 use crate::engine::metadata::{MetadataStore, StoredJob, now_text};
 
+/// The kind of job that brings a stale copy back from nothing (after Koios
+/// stopped in the middle of a write to its table): it cannot be cancelled — the copy would stay
+/// stale and unread.
+pub const RESYNC_COPY: &str = "resync copy";
+
 /// How often a running job's progress is written to the store.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
@@ -123,6 +128,14 @@ impl Job {
 
     pub fn id(&self) -> i64 {
         self.row.lock().unwrap_or_else(|p| p.into_inner()).id
+    }
+
+    pub fn kind(&self) -> String {
+        self.row
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kind
+            .clone()
     }
 
     pub fn state(&self) -> JobState {
@@ -365,6 +378,13 @@ impl Jobs {
     /// undoes what the job's kind undoes.
     pub async fn cancel(&self, id: i64) -> Result<()> {
         let job = self.unfinished_job(id, "cancelled")?;
+        if job.kind() == RESYNC_COPY {
+            return sql_err!(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "job {id} brings stale copy {} back and cannot be cancelled (the copy would stay stale and never be read): PAUSE JOB {id} to hold it, or remove the copy",
+                job.row().destination
+            );
+        }
         job.control.send_replace(Control::Cancel);
         Ok(())
     }

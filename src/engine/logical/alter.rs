@@ -120,11 +120,11 @@ impl Engine {
             super::fill::start(self, &logical, &copy_name).await?;
         } else {
             self.store.forget_copy(&key, &copy_name).await?;
-            let filling =
-                self.jobs
-                    .unfinished(super::fill::FILL_JOB, &logical.display_name(), &copy_name);
+            let filling = super::fill::unfinished(self, &logical, &copy_name);
             if let Some(job) = filling {
-                self.jobs.cancel(job.id()).await?;
+                if job.kind() == super::fill::FILL_JOB {
+                    self.jobs.cancel(job.id()).await?;
+                }
                 job.finish(&sql_err!(
                     codes::QUERY_CANCELED,
                     "the copy was dropped from its table before it was filled"

@@ -169,10 +169,7 @@ async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
             }
             if last_round {
                 // A filled copy is compared with a current one first.
-                let job =
-                    engine
-                        .jobs()
-                        .unfinished(fill::FILL_JOB, &table.display_name(), &copy_name);
+                let job = fill::unfinished(engine, table, &copy_name);
                 if let Some(job) = &job
                     && let Err(e) = fill::verify(&state, table, current, target).await
                 {

@@ -363,6 +363,11 @@ async fn run_mirrored(
                 .transpose()
         })
         .collect::<Result<Vec<_>>>()?;
+    for (group, keys) in keys.iter().enumerate() {
+        for batch in keys.iter().flatten() {
+            write.sending(group, batch.clone());
+        }
+    }
     let mut runs = Vec::with_capacity(mirror.members.len());
     for index in 0..mirror.members.len() {
         let plan = plans

@@ -1,5 +1,8 @@
 //! Filling a copy added by `ALTER TABLE … ADD MIRROR`: a background job
-//! ([`crate::engine::jobs`]) with its progress in `koios.system.jobs`.
+//! ([`crate::engine::jobs`]) with its progress in `koios.system.jobs`. A
+//! copy put in doubt with an every-row entry (a restart after Koios
+//! stopped mid-write) is brought back the same way, as a `resync copy`
+//! job.
 //!
 //! The new copy joins its table stale, with an every-row journal entry
 //! (durable: the fill starts over after a restart). The catch-up task
@@ -31,7 +34,7 @@ use koios_connector::sql_err;
 use super::{LogicalTable, resync, verify};
 use crate::engine::Engine;
 use crate::engine::error::codes;
-use crate::engine::jobs::Job;
+use crate::engine::jobs::{Job, RESYNC_COPY};
 
 /// The kind of the job that fills a new copy.
 pub const FILL_JOB: &str = "add mirror";
@@ -39,14 +42,26 @@ pub const FILL_JOB: &str = "add mirror";
 /// Rows inserted into the new copy per statement.
 const CHUNK_ROWS: usize = 50_000;
 
-/// The job filling `copy` of `table`: the one `ADD MIRROR` started (or a
-/// restart found unfinished), else a new one.
+/// The job filling `copy` of `table` from nothing: the one `ADD MIRROR`
+/// started, else the resync a stopped write or a restart asked for (one
+/// found unfinished, else a new one).
 pub(super) async fn job_for(engine: &Engine, table: &LogicalTable, copy: &str) -> Result<Arc<Job>> {
-    let name = table.display_name();
-    if let Some(job) = engine.jobs().unfinished(FILL_JOB, &name, copy) {
+    if let Some(job) = unfinished(engine, table, copy) {
         return Ok(job);
     }
-    start(engine, table, copy).await
+    let spec = serde_json::json!({ "table": table.definition.key(), "copy": copy }).to_string();
+    engine
+        .jobs()
+        .start(RESYNC_COPY, &table.display_name(), copy, &spec)
+        .await
+}
+
+/// The unfinished fill (`ADD MIRROR`) or resync of `copy`, if any.
+pub(super) fn unfinished(engine: &Engine, table: &LogicalTable, copy: &str) -> Option<Arc<Job>> {
+    let name = table.display_name();
+    let jobs = engine.jobs();
+    jobs.unfinished(FILL_JOB, &name, copy)
+        .or_else(|| jobs.unfinished(RESYNC_COPY, &name, copy))
 }
 
 /// Starts the job that fills `copy` of `table`.

@@ -222,10 +222,12 @@ impl LogicalTable {
         let id = self.store.begin_write(&self.definition.key()).await?;
         Ok(MirrorWrite {
             table: Arc::clone(self),
-            _turn: turn,
+            turn: Some(turn),
             id,
             quorum,
             skipped,
+            touched: std::sync::Mutex::new(vec![None; self.definition.groups()]),
+            ended: false,
         })
     }
 }
@@ -276,14 +278,50 @@ fn shortfall(
 /// a group it did not write.
 pub type GroupKeys = Vec<Option<Vec<RecordBatch>>>;
 
-/// One write to a mirrored table, from its start to its journal entries.
+/// One write to a table with copies, from its start to its journal
+/// entries.
 pub struct MirrorWrite {
-    table: Arc<LogicalTable>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-    id: i64,
+    pub(super) table: Arc<LogicalTable>,
+    /// The table's write turn, held until the write is ended (and, for a
+    /// write stopped mid-way, until its copies are put in doubt).
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(super) id: i64,
     quorum: usize,
     /// By member index: why the write does not go to that copy.
     skipped: Vec<Option<String>>,
+    /// The keys each group may have been sent so far ([`Self::sending`]):
+    /// what a write stopped mid-way may have changed.
+    touched: std::sync::Mutex<GroupKeys>,
+    /// Ended in the store (journalled, undone or abandoned).
+    ended: bool,
+}
+
+impl Drop for MirrorWrite {
+    /// A write dropped before it ended — its statement cancelled, timed
+    /// out or its client gone mid-way — may have been applied on some
+    /// copies and not others: its copies are put in doubt
+    /// ([`super::stopped`]), still in the table's turn.
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let touched = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|p| p.into_inner()));
+        let stopped = super::stopped::StoppedWrite {
+            table: Arc::clone(&self.table),
+            id: self.id,
+            targets: self.targets(),
+            touched,
+            turn: self.turn.take(),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(stopped.put_in_doubt());
+            }
+            // No runtime (shutting down): the next start finds the write
+            // unfinished and recovers it.
+            Err(_) => drop(stopped),
+        }
+    }
 }
 
 /// What a write did on one copy.
@@ -302,6 +340,16 @@ impl MirrorWrite {
             .collect()
     }
 
+    /// Notes that rows of `keys` are about to be sent to the copies of
+    /// `group` (before they are sent: a write stopped later may have
+    /// changed them).
+    pub fn sending(&self, group: usize, keys: RecordBatch) {
+        let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = touched.get_mut(group) {
+            slot.get_or_insert_with(Vec::new).push(keys);
+        }
+    }
+
     /// Why group `group` cannot take the write (fewer than `write_quorum`
     /// of its copies can), or `None`.
     pub fn shortfall(&self, group: usize) -> Option<DataFusionError> {
@@ -317,7 +365,7 @@ impl MirrorWrite {
     /// on the copies that applied it (their indices; one result each), a
     /// copy it could not undo is journalled, and the statement fails.
     pub async fn finish<U, F>(
-        self,
+        mut self,
         verb: &str,
         outcomes: Vec<CopyOutcome>,
         keys: Option<GroupKeys>,
@@ -327,7 +375,8 @@ impl MirrorWrite {
         U: FnOnce(Vec<usize>) -> F,
         F: std::future::Future<Output = Vec<Result<()>>>,
     {
-        let definition = &self.table.definition;
+        let table = Arc::clone(&self.table);
+        let definition = &table.definition;
         let name = definition.described();
         let groups = definition.groups();
         let applied: Vec<usize> = (0..outcomes.len())
@@ -485,27 +534,33 @@ impl MirrorWrite {
     }
 
     /// Ends a write that was sent to no copy.
-    pub async fn abandon(self) -> Result<()> {
+    pub async fn abandon(mut self) -> Result<()> {
         self.record(&[]).await
     }
 
     /// Journals `missed`, marks those copies stale and ends the write.
-    async fn record(&self, missed: &[Missed]) -> Result<()> {
-        let table = &self.table;
-        let result = table
-            .store
-            .end_writes(&table.definition.key(), &[self.id], missed)
-            .await;
-        // Stale in memory even when the store failed: never read it again
-        // before it is brought back.
-        let now = crate::engine::metadata::now_text();
-        for entry in missed {
-            if let Some(index) = table.member_index(&entry.copy) {
-                table.mirror.copies[index].mark_stale(1, &now);
-            }
-        }
-        result
+    async fn record(&mut self, missed: &[Missed]) -> Result<()> {
+        self.ended = true;
+        end_write(&self.table, self.id, missed).await
     }
+}
+
+/// Ends write `id` of `table` in the store, journalling `missed` and
+/// marking those copies stale.
+pub(super) async fn end_write(table: &LogicalTable, id: i64, missed: &[Missed]) -> Result<()> {
+    let result = table
+        .store
+        .end_writes(&table.definition.key(), &[id], missed)
+        .await;
+    // Stale in memory even when the store failed: never read it again
+    // before it is brought back.
+    let now = crate::engine::metadata::now_text();
+    for entry in missed {
+        if let Some(index) = table.member_index(&entry.copy) {
+            table.mirror.copies[index].mark_stale(1, &now);
+        }
+    }
+    result
 }
 
 /// Refuses a write to a table with copies inside `BEGIN … COMMIT`: each
@@ -524,7 +579,7 @@ pub fn refuse_in_block(context: &datafusion::execution::TaskContext, table: &str
 
 /// `batches` of key columns as journal texts (JSON lines), at most
 /// [`KEYS_PER_ENTRY`] keys each; `[None]` for "every row".
-fn encode_keys(batches: Option<&[RecordBatch]>) -> Result<Vec<Option<String>>> {
+pub(super) fn encode_keys(batches: Option<&[RecordBatch]>) -> Result<Vec<Option<String>>> {
     let Some(batches) = batches else {
         return Ok(vec![None]);
     };

@@ -21,6 +21,7 @@
 //!   `ON CONFLICT`; [`change`]: `UPDATE`/`DELETE` fanned out;
 //! * [`mirror`]: reads from one current copy, failing over; [`journal`]:
 //!   a mirrored write's turn, quorum and journal of missed writes;
+//!   [`stopped`]: a write cancelled mid-way, its copies put in doubt;
 //!   [`catchup`] and [`resync`]: stale copies brought back by key;
 //!   [`fill`]: a new copy filled as a background job, then verified;
 //!   [`verify`]: `VERIFY`/`REPAIR TABLE`; [`alter`]: `ADD`/`DROP MIRROR`.
@@ -43,6 +44,7 @@ pub mod placement;
 pub mod provider;
 pub mod resync;
 pub mod statement;
+pub mod stopped;
 pub mod upsert;
 pub mod verify;
 pub mod write;

@@ -532,7 +532,10 @@ async fn route_rows(
                     break 'input;
                 }
                 match super::journal::keys_of(share, &definition.primary_key) {
-                    Ok(batch_keys) => group_keys.get_or_insert_with(Vec::new).push(batch_keys),
+                    Ok(batch_keys) => {
+                        write.sending(group, batch_keys.clone());
+                        group_keys.get_or_insert_with(Vec::new).push(batch_keys);
+                    }
                     Err(e) => {
                         outcome = Err(e);
                         break 'input;
