@@ -244,6 +244,7 @@ impl Engine {
         engine.restore_mirrors().await?;
         health::spawn(&engine, config.server.health_interval);
         crate::engine::logical::catchup::spawn(&engine, config.server.health_interval);
+        engine.resume_migrations();
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)

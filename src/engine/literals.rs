@@ -364,7 +364,10 @@ mod tests {
             .remove(0)
         {
             KoiosStatement::Sql(statement) => lift(&statement),
-            KoiosStatement::Source(_) | KoiosStatement::Logical(_) | KoiosStatement::Job(_) => None,
+            KoiosStatement::Source(_)
+            | KoiosStatement::Logical(_)
+            | KoiosStatement::Job(_)
+            | KoiosStatement::Migrate(_) => None,
         }
     }
 

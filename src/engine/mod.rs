@@ -47,6 +47,7 @@ pub mod logical;
 pub mod metadata;
 pub mod metered;
 pub mod metrics;
+pub mod migrate;
 pub mod notices;
 pub mod passthrough;
 pub mod physical_planner;

@@ -74,6 +74,11 @@ pub trait Discovery: Send + Sync + 'static {
         Err(crate::contract::read_only(change))
     }
 
+    /// See [`Source::storable_type`].
+    fn storable_type(&self, ty: &crate::ddl::ColumnType) -> crate::ddl::ColumnType {
+        ty.clone()
+    }
+
     /// See [`Source::begin_ddl`].
     async fn begin_ddl(&self) -> Result<Option<Arc<dyn RemoteTransaction>>> {
         Ok(None)
@@ -144,6 +149,10 @@ impl<D: Discovery> Source for LazySource<D> {
             Some(schema) => self.catalog.reload_schema(schema).await,
             None => self.catalog.load_names().await,
         }
+    }
+
+    fn storable_type(&self, ty: &crate::ddl::ColumnType) -> crate::ddl::ColumnType {
+        self.discovery.storable_type(ty)
     }
 
     async fn begin_ddl(&self) -> Result<Option<Arc<dyn RemoteTransaction>>> {

@@ -54,6 +54,14 @@ pub trait Source: Send + Sync + fmt::Debug {
         Err(read_only(change))
     }
 
+    /// The type this backend keeps a column declared `ty` as when a table
+    /// is made from another backend's columns (`MIGRATE TABLE … WITH (mode
+    /// = 'create')`): `ty` itself, or the nearest type it has (MongoDB keeps
+    /// a date as a timestamp).
+    fn storable_type(&self, ty: &crate::ddl::ColumnType) -> crate::ddl::ColumnType {
+        ty.clone()
+    }
+
     /// A remote transaction in which this source's DDL is transactional
     /// (PostgreSQL), so a table can be created and filled as one
     /// ([`Source::create_table_in`]); `None` where DDL commits on its own.

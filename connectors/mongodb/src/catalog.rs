@@ -55,6 +55,13 @@ impl Discovery for MongoDiscovery {
         Ok(names)
     }
 
+    fn storable_type(
+        &self,
+        ty: &koios_connector::ddl::ColumnType,
+    ) -> koios_connector::ddl::ColumnType {
+        crate::ddl::storable_type(ty)
+    }
+
     async fn change_schema(&self, change: &koios_connector::ddl::SchemaChange) -> Result<()> {
         self.run_ddl(change).await
     }

@@ -65,6 +65,25 @@ fn mongo_type(
     })
 }
 
+/// The type MongoDB keeps a column declared `ty` as when a table is made
+/// from another backend's columns: the nearest it has where it lacks
+/// `ty` (a date as a timestamp at midnight UTC, a time or an interval as
+/// text, an unsigned 64-bit integer or a wider numeric as decimal128).
+pub fn storable_type(ty: &ColumnType) -> ColumnType {
+    match ty {
+        ColumnType::Date => ColumnType::Timestamp,
+        ColumnType::Time | ColumnType::Interval => ColumnType::Text,
+        ColumnType::UInt(64) => ColumnType::Numeric(Some((20, 0))),
+        ColumnType::Numeric(Some((p, s))) if *p <= 34 && *s >= 0 => ty.clone(),
+        ColumnType::Numeric(Some((_, s))) if *s >= 0 => {
+            ColumnType::Numeric(Some((34, (*s).min(34))))
+        }
+        ColumnType::Numeric(_) => ColumnType::Numeric(Some((34, 10))),
+        ColumnType::Array(element) => ColumnType::Array(Box::new(storable_type(element))),
+        other => other.clone(),
+    }
+}
+
 /// The `$jsonSchema` validator recording `definition`'s columns.
 fn validator(source: &str, definition: &TableDefinition) -> Result<Document> {
     let mut properties = Document::new();

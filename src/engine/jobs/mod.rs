@@ -174,6 +174,41 @@ impl Job {
         self.store.update_job(&row).await
     }
 
+    /// What the job needs to go on after a restart (its kind's JSON).
+    pub fn spec(&self) -> String {
+        self.row
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spec
+            .clone()
+    }
+
+    /// Writes the job's spec to the store now (a checkpoint).
+    pub async fn checkpoint(&self, spec: String) -> Result<()> {
+        let row = self.update(|row| row.spec = spec);
+        self.save(row).await
+    }
+
+    /// Opens a failed job again for its worker to go on from its
+    /// checkpoints (`RESUME JOB` of a job whose kind can).
+    pub async fn reopen(&self) -> Result<()> {
+        if self.state() != JobState::Failed {
+            return sql_err!(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "job {} is {}: only a failed job can be reopened",
+                self.id(),
+                self.state().as_str()
+            );
+        }
+        self.control.send_replace(Control::Run);
+        let row = self.update(|row| {
+            row.state = JobState::Running.as_str().into();
+            row.finished_at = None;
+        });
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = (Instant::now(), row.rows_done);
+        self.save(row).await
+    }
+
     /// The rows (and bytes) the job has to do in all, when it knows.
     pub fn set_total(&self, rows: Option<i64>) {
         self.update(|row| row.rows_total = rows);
@@ -348,6 +383,11 @@ impl Jobs {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Job `id`; 42704 if there is none.
+    pub fn get(&self, id: i64) -> Result<Arc<Job>> {
+        self.find(id)
     }
 
     fn find(&self, id: i64) -> Result<Arc<Job>> {

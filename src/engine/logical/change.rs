@@ -61,7 +61,7 @@ pub(super) fn owned_state(state: &dyn Session) -> Result<SessionState> {
 /// through the session's physical optimizer, as DataFusion does for any
 /// plan it runs: a change reading a split scan gets its partitions
 /// merged, as its sink requires.
-pub(super) fn optimized(
+pub(crate) fn optimized(
     state: &SessionState,
     mut plan: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {

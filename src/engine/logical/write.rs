@@ -66,7 +66,7 @@ pub(super) fn count_batch(rows: u64) -> Result<RecordBatch> {
     )?)
 }
 
-pub(super) fn rows_of(batches: &[RecordBatch]) -> u64 {
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> u64 {
     batches
         .iter()
         .map(|b| {
@@ -221,7 +221,7 @@ fn split(
 
 /// `batch` in a member's columns: each declared column cast to the
 /// member's type, a column the member has beyond them NULL.
-pub(super) fn for_member(batch: &RecordBatch, member: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn for_member(batch: &RecordBatch, member: &SchemaRef) -> Result<RecordBatch> {
     let columns = member
         .fields()
         .iter()

@@ -205,7 +205,7 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
     /// Stores a new job (its `id` is ignored); the id it got.
     async fn insert_job(&self, job: &StoredJob) -> Result<i64>;
 
-    /// Stores a job's state and progress (everything but what it does).
+    /// Stores a job's state, progress and spec (its checkpoints).
     async fn update_job(&self, job: &StoredJob) -> Result<()>;
 }
 

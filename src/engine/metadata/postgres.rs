@@ -529,7 +529,7 @@ impl MetadataStore for PgStore {
         client
             .execute(
                 "UPDATE koios_jobs SET state = $2, rows_done = $3, rows_total = $4, bytes = $5, \
-                   error = $6, updated_at = $7, finished_at = $8 WHERE id = $1",
+                   error = $6, updated_at = $7, finished_at = $8, spec = $9 WHERE id = $1",
                 &[
                     &job.id,
                     &job.state,
@@ -539,6 +539,7 @@ impl MetadataStore for PgStore {
                     &job.error,
                     &job.updated_at,
                     &job.finished_at,
+                    &job.spec,
                 ],
             )
             .await

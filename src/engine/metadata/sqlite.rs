@@ -579,7 +579,7 @@ impl MetadataStore for SqliteStore {
         self.with(move |c| {
             c.execute(
                 "UPDATE koios_jobs SET state = ?2, rows_done = ?3, rows_total = ?4, bytes = ?5, \
-                   error = ?6, updated_at = ?7, finished_at = ?8 WHERE id = ?1",
+                   error = ?6, updated_at = ?7, finished_at = ?8, spec = ?9 WHERE id = ?1",
                 params![
                     job.id,
                     job.state,
@@ -588,7 +588,8 @@ impl MetadataStore for SqliteStore {
                     job.bytes,
                     job.error,
                     job.updated_at,
-                    job.finished_at
+                    job.finished_at,
+                    job.spec
                 ],
             )
             .map_err(store_error)?;

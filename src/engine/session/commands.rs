@@ -63,9 +63,106 @@ impl Session {
         match command {
             JobCommand::Show => Ok(()),
             JobCommand::Pause(id) => jobs.pause(id).await,
-            JobCommand::Resume(id) => jobs.resume(id).await,
+            JobCommand::Resume(id) => {
+                // A failed migration goes on from its checkpoints.
+                let job = jobs.get(id)?;
+                if self.engine.reopen_migration(&job).await? {
+                    return Ok(());
+                }
+                jobs.resume(id).await
+            }
             JobCommand::Cancel(id) => jobs.cancel(id).await,
         }
+    }
+
+    /// A `MIGRATE TABLE`'s job, its names resolved (both must be tables
+    /// of sources).
+    fn migration_of(
+        &self,
+        statement: &crate::engine::migrate::statement::MigrateStatement,
+    ) -> Result<crate::engine::migrate::job::Migration> {
+        let current_schema = self.with_settings(|s| {
+            s.current_schema()
+                .unwrap_or(crate::engine::DEFAULT_SCHEMA)
+                .to_string()
+        });
+        let is_source = |name: &str| self.engine.is_source(name);
+        let names = crate::engine::remote_ddl::Names {
+            database: &self.database,
+            current_schema: &current_schema,
+            is_source: &is_source,
+        };
+        let resolve = |name: &datafusion::sql::sqlparser::ast::ObjectName| {
+            let (source, schema, table) =
+                crate::engine::remote_ddl::statement::qualify(&names, name)?;
+            if !self.engine.is_source(&source) {
+                return sql_err!(
+                    codes::FEATURE_NOT_SUPPORTED,
+                    "{name}: '{source}' is not a source; MIGRATE TABLE moves tables of sources (source.schema.table)"
+                );
+            }
+            Ok(crate::engine::migrate::job::SourceTable {
+                source,
+                schema,
+                table,
+            })
+        };
+        Ok(crate::engine::migrate::job::Migration {
+            source: resolve(&statement.source)?,
+            destination: resolve(&statement.destination)?,
+            options: statement.options.clone(),
+            prepared: false,
+            key: None,
+            chunks: None,
+            started: Default::default(),
+            done: Default::default(),
+        })
+    }
+
+    /// `MIGRATE TABLE`: the job started (or, with `wait = true`, ended),
+    /// as a row: its id, state and rows copied.
+    async fn migrate(
+        &self,
+        statement: &crate::engine::migrate::statement::MigrateStatement,
+    ) -> Result<Output> {
+        self.admit_ddl("MIGRATE TABLE")?;
+        let migration = self.migration_of(statement)?;
+        let job = self.engine.start_migration(migration).await?;
+        if statement.wait {
+            // Until the job ends; a client that stops waiting leaves it
+            // running.
+            while !job.state().is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            let state = job.state();
+            if state != crate::engine::jobs::JobState::Done {
+                let error = job.view().row.error.unwrap_or_default();
+                return sql_err!(
+                    codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "migration job {} {}: {error} (RESUME JOB {} goes on from where it stopped)",
+                    job.id(),
+                    state.as_str(),
+                    job.id()
+                );
+            }
+        }
+        let view = job.view();
+        let schema = crate::engine::migrate::answer_schema();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![job.id()])) as ArrayRef,
+                Arc::new(StringArray::from(vec![job.state().as_str()])),
+                Arc::new(arrow::array::Int64Array::from(vec![view.row.rows_done])),
+            ],
+        )?;
+        let stream = futures::stream::once(async move { Ok(batch) });
+        Ok(Output::Rows {
+            schema: Arc::clone(&schema),
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, stream)),
+            tag: "MIGRATE".into(),
+            data_rows: None,
+        })
     }
 
     /// `VERIFY TABLE` / `REPAIR TABLE`: the copies compared, as rows.
@@ -192,6 +289,15 @@ impl Session {
             Command::Job(command) => {
                 self.run_job_command(*command).await?;
                 Ok(done(command.tag()))
+            }
+            Command::Migrate(statement) => {
+                if self.transaction_state() != BlockState::Idle {
+                    return sql_err!(
+                        codes::ACTIVE_SQL_TRANSACTION,
+                        "MIGRATE TABLE cannot run inside a transaction block: it runs as a background job (run it outside BEGIN … COMMIT)"
+                    );
+                }
+                self.migrate(statement).await
             }
             Command::SchemaChange(ddl) => {
                 self.admit_ddl(ddl.tag())?;

@@ -75,6 +75,7 @@ impl Prepared {
             Prepared::Command(Command::Logical(LogicalStatement::Check { .. })) => {
                 crate::engine::logical::verify::check_schema()
             }
+            Prepared::Command(Command::Migrate(_)) => crate::engine::migrate::answer_schema(),
             Prepared::Command(Command::Fetch {
                 schema: Some(schema),
                 ..
@@ -517,6 +518,9 @@ impl Session {
             }
             KoiosStatement::Job(command) => {
                 return Ok(Prepared::Command(Command::Job(*command)));
+            }
+            KoiosStatement::Migrate(statement) => {
+                return Ok(Prepared::Command(Command::Migrate(statement.clone())));
             }
             KoiosStatement::Sql(s) => s.as_ref(),
         };

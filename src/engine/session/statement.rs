@@ -19,6 +19,9 @@ use crate::engine::logical::statement::{
     LogicalStatement, parse_check_statement, parse_layout_clause, parse_mirror_alter,
     starts_check_statement, starts_layout_clause, starts_mirror_alter,
 };
+use crate::engine::migrate::statement::{
+    MigrateStatement, parse_migrate_statement, starts_migrate_statement,
+};
 use crate::engine::remote_ddl::{CreateTableAs, RemoteDdl};
 use crate::engine::settings::quote_ident;
 use crate::engine::sources::statements::{
@@ -37,6 +40,8 @@ pub enum KoiosStatement {
     Logical(LogicalStatement),
     /// `SHOW JOBS`, `PAUSE JOB n` …
     Job(JobCommand),
+    /// `MIGRATE TABLE a TO b …`.
+    Migrate(Box<MigrateStatement>),
 }
 
 /// Splits a query string into statements, after the front end had the
@@ -81,6 +86,10 @@ pub fn parse_sql(sql: &str) -> Result<Vec<KoiosStatement>> {
             statements.push(KoiosStatement::Source(parse_source_statement(
                 &mut parser.parser,
             )?));
+        } else if starts_migrate_statement(&parser.parser) {
+            statements.push(KoiosStatement::Migrate(Box::new(parse_migrate_statement(
+                &mut parser.parser,
+            )?)));
         } else if starts_job_statement(&parser.parser) {
             statements.push(KoiosStatement::Job(parse_job_statement(
                 &mut parser.parser,
@@ -148,6 +157,8 @@ pub enum Command {
     Logical(LogicalStatement),
     /// `PAUSE JOB n`, `RESUME JOB n`, `CANCEL JOB n`.
     Job(JobCommand),
+    /// `MIGRATE TABLE a TO b …`.
+    Migrate(Box<MigrateStatement>),
     /// Accepted and ignored, answered with this tag (e.g. `UNLISTEN`).
     Ignored(String),
     /// `DISCARD ALL`: settings back to their defaults, cursors closed.
