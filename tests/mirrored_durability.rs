@@ -14,70 +14,15 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::private_my::PrivateMariaDb;
 use support::private_pg::PrivatePostgres;
+use support::process::KoiosProcess;
 
 const CLIENTS: i64 = 20;
 const RUN: Duration = Duration::from_secs(30);
-
-/// The `koios` binary serving a configuration file; killed with SIGKILL.
-struct Koios {
-    config: PathBuf,
-    log: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Koios {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_koios"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("PG_COPY_PASSWORD", PrivatePostgres::PASSWORD)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("koios starts");
-        self.child = Some(child);
-        support::wait_for_port(self.port, Duration::from_secs(60), || {
-            format!(
-                "Koios did not start: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            )
-        });
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn conn_string(&self) -> String {
-        format!(
-            "host=127.0.0.1 port={} user=koios dbname=koios connect_timeout=2",
-            self.port
-        )
-    }
-}
-
-impl Drop for Koios {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// What one client knows of one of its rows.
 #[derive(Debug, Default, Clone)]
@@ -129,18 +74,7 @@ impl Lcg {
     }
 }
 
-async fn connect(koios: &str, until: Instant) -> Option<tokio_postgres::Client> {
-    while Instant::now() < until {
-        if let Ok((client, connection)) =
-            tokio_postgres::connect(koios, tokio_postgres::NoTls).await
-        {
-            tokio::spawn(connection);
-            return Some(client);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
+use support::process::connect_until as connect;
 
 /// One client: inserts its own rows and updates them (absolute values, so
 /// an unanswered write has one possible effect), until `until`.
@@ -284,12 +218,15 @@ url = "mysql://root@127.0.0.1:{my_port}/bank"
         ),
     )
     .expect("writes the configuration");
-    let mut koios = Koios {
+    let mut koios = KoiosProcess::new(
         config,
-        log: dir.join("koios.log"),
+        dir.join("koios.log"),
         port,
-        child: None,
-    };
+        vec![(
+            "PG_COPY_PASSWORD".to_string(),
+            PrivatePostgres::PASSWORD.to_string(),
+        )],
+    );
     koios.start();
     let admin = connect(
         &koios.conn_string(),

@@ -6,6 +6,7 @@
 pub mod pgtext;
 pub mod private_my;
 pub mod private_pg;
+pub mod process;
 pub mod slt;
 
 use std::net::SocketAddr;

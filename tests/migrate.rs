@@ -1,0 +1,228 @@
+//! `MIGRATE TABLE` across faults: Koios killed in the middle of a
+//! migration (the `koios` binary, so it can be killed) resumes it when it
+//! starts again and ends with exactly the source's rows; a destination
+//! server stopped mid-job fails the job with the reason, and `RESUME JOB`
+//! finishes it once the server is back. What each side holds is read with
+//! its own client.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::TestServer;
+use support::private_pg::PrivatePostgres;
+use support::process::{KoiosProcess, connect_until};
+
+/// Rows of the source table: enough that a migration is still running
+/// when the test strikes.
+const ROWS: i64 = 300_000;
+
+/// A MariaDB table of `ROWS` rows, and its `(count, Σid, Σv)` as MariaDB
+/// computes it.
+fn source_table(my: &support::MyTestDatabase) -> String {
+    my.execute(&format!(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v bigint, label varchar(20)); \
+         INSERT INTO big SELECT seq, seq * 7 % 1000, concat('r', seq) FROM seq_1_to_{ROWS}"
+    ))
+    .expect("fills the source");
+    support::mariadb_output(
+        Some(&my.name),
+        "SELECT concat(count(*), ' ', sum(id), ' ', sum(v)) FROM big",
+    )
+    .trim()
+    .to_string()
+}
+
+/// The job's state, rows done and error.
+async fn job_state(client: &tokio_postgres::Client, id: i64) -> (String, i64, Option<String>) {
+    let row = client
+        .query_one(
+            "SELECT state, rows_done, error FROM koios.system.jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("reads koios.system.jobs");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Waits until job `id` is in `state` (up to `limit`).
+async fn wait_for(client: &tokio_postgres::Client, id: i64, state: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = job_state(client, id).await;
+        if now.0 == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} is not {state} after {limit:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until job `id` has copied some rows but not all.
+async fn wait_until_under_way(client: &tokio_postgres::Client, id: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (state, done, error) = job_state(client, id).await;
+        assert!(
+            state == "running" && error.is_none(),
+            "job {id}: {state} {error:?}"
+        );
+        if done > 0 {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "job {id} copied nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `(count, Σid, Σv)` of a PostgreSQL copy.
+async fn pg_summary(client: &tokio_postgres::Client, table: &str) -> String {
+    client
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ' ' || sum(id)::text || ' ' || sum(v)::text FROM {table}"
+            ),
+            &[],
+        )
+        .await
+        .expect("sums the destination")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_resumes_after_koios_is_killed_and_copies_each_row_once() {
+    let my = support::MyTestDatabase::create();
+    let pg = support::PgTestDatabase::create();
+    let expected = source_table(&my);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("migrate-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let port = support::free_port();
+    let config = dir.join("koios.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = ""
+data_dir = "{data}"
+
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{pg}"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{my}"
+"#,
+            data = dir.join("data").display(),
+            pg = pg.name,
+            my = my.name,
+        ),
+    )
+    .expect("writes the configuration");
+    let mut koios = KoiosProcess::new(config, dir.join("koios.log"), port, Vec::new());
+    koios.start();
+    let until = || Instant::now() + Duration::from_secs(10);
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios");
+    let id: i64 = client
+        .query_one(
+            &format!(
+                "MIGRATE TABLE my.{}.big TO pg.public.big WITH (chunk_rows = 20000, parallel = 2)",
+                my.name
+            ),
+            &[],
+        )
+        .await
+        .expect("starts the migration")
+        .get(0);
+    let done = wait_until_under_way(&client, id).await;
+    koios.kill();
+    println!("Koios killed with {done} of {ROWS} rows copied");
+    let destination = support::postgres_client(&pg.name).await;
+    let partial: i64 = destination
+        .query_one("SELECT count(*) FROM public.big", &[])
+        .await
+        .expect("counts the destination")
+        .get(0);
+    assert!(partial < ROWS, "the migration had finished: {partial}");
+
+    koios.start();
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios again");
+    wait_for(&client, id, "done", Duration::from_secs(180)).await;
+    let copied = pg_summary(&destination, "public.big").await;
+    println!(
+        "source {expected}; destination {copied} (rows, Σid, Σv); {partial} rows were there at the kill"
+    );
+    assert_eq!(copied, expected, "the destination differs from the source");
+    let log = koios.log_text();
+    assert!(!log.contains("panicked"), "Koios panicked: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_stopped_mid_job_fails_it_and_resume_finishes_it() {
+    let my = support::MyTestDatabase::create();
+    let cluster = PrivatePostgres::start();
+    let expected = source_table(&my);
+    let text = format!(
+        r#"
+[[source]]
+name = "pg2"
+kind = "postgres"
+url = "postgres://postgres:${{PG_TEST_PASSWORD}}@127.0.0.1:{port}/postgres"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{my}"
+"#,
+        port = cluster.port(),
+        my = my.name,
+    );
+    let env =
+        |name: &str| (name == "PG_TEST_PASSWORD").then(|| PrivatePostgres::PASSWORD.to_string());
+    let server = TestServer::start_toml(&text, &env).await;
+    let client = server.connect("koios").await;
+    let id: i64 = client
+        .query_one(
+            &format!(
+                "MIGRATE TABLE my.{}.big TO pg2.public.big WITH (chunk_rows = 20000)",
+                my.name
+            ),
+            &[],
+        )
+        .await
+        .expect("starts the migration")
+        .get(0);
+    wait_until_under_way(&client, id).await;
+    cluster.stop();
+    wait_for(&client, id, "failed", Duration::from_secs(60)).await;
+    let (_, done, error) = job_state(&client, id).await;
+    let error = error.expect("a failed job says why");
+    println!("job failed with {done} rows copied: {error}");
+    assert!(error.contains("pg2"), "the error names the source: {error}");
+
+    // Once the server is back, RESUME finishes the job from its
+    // checkpoints.
+    cluster.start_server();
+    client
+        .batch_execute(&format!("RESUME JOB {id}"))
+        .await
+        .expect("resumes");
+    wait_for(&client, id, "done", Duration::from_secs(180)).await;
+    let copied = pg_summary(&cluster.connect().await, "public.big").await;
+    println!("source {expected}; destination {copied} (rows, Σid, Σv)");
+    assert_eq!(copied, expected, "the destination differs from the source");
+}
