@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use datafusion::error::Result;
 
-use super::journal::{decode_keys, key_schema};
+use super::keys::{decode_keys, key_schema};
 use super::provider::LogicalTableProvider;
 use super::{LogicalTable, fill, resync};
 use crate::engine::Engine;

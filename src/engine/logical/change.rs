@@ -30,7 +30,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use koios_connector::sql_err;
 
 use super::definition::MemberName;
-use super::journal::keys_of;
+use super::keys::keys_of;
 use super::provider::{LogicalTableProvider, ResolvedMember};
 use super::write::{count_batch, count_schema, rows_of, single_partition};
 use super::{Layout, LogicalTable, placement, resync};

@@ -21,6 +21,7 @@
 //!   `ON CONFLICT`; [`change`]: `UPDATE`/`DELETE` fanned out;
 //! * [`mirror`]: reads from one current copy, failing over; [`journal`]:
 //!   a mirrored write's turn, quorum and journal of missed writes;
+//!   [`keys`]: rows named by key, as journal texts and as filters;
 //!   [`stopped`]: a write cancelled mid-way, its copies put in doubt;
 //!   [`catchup`] and [`resync`]: stale copies brought back by key;
 //!   [`fill`]: a new copy filled as a background job, then verified;
@@ -39,6 +40,7 @@ pub mod expand;
 pub mod fill;
 pub mod gate;
 pub mod journal;
+pub mod keys;
 pub mod mirror;
 pub mod placement;
 pub mod provider;

@@ -19,7 +19,8 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::journal::{KEYS_PER_STATEMENT, key_filter};
+use super::journal::KEYS_PER_STATEMENT;
+use super::keys::key_filter;
 use super::write::for_member;
 
 /// Runs a copy's own plan (optimized as a statement's would be) to its end.

@@ -17,7 +17,8 @@
 use std::sync::Arc;
 
 use super::LogicalTable;
-use super::journal::{GroupKeys, encode_keys, end_write};
+use super::journal::{GroupKeys, end_write};
+use super::keys::encode_keys;
 use crate::engine::metadata::Missed;
 
 /// What is left of a write stopped mid-way.

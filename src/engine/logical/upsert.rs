@@ -99,7 +99,7 @@ pub async fn read_before(
     let key = &definition.primary_key;
     let keys = input
         .iter()
-        .map(|batch| super::journal::keys_of(batch, key))
+        .map(|batch| super::keys::keys_of(batch, key))
         .collect::<Result<Vec<_>>>()?;
     let mut before = Vec::with_capacity(definition.groups());
     for group in 0..definition.groups() {

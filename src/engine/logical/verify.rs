@@ -146,7 +146,7 @@ async fn keys_in(
     ranges: &[usize],
 ) -> Result<Vec<RecordBatch>> {
     let key = &table.definition.primary_key;
-    let key_schema = super::journal::key_schema(&table.declared, key)?;
+    let key_schema = super::keys::key_schema(&table.declared, key)?;
     let key_converter = converter(&table.declared, key)?;
     let mut found = Vec::new();
     for batch in resync::read(state, copy, None).await? {

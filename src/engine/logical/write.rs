@@ -531,7 +531,7 @@ async fn route_rows(
                     outcome = Err(short);
                     break 'input;
                 }
-                match super::journal::keys_of(share, &definition.primary_key) {
+                match super::keys::keys_of(share, &definition.primary_key) {
                     Ok(batch_keys) => {
                         write.sending(group, batch_keys.clone());
                         group_keys.get_or_insert_with(Vec::new).push(batch_keys);

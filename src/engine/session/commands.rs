@@ -30,23 +30,33 @@ impl Session {
         *self.planning.lock().await = None;
     }
 
-    /// A logical-table statement with its names resolved in this session.
-    fn logical_work(
+    /// `resolve` given the names a statement is read against in this
+    /// session: its database, its current schema and the sources.
+    fn with_names<T>(
         &self,
-        statement: &crate::engine::logical::statement::LogicalStatement,
-    ) -> Result<crate::engine::logical::ddl::LogicalWork> {
+        resolve: impl FnOnce(&crate::engine::remote_ddl::Names<'_>) -> Result<T>,
+    ) -> Result<T> {
         let current_schema = self.with_settings(|s| {
             s.current_schema()
                 .unwrap_or(crate::engine::DEFAULT_SCHEMA)
                 .to_string()
         });
         let is_source = |name: &str| self.engine.is_source(name);
-        let names = crate::engine::remote_ddl::Names {
+        resolve(&crate::engine::remote_ddl::Names {
             database: &self.database,
             current_schema: &current_schema,
             is_source: &is_source,
-        };
-        crate::engine::logical::ddl::prepare_logical(statement, &names, &is_source)
+        })
+    }
+
+    /// A logical-table statement with its names resolved in this session.
+    fn logical_work(
+        &self,
+        statement: &crate::engine::logical::statement::LogicalStatement,
+    ) -> Result<crate::engine::logical::ddl::LogicalWork> {
+        self.with_names(|names| {
+            crate::engine::logical::ddl::prepare_logical(statement, names, names.is_source)
+        })
     }
 
     /// `PAUSE JOB n`, `RESUME JOB n`, `CANCEL JOB n` (administrators only,
@@ -81,41 +91,32 @@ impl Session {
         &self,
         statement: &crate::engine::migrate::statement::MigrateStatement,
     ) -> Result<crate::engine::migrate::job::Migration> {
-        let current_schema = self.with_settings(|s| {
-            s.current_schema()
-                .unwrap_or(crate::engine::DEFAULT_SCHEMA)
-                .to_string()
-        });
-        let is_source = |name: &str| self.engine.is_source(name);
-        let names = crate::engine::remote_ddl::Names {
-            database: &self.database,
-            current_schema: &current_schema,
-            is_source: &is_source,
-        };
-        let resolve = |name: &datafusion::sql::sqlparser::ast::ObjectName| {
-            let (source, schema, table) =
-                crate::engine::remote_ddl::statement::qualify(&names, name)?;
-            if !self.engine.is_source(&source) {
-                return sql_err!(
-                    codes::FEATURE_NOT_SUPPORTED,
-                    "{name}: '{source}' is not a source; MIGRATE TABLE moves tables of sources (source.schema.table)"
-                );
-            }
-            Ok(crate::engine::migrate::job::SourceTable {
-                source,
-                schema,
-                table,
+        self.with_names(|names| {
+            let resolve = |name: &datafusion::sql::sqlparser::ast::ObjectName| {
+                let (source, schema, table) =
+                    crate::engine::remote_ddl::statement::qualify(names, name)?;
+                if !self.engine.is_source(&source) {
+                    return sql_err!(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "{name}: '{source}' is not a source; MIGRATE TABLE moves tables of sources (source.schema.table)"
+                    );
+                }
+                Ok(crate::engine::migrate::job::SourceTable {
+                    source,
+                    schema,
+                    table,
+                })
+            };
+            Ok(crate::engine::migrate::job::Migration {
+                source: resolve(&statement.source)?,
+                destination: resolve(&statement.destination)?,
+                options: statement.options.clone(),
+                prepared: false,
+                key: None,
+                chunks: None,
+                started: Default::default(),
+                done: Default::default(),
             })
-        };
-        Ok(crate::engine::migrate::job::Migration {
-            source: resolve(&statement.source)?,
-            destination: resolve(&statement.destination)?,
-            options: statement.options.clone(),
-            prepared: false,
-            key: None,
-            chunks: None,
-            started: Default::default(),
-            done: Default::default(),
         })
     }
 
