@@ -78,6 +78,15 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// A running server's background jobs (migrations, copies being
+    /// filled); with --watch, a live progress bar per unfinished job.
+    Jobs {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Redraw progress bars until every unfinished job has ended.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// Which running server the client commands talk to, and as whom.
@@ -178,6 +187,7 @@ async fn main() -> ExitCode {
         Command::HashPassword => hash_password(),
         Command::Sources { target, action } => sources(target, action).await,
         Command::Status { target } => status(target).await,
+        Command::Jobs { target, watch } => jobs(target, watch).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -329,6 +339,20 @@ async fn sources(args: TargetArgs, action: SourcesAction) -> Result<()> {
             println!("REFRESH SOURCE {name}");
         }
     }
+    Ok(())
+}
+
+async fn jobs(args: TargetArgs, watch: bool) -> Result<()> {
+    use koios::cli::remote::Remote;
+    let remote = Remote::connect(&target(args)).await?;
+    if watch {
+        // The bars (on a terminal), then the table as the jobs ended.
+        koios::cli::jobs::watch(&remote).await?;
+    }
+    print!(
+        "{}",
+        remote.rows(koios::cli::jobs::LIST_JOBS).await?.render()
+    );
     Ok(())
 }
 

@@ -288,6 +288,93 @@ fn sources_and_status_manage_a_running_server() {
     );
 }
 
+#[test]
+fn jobs_lists_and_watches_a_migration_until_it_ends() {
+    let pg = support::PgTestDatabase::create();
+    let my = support::MyTestDatabase::create();
+    my.execute(
+        "CREATE TABLE moved (id bigint PRIMARY KEY, v bigint); \
+         INSERT INTO moved SELECT seq, seq % 97 FROM seq_1_to_200000",
+    )
+    .expect("fills the source");
+    let dir = scratch_dir("jobs");
+    let config = format!(
+        "[server]\nmetadata = \"{}\"\nadmin_listen = \"\"\n\n\
+         [[source]]\nname = \"pg\"\nkind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\n\n\
+         [[source]]\nname = \"my\"\nkind = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306/{}\"\n",
+        dir.join("koios.db").display(),
+        pg.name,
+        my.name
+    );
+    let served = Served::start("jobs", &config);
+    let (code, stdout, stderr) = served.client(&["jobs"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.ends_with("(0 rows)\n"), "{stdout}");
+
+    let started = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &served.port.to_string(),
+            "-U",
+            "koios",
+            "-d",
+            "koios",
+            "-tA",
+            "-c",
+        ])
+        .arg(format!(
+            "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (chunk_rows = 20000)",
+            my.name
+        ))
+        .output()
+        .expect("psql runs");
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    // --watch returns once the job has ended, then prints the table.
+    let (code, stdout, stderr) = served.client(&["jobs", "--watch"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" migrate "))
+        .unwrap_or_else(|| panic!("no migrate job listed: {stdout}"));
+    assert!(
+        line.contains(" done ") && line.contains(" 200000 "),
+        "{stdout}"
+    );
+    assert_eq!(
+        psql_value(&pg.name, "SELECT count(*) FROM public.moved"),
+        "200000"
+    );
+
+    // Waited for (wait = true), a migration tells its progress as NOTICEs
+    // every two seconds while it runs (small chunks one at a time: long
+    // enough to be seen), then answers with the ended job.
+    let waited = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &served.port.to_string(), "-U", "koios", "-d", "koios", "-tA", "-c"])
+        .arg(format!(
+            "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 2000, parallel = 1, wait = true)",
+            my.name
+        ))
+        .output()
+        .expect("psql runs");
+    let (answer, notices) = (
+        String::from_utf8_lossy(&waited.stdout).into_owned(),
+        String::from_utf8_lossy(&waited.stderr).into_owned(),
+    );
+    assert!(waited.status.success(), "{notices}");
+    assert!(answer.trim().ends_with("|done|200000"), "{answer}");
+    let progress = notices
+        .lines()
+        .find(|l| l.starts_with("NOTICE:  migrate job "))
+        .unwrap_or_else(|| panic!("no progress NOTICE: {notices}"));
+    assert!(progress.contains(" of 200000 rows ("), "{progress}");
+}
+
 /// What psql prints for one value of `sql` in `database` (no header).
 fn psql_value(database: &str, sql: &str) -> String {
     let output = Command::new("psql")

@@ -178,6 +178,9 @@ async fn a_destination_stopped_mid_job_fails_it_and_resume_finishes_it() {
     let expected = source_table(&my);
     let text = format!(
         r#"
+[server]
+health_interval = "1s"
+
 [[source]]
 name = "pg2"
 kind = "postgres"
@@ -214,9 +217,25 @@ url = "mysql://root@127.0.0.1:3306/{my}"
     println!("job failed with {done} rows copied: {error}");
     assert!(error.contains("pg2"), "the error names the source: {error}");
 
-    // Once the server is back, RESUME finishes the job from its
-    // checkpoints.
+    // Once the server is back (and Koios has seen it), RESUME finishes
+    // the job from its checkpoints.
     cluster.start_server();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: String = client
+            .query_one(
+                "SELECT state FROM koios.system.sources WHERE name = 'pg2'",
+                &[],
+            )
+            .await
+            .expect("reads koios.system.sources")
+            .get(0);
+        if state == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pg2 is still {state}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     client
         .batch_execute(&format!("RESUME JOB {id}"))
         .await

@@ -130,10 +130,15 @@ impl Session {
         let migration = self.migration_of(statement)?;
         let job = self.engine.start_migration(migration).await?;
         if statement.wait {
-            // Until the job ends; a client that stops waiting leaves it
-            // running.
+            // Until the job ends, its progress as a NOTICE every few
+            // seconds; a client that stops waiting leaves it running.
+            let mut last = std::time::Instant::now();
             while !job.state().is_finished() {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if last.elapsed() >= PROGRESS_EVERY && !job.state().is_finished() {
+                    last = std::time::Instant::now();
+                    self.notices.notice(progress_line(&job.view()));
+                }
             }
             let state = job.state();
             if state != crate::engine::jobs::JobState::Done {
@@ -414,4 +419,34 @@ impl Cursor {
         }
         Ok(out)
     }
+}
+
+/// How often a migration waited for tells its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `migration job 7 running: 120000 of 300000 rows (40%), 52000 rows/s,
+/// about 3 s left`.
+fn progress_line(view: &crate::engine::jobs::JobView) -> String {
+    let row = &view.row;
+    let mut line = format!(
+        "{} job {} {}: {} rows",
+        row.kind, row.id, row.state, row.rows_done
+    );
+    if let Some(total) = row.rows_total.filter(|t| *t > 0) {
+        line = format!(
+            "{} job {} {}: {} of {total} rows ({}%)",
+            row.kind,
+            row.id,
+            row.state,
+            row.rows_done,
+            row.rows_done * 100 / total
+        );
+    }
+    if let Some(rate) = view.rate {
+        line.push_str(&format!(", {rate:.0} rows/s"));
+    }
+    if let Some(eta) = view.eta_seconds {
+        line.push_str(&format!(", about {eta:.0} s left"));
+    }
+    line
 }

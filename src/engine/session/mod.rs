@@ -147,8 +147,8 @@ impl Session {
         }
     }
 
-    /// The warnings the last statements left for the client.
-    pub fn take_notices(&self) -> Vec<String> {
+    /// The warnings and notices the last statements left for the client.
+    pub fn take_notices(&self) -> Vec<(crate::engine::notices::Severity, String)> {
         self.notices.take()
     }
 

@@ -40,6 +40,7 @@ use super::startup::{Access, KoiosStartup};
 use crate::engine::Engine;
 use crate::engine::activity::StatementGuard;
 use crate::engine::error::codes;
+use crate::engine::notices::Severity;
 use crate::engine::session::{Output, Prepared, Session};
 use crate::engine::settings::{Settings, parse_time_zone};
 use crate::pg::types::arrow_type;
@@ -401,26 +402,49 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        let responses = self.simple_query(&session, query).await;
+        // A statement that runs long (a migration waited for) sends its
+        // notices as they come, not only at its end.
+        let work = self.simple_query(&session, query);
+        tokio::pin!(work);
+        let responses = loop {
+            tokio::select! {
+                responses = &mut work => break responses,
+                () = tokio::time::sleep(NOTICES_EVERY) => {
+                    if send_notices(&session, client).await? {
+                        client.flush().await?;
+                    }
+                }
+            }
+        };
         send_notices(&session, client).await?;
         responses
     }
 }
 
-/// Sends the warnings the session's last statements left (a striped
-/// table's member left out, …) as NoticeResponse messages.
-async fn send_notices<C>(session: &Session, client: &mut C) -> PgWireResult<()>
+/// How often a running simple query's notices are sent.
+const NOTICES_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Sends the warnings and notices the session's statements left (a
+/// striped table's member left out, a migration's progress, …) as
+/// NoticeResponse messages; whether there were any.
+async fn send_notices<C>(session: &Session, client: &mut C) -> PgWireResult<bool>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for message in session.take_notices() {
-        let notice = pgwire::error::ErrorInfo::new("WARNING".into(), "01000".into(), message);
+    let pending = session.take_notices();
+    let any = !pending.is_empty();
+    for (severity, message) in pending {
+        let (word, code) = match severity {
+            Severity::Warning => ("WARNING", "01000"),
+            Severity::Notice => ("NOTICE", "00000"),
+        };
+        let notice = pgwire::error::ErrorInfo::new(word.into(), code.into(), message);
         client
             .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
             .await?;
     }
-    Ok(())
+    Ok(any)
 }
 
 impl QueryHandler {
