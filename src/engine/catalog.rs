@@ -245,6 +245,7 @@ impl Engine {
         health::spawn(&engine, config.server.health_interval);
         crate::engine::logical::catchup::spawn(&engine, config.server.health_interval);
         engine.resume_migrations();
+        engine.resume_rebalances();
 
         engine.run_startup_sql(&config.startup_sql).await?;
         Ok(engine)

@@ -55,6 +55,7 @@ pub mod codes {
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
 }
 
 /// An error with its SQLSTATE, message and optional hint. The message

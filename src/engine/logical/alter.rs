@@ -61,6 +61,7 @@ impl Engine {
                 "{described} is declared in the configuration file ([[table]]): change its members there"
             );
         }
+        let _writers = Arc::clone(&logical.mirror.writers).write_owned().await;
         let _turn = Arc::clone(&logical.mirror.turn).lock_owned().await;
         let mut definition = logical.definition.clone();
         let key = definition.key();
@@ -147,6 +148,10 @@ impl Engine {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, Arc::new(changed));
+        // Writes planned with the old copies run again when retried.
+        logical
+            .replaced
+            .store(true, std::sync::atomic::Ordering::Release);
         self.catalog_changed();
         tracing::info!(table = %logical.display_name(), copy = %copy_name,
             "{}", if add { "copy added: it is filled in the background" } else { "copy dropped" });
@@ -156,9 +161,10 @@ impl Engine {
 
 /// The copies' states of `old` carried over to `new` (by copy name), with
 /// the same write turn.
-fn carried(old: &LogicalTable, new: &LogicalTable) -> MirrorState {
+pub(super) fn carried(old: &LogicalTable, new: &LogicalTable) -> MirrorState {
     MirrorState {
         turn: Arc::clone(&old.mirror.turn),
+        writers: Arc::clone(&old.mirror.writers),
         copies: new
             .definition
             .members

@@ -115,7 +115,7 @@ pub async fn plan_change(
         })
     };
     let definition = &table.table.definition;
-    let mirrored = definition.layout.has_copies();
+    let mirrored = table.table.journalled();
     if mirrored && let Some(key) = definition.primary_key.iter().find(|k| changes_column(k)) {
         return sql_err!(
             codes::FEATURE_NOT_SUPPORTED,
@@ -123,7 +123,7 @@ pub async fn plan_change(
         );
     }
     let mut groups: Vec<usize> = (0..definition.groups()).collect();
-    if let Layout::StripedHash { key, buckets, .. } = &definition.layout {
+    if let Layout::StripedHash { key, .. } = &definition.layout {
         if changes_column(key) {
             return sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
@@ -131,7 +131,7 @@ pub async fn plan_change(
             );
         }
         let key_type = table.schema().field_with_name(key)?.data_type().clone();
-        groups = placement::prune(&filters, key, &key_type, *buckets, definition.groups())?
+        groups = placement::prune(&filters, key, &key_type, &definition.placement())?
             .into_iter()
             .collect();
     }
@@ -186,6 +186,7 @@ pub async fn plan_change(
         None
     };
     Ok(Arc::new(FanOutExec {
+        logical: Arc::clone(&table.table),
         mirror,
         table: name,
         schema: count_schema(),
@@ -205,6 +206,7 @@ type MemberPlans = Arc<Vec<MemberPlan>>;
 /// Runs one DML plan per member at once and adds up their counts (a
 /// mirrored table's copies each change the same rows: one copy's count).
 struct FanOutExec {
+    logical: Arc<LogicalTable>,
     mirror: Option<Arc<MirrorChange>>,
     /// `striped table koios.public.t`.
     table: String,
@@ -255,7 +257,9 @@ impl ExecutionPlan for FanOutExec {
         let table = self.table.clone();
         let verb = self.verb;
         let mirror = self.mirror.clone();
+        let logical = Arc::clone(&self.logical);
         let work = async move {
+            let _admitted = logical.admit_write().await?;
             if let Some(mirror) = mirror {
                 super::journal::refuse_in_block(&context, &mirror.table.definition.described())?;
                 return count_batch(run_mirrored(&mirror, verb, &plans, context).await?);

@@ -22,6 +22,7 @@ use super::definition::{
     HASH_BUCKETS, LogicalColumn, LogicalTableDef, MemberName, ROUND_ROBIN_BATCH_ROWS, ReadChoice,
     Replication, compatible,
 };
+use super::members::MemberChange;
 use super::statement::{LogicalStatement, Striping};
 use super::{Layout, LogicalTable, TableOrigin};
 use crate::engine::Engine;
@@ -111,12 +112,14 @@ pub enum LogicalWork {
         table: String,
         repair: bool,
     },
-    /// `ALTER TABLE … ADD MIRROR` / `DROP MIRROR` (see [`super::alter`]).
-    AlterMirror {
+    /// `ALTER TABLE … ADD|DROP MIRROR` (`mirror`, see [`super::alter`]),
+    /// `ADD|DROP|MOVE MEMBER` (see [`super::members`]).
+    AlterMembers {
         schema: String,
         table: String,
-        copy: MemberName,
-        add: bool,
+        change: MemberChange<MemberName>,
+        mirror: bool,
+        wait: bool,
     },
 }
 
@@ -158,30 +161,47 @@ pub fn prepare_logical(
                 repair: *repair,
             })
         }
-        LogicalStatement::AlterMirror { table, member, add } => {
+        LogicalStatement::AlterMembers {
+            table,
+            change,
+            mirror,
+            wait,
+        } => {
             let (catalog, schema, table) = qualify(names, table)?;
             if catalog != KOIOS_CATALOG {
-                return sql_err!(
-                    codes::WRONG_OBJECT_TYPE,
-                    "\"{catalog}.{schema}.{table}\" is not a mirrored table: ADD MIRROR and DROP MIRROR change the copies of a mirrored table of the koios catalog"
-                );
+                return if *mirror {
+                    sql_err!(
+                        codes::WRONG_OBJECT_TYPE,
+                        "\"{catalog}.{schema}.{table}\" is not a mirrored table: ADD MIRROR and DROP MIRROR change the copies of a mirrored table of the koios catalog"
+                    )
+                } else {
+                    sql_err!(
+                        codes::WRONG_OBJECT_TYPE,
+                        "\"{catalog}.{schema}.{table}\" is not a striped or mirrored table: ADD, DROP and MOVE MEMBER change the members of a logical table of the koios catalog"
+                    )
+                };
             }
-            let (source, member_schema, member_table) = qualify(names, member)?;
-            if !is_source(&source) {
-                return sql_err!(
-                    codes::UNDEFINED_OBJECT,
-                    "copy {member}: '{source}' is not a source; copies are tables of sources (source.schema.table)"
-                );
-            }
-            Ok(LogicalWork::AlterMirror {
-                schema,
-                table,
-                copy: MemberName {
+            let what = if *mirror { "copy" } else { "member" };
+            let change = change.try_map(|member| {
+                let (source, member_schema, member_table) = qualify(names, member)?;
+                if !is_source(&source) {
+                    return sql_err!(
+                        codes::UNDEFINED_OBJECT,
+                        "{what} {member}: '{source}' is not a source; {what}s are tables of sources (source.schema.table)"
+                    );
+                }
+                Ok(MemberName {
                     source,
                     schema: member_schema,
                     table: member_table,
-                },
-                add: *add,
+                })
+            })?;
+            Ok(LogicalWork::AlterMembers {
+                schema,
+                table,
+                change,
+                mirror: *mirror,
+                wait: *wait,
             })
         }
     }
@@ -425,6 +445,9 @@ fn striped_definition(
         primary_key: declared.primary_key.clone(),
         layout,
         members: member_names,
+        owners: None,
+        rebalance: None,
+        leftovers: Vec::new(),
     };
     if let Some(key) = definition.layout.key() {
         let declared_schema = definition.arrow_schema()?;
@@ -452,12 +475,23 @@ impl Engine {
                 if_exists,
                 cascade,
             } => self.drop_logical(&tables, if_exists, cascade).await,
-            LogicalWork::AlterMirror {
+            LogicalWork::AlterMembers {
                 schema,
                 table,
-                copy,
-                add,
-            } => self.alter_mirror(&schema, &table, copy, add).await,
+                change: MemberChange::Add(copy),
+                mirror: true,
+                ..
+            } => self.alter_mirror(&schema, &table, copy, true).await,
+            LogicalWork::AlterMembers {
+                schema,
+                table,
+                change: MemberChange::Drop(copy),
+                mirror: true,
+                ..
+            } => self.alter_mirror(&schema, &table, copy, false).await,
+            LogicalWork::AlterMembers { .. } => Err(datafusion::error::DataFusionError::Internal(
+                "ADD, DROP and MOVE MEMBER run through Engine::alter_members".into(),
+            )),
             LogicalWork::Check { .. } => Err(datafusion::error::DataFusionError::Internal(
                 "VERIFY TABLE runs through Engine::check_mirrored".into(),
             )),

@@ -10,12 +10,14 @@ use datafusion::error::{DataFusionError, Result};
 use koios_connector::ddl::{ColumnDefinition, ColumnType, TableDefinition, TableName};
 use serde::{Deserialize, Serialize};
 
+pub use super::placement::Placement;
 use crate::engine::catalog::KOIOS_CATALOG;
 
 /// Virtual buckets of hash striping: a key hashes to a bucket, a bucket
-/// belongs to a member (`bucket % members` today). A fixed bucket count
-/// keeps a key's bucket stable whatever happens to the members, so moving
-/// data later moves whole buckets.
+/// belongs to a group of members (`bucket % groups` until members are
+/// added or dropped, then the table's own map of bucket owners). A fixed
+/// bucket count keeps a key's bucket stable whatever happens to the
+/// members, so rebalancing moves whole buckets and only the rows in them.
 pub const HASH_BUCKETS: u32 = 4096;
 
 /// Rows a round-robin table puts on one member before moving to the next.
@@ -35,6 +37,31 @@ pub struct LogicalTableDef {
     /// The member tables, in the order given (a member's index is its
     /// place in placement).
     pub members: Vec<MemberName>,
+    /// Hash striping: the group owning each bucket, once members were
+    /// added or dropped (absent: bucket `b` in group `b % groups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners: Option<Vec<u32>>,
+    /// A change of members under way (`ALTER TABLE … ADD|DROP|MOVE
+    /// MEMBER`): reads and writes keep the placement above until the
+    /// moved rows are copied and verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<Rebalance>,
+    /// Members that may still hold rows of buckets they gave away (deleted
+    /// in the background after a rebalance): reads of them keep only the
+    /// rows of buckets they own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<MemberName>,
+}
+
+/// The members and bucket owners a hash-striped table is moving to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rebalance {
+    pub members: Vec<MemberName>,
+    /// The group of each bucket among `members`.
+    pub owners: Vec<u32>,
+    /// The job moving the rows.
+    pub job: i64,
 }
 
 /// A declared column.
@@ -233,6 +260,55 @@ impl LogicalTableDef {
         start..(start + copies).min(self.members.len())
     }
 
+    /// Where hash striping puts each bucket.
+    pub fn placement(&self) -> Placement {
+        let buckets = match &self.layout {
+            Layout::StripedHash { buckets, .. } => *buckets,
+            _ => HASH_BUCKETS,
+        };
+        Placement {
+            buckets,
+            groups: self.groups(),
+            owners: self.owners.as_deref().map(Arc::from),
+        }
+    }
+
+    /// The placement after the rebalance under way, with its members.
+    pub fn placement_after(&self) -> Option<(Placement, &[MemberName])> {
+        let rebalance = self.rebalance.as_ref()?;
+        let mut after = self.clone();
+        after.members = rebalance.members.clone();
+        let mut placement = after.placement();
+        placement.owners = Some(Arc::from(rebalance.owners.as_slice()));
+        Some((placement, &rebalance.members))
+    }
+
+    /// Members that may hold rows of buckets they do not own now: rows a
+    /// rebalance is copying to them, or rows it moved away and has not
+    /// deleted yet. Reads of them keep only their own rows.
+    pub fn holding_foreign_rows(&self) -> Vec<usize> {
+        let mut holding: Vec<usize> = self
+            .leftovers
+            .iter()
+            .filter_map(|m| self.members.iter().position(|x| x == m))
+            .collect();
+        if let Some((after, after_members)) = self.placement_after() {
+            let before = self.placement();
+            for bucket in 0..before.buckets {
+                let to = after_members.get(after.group(bucket));
+                if to == self.members.get(before.group(bucket)) {
+                    continue;
+                }
+                if let Some(index) = to.and_then(|m| self.members.iter().position(|x| x == m))
+                    && !holding.contains(&index)
+                {
+                    holding.push(index);
+                }
+            }
+        }
+        holding
+    }
+
     /// `koios.schema.table`.
     pub fn display_name(&self) -> String {
         format!("{KOIOS_CATALOG}.{}.{}", self.schema, self.table)
@@ -388,6 +464,9 @@ mod tests {
                 schema: "public".into(),
                 table: "events".into(),
             }],
+            owners: None,
+            rebalance: None,
+            leftovers: Vec::new(),
         };
         let json = def.to_json().expect("serializes");
         assert_eq!(LogicalTableDef::from_json(&json).expect("reads"), def);

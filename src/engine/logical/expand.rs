@@ -125,16 +125,16 @@ fn chosen_groups(
 ) -> Result<(Vec<usize>, Option<Gate>)> {
     let groups = striped.table.definition.groups();
     match &striped.table.definition.layout {
-        Layout::StripedHash { key, buckets, .. } => {
+        Layout::StripedHash { key, .. } => {
             let key_type = striped.schema().field_with_name(key)?.data_type().clone();
-            let chosen = super::placement::prune(filters, key, &key_type, *buckets, groups)?
+            let placement = striped.table.definition.placement();
+            let chosen = super::placement::prune(filters, key, &key_type, &placement)?
                 .into_iter()
                 .collect::<Vec<_>>();
             let comparisons = super::placement::placeholder_comparisons(filters, key);
             let gate = (chosen.len() > 1 && !comparisons.is_empty()).then(|| Gate {
                 member: 0,
-                members: groups,
-                buckets: *buckets,
+                placement,
                 key_type,
                 comparisons,
             });
@@ -174,6 +174,28 @@ pub fn expand(
     }
     let table_name = striped.described();
     let definition = &striped.table.definition;
+    // Members holding rows they do not own (a rebalance under way or just
+    // done): read through a filter keeping their own, which needs the key.
+    let foreign = definition.holding_foreign_rows();
+    let owned_filter = |index: usize| -> Option<Expr> {
+        let key = definition.layout.key()?;
+        foreign.contains(&index).then(|| {
+            super::owned::OwnedBy::filter(
+                definition.placement(),
+                index,
+                Expr::Column(Column::new(Some(scan.table_name.clone()), key)),
+            )
+        })
+    };
+    if !foreign.is_empty()
+        && let Some(index) = definition
+            .layout
+            .key()
+            .and_then(|k| schema.index_of(k).ok())
+        && !read.contains(&index)
+    {
+        read.push(index);
+    }
     let read_choice = definition.layout.read_choice();
     let mut branches = Vec::new();
     let (chosen, gate) = chosen_groups(striped, &scan.filters)?;
@@ -210,7 +232,11 @@ pub fn expand(
                 state: Arc::clone(&striped.table.mirror.copies[member.index]),
             });
             alternatives.push(member_branch(
-                scan, &schema, &read, &projected, member, provider,
+                scan,
+                (&schema, &read, &projected),
+                member,
+                provider,
+                owned_filter(index),
             )?);
         }
         let branch = match read_choice {
@@ -277,11 +303,10 @@ pub fn expand(
 /// limit.
 fn member_branch(
     scan: &TableScan,
-    schema: &arrow::datatypes::SchemaRef,
-    read: &[usize],
-    projected: &[usize],
+    (schema, read, projected): (&arrow::datatypes::SchemaRef, &[usize], &[usize]),
     member: &super::provider::ResolvedMember,
     provider: &Arc<dyn TableProvider>,
+    owned: Option<Expr>,
 ) -> Result<LogicalPlan> {
     let member_schema = provider.schema();
     let reference = TableReference::full(
@@ -313,7 +338,7 @@ fn member_branch(
         LogicalPlanBuilder::scan(reference.clone(), source, None)?.project(columns)?
     }
     .alias(scan.table_name.clone())?;
-    if let Some(predicate) = conjunction(scan.filters.iter().cloned()) {
+    if let Some(predicate) = conjunction(scan.filters.iter().cloned().chain(owned)) {
         branch = branch.filter(predicate)?;
     }
     // (No projection down to nothing: a scan read only for its row

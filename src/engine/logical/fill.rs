@@ -123,7 +123,7 @@ async fn write_chunk(
 }
 
 /// `count(*)` of a copy (pushed into its server).
-async fn count_rows(state: &SessionState, copy: &Arc<dyn TableProvider>) -> Result<i64> {
+pub(super) async fn count_rows(state: &SessionState, copy: &Arc<dyn TableProvider>) -> Result<i64> {
     let plan = LogicalPlanBuilder::scan("copy", provider_as_source(Arc::clone(copy)), None)?
         .aggregate(
             Vec::<datafusion::logical_expr::Expr>::new(),

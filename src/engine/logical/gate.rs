@@ -32,7 +32,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use koios_connector::QueryParams;
 
-use super::placement::group_of_value;
+use super::placement::Placement;
 
 /// One value a key comparison names: a placeholder (`$1` is 0) or a
 /// constant.
@@ -57,11 +57,10 @@ impl fmt::Display for GateValue {
 /// list has a value it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
 pub struct Gate {
-    /// The branch's group (its member, for a table without copies) and
-    /// the number of groups.
+    /// The branch's group (its member, for a table without copies), and
+    /// which group owns each bucket.
     pub member: usize,
-    pub members: usize,
-    pub buckets: u32,
+    pub placement: Placement,
     pub key_type: DataType,
     pub comparisons: Vec<Vec<GateValue>>,
 }
@@ -87,7 +86,7 @@ impl Gate {
                 if value.is_null() {
                     return true;
                 }
-                match group_of_value(value, &self.key_type, self.buckets, self.members) {
+                match self.placement.group_of_value(value, &self.key_type) {
                     Ok(Some(member)) => member == self.member,
                     _ => true,
                 }
@@ -107,7 +106,7 @@ impl Gate {
         format!(
             "member {} of {} holds one of {}",
             self.member + 1,
-            self.members,
+            self.placement.groups,
             comparisons.join(" and ")
         )
     }
@@ -310,11 +309,18 @@ impl ExecutionPlan for MemberGateExec {
 mod tests {
     use super::*;
 
+    fn three() -> Placement {
+        Placement {
+            buckets: 4096,
+            groups: 3,
+            owners: None,
+        }
+    }
+
     fn gate(member: usize, comparisons: Vec<Vec<GateValue>>) -> Gate {
         Gate {
             member,
-            members: 3,
-            buckets: 4096,
+            placement: three(),
             key_type: DataType::Int64,
             comparisons,
         }
@@ -322,7 +328,8 @@ mod tests {
 
     #[test]
     fn exactly_the_holding_member_opens() {
-        let holder = group_of_value(&ScalarValue::Int64(Some(42)), &DataType::Int64, 4096, 3)
+        let holder = three()
+            .group_of_value(&ScalarValue::Int64(Some(42)), &DataType::Int64)
             .unwrap()
             .unwrap();
         let params = QueryParams(vec![ScalarValue::Int64(Some(42))]);
@@ -348,7 +355,8 @@ mod tests {
     #[test]
     fn in_lists_open_each_holder_and_conjunctions_narrow() {
         let member = |v: i64| {
-            group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
+            three()
+                .group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64)
                 .unwrap()
                 .unwrap()
         };

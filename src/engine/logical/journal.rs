@@ -40,6 +40,10 @@ use super::provider::ResolvedMember;
 use crate::engine::error::{codes, restate};
 use crate::engine::metadata::{Missed, StaleCopy};
 
+/// The journal (a "copy" name of the store's journal) of the keys written
+/// while a table's members change ([`super::rebalance`]).
+pub const REBALANCE_JOURNAL: &str = "(rebalance)";
+
 /// Keys in one `IN` list sent to a copy while replaying or undoing.
 pub const KEYS_PER_STATEMENT: usize = 500;
 
@@ -92,6 +96,10 @@ pub struct MirrorState {
     /// Held by each write for its whole run, and by the catch-up while it
     /// declares a copy current.
     pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
+    /// Held shared by every write of the table (of any layout) while it
+    /// runs, and exclusively while its members change
+    /// ([`super::members`]): no write is half-way when they do.
+    pub(crate) writers: Arc<tokio::sync::RwLock<()>>,
     /// By member index.
     pub copies: Vec<Arc<CopyState>>,
 }
@@ -100,6 +108,7 @@ impl MirrorState {
     pub fn new(copies: usize) -> MirrorState {
         MirrorState {
             turn: Arc::new(tokio::sync::Mutex::new(())),
+            writers: Arc::new(tokio::sync::RwLock::new(())),
             copies: (0..copies).map(|_| Arc::default()).collect(),
         }
     }
@@ -417,6 +426,22 @@ impl MirrorWrite {
                 })
                 .collect()
         };
+        // A table whose members are changing: the keys of every group the
+        // write touched, for the rebalance to copy again.
+        let mut moving: Vec<Missed> = Vec::new();
+        if definition.rebalance.is_some() {
+            for &group in &touched {
+                for keys in &entries[group] {
+                    if keys.is_none() && moving.iter().any(|m| m.keys.is_none()) {
+                        continue;
+                    }
+                    moving.push(Missed {
+                        copy: REBALANCE_JOURNAL.to_string(),
+                        keys: keys.clone(),
+                    });
+                }
+            }
+        }
         let Some(short) = short else {
             let missed_copies: Vec<usize> = touched
                 .iter()
@@ -429,7 +454,8 @@ impl MirrorWrite {
                         "a copy failed a write the others applied: it is stale until it catches up");
                 }
             }
-            let missed = journal_for(&missed_copies);
+            let mut missed = journal_for(&missed_copies);
+            missed.extend(moving);
             self.record(&missed).await.map_err(|e| {
                 restate(&e, |m| {
                     format!("{verb} of {name} was applied on {} of {} copies but could not be journalled for the others ({m}); Koios brings the copies back together when it restarts", applied.len(), outcomes.len())
@@ -487,7 +513,8 @@ impl MirrorWrite {
                 }
             }
         }
-        let compensation = journal_for(&kept);
+        let mut compensation = journal_for(&kept);
+        compensation.extend(moving);
         self.record(&compensation).await?;
         let journalled: Vec<String> = kept
             .iter()

@@ -25,7 +25,9 @@
 //!   [`stopped`]: a write cancelled mid-way, its copies put in doubt;
 //!   [`catchup`] and [`resync`]: stale copies brought back by key;
 //!   [`fill`]: a new copy filled as a background job, then verified;
-//!   [`verify`]: `VERIFY`/`REPAIR TABLE`; [`alter`]: `ADD`/`DROP MIRROR`.
+//!   [`verify`]: `VERIFY`/`REPAIR TABLE`; [`alter`]: `ADD`/`DROP MIRROR`;
+//! * [`members`]: `ADD`/`DROP`/`MOVE MEMBER`, and [`rebalance`]: the job
+//!   moving a hash-striped table's rows to their new members.
 //!
 //! Partial aggregates and top-N over the union are general rules of the
 //! planner ([`crate::engine::union_pushdown`]), correct for any `UNION ALL`.
@@ -41,9 +43,12 @@ pub mod fill;
 pub mod gate;
 pub mod journal;
 pub mod keys;
+pub mod members;
 pub mod mirror;
+pub mod owned;
 pub mod placement;
 pub mod provider;
+pub mod rebalance;
 pub mod resync;
 pub mod statement;
 pub mod stopped;
@@ -95,6 +100,10 @@ pub struct LogicalTable {
     pub mirror: journal::MirrorState,
     /// Where the pointer and the journal are kept.
     store: Arc<dyn MetadataStore>,
+    /// Set when another definition of the table took this one's place
+    /// with other members or placement: a write planned with this one is
+    /// refused (it runs again when retried).
+    pub(crate) replaced: std::sync::atomic::AtomicBool,
 }
 
 impl LogicalTable {
@@ -114,7 +123,30 @@ impl LogicalTable {
             origin,
             created_at,
             store,
+            replaced: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether writes follow the write rules of tables with copies (turn,
+    /// keys journalled): a table with copies, or one whose members are
+    /// changing (the keys it writes are journalled for the rebalance).
+    pub fn journalled(&self) -> bool {
+        self.definition.layout.has_copies() || self.definition.rebalance.is_some()
+    }
+
+    /// Lets a write in: held until it ends, so that members change only
+    /// between writes. Refused (40001) if the table's members or
+    /// placement changed since the write was planned.
+    pub(crate) async fn admit_write(&self) -> Result<tokio::sync::OwnedRwLockReadGuard<()>> {
+        let admitted = Arc::clone(&self.mirror.writers).read_owned().await;
+        if self.replaced.load(Ordering::Acquire) {
+            return koios_connector::sql_err!(
+                crate::engine::error::codes::SERIALIZATION_FAILURE,
+                "the members of {} changed while this statement was planned: run it again",
+                self.definition.described()
+            );
+        }
+        Ok(admitted)
     }
 
     /// `koios.schema.table`, for messages.

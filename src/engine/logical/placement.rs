@@ -9,12 +9,16 @@
 //! [`HASH_BUCKETS`](super::definition::HASH_BUCKETS) virtual buckets and
 //! bucket `b` belongs to group `b % groups` — a group being one member, or
 //! `copies` members holding the same rows (see
-//! [`LogicalTableDef::groups`](super::definition::LogicalTableDef::groups)).
+//! [`LogicalTableDef::groups`](super::definition::LogicalTableDef::groups))
+//! — until members are added or dropped: the table then keeps the owner
+//! of each bucket ([`Placement`]), and a rebalance changes the owners of
+//! as few buckets as it can ([`super::rebalance`]).
 //!
 //! Round robin puts rows `[k·batch, (k+1)·batch)` of the table's insertion
 //! pointer on member `k % members`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
@@ -143,27 +147,55 @@ fn decimal_bytes(mut value: i128, mut scale: i8) -> Vec<u8> {
     bytes
 }
 
-/// The group of each row: bucket `b` in group `b % groups`.
-pub fn groups_of_buckets(buckets: &[Option<u32>], groups: usize) -> Vec<usize> {
-    buckets
-        .iter()
-        .map(|b| b.map_or(0, |b| b as usize % groups))
-        .collect()
+/// Which group owns each bucket of a hash-striped table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd)]
+pub struct Placement {
+    /// How many buckets keys hash to.
+    pub buckets: u32,
+    pub groups: usize,
+    /// The owner of each bucket (`None`: bucket `b` in group `b % groups`).
+    pub owners: Option<Arc<[u32]>>,
 }
 
-/// The group holding `value` of a key column of type `key_type`.
-pub fn group_of_value(
-    value: &ScalarValue,
-    key_type: &DataType,
-    bucket_count: u32,
-    groups: usize,
-) -> Result<Option<usize>> {
-    let Ok(value) = value.cast_to(key_type) else {
-        return Ok(None);
-    };
-    let array = value.to_array()?;
-    let bucket = buckets(&array, bucket_count)?;
-    Ok(Some(groups_of_buckets(&bucket, groups)[0]))
+impl Placement {
+    /// The group owning `bucket`.
+    pub fn group(&self, bucket: u32) -> usize {
+        let fallback = bucket as usize % self.groups.max(1);
+        match &self.owners {
+            Some(owners) => owners
+                .get(bucket as usize)
+                .map_or(fallback, |&g| g as usize),
+            None => fallback,
+        }
+    }
+
+    /// The owner of every bucket, spelled out.
+    pub fn owners(&self) -> Vec<u32> {
+        (0..self.buckets).map(|b| self.group(b) as u32).collect()
+    }
+
+    /// The group of each row: the owner of its bucket (NULL keys: the
+    /// first group).
+    pub fn groups_of(&self, buckets: &[Option<u32>]) -> Vec<usize> {
+        buckets
+            .iter()
+            .map(|b| b.map_or(0, |b| self.group(b)))
+            .collect()
+    }
+
+    /// The group holding `value` of a key column of type `key_type`.
+    pub fn group_of_value(
+        &self,
+        value: &ScalarValue,
+        key_type: &DataType,
+    ) -> Result<Option<usize>> {
+        let Ok(value) = value.cast_to(key_type) else {
+            return Ok(None);
+        };
+        let array = value.to_array()?;
+        let bucket = buckets(&array, self.buckets)?;
+        Ok(Some(self.groups_of(&bucket)[0]))
+    }
 }
 
 /// The groups that can hold rows passing `filters` (conjuncts) of a table
@@ -174,9 +206,9 @@ pub fn prune(
     filters: &[Expr],
     key: &str,
     key_type: &DataType,
-    bucket_count: u32,
-    groups: usize,
+    placement: &Placement,
 ) -> Result<BTreeSet<usize>> {
+    let groups = placement.groups;
     let mut chosen: BTreeSet<usize> = (0..groups).collect();
     for filter in filters {
         let Some(operands) = key_operands(filter, key) else {
@@ -189,7 +221,7 @@ pub fn prune(
                 holding = (0..groups).collect();
                 break;
             };
-            match group_of_value(value, key_type, bucket_count, groups)? {
+            match placement.group_of_value(value, key_type)? {
                 Some(member) => {
                     holding.insert(member);
                 }
@@ -301,25 +333,57 @@ mod tests {
         assert_eq!(decimal_bytes(150, 2), decimal_bytes(15, 1));
     }
 
+    fn three() -> Placement {
+        Placement {
+            buckets: 4096,
+            groups: 3,
+            owners: None,
+        }
+    }
+
     #[test]
     fn key_equality_prunes_members() {
+        let placement = three();
         let member = |v: i64| {
-            group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64, 4096, 3)
+            placement
+                .group_of_value(&ScalarValue::Int64(Some(v)), &DataType::Int64)
                 .unwrap()
                 .unwrap()
         };
-        let chosen = prune(&[col("id").eq(lit(42i64))], "id", &DataType::Int64, 4096, 3).unwrap();
+        let chosen = prune(
+            &[col("id").eq(lit(42i64))],
+            "id",
+            &DataType::Int64,
+            &placement,
+        )
+        .unwrap();
         assert_eq!(chosen.into_iter().collect::<Vec<_>>(), vec![member(42)]);
         let both = prune(
             &[col("id").in_list(vec![lit(1i64), lit(2i64)], false)],
             "id",
             &DataType::Int64,
-            4096,
-            3,
+            &placement,
         )
         .unwrap();
         assert!(both.contains(&member(1)) && both.contains(&member(2)));
-        let all = prune(&[col("id").gt(lit(1i64))], "id", &DataType::Int64, 4096, 3).unwrap();
+        let all = prune(
+            &[col("id").gt(lit(1i64))],
+            "id",
+            &DataType::Int64,
+            &placement,
+        )
+        .unwrap();
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn an_owner_map_overrides_the_modulo() {
+        let mut placement = three();
+        assert_eq!(placement.group(4), 1);
+        let mut owners = placement.owners();
+        owners[4] = 2;
+        placement.owners = Some(Arc::from(owners));
+        assert_eq!((placement.group(4), placement.group(5)), (2, 2));
+        assert_eq!(placement.group(3), 0);
     }
 }

@@ -228,7 +228,7 @@ impl LogicalTableProvider {
     }
 }
 
-async fn resolve_member(
+pub(super) async fn resolve_member(
     engine: &Engine,
     member: &MemberName,
 ) -> std::result::Result<Arc<dyn TableProvider>, MemberError> {

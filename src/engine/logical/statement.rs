@@ -13,6 +13,8 @@
 //! REPAIR TABLE koios.public.accounts;   -- and rewrite the ranges that differ
 //! ALTER TABLE koios.public.accounts ADD MIRROR my2.bank.accounts;
 //! ALTER TABLE koios.public.accounts DROP MIRROR my2.bank.accounts;
+//! ALTER TABLE koios.public.events ADD MEMBER pg2.public.events;
+//! ALTER TABLE koios.public.events MOVE MEMBER my.app.events TO pg3.public.events;
 //! ```
 //!
 //! The `CREATE TABLE` part is sqlparser's; the clause after it is Koios's
@@ -24,6 +26,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use koios_connector::sql_err;
 
+use super::members::MemberChange;
 use crate::engine::error::codes;
 
 /// How a `CREATE TABLE … STRIPED | MIRRORED` places its rows.
@@ -58,11 +61,14 @@ pub enum LogicalStatement {
     },
     /// `VERIFY TABLE name` (`repair` false) or `REPAIR TABLE name`.
     Check { table: ObjectName, repair: bool },
-    /// `ALTER TABLE name ADD MIRROR member` (`add`) / `DROP MIRROR member`.
-    AlterMirror {
+    /// `ALTER TABLE name ADD|DROP MIRROR member` (`mirror`), `ADD|DROP
+    /// MEMBER member`, `MOVE MEMBER a TO b`.
+    AlterMembers {
         table: ObjectName,
-        member: ObjectName,
-        add: bool,
+        change: MemberChange<ObjectName>,
+        mirror: bool,
+        /// `WITH (wait = true)`: the statement ends when the rows moved.
+        wait: bool,
     },
 }
 
@@ -73,7 +79,7 @@ impl LogicalStatement {
             LogicalStatement::Drop { .. } => "DROP TABLE",
             LogicalStatement::Check { repair: false, .. } => "VERIFY TABLE",
             LogicalStatement::Check { repair: true, .. } => "REPAIR TABLE",
-            LogicalStatement::AlterMirror { .. } => "ALTER TABLE",
+            LogicalStatement::AlterMembers { .. } => "ALTER TABLE",
         }
     }
 }
@@ -87,7 +93,8 @@ pub fn starts_check_statement(parser: &Parser) -> bool {
     (word(0, "verify") || word(0, "repair")) && word(1, "table")
 }
 
-/// Whether the parser stands at `ALTER TABLE name ADD|DROP MIRROR`.
+/// Whether the parser stands at `ALTER TABLE name ADD|DROP MIRROR|MEMBER`
+/// or `… MOVE MEMBER`.
 pub fn starts_mirror_alter(parser: &Parser) -> bool {
     let word = |n: usize, word: &str| {
         matches!(&parser.peek_nth_token(n).token,
@@ -105,21 +112,72 @@ pub fn starts_mirror_alter(parser: &Parser) -> bool {
         }
         at += 1;
     }
-    (word(at, "add") || word(at, "drop")) && word(at + 1, "mirror")
+    ((word(at, "add") || word(at, "drop")) && (word(at + 1, "mirror") || word(at + 1, "member")))
+        || (word(at, "move") && word(at + 1, "member"))
 }
 
-/// Reads `ALTER TABLE name ADD|DROP MIRROR member`.
+/// Reads `ALTER TABLE name ADD|DROP MIRROR|MEMBER member` or `… MOVE
+/// MEMBER a TO b`.
 pub fn parse_mirror_alter(parser: &mut Parser) -> Result<LogicalStatement> {
     expect_word(parser, "ALTER")?;
     expect_word(parser, "TABLE")?;
     let table = parser.parse_object_name(false).map_err(syntax)?;
+    if accept_word(parser, "MOVE") {
+        expect_word(parser, "MEMBER")?;
+        let from = parser.parse_object_name(false).map_err(syntax)?;
+        expect_word(parser, "TO")?;
+        let to = parser.parse_object_name(false).map_err(syntax)?;
+        return Ok(LogicalStatement::AlterMembers {
+            table,
+            change: MemberChange::Move(from, to),
+            mirror: false,
+            wait: parse_wait(parser)?,
+        });
+    }
     let add = accept_word(parser, "ADD");
     if !add {
         expect_word(parser, "DROP")?;
     }
-    expect_word(parser, "MIRROR")?;
+    let mirror = accept_word(parser, "MIRROR");
+    if !mirror {
+        expect_word(parser, "MEMBER")?;
+    }
     let member = parser.parse_object_name(false).map_err(syntax)?;
-    Ok(LogicalStatement::AlterMirror { table, member, add })
+    let change = if add {
+        MemberChange::Add(member)
+    } else {
+        MemberChange::Drop(member)
+    };
+    let wait = if mirror { false } else { parse_wait(parser)? };
+    Ok(LogicalStatement::AlterMembers {
+        table,
+        change,
+        mirror,
+        wait,
+    })
+}
+
+/// `[WITH (wait = true|false)]` after `ADD|DROP|MOVE MEMBER`.
+fn parse_wait(parser: &mut Parser) -> Result<bool> {
+    let mut wait = false;
+    for (name, value) in parse_options(parser)? {
+        match (name.as_str(), value) {
+            ("wait", ast::Value::Boolean(b)) => wait = b,
+            ("wait", other) => {
+                return sql_err!(
+                    codes::INVALID_PARAMETER_VALUE,
+                    "wait must be true or false, not {other}"
+                );
+            }
+            (other, _) => {
+                return sql_err!(
+                    codes::SYNTAX_ERROR,
+                    "unknown option {other} of ALTER TABLE … MEMBER (it takes wait)"
+                );
+            }
+        }
+    }
+    Ok(wait)
 }
 
 /// Reads `VERIFY TABLE name` / `REPAIR TABLE name`.

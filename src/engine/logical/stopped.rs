@@ -54,6 +54,14 @@ impl StoppedWrite {
                 // Keys that cannot be written down: every row instead.
                 Err(_) => vec![None],
             };
+            if definition.rebalance.is_some() {
+                // The rows it may have changed are copied again by the
+                // rebalance under way.
+                missed.extend(entries.iter().map(|keys| Missed {
+                    copy: super::journal::REBALANCE_JOURNAL.to_string(),
+                    keys: keys.clone(),
+                }));
+            }
             for copy in copies.filter(|&i| i != authority) {
                 let name = definition.members[copy].to_string();
                 missed.extend(entries.iter().map(|keys| Missed {

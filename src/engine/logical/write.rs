@@ -113,7 +113,7 @@ pub async fn plan_insert(
     upsert: Option<MemberUpsert<'_>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let name = table.described();
-    let mirrored = table.table.definition.layout.has_copies();
+    let mirrored = table.table.journalled();
     if let Some(upsert) = &upsert {
         super::upsert::check(&table.table, upsert.on_conflict)?;
     }
@@ -188,10 +188,9 @@ fn split(
             let column = batch.column_by_name(key).ok_or_else(|| {
                 DataFusionError::Internal(format!("striping key {key} missing from an insert"))
             })?;
-            let owners = placement::groups_of_buckets(
-                &placement::buckets(column, *buckets)?,
-                definition.groups(),
-            );
+            let owners = definition
+                .placement()
+                .groups_of(&placement::buckets(column, *buckets)?);
             for (row, group) in owners.into_iter().enumerate() {
                 for member in definition.group_members(group) {
                     shares[member].push(row as u32);
@@ -342,6 +341,7 @@ impl ExecutionPlan for StripedInsertExec {
         let name = table.definition.described();
         let schema = Arc::clone(&self.schema);
         let work = async move {
+            let _admitted = table.admit_write().await?;
             let write = match &mirror {
                 Some(mirror) => {
                     super::journal::refuse_in_block(&context, &name)?;

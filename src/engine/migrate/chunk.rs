@@ -236,6 +236,32 @@ impl Sums {
     }
 }
 
+/// Rows summed as they arrive, their values in the types of one schema.
+pub struct RowSums {
+    converter: RowConverter,
+    schema: SchemaRef,
+    pub sums: Sums,
+}
+
+impl RowSums {
+    pub fn over(schema: &SchemaRef) -> Result<RowSums> {
+        Ok(RowSums {
+            converter: converter(schema)?,
+            schema: Arc::clone(schema),
+            sums: Sums::default(),
+        })
+    }
+
+    pub fn add(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
+        self.sums.add(&self.converter, batch, &self.schema, None)
+    }
+
+    /// Whether both hold the same rows.
+    pub fn agrees_with(&self, other: &RowSums) -> bool {
+        self.sums.agrees(&other.sums)
+    }
+}
+
 fn converter(schema: &SchemaRef) -> Result<RowConverter> {
     let fields = schema
         .fields()

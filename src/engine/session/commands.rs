@@ -76,12 +76,22 @@ impl Session {
             JobCommand::Resume(id) => {
                 // A failed migration goes on from its checkpoints.
                 let job = jobs.get(id)?;
-                if self.engine.reopen_migration(&job).await? {
+                if self.engine.reopen_migration(&job).await?
+                    || self.engine.reopen_rebalance(&job).await?
+                {
                     return Ok(());
                 }
                 jobs.resume(id).await
             }
-            JobCommand::Cancel(id) => jobs.cancel(id).await,
+            JobCommand::Cancel(id) => {
+                // A failed rebalance is cancelled by putting the old
+                // members back.
+                let job = jobs.get(id)?;
+                if self.engine.cancel_failed_rebalance(&job).await? {
+                    return Ok(());
+                }
+                jobs.cancel(id).await
+            }
         }
     }
 
@@ -120,6 +130,33 @@ impl Session {
         })
     }
 
+    /// Waits until `job` ends, sending its progress as a NOTICE every few
+    /// seconds (a client that stops waiting leaves it running); an error
+    /// if it did not finish, with `what_next` (its `{}` the job's id).
+    async fn wait_for(&self, job: &crate::engine::jobs::Job, what_next: &str) -> Result<()> {
+        let mut last = std::time::Instant::now();
+        while !job.state().is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if last.elapsed() >= PROGRESS_EVERY && !job.state().is_finished() {
+                last = std::time::Instant::now();
+                self.notices.notice(progress_line(&job.view()));
+            }
+        }
+        let state = job.state();
+        if state == crate::engine::jobs::JobState::Done {
+            return Ok(());
+        }
+        let error = job.view().row.error.unwrap_or_default();
+        let next = what_next.replace("{}", &job.id().to_string());
+        sql_err!(
+            codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "{} job {} {}: {error} ({next})",
+            job.kind(),
+            job.id(),
+            state.as_str()
+        )
+    }
+
     /// `MIGRATE TABLE`: the job started (or, with `wait = true`, ended),
     /// as a row: its id, state and rows copied.
     async fn migrate(
@@ -130,27 +167,8 @@ impl Session {
         let migration = self.migration_of(statement)?;
         let job = self.engine.start_migration(migration).await?;
         if statement.wait {
-            // Until the job ends, its progress as a NOTICE every few
-            // seconds; a client that stops waiting leaves it running.
-            let mut last = std::time::Instant::now();
-            while !job.state().is_finished() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                if last.elapsed() >= PROGRESS_EVERY && !job.state().is_finished() {
-                    last = std::time::Instant::now();
-                    self.notices.notice(progress_line(&job.view()));
-                }
-            }
-            let state = job.state();
-            if state != crate::engine::jobs::JobState::Done {
-                let error = job.view().row.error.unwrap_or_default();
-                return sql_err!(
-                    codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "migration job {} {}: {error} (RESUME JOB {} goes on from where it stopped)",
-                    job.id(),
-                    state.as_str(),
-                    job.id()
-                );
-            }
+            self.wait_for(&job, "RESUME JOB {} goes on from where it stopped")
+                .await?;
         }
         let view = job.view();
         let schema = crate::engine::migrate::answer_schema();
@@ -324,6 +342,30 @@ impl Session {
                     );
                 }
                 let work = self.logical_work(statement)?;
+                if let crate::engine::logical::ddl::LogicalWork::AlterMembers {
+                    schema,
+                    table,
+                    change,
+                    mirror: false,
+                    wait,
+                } = work
+                {
+                    let job = self.engine.alter_members(&schema, &table, change).await?;
+                    self.forget_plans().await;
+                    if let Some(job) = job {
+                        let job = self.engine.jobs().get(job)?;
+                        if wait {
+                            self.wait_for(
+                                &job,
+                                "RESUME JOB {} goes on; CANCEL JOB {} puts the old members back",
+                            )
+                            .await?;
+                        } else {
+                            self.notices.notice(format!("job {} moves the rows whose member changes; koios.system.jobs shows its progress", job.id()));
+                        }
+                    }
+                    return Ok(done(statement.tag()));
+                }
                 self.engine.run_logical(work).await?;
                 self.forget_plans().await;
                 Ok(done(statement.tag()))
