@@ -181,13 +181,17 @@ pub fn prepare_logical(
                     )
                 };
             }
-            let what = if *mirror { "copy" } else { "member" };
+            let (what, whats) = if *mirror {
+                ("copy", "copies")
+            } else {
+                ("member", "members")
+            };
             let change = change.try_map(|member| {
                 let (source, member_schema, member_table) = qualify(names, member)?;
                 if !is_source(&source) {
                     return sql_err!(
                         codes::UNDEFINED_OBJECT,
-                        "{what} {member}: '{source}' is not a source; {what}s are tables of sources (source.schema.table)"
+                        "{what} {member}: '{source}' is not a source; {whats} are tables of sources (source.schema.table)"
                     );
                 }
                 Ok(MemberName {

@@ -161,16 +161,7 @@ impl Engine {
     /// `RESUME JOB` of a failed rebalance: its worker goes on. `false` if
     /// the job is not one.
     pub async fn reopen_rebalance(self: &Arc<Self>, job: &Arc<Job>) -> Result<bool> {
-        if job.state() != JobState::Failed {
-            return Ok(false);
-        }
-        let table = self.logical_tables().into_iter().find(|(_, t)| {
-            t.definition
-                .rebalance
-                .as_ref()
-                .is_some_and(|r| r.job == job.id())
-        });
-        let Some((key, _)) = table else {
+        let Some(key) = self.failed_rebalance(job) else {
             return Ok(false);
         };
         job.reopen().await?;
@@ -180,19 +171,26 @@ impl Engine {
 }
 
 impl Engine {
+    /// The table (`schema.table`) whose rebalance `job` is, if it failed.
+    fn failed_rebalance(&self, job: &Job) -> Option<String> {
+        if job.state() != JobState::Failed {
+            return None;
+        }
+        self.logical_tables()
+            .into_iter()
+            .find(|(_, t)| {
+                t.definition
+                    .rebalance
+                    .as_ref()
+                    .is_some_and(|r| r.job == job.id())
+            })
+            .map(|(key, _)| key)
+    }
+
     /// `CANCEL JOB` of a failed rebalance: the old placement put back and
     /// the job cancelled. `false` if the job is not one.
     pub async fn cancel_failed_rebalance(&self, job: &Arc<Job>) -> Result<bool> {
-        if job.state() != JobState::Failed {
-            return Ok(false);
-        }
-        let table = self.logical_tables().into_iter().find(|(_, t)| {
-            t.definition
-                .rebalance
-                .as_ref()
-                .is_some_and(|r| r.job == job.id())
-        });
-        let Some((key, _)) = table else {
+        let Some(key) = self.failed_rebalance(job) else {
             return Ok(false);
         };
         job.reopen().await?;
