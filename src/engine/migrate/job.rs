@@ -524,8 +524,19 @@ async fn plan(
         .map(|c| c.primary_key)
         .unwrap_or_default();
     let schema = source.schema();
+    // Chunks are ranges of the key's first column when it is an integer:
+    // a whole key of one column, or the leading column of a composite key
+    // (TPC-H's `lineitem` by `l_orderkey`) when the destination is the
+    // job's own (`create`, `replace`) — appending compares and clears by
+    // key values, which a leading column does not name alone.
     let key = match primary_key.as_slice() {
         [key] if schema.field_with_name(key)?.data_type().is_integer() => Some(key.clone()),
+        [leading, _, ..]
+            if options.mode != Mode::Append
+                && schema.field_with_name(leading)?.data_type().is_integer() =>
+        {
+            Some(leading.clone())
+        }
         _ => None,
     };
     let scan = LogicalPlanBuilder::scan(
