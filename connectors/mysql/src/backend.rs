@@ -13,7 +13,7 @@ use datafusion::common::{JoinType, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use koios_connector::ddl::{ColumnDefinition, SchemaChange};
+use koios_connector::ddl::{ColumnDefinition, ColumnType, SchemaChange};
 use koios_connector::pgtext::StartDataRows;
 use koios_connector::remote_sql::StagedStatements;
 use koios_connector::transaction::RemoteTransaction;
@@ -364,6 +364,10 @@ impl SqlBackend for MyBackend {
 
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {
         self.declared_type(column)
+    }
+
+    fn storable_type(&self, ty: &ColumnType) -> ColumnType {
+        crate::ddl::storable_type(ty)
     }
 
     async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {

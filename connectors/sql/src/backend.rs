@@ -160,6 +160,16 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         ))
     }
 
+    /// The type this backend keeps a column of type `ty` as when a table
+    /// is made from another backend's columns (its `ddl.rs`; see
+    /// `Source::storable_type`).
+    fn storable_type(
+        &self,
+        ty: &koios_connector::ddl::ColumnType,
+    ) -> koios_connector::ddl::ColumnType {
+        ty.clone()
+    }
+
     /// The backend's type for a declared column (its `ddl.rs`); refuses,
     /// naming the column, a type the backend cannot hold.
     fn column_type_sql(&self, column: &ColumnDefinition) -> Result<String> {

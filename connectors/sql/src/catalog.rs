@@ -49,6 +49,13 @@ impl<B: SqlBackend> Discovery for SqlDiscovery<B> {
         self.0.table_names(schema).await
     }
 
+    fn storable_type(
+        &self,
+        ty: &koios_connector::ddl::ColumnType,
+    ) -> koios_connector::ddl::ColumnType {
+        self.0.storable_type(ty)
+    }
+
     async fn change_schema(&self, change: &SchemaChange) -> Result<()> {
         let backend = &self.0;
         let sql = backend
