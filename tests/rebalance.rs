@@ -4,7 +4,9 @@
 //! client was told succeeded is there afterwards — inserted rows present,
 //! deleted ones gone, every acknowledged increment applied once. Then a
 //! member is dropped while a client reads: no read sees a row twice or
-//! misses one while the rows move.
+//! misses one while the rows move. And Koios killed in the middle of
+//! adding a member (the `koios` binary) finishes the job when it starts
+//! again, every row on exactly one member.
 
 mod support;
 
@@ -14,6 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use support::TestServer;
+use support::jobs::{wait_for, wait_until_under_way};
+use support::process::{KoiosProcess, connect_until};
 
 /// Rows the table starts with.
 const ROWS: i64 = 30_000;
@@ -295,4 +299,136 @@ async fn a_member_added_and_dropped_while_clients_write_and_read() {
         .batch_execute("DROP TABLE koios.public.events")
         .await
         .expect("drops the table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_goes_on_after_koios_is_killed() {
+    const BIG: i64 = 300_000;
+    let pg = support::PgTestDatabase::create();
+    let my = support::MyTestDatabase::create();
+    my.execute(&format!(
+        "CREATE TABLE rb_b (id bigint PRIMARY KEY, v bigint); \
+         CREATE TABLE rb_seed (id bigint PRIMARY KEY, v bigint); \
+         INSERT INTO rb_seed SELECT seq, seq * 7 % 1000 FROM seq_1_to_{BIG}"
+    ))
+    .expect("makes the rows");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("rebalance-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let port = support::free_port();
+    let config = dir.join("koios.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = ""
+data_dir = "{data}"
+
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{pg}"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{my}"
+"#,
+            data = dir.join("data").display(),
+            pg = pg.name,
+            my = my.name,
+        ),
+    )
+    .expect("writes the configuration");
+    let mut koios = KoiosProcess::new(config, dir.join("koios.log"), port, Vec::new());
+    koios.start();
+    let until = || std::time::Instant::now() + Duration::from_secs(10);
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE koios.public.big (id bigint PRIMARY KEY, v bigint) \
+             STRIPED BY HASH (id) ACROSS (pg.public.rb_a, my.{my}.rb_b); \
+             INSERT INTO koios.public.big SELECT id, v FROM my.{my}.rb_seed",
+            my = my.name
+        ))
+        .await
+        .expect("creates and fills the table");
+    client
+        .batch_execute("ALTER TABLE koios.public.big ADD MEMBER pg.public.rb_c")
+        .await
+        .expect("starts adding the member");
+    let id: i64 = client
+        .query_one(
+            "SELECT max(id) FROM koios.system.jobs WHERE kind = 'add member'",
+            &[],
+        )
+        .await
+        .expect("the job")
+        .get(0);
+    let done = wait_until_under_way(&client, id).await;
+    koios.kill();
+    println!("Koios killed with {done} rows of the members read");
+    let members = support::postgres_client(&pg.name).await;
+    let partial: i64 = members
+        .query_one("SELECT count(*) FROM public.rb_c", &[])
+        .await
+        .expect("counts the new member")
+        .get(0);
+
+    koios.start();
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios again");
+    wait_for(&client, id, "done", Duration::from_secs(180)).await;
+    // Every row on exactly one member, as each backend counts them.
+    let count = |table: &'static str| {
+        let members = &members;
+        async move {
+            members
+                .query_one(
+                    &format!("SELECT count(*), coalesce(sum(v), 0)::bigint FROM public.{table}"),
+                    &[],
+                )
+                .await
+                .expect("sums a member")
+        }
+    };
+    let (a, c) = (count("rb_a").await, count("rb_c").await);
+    let b: Vec<i64> = support::mariadb_output(Some(&my.name), "SELECT count(*), sum(v) FROM rb_b")
+        .split_whitespace()
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    let rows = a.get::<_, i64>(0) + b[0] + c.get::<_, i64>(0);
+    let sum = a.get::<_, i64>(1) + b[1] + c.get::<_, i64>(1);
+    let expected_sum: i64 = (1..=BIG).map(|i| i * 7 % 1000).sum();
+    println!(
+        "after the restart: {} + {} + {} rows ({partial} on the new member at the kill)",
+        a.get::<_, i64>(0),
+        b[0],
+        c.get::<_, i64>(0)
+    );
+    assert_eq!(
+        (rows, sum),
+        (BIG, expected_sum),
+        "every row on exactly one member"
+    );
+    let moved = c.get::<_, i64>(0) as f64 / BIG as f64;
+    assert!(
+        (0.30..0.37).contains(&moved),
+        "the new member holds {moved:.3} of the rows"
+    );
+    let through: i64 = client
+        .query_one("SELECT count(*) FROM koios.public.big", &[])
+        .await
+        .expect("counts through Koios")
+        .get(0);
+    assert_eq!(through, BIG);
+    let log = koios.log_text();
+    assert!(!log.contains("panicked"), "Koios panicked: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod jobs;
 pub mod pgtext;
 pub mod private_my;
 pub mod private_pg;
