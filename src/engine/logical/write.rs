@@ -595,7 +595,7 @@ pub struct RoutedInput {
 }
 
 impl RoutedInput {
-    fn new(schema: SchemaRef) -> RoutedInput {
+    pub(crate) fn new(schema: SchemaRef) -> RoutedInput {
         RoutedInput {
             properties: koios_connector::leaf_plan_properties(&schema, 1),
             schema,
@@ -603,7 +603,7 @@ impl RoutedInput {
         }
     }
 
-    fn provide(&self, receiver: mpsc::Receiver<Result<RecordBatch>>) {
+    pub(crate) fn provide(&self, receiver: mpsc::Receiver<Result<RecordBatch>>) {
         *self.receiver.lock().unwrap_or_else(|p| p.into_inner()) = Some(receiver);
     }
 }

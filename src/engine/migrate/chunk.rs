@@ -166,6 +166,61 @@ pub async fn copy(
     Ok(crate::engine::logical::write::rows_of(&batches))
 }
 
+/// Copies the rows of `filters` from `source` to `destination` as
+/// [`copy`] does, summing them as they are read (in the source's types;
+/// with `key`, its values kept): the source side of a chunk's check
+/// without reading the source twice. The rows inserted, and their sums.
+pub async fn copy_summed(
+    state: &SessionState,
+    (name, source): (&TableReference, &Arc<dyn TableProvider>),
+    destination: &Arc<dyn TableProvider>,
+    filters: &[Expr],
+    key: Option<&str>,
+) -> Result<(u64, Sums)> {
+    let schema = source.schema();
+    let target = destination.schema();
+    let mut plan =
+        LogicalPlanBuilder::scan(name.clone(), provider_as_source(Arc::clone(source)), None)?;
+    if let Some(predicate) = datafusion::logical_expr::utils::conjunction(filters.to_vec()) {
+        plan = plan.filter(predicate)?;
+    }
+    let physical = state.create_physical_plan(&plan.build()?).await?;
+    let mut rows = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+    let feed = Arc::new(crate::engine::logical::write::RoutedInput::new(Arc::clone(
+        &target,
+    )));
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    feed.provide(receiver);
+    let insert = destination
+        .insert_into(state, feed, InsertOp::Append)
+        .await?;
+    let writing = run(state, insert);
+    let reading = async move {
+        let converter = converter(&schema)?;
+        let mut sums = Sums::default();
+        while let Some(batch) = rows.next().await {
+            let cast = batch.and_then(|batch| {
+                sums.add(&converter, &batch, &schema, key)?;
+                for_member(&batch, &target)
+            });
+            let failed = cast.is_err();
+            // A failed read reaches the insert too, so it commits nothing.
+            let sent = sender.send(cast.map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!(
+                    "reading the chunk failed: {e}"
+                ))
+            }));
+            if sent.await.is_err() || failed {
+                break;
+            }
+        }
+        Ok::<Sums, datafusion::error::DataFusionError>(sums)
+    };
+    let (written, sums) = futures::join!(writing, reading);
+    let written = written?;
+    Ok((crate::engine::logical::write::rows_of(&written), sums?))
+}
+
 /// Deletes the rows of `filters` (every row without any) from `table`.
 pub async fn clear(
     state: &SessionState,

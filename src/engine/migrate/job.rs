@@ -316,23 +316,30 @@ impl Work<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let rows = chunk::copy(self.state, self.source, self.destination.1, &filters)
-                .await
-                .map_err(|e| restate(&e, |m| format!("copying {range}: {m}")))?;
-            let mut bytes = 0;
-            if migration.options.verify {
-                let schema = self.source.1.schema();
-                // Into a table with rows of its own, only the keys copied
-                // are compared.
-                let by_keys = migration.options.mode == Mode::Append;
-                let ours = chunk::summarize(
+            // Into a table with rows of its own, only the keys copied are
+            // compared.
+            let by_keys = migration.options.mode == Mode::Append;
+            let (rows, ours) = if migration.options.verify {
+                // The source side summed as it is copied.
+                let (rows, sums) = chunk::copy_summed(
                     self.state,
                     self.source,
-                    &schema,
+                    self.destination.1,
                     &filters,
                     key.filter(|_| by_keys),
                 )
-                .await?;
+                .await
+                .map_err(|e| restate(&e, |m| format!("copying {range}: {m}")))?;
+                (rows, Some(sums))
+            } else {
+                let rows = chunk::copy(self.state, self.source, self.destination.1, &filters)
+                    .await
+                    .map_err(|e| restate(&e, |m| format!("copying {range}: {m}")))?;
+                (rows, None)
+            };
+            let mut bytes = 0;
+            if let Some(ours) = ours {
+                let schema = self.source.1.schema();
                 let theirs = if by_keys {
                     match key {
                         Some(_) => {
