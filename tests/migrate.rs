@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::TestServer;
 use support::jobs::{job_state, wait_for, wait_until_under_way};
 use support::private_pg::PrivatePostgres;
-use support::process::{KoiosProcess, connect_until};
+use support::process::connect_until;
 
 /// Rows of the source table: enough that a migration is still running
 /// when the test strikes.
@@ -53,38 +53,7 @@ async fn a_migration_resumes_after_koios_is_killed_and_copies_each_row_once() {
     let my = support::MyTestDatabase::create();
     let pg = support::PgTestDatabase::create();
     let expected = source_table(&my);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("migrate-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let port = support::free_port();
-    let config = dir.join("koios.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = ""
-data_dir = "{data}"
-
-[[source]]
-name = "pg"
-kind = "postgres"
-url = "postgres://postgres@127.0.0.1:5432/{pg}"
-
-[[source]]
-name = "my"
-kind = "mysql"
-url = "mysql://root@127.0.0.1:3306/{my}"
-"#,
-            data = dir.join("data").display(),
-            pg = pg.name,
-            my = my.name,
-        ),
-    )
-    .expect("writes the configuration");
-    let mut koios = KoiosProcess::new(config, dir.join("koios.log"), port, Vec::new());
+    let (mut koios, dir) = support::process::with_pg_and_my("migrate-restart", &pg.name, &my.name);
     koios.start();
     let until = || Instant::now() + Duration::from_secs(10);
     let client = connect_until(&koios.conn_string(), until())

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use support::TestServer;
 use support::jobs::{wait_for, wait_until_under_way};
-use support::process::{KoiosProcess, connect_until};
+use support::process::connect_until;
 
 /// Rows the table starts with.
 const ROWS: i64 = 30_000;
@@ -312,38 +312,8 @@ async fn a_rebalance_goes_on_after_koios_is_killed() {
          INSERT INTO rb_seed SELECT seq, seq * 7 % 1000 FROM seq_1_to_{BIG}"
     ))
     .expect("makes the rows");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("rebalance-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let port = support::free_port();
-    let config = dir.join("koios.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = ""
-data_dir = "{data}"
-
-[[source]]
-name = "pg"
-kind = "postgres"
-url = "postgres://postgres@127.0.0.1:5432/{pg}"
-
-[[source]]
-name = "my"
-kind = "mysql"
-url = "mysql://root@127.0.0.1:3306/{my}"
-"#,
-            data = dir.join("data").display(),
-            pg = pg.name,
-            my = my.name,
-        ),
-    )
-    .expect("writes the configuration");
-    let mut koios = KoiosProcess::new(config, dir.join("koios.log"), port, Vec::new());
+    let (mut koios, dir) =
+        support::process::with_pg_and_my("rebalance-restart", &pg.name, &my.name);
     koios.start();
     let until = || std::time::Instant::now() + Duration::from_secs(10);
     let client = connect_until(&koios.conn_string(), until())

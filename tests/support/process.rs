@@ -91,3 +91,41 @@ pub async fn connect_until(conn: &str, until: Instant) -> Option<tokio_postgres:
     }
     None
 }
+
+/// A `koios` process (not started) in a fresh scratch folder `name` under
+/// the test target's temporary directory, with the local PostgreSQL
+/// database `pg` and MariaDB database `my` as sources `pg` and `my`, and
+/// that folder (remove it when done).
+pub fn with_pg_and_my(name: &str, pg: &str, my: &str) -> (KoiosProcess, std::path::PathBuf) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let port = super::free_port();
+    let config = dir.join("koios.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = ""
+data_dir = "{data}"
+
+[[source]]
+name = "pg"
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:5432/{pg}"
+
+[[source]]
+name = "my"
+kind = "mysql"
+url = "mysql://root@127.0.0.1:3306/{my}"
+"#,
+            data = dir.join("data").display(),
+        ),
+    )
+    .expect("writes the configuration");
+    let koios = KoiosProcess::new(config, dir.join("koios.log"), port, Vec::new());
+    (koios, dir)
+}

@@ -367,7 +367,7 @@ impl SqlBackend for MyBackend {
     }
 
     fn storable_type(&self, ty: &ColumnType) -> ColumnType {
-        crate::ddl::storable_type(ty)
+        crate::types::storable_type(ty)
     }
 
     async fn execute_ddl(&self, change: &SchemaChange, sql: String) -> Result<()> {

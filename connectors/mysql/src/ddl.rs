@@ -68,27 +68,6 @@ fn type_name(ty: &ColumnType, collation: &str) -> std::result::Result<String, &'
     })
 }
 
-/// The type MySQL keeps a column declared `ty` as when a table is made
-/// from another backend's columns: the nearest it has where it lacks `ty`
-/// (a time or an interval as text, a char as varchar — MySQL's char drops
-/// trailing spaces —, an array as json, a numeric beyond its decimal as
-/// its widest decimal).
-pub fn storable_type(ty: &ColumnType) -> ColumnType {
-    match ty {
-        ColumnType::Time | ColumnType::Interval => ColumnType::Text,
-        ColumnType::Char(n) => ColumnType::Varchar(Some(*n)),
-        ColumnType::Array(_) => ColumnType::Json,
-        ColumnType::Numeric(Some((p, s))) if *p >= 1 && *p <= 65 && (0..=30).contains(s) => {
-            ty.clone()
-        }
-        ColumnType::Numeric(Some((_, s))) if *s >= 0 => {
-            ColumnType::Numeric(Some((65, (*s).min(30))))
-        }
-        ColumnType::Numeric(_) => ColumnType::Numeric(Some((65, 30))),
-        other => other.clone(),
-    }
-}
-
 impl MyBackend {
     /// The collation for text columns Koios creates on this server: the
     /// first of [`EXACT_COLLATIONS`] it has, else [`FALLBACK_COLLATION`].

@@ -3,6 +3,7 @@
 
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, TimeUnit, i256};
+use koios_connector::ddl::ColumnType;
 use mysql_async::Value;
 
 pub use crate::options::InvalidDates;
@@ -509,6 +510,27 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// The type MySQL keeps a column declared `ty` as when a table is made
+/// from another backend's columns: the nearest it has where it lacks `ty`
+/// (a time or an interval as text, a char as varchar — MySQL's char drops
+/// trailing spaces —, an array as json, a numeric beyond its decimal as
+/// its widest decimal).
+pub fn storable_type(ty: &ColumnType) -> ColumnType {
+    match ty {
+        ColumnType::Time | ColumnType::Interval => ColumnType::Text,
+        ColumnType::Char(n) => ColumnType::Varchar(Some(*n)),
+        ColumnType::Array(_) => ColumnType::Json,
+        ColumnType::Numeric(Some((p, s))) if *p >= 1 && *p <= 65 && (0..=30).contains(s) => {
+            ty.clone()
+        }
+        ColumnType::Numeric(Some((_, s))) if *s >= 0 => {
+            ColumnType::Numeric(Some((65, (*s).min(30))))
+        }
+        ColumnType::Numeric(_) => ColumnType::Numeric(Some((65, 30))),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -383,12 +383,7 @@ async fn clean(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
         while let Some(batch) = rows.next().await {
             let batch = batch?;
             let owners = placement.groups_of(&buckets(
-                batch.column_by_name(striping).ok_or_else(|| {
-                    sql_error!(
-                        codes::UNDEFINED_COLUMN,
-                        "member {member} has no column \"{striping}\""
-                    )
-                })?,
+                striping_column(&batch, striping)?,
                 placement.buckets,
             )?);
             let gone: Vec<u32> = (0..batch.num_rows() as u32)
@@ -454,13 +449,7 @@ impl Work<'_> {
         source: Option<usize>,
         only: Option<usize>,
     ) -> Result<BTreeMap<usize, RecordBatch>> {
-        let column = batch.column_by_name(self.key).ok_or_else(|| {
-            sql_error!(
-                codes::UNDEFINED_COLUMN,
-                "striping key \"{}\" missing",
-                self.key
-            )
-        })?;
+        let column = striping_column(batch, self.key)?;
         let mut rows: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         for (row, bucket) in buckets(column, self.moves.before.buckets)?
             .into_iter()
@@ -549,12 +538,7 @@ impl Work<'_> {
             // Keys by (old member, new member).
             let mut by_move: BTreeMap<(usize, usize), Vec<RecordBatch>> = BTreeMap::new();
             for batch in &keys {
-                let column = batch.column_by_name(self.key).ok_or_else(|| {
-                    sql_error!(
-                        codes::INTERNAL_ERROR,
-                        "journalled keys without the striping key"
-                    )
-                })?;
+                let column = striping_column(batch, self.key)?;
                 let mut rows: BTreeMap<(usize, usize), Vec<u32>> = BTreeMap::new();
                 for (row, bucket) in buckets(column, self.moves.before.buckets)?
                     .into_iter()
@@ -612,13 +596,7 @@ impl Work<'_> {
             if let Some(share) = self.split(&batch, None, Some(to))?.remove(&to) {
                 held.add(&share)?;
             }
-            let column = batch.column_by_name(self.key).ok_or_else(|| {
-                sql_error!(
-                    codes::UNDEFINED_COLUMN,
-                    "striping key \"{}\" missing",
-                    self.key
-                )
-            })?;
+            let column = striping_column(&batch, self.key)?;
             let groups = self
                 .moves
                 .after
@@ -635,6 +613,13 @@ impl Work<'_> {
         }
         Ok(moved.agrees_with(&held))
     }
+}
+
+/// The striping key's column of `batch`.
+fn striping_column<'b>(batch: &'b RecordBatch, key: &str) -> Result<&'b arrow::array::ArrayRef> {
+    batch
+        .column_by_name(key)
+        .ok_or_else(|| sql_error!(codes::UNDEFINED_COLUMN, "striping key \"{key}\" missing"))
 }
 
 /// Every row of `table`, as a stream.
