@@ -117,8 +117,14 @@ fn my_ids(database: &str, table: &str) -> BTreeSet<i64> {
         .collect()
 }
 
+/// The tests run one at a time: ten writers, a rebalance job and a
+/// 300 000-row load at once exhaust the local PostgreSQL's connection
+/// slots on a 2-core machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_added_and_dropped_while_clients_write_and_read() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_test().await;
     let pg = server.pg.as_ref().expect("pg database").name.clone();
     let my = server.my.as_ref().expect("my database").name.clone();
@@ -303,6 +309,7 @@ async fn a_member_added_and_dropped_while_clients_write_and_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_goes_on_after_koios_is_killed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const BIG: i64 = 300_000;
     let pg = support::PgTestDatabase::create();
     let my = support::MyTestDatabase::create();
