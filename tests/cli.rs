@@ -373,6 +373,63 @@ fn jobs_lists_and_watches_a_migration_until_it_ends() {
         .find(|l| l.starts_with("NOTICE:  migrate job "))
         .unwrap_or_else(|| panic!("no progress NOTICE: {notices}"));
     assert!(progress.contains(" of 200000 rows ("), "{progress}");
+
+    // Over either protocol the progress comes while the statement runs,
+    // not with its answer (tokio-postgres prepares what `query` sends).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    for extended in [false, true] {
+        let ahead = runtime.block_on(async {
+            let (client, mut notices) = connect_with_notices(served.port).await;
+            let sql = format!(
+                "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 2000, parallel = 1, wait = true)",
+                my.name
+            );
+            if extended {
+                let rows = client.query(&sql, &[]).await.expect("the migration runs");
+                assert_eq!(rows.len(), 1);
+            } else {
+                client.simple_query(&sql).await.expect("the migration runs");
+            }
+            let answered = std::time::Instant::now();
+            let (at, message) = notices.recv().await.expect("a progress NOTICE");
+            assert!(message.starts_with("migrate job "), "{message}");
+            answered.duration_since(at)
+        });
+        assert!(
+            ahead >= std::time::Duration::from_millis(500),
+            "extended protocol {extended}: the first progress notice came {ahead:?} before the answer"
+        );
+    }
+}
+
+/// A connection to Koios on `port`, and the times and texts of the
+/// notices it receives.
+async fn connect_with_notices(
+    port: u16,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, String)>,
+) {
+    use futures::StreamExt;
+    let (client, mut connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=koios dbname=koios"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("connects to Koios");
+    let (sender, notices) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(notice) = message {
+                let _ = sender.send((std::time::Instant::now(), notice.message().to_string()));
+            }
+        }
+    });
+    (client, notices)
 }
 
 /// What psql prints for one value of `sql` in `database` (no header).

@@ -402,27 +402,40 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        // A statement that runs long (a migration waited for) sends its
-        // notices as they come, not only at its end.
-        let work = self.simple_query(&session, query);
-        tokio::pin!(work);
-        let responses = loop {
-            tokio::select! {
-                responses = &mut work => break responses,
-                () = tokio::time::sleep(NOTICES_EVERY) => {
-                    if send_notices(&session, client).await? {
-                        client.flush().await?;
-                    }
-                }
-            }
-        };
+        let responses = with_notices(&session, client, self.simple_query(&session, query)).await?;
         send_notices(&session, client).await?;
         responses
     }
 }
 
-/// How often a running simple query's notices are sent.
+/// How often a running statement's notices are sent.
 const NOTICES_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Runs `work` (a statement of either protocol), sending the notices the
+/// session records while it runs every [`NOTICES_EVERY`]: a statement that
+/// runs long (a migration waited for) tells its progress as it goes, not
+/// only at its end.
+async fn with_notices<C, T>(
+    session: &Session,
+    client: &mut C,
+    work: impl std::future::Future<Output = T>,
+) -> PgWireResult<T>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            () = tokio::time::sleep(NOTICES_EVERY) => {
+                if send_notices(session, client).await? {
+                    client.flush().await?;
+                }
+            }
+        }
+    }
+}
 
 /// Sends the warnings and notices the session's statements left (a
 /// striped table's member left out, a migration's progress, …) as
@@ -651,7 +664,7 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         super::transaction::before_statement(self.session.get(), client);
-        let executed = self._on_execute(&mut Deferred(client), message).await;
+        let executed = self._on_execute(&mut Deferred::new(client), message).await;
         // A COPY FROM STDIN waits for the client's data: its CopyInResponse
         // cannot wait for a Sync.
         if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
@@ -795,7 +808,12 @@ impl ExtendedQueryHandler for QueryHandler {
             .canceller
             .start_query(session.with_settings(Settings::statement_timeout));
         let activity = session.activity().begin(&stmt.sql);
-        let output = cancellable(&token, session.execute(&stmt.prepared, params)).await;
+        let output = with_notices(
+            &session,
+            client,
+            cancellable(&token, session.execute(&stmt.prepared, params)),
+        )
+        .await?;
         send_notices(&session, client).await?;
         let output = match output {
             Ok(output) => output,
