@@ -17,6 +17,12 @@
 //! at least one copy, and at least one current copy; `write_quorum` is
 //! lowered to the number of copies left if it was above.
 //!
+//! `MOVE MEMBER a TO b` is an `ADD MIRROR b` whose job (a `move member`
+//! job, filling `b` as above) drops `a` once `b` is current
+//! ([`finish_moves`]): until then both are written and `a` is read as
+//! before; a cancelled move drops `b` again. The copy to drop is in the
+//! job's stored spec, so a restart between the two steps finishes it.
+//!
 //! Both run in the table's write turn, so no write is half-way when the
 //! copies change.
 
@@ -33,14 +39,24 @@ use crate::engine::catalog::KOIOS_CATALOG;
 use crate::engine::error::codes;
 use crate::engine::metadata::Missed;
 
+/// A change of a mirrored table's copies.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum CopyChange {
+    /// A new copy, filled by a job; `replacing` is dropped once it is
+    /// current (`MOVE MEMBER`).
+    Add { replacing: Option<MemberName> },
+    Drop,
+}
+
 impl Engine {
+    /// Adds or drops `copy`; the id of the job filling an added copy.
     pub(super) async fn alter_mirror(
         &self,
         schema: &str,
         table: &str,
         copy: MemberName,
-        add: bool,
-    ) -> Result<()> {
+        change: CopyChange,
+    ) -> Result<Option<i64>> {
         let _ddl = self.ddl.lock().await;
         let Some(logical) = self.logical_table(schema, table) else {
             return sql_err!(
@@ -65,11 +81,20 @@ impl Engine {
         let _turn = Arc::clone(&logical.mirror.turn).lock_owned().await;
         let mut definition = logical.definition.clone();
         let key = definition.key();
-        if add {
+        let add = matches!(change, CopyChange::Add { .. });
+        if let CopyChange::Add { replacing } = &change {
             if definition.members.contains(&copy) {
                 return sql_err!(
                     codes::DUPLICATE_OBJECT,
                     "{copy} is already a copy of {described}"
+                );
+            }
+            if let Some(old) = replacing
+                && !definition.members.contains(old)
+            {
+                return sql_err!(
+                    codes::UNDEFINED_OBJECT,
+                    "{old} is not a copy of {described}"
                 );
             }
             self.check_or_create_member(&definition, &logical.declared, &copy)
@@ -105,7 +130,8 @@ impl Engine {
             .update_definition(&key, &definition.to_json()?)
             .await?;
         let copy_name = copy.to_string();
-        if add {
+        let mut job = None;
+        if let CopyChange::Add { replacing } = &change {
             // Every row to copy: the catch-up fills it.
             self.store
                 .end_writes(
@@ -118,12 +144,19 @@ impl Engine {
                 )
                 .await?;
             // Shown in koios.system.jobs at once; the catch-up runs it.
-            super::fill::start(self, &logical, &copy_name).await?;
+            let replacing = replacing.as_ref().map(ToString::to_string);
+            job = Some(
+                super::fill::start(self, &logical, &copy_name, replacing.as_deref())
+                    .await?
+                    .id(),
+            );
         } else {
             self.store.forget_copy(&key, &copy_name).await?;
             let filling = super::fill::unfinished(self, &logical, &copy_name);
             if let Some(job) = filling {
-                if job.kind() == super::fill::FILL_JOB {
+                if job.kind() == super::fill::FILL_JOB
+                    || job.kind() == super::members::MOVE_MEMBER_JOB
+                {
                     self.jobs.cancel(job.id()).await?;
                 }
                 job.finish(&sql_err!(
@@ -155,8 +188,80 @@ impl Engine {
         self.catalog_changed();
         tracing::info!(table = %logical.display_name(), copy = %copy_name,
             "{}", if add { "copy added: it is filled in the background" } else { "copy dropped" });
-        Ok(())
+        Ok(job)
     }
+}
+
+/// Ends the `move member` jobs of `table` whose new copy is current: the
+/// copy it replaces is dropped, then the job is done. A move cancelled
+/// after its fill drops the new copy instead; one whose new copy is gone
+/// (dropped meanwhile) fails saying so.
+pub(super) async fn finish_moves(engine: &Engine, table: &LogicalTable) -> Result<()> {
+    let name = table.display_name();
+    let moves = engine.jobs().list().into_iter().filter(|job| {
+        job.kind() == super::members::MOVE_MEMBER_JOB
+            && !job.state().is_finished()
+            && job.view().row.source == name
+    });
+    for job in moves.collect::<Vec<_>>() {
+        let spec: MoveSpec = serde_json::from_str(&job.spec()).map_err(|e| {
+            datafusion::error::DataFusionError::Internal(format!(
+                "move job {} has an unreadable spec: {e}",
+                job.id()
+            ))
+        })?;
+        let definition = &table.definition;
+        let Some(index) = table.member_index(&spec.copy) else {
+            job.finish(&sql_err!(
+                codes::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the new copy {} is no longer a copy of {}",
+                spec.copy,
+                definition.described()
+            ))
+            .await?;
+            continue;
+        };
+        if table.mirror.copies[index].is_stale() {
+            // Still filling or catching up.
+            continue;
+        }
+        let (drop, outcome) = if job.is_cancelled() {
+            (
+                Some(spec.copy.as_str()),
+                sql_err!(
+                    codes::QUERY_CANCELED,
+                    "the move was cancelled: the new copy was dropped again"
+                ),
+            )
+        } else {
+            (spec.replaces.as_deref(), Ok(()))
+        };
+        if let Some(drop) = drop
+            && let Some(member) = definition.members.iter().find(|m| m.to_string() == drop)
+        {
+            engine
+                .alter_mirror(
+                    &definition.schema,
+                    &definition.table,
+                    member.clone(),
+                    CopyChange::Drop,
+                )
+                .await?;
+        }
+        job.finish(&outcome).await?;
+        tracing::info!(table = %name, copy = %spec.copy, job = job.id(),
+            "move of a copy ended: {}", if outcome.is_ok() { "the old copy was dropped" } else { "cancelled" });
+    }
+    Ok(())
+}
+
+/// What a fill job stores: its table, the copy it fills and, for a move,
+/// the copy to drop after.
+#[derive(Debug, serde::Deserialize)]
+struct MoveSpec {
+    copy: String,
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 /// The copies' states of `old` carried over to `new` (by copy name), with

@@ -67,11 +67,20 @@ pub(crate) fn spawn(engine: &Arc<Engine>, interval: Duration) {
             };
             for table in engine.logical_tables().into_values() {
                 let stale = table.mirror.copies.iter().any(|c| c.is_stale());
-                if !table.definition.layout.has_copies() || !stale {
+                if !table.definition.layout.has_copies() {
                     continue;
                 }
                 let name = table.display_name();
-                match catch_up(&engine, &table).await {
+                let caught_up = if stale {
+                    catch_up(&engine, &table).await
+                } else {
+                    Ok(())
+                };
+                let outcome = match caught_up {
+                    Ok(()) => super::alter::finish_moves(&engine, &table).await,
+                    failed => failed,
+                };
+                match outcome {
                     Ok(()) => {
                         failures.remove(&name);
                     }
@@ -178,7 +187,11 @@ async fn catch_up(engine: &Engine, table: &Arc<LogicalTable>) -> Result<()> {
                 }
                 if table.store.mark_current(&name, &copy_name).await? {
                     copy.mark_current();
-                    if let Some(job) = &job {
+                    // A move ends once the copy it replaces is dropped
+                    // (outside the turn: see alter::finish_moves).
+                    if let Some(job) = &job
+                        && job.kind() != super::members::MOVE_MEMBER_JOB
+                    {
                         job.finish(&Ok(())).await?;
                     }
                     tracing::info!(table = %table.display_name(), copy = %copy_name,
@@ -215,7 +228,7 @@ async fn stopped_fill(
                 &definition.schema,
                 &definition.table,
                 member.name.clone(),
-                false,
+                super::alter::CopyChange::Drop,
             )
             .await?;
     }

@@ -485,14 +485,25 @@ impl Engine {
                 change: MemberChange::Add(copy),
                 mirror: true,
                 ..
-            } => self.alter_mirror(&schema, &table, copy, true).await,
+            } => self
+                .alter_mirror(
+                    &schema,
+                    &table,
+                    copy,
+                    super::alter::CopyChange::Add { replacing: None },
+                )
+                .await
+                .map(|_| ()),
             LogicalWork::AlterMembers {
                 schema,
                 table,
                 change: MemberChange::Drop(copy),
                 mirror: true,
                 ..
-            } => self.alter_mirror(&schema, &table, copy, false).await,
+            } => self
+                .alter_mirror(&schema, &table, copy, super::alter::CopyChange::Drop)
+                .await
+                .map(|_| ()),
             LogicalWork::AlterMembers { .. } => Err(datafusion::error::DataFusionError::Internal(
                 "ADD, DROP and MOVE MEMBER run through Engine::alter_members".into(),
             )),

@@ -31,6 +31,7 @@ use datafusion::logical_expr::{LogicalPlanBuilder, lit};
 use futures::StreamExt;
 use koios_connector::sql_err;
 
+use super::members::MOVE_MEMBER_JOB;
 use super::{LogicalTable, resync, verify};
 use crate::engine::Engine;
 use crate::engine::error::codes;
@@ -56,20 +57,35 @@ pub(super) async fn job_for(engine: &Engine, table: &LogicalTable, copy: &str) -
         .await
 }
 
-/// The unfinished fill (`ADD MIRROR`) or resync of `copy`, if any.
+/// The unfinished fill (`ADD MIRROR`, `MOVE MEMBER`) or resync of `copy`,
+/// if any.
 pub(super) fn unfinished(engine: &Engine, table: &LogicalTable, copy: &str) -> Option<Arc<Job>> {
     let name = table.display_name();
     let jobs = engine.jobs();
     jobs.unfinished(FILL_JOB, &name, copy)
+        .or_else(|| jobs.unfinished(MOVE_MEMBER_JOB, &name, copy))
         .or_else(|| jobs.unfinished(RESYNC_COPY, &name, copy))
 }
 
-/// Starts the job that fills `copy` of `table`.
-pub(super) async fn start(engine: &Engine, table: &LogicalTable, copy: &str) -> Result<Arc<Job>> {
-    let spec = serde_json::json!({ "table": table.definition.key(), "copy": copy }).to_string();
+/// Starts the job that fills `copy` of `table` (a `move member` job when
+/// it `replaces` another copy, dropped once this one is current).
+pub(super) async fn start(
+    engine: &Engine,
+    table: &LogicalTable,
+    copy: &str,
+    replaces: Option<&str>,
+) -> Result<Arc<Job>> {
+    let mut spec = serde_json::json!({ "table": table.definition.key(), "copy": copy });
+    let kind = match replaces {
+        Some(old) => {
+            spec["replaces"] = old.into();
+            MOVE_MEMBER_JOB
+        }
+        None => FILL_JOB,
+    };
     engine
         .jobs()
-        .start(FILL_JOB, &table.display_name(), copy, &spec)
+        .start(kind, &table.display_name(), copy, &spec.to_string())
         .await
 }
 

@@ -13,7 +13,8 @@
 //!   was until the moved rows are copied and verified, then switches at
 //!   once.
 //! * A **mirrored** table: `ADD MEMBER` and `DROP MEMBER` are `ADD MIRROR`
-//!   and `DROP MIRROR` ([`super::alter`]).
+//!   and `DROP MIRROR` ([`super::alter`]); `MOVE MEMBER a TO b` adds `b`
+//!   and drops `a` once `b` is filled and current, as one job.
 //! * A **round-robin** table: `ADD MEMBER` adds a member new rows are
 //!   spread over; no row moves.
 //!
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use koios_connector::sql_err;
 
+use super::alter::CopyChange;
 use super::definition::{HASH_BUCKETS, Layout, LogicalTableDef, MemberName, Rebalance};
 use super::{LogicalTable, TableOrigin};
 use crate::engine::Engine;
@@ -92,17 +94,18 @@ impl Engine {
         }
         match (&logical.definition.layout, change) {
             (Layout::Mirrored { .. }, MemberChange::Add(copy)) => {
-                self.alter_mirror(schema, table, copy, true).await?;
-                Ok(None)
+                self.alter_mirror(schema, table, copy, CopyChange::Add { replacing: None })
+                    .await
             }
             (Layout::Mirrored { .. }, MemberChange::Drop(copy)) => {
-                self.alter_mirror(schema, table, copy, false).await?;
-                Ok(None)
+                self.alter_mirror(schema, table, copy, CopyChange::Drop)
+                    .await
             }
-            (Layout::Mirrored { .. }, MemberChange::Move(from, to)) => sql_err!(
-                codes::FEATURE_NOT_SUPPORTED,
-                "MOVE MEMBER of {described} is not supported: ADD MEMBER {to}, wait until koios.system.members shows it current, then DROP MEMBER {from}"
-            ),
+            (Layout::Mirrored { .. }, MemberChange::Move(from, to)) => {
+                let replacing = Some(from);
+                self.alter_mirror(schema, table, to, CopyChange::Add { replacing })
+                    .await
+            }
             (Layout::StripedRoundRobin { .. }, MemberChange::Add(member)) => {
                 self.add_round_robin_member(&logical, member).await?;
                 Ok(None)

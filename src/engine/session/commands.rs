@@ -361,7 +361,7 @@ impl Session {
                             )
                             .await?;
                         } else {
-                            self.notices.notice(format!("job {} moves the rows whose member changes; koios.system.jobs shows its progress", job.id()));
+                            self.notices.notice(format!("{} job {} carries the change out in the background; koios.system.jobs shows its progress", job.kind(), job.id()));
                         }
                     }
                     return Ok(done(statement.tag()));
