@@ -39,6 +39,8 @@ impl SessionExtension for PgExtension {
             ))
             // `'{1,2}'::int[]` is an array literal, as in PostgreSQL.
             .with_analyzer_rule(Arc::new(ArrayLiteralCasts))
+            // `LIKE $1 ESCAPE '/'`, as SQLAlchemy sends it.
+            .with_analyzer_rule(Arc::new(crate::pg::like_escape::LikeEscapes))
     }
 
     fn register_functions(&self, ctx: &SessionContext, session: &SessionIdentity) {

@@ -7,6 +7,7 @@
 //! * [`catalog`]: `pg_catalog` and `information_schema` over the federated
 //!   catalog, and the rewrites of catalog queries drivers send.
 //! * [`functions`]: PostgreSQL's session and catalog functions.
+//! * [`like_escape`]: `LIKE … ESCAPE` with any escape character.
 //! * [`extension`]: the [`PgExtension`] the engine installs in every session.
 //!
 //! This layer sits on the engine (`crate::engine`) and imports it; the engine
@@ -15,6 +16,7 @@
 pub mod catalog;
 pub mod extension;
 pub mod functions;
+pub mod like_escape;
 pub mod server;
 pub mod types;
 

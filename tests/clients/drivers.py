@@ -291,8 +291,8 @@ def asyncpg_pool():
 
 # ---------------------------------------------------------------- SQLAlchemy
 
-def engine(dbname):
-    return sa.create_engine(f"postgresql+psycopg2://koios@{HOST}:{PORT}/{dbname}")
+def engine(dbname, driver="psycopg2"):
+    return sa.create_engine(f"postgresql+{driver}://koios@{HOST}:{PORT}/{dbname}")
 
 
 def sqlalchemy_inspector_pg():
@@ -324,6 +324,23 @@ def sqlalchemy_inspector_pg():
         assert isinstance(types["c_bool"], sa.Boolean), types["c_bool"]
         with eng.connect() as c:
             eq(c.execute(sa.text("SELECT capital FROM nation_stats WHERE n_nationkey = :k"), {"k": 12}).all(), [("Tokyo",)])
+    finally:
+        eng.dispose()
+
+
+def sqlalchemy_inspector_psycopg3():
+    # psycopg 3 binds the inspector's patterns as parameters:
+    # `nspname NOT LIKE $1::VARCHAR ESCAPE '/'`.
+    eng = engine("pg", "psycopg")
+    try:
+        insp = sa.inspect(eng)
+        schemas = insp.get_schema_names()
+        assert {"public", "Mixed Case"} <= set(schemas), schemas
+        assert not any(s.startswith("pg_") for s in schemas), schemas
+        eq(sorted(insp.get_table_names(schema="public")), PG_TABLES, "get_table_names(public)")
+        with eng.connect() as c:
+            eq(c.execute(sa.text("SELECT capital FROM nation_stats WHERE n_nationkey = :k"), {"k": 12}).all(), [("Tokyo",)])
+            eq(c.execute(sa.text("SELECT s FROM (VALUES ('pg_x'), ('pgx')) AS t(s) WHERE s LIKE :p ESCAPE '/'"), {"p": "pg/_%"}).all(), [("pg_x",)])
     finally:
         eng.dispose()
 
@@ -438,6 +455,7 @@ for name, fn in [
     ("asyncpg arrays and numeric", asyncpg_arrays_numeric),
     ("asyncpg pool acquire/release", asyncpg_pool),
     ("SQLAlchemy inspector on the PostgreSQL source", sqlalchemy_inspector_pg),
+    ("SQLAlchemy inspector with psycopg 3 (patterns bound, LIKE … ESCAPE '/')", sqlalchemy_inspector_psycopg3),
     ("SQLAlchemy inspector on the MariaDB source", sqlalchemy_inspector_my),
     ("SQLAlchemy ORM on the PostgreSQL source: create_all, add/commit/rollback", lambda: sqlalchemy_orm("pg", "orm_test")),
     ("SQLAlchemy ORM on the MariaDB source: create_all, add/commit/rollback", lambda: sqlalchemy_orm("my", MYDB)),

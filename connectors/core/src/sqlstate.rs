@@ -28,6 +28,7 @@ pub mod codes {
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const QUERY_CANCELED: &str = "57014";

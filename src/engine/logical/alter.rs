@@ -44,7 +44,9 @@ use crate::engine::metadata::Missed;
 pub(super) enum CopyChange {
     /// A new copy, filled by a job; `replacing` is dropped once it is
     /// current (`MOVE MEMBER`).
-    Add { replacing: Option<MemberName> },
+    Add {
+        replacing: Option<MemberName>,
+    },
     Drop,
 }
 

@@ -267,19 +267,20 @@ pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>
                 if name.starts_with("datafusion.") {
                     None
                 } else {
+                    let keeps_quotes = LIST_SETTINGS.contains(&name.as_str());
                     Some(Command::Set {
-                        name,
                         value: values
                             .iter()
-                            .map(setting_value)
+                            .map(|value| setting_value(value, keeps_quotes))
                             .collect::<Vec<_>>()
                             .join(", "),
+                        name,
                     })
                 }
             }
             ast::Set::SetTimeZone { value, .. } => Some(Command::Set {
                 name: "timezone".into(),
-                value: setting_value(value),
+                value: setting_value(value, false),
             }),
             ast::Set::SetNames { charset_name, .. } => Some(Command::Set {
                 name: "client_encoding".into(),
@@ -323,15 +324,23 @@ pub(super) fn object_name(name: &ObjectName) -> String {
         .join(".")
 }
 
-/// The text PostgreSQL would store for a `SET` value.
-pub(super) fn setting_value(expr: &SqlExpr) -> String {
+/// The settings whose value is a list of names, kept quoted where a name
+/// needs it (PostgreSQL's `GUC_LIST_QUOTE`).
+const LIST_SETTINGS: &[&str] = &["search_path", "temp_tablespaces"];
+
+/// The text PostgreSQL would store for a `SET` value; a quoted name
+/// (`SET TIME ZONE "Etc/UTC"`, as pgcli sends it) is its bare text unless
+/// the setting is a list of names (`keeps_quotes`).
+pub(super) fn setting_value(expr: &SqlExpr, keeps_quotes: bool) -> String {
     match expr {
         SqlExpr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
             other => other.to_string(),
         },
         // `SET search_path TO "Mixed Case", public` shows the quotes back.
-        SqlExpr::Identifier(ident) if ident.quote_style.is_some() => quote_ident(&ident.value),
+        SqlExpr::Identifier(ident) if ident.quote_style.is_some() && keeps_quotes => {
+            quote_ident(&ident.value)
+        }
         SqlExpr::Identifier(ident) => ident.value.clone(),
         other => other.to_string(),
     }

@@ -388,20 +388,10 @@ impl KoiosRules {
         let Some(text) = literal_text(pattern) else {
             return;
         };
-        let mut out = String::new();
-        let mut iter = text.chars();
-        while let Some(c) = iter.next() {
-            if c == escape_char {
-                if let Some(next) = iter.next() {
-                    out.push('\\');
-                    out.push(next);
-                }
-            } else if c == '\\' {
-                out.push_str("\\\\");
-            } else {
-                out.push(c);
-            }
-        }
+        // A pattern ending in its escape is left for the analyzer to refuse.
+        let Ok(out) = crate::pg::like_escape::to_backslash_pattern(&text, Some(escape_char)) else {
+            return;
+        };
         *pattern = Expr::value(Value::SingleQuotedString(out));
         *escape = None;
     }
