@@ -51,11 +51,14 @@ fn connector(
 }
 
 /// `$pg_database`, `$my_database` and `$mongo_database` name this run's
-/// scratch databases; `$mongo_url` is where the MongoDB one lives.
+/// scratch databases; `$mongo_url` is where the MongoDB one lives;
+/// `$koios_port` is the Koios server's port (for `psql` in a `system`
+/// command that needs a value Koios answered, such as a job's id).
 fn set_database_vars<M: sqllogictest::MakeConnection<Conn = KoiosDb>>(
     runner: &mut Runner<KoiosDb, M>,
     server: &TestServer,
 ) {
+    runner.set_var("koios_port".into(), server.addr.port().to_string());
     if let Some(pg) = &server.pg {
         runner.set_var("pg_database".into(), pg.name.clone());
     }

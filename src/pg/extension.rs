@@ -41,6 +41,8 @@ impl SessionExtension for PgExtension {
             .with_analyzer_rule(Arc::new(ArrayLiteralCasts))
             // `LIKE $1 ESCAPE '/'`, as SQLAlchemy sends it.
             .with_analyzer_rule(Arc::new(crate::pg::like_escape::LikeEscapes))
+            // `float8_column < 5000.5` compares as float8, not as a decimal.
+            .with_analyzer_rule(Arc::new(crate::pg::float_comparisons::FloatComparisons))
     }
 
     fn register_functions(&self, ctx: &SessionContext, session: &SessionIdentity) {

@@ -8,6 +8,7 @@
 //!   catalog, and the rewrites of catalog queries drivers send.
 //! * [`functions`]: PostgreSQL's session and catalog functions.
 //! * [`like_escape`]: `LIKE … ESCAPE` with any escape character.
+//! * [`float_comparisons`]: a float compared with a decimal as a float.
 //! * [`extension`]: the [`PgExtension`] the engine installs in every session.
 //!
 //! This layer sits on the engine (`crate::engine`) and imports it; the engine
@@ -15,6 +16,7 @@
 
 pub mod catalog;
 pub mod extension;
+pub mod float_comparisons;
 pub mod functions;
 pub mod like_escape;
 pub mod server;

@@ -165,9 +165,10 @@ fn numeric_text(b: &[u8]) -> Result<String, String> {
 fn quote_element(text: &str, specials: &[char], force: bool, double: bool) -> String {
     if !force
         && !text.is_empty()
-        && !text
-            .chars()
-            .any(|c| specials.contains(&c) || c.is_whitespace())
+        && !text.chars().any(|c| {
+            specials.contains(&c) || matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C')
+        })
+    // ASCII white space, as PostgreSQL
     {
         return text.to_string();
     }

@@ -293,7 +293,7 @@ pub fn write_text(
                 push_quoted_if_needed(
                     out,
                     &element,
-                    |c| matches!(c, '"' | '\\' | '(' | ')' | ',') || c.is_whitespace(),
+                    |c| matches!(c, '"' | '\\' | '(' | ')' | ',') || is_pg_space(c),
                     false,
                     '"',
                 );
@@ -341,7 +341,7 @@ fn write_array_literal(out: &mut String, values: &dyn Array, ctx: &TextContext) 
             push_quoted_if_needed(
                 out,
                 &element,
-                |c| matches!(c, '{' | '}' | '"' | '\\' | ',') || c.is_whitespace(),
+                |c| matches!(c, '{' | '}' | '"' | '\\' | ',') || is_pg_space(c),
                 is_null_word,
                 '\\',
             );
@@ -381,6 +381,12 @@ fn push_display(out: &mut String, v: impl std::fmt::Display) {
 
 fn unsupported(dt: &DataType) -> DataFusionError {
     DataFusionError::NotImplemented(format!("cannot render values of type {dt} as text"))
+}
+
+/// The white space PostgreSQL quotes array and record elements for: C's
+/// `isspace` in ASCII, so a non-breaking space (U+00A0) is not quoted.
+fn is_pg_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C')
 }
 
 #[cfg(test)]
