@@ -210,6 +210,9 @@ pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>
                 None
             } else if name == "all" {
                 Some(Command::Reset(None))
+            } else if name == "time.zone" {
+                // `RESET TIME ZONE`.
+                Some(Command::Reset(Some("timezone".into())))
             } else {
                 Some(Command::Reset(Some(name)))
             });
@@ -266,6 +269,11 @@ pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>
                 let name = object_name(variable);
                 if name.starts_with("datafusion.") {
                     None
+                } else if let [value] = values.as_slice()
+                    && is_keyword(value, "default")
+                {
+                    // `SET x TO DEFAULT` is `RESET x`.
+                    Some(Command::Reset(Some(name)))
                 } else {
                     let keeps_quotes = LIST_SETTINGS.contains(&name.as_str());
                     Some(Command::Set {
@@ -278,9 +286,15 @@ pub(super) fn session_command(statement: &DfStatement) -> Result<Option<Command>
                     })
                 }
             }
+            // `LOCAL` and `DEFAULT` are the server's zone.
+            ast::Set::SetTimeZone { value, .. }
+                if is_keyword(value, "local") || is_keyword(value, "default") =>
+            {
+                Some(Command::Reset(Some("timezone".into())))
+            }
             ast::Set::SetTimeZone { value, .. } => Some(Command::Set {
                 name: "timezone".into(),
-                value: setting_value(value, false),
+                value: time_zone_value(value),
             }),
             ast::Set::SetNames { charset_name, .. } => Some(Command::Set {
                 name: "client_encoding".into(),
@@ -322,6 +336,53 @@ pub(super) fn object_name(name: &ObjectName) -> String {
         })
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// Whether `expr` is the bare word `word` (`DEFAULT`, `LOCAL`).
+fn is_keyword(expr: &SqlExpr, word: &str) -> bool {
+    matches!(expr, SqlExpr::Identifier(ident) if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case(word))
+}
+
+/// The zone `SET TIME ZONE value` names: a name or offset as written, a
+/// number of hours east of UTC (`-7`, `5.5`) or an interval (`INTERVAL
+/// '+05:30' HOUR TO MINUTE`) as an offset `±HH:MM`.
+fn time_zone_value(value: &SqlExpr) -> String {
+    let hours = |text: &str| -> Option<String> {
+        let hours: f64 = text.trim().parse().ok()?;
+        let minutes = (hours * 60.0).round() as i64;
+        (minutes.abs() < 24 * 60).then(|| {
+            let sign = if minutes < 0 { '-' } else { '+' };
+            format!("{sign}{:02}:{:02}", minutes.abs() / 60, minutes.abs() % 60)
+        })
+    };
+    match value {
+        SqlExpr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+            let text = v.value.to_string();
+            hours(&text).unwrap_or(text)
+        }
+        SqlExpr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } if matches!(expr.as_ref(), SqlExpr::Value(v) if matches!(v.value, ast::Value::Number(..))) =>
+        {
+            let text = format!("-{expr}");
+            hours(&text).unwrap_or(text)
+        }
+        SqlExpr::Interval(interval) => match interval.value.as_ref() {
+            SqlExpr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(text) => {
+                    let text = text.trim();
+                    match text.strip_prefix(['+', '-']) {
+                        Some(_) => text.to_string(),
+                        None => format!("+{text}"),
+                    }
+                }
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        },
+        other => setting_value(other, false),
+    }
 }
 
 /// The settings whose value is a list of names, kept quoted where a name
