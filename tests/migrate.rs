@@ -2,8 +2,9 @@
 //! migration (the `koios` binary, so it can be killed) resumes it when it
 //! starts again and ends with exactly the source's rows; a destination
 //! server stopped mid-job fails the job with the reason, and `RESUME JOB`
-//! finishes it once the server is back. What each side holds is read with
-//! its own client.
+//! finishes it once the server is back; a table without a key resumes
+//! from its chunks of PostgreSQL's heap. What each side holds is read
+//! with its own client.
 
 mod support;
 
@@ -93,6 +94,69 @@ async fn a_migration_resumes_after_koios_is_killed_and_copies_each_row_once() {
     assert_eq!(copied, expected, "the destination differs from the source");
     let log = koios.log_text();
     assert!(!log.contains("panicked"), "Koios panicked: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A table without a key is copied in chunks of PostgreSQL's heap blocks
+/// (by `ctid`): rows of finished chunks are kept when Koios is killed (a
+/// chunk is one `COPY`, so the one cut off keeps nothing), and the job,
+/// started again, goes on from its checkpoints — it does not start over —
+/// and ends with exactly the source's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_key_migrates_in_heap_chunks_and_resumes_from_them() {
+    let my = support::MyTestDatabase::create();
+    let pg = support::PgTestDatabase::create();
+    let source = support::postgres_client(&pg.name).await;
+    source
+        .batch_execute(&format!(
+            "CREATE TABLE public.heap (id bigint, v bigint, label text); \
+             INSERT INTO public.heap SELECT g, g * 7 % 1000, 'r' || g FROM generate_series(1, {ROWS}) g; \
+             CREATE SCHEMA copied"
+        ))
+        .await
+        .expect("fills the source");
+    let expected = pg_summary(&source, "public.heap").await;
+    let (mut koios, dir) = support::process::with_pg_and_my("migrate-heap", &pg.name, &my.name);
+    koios.start();
+    let until = || Instant::now() + Duration::from_secs(10);
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios");
+    let id: i64 = client
+        .query_one(
+            "MIGRATE TABLE pg.public.heap TO pg.copied.heap WITH (chunk_rows = 20000, parallel = 2)",
+            &[],
+        )
+        .await
+        .expect("starts the migration")
+        .get(0);
+    let done = wait_until_under_way(&client, id).await;
+    koios.kill();
+    let partial: i64 = source
+        .query_one("SELECT count(*) FROM copied.heap", &[])
+        .await
+        .expect("counts the destination")
+        .get(0);
+    println!("Koios killed with {done} of {ROWS} rows copied; {partial} in the destination");
+    assert!(
+        partial > 0 && partial < ROWS,
+        "finished chunks are kept, the table is not whole: {partial}"
+    );
+
+    koios.start();
+    let client = connect_until(&koios.conn_string(), until())
+        .await
+        .expect("connects to Koios again");
+    wait_for(&client, id, "done", Duration::from_secs(180)).await;
+    let copied = pg_summary(&source, "copied.heap").await;
+    println!("source {expected}; destination {copied} (rows, Σid, Σv)");
+    assert_eq!(copied, expected, "the destination differs from the source");
+    let log = koios.log_text();
+    assert!(!log.contains("panicked"), "Koios panicked: {log}");
+    assert!(
+        !log.contains("copying the table again"),
+        "the job started over instead of going on from its checkpoints: {log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

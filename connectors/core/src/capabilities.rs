@@ -141,6 +141,12 @@ impl Capabilities {
             .find_map(|c| c.plan_insert(table, Arc::clone(&input), insert))
     }
 
+    /// `table`'s rows by physical position (see [`Connector::row_order`]);
+    /// `None` when its backend has no such order or no connector made it.
+    pub fn row_order(&self, table: &dyn TableProvider) -> Option<Arc<dyn crate::RowOrder>> {
+        self.connectors.iter().find_map(|c| c.row_order(table))
+    }
+
     /// The plan of a change by primary key of `table` (see
     /// [`Connector::plan_keyed_change`]); `None` for a table of no connector.
     pub fn plan_keyed_change(

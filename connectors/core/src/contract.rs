@@ -229,4 +229,14 @@ pub trait Connector: Send + Sync {
     ) -> Option<Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>> {
         None
     }
+
+    /// `table`'s rows by physical position, if this connector made it and
+    /// its backend addresses rows so (see [`crate::row_order`]); `None`
+    /// otherwise.
+    fn row_order(
+        &self,
+        _table: &dyn datafusion::catalog::TableProvider,
+    ) -> Option<Arc<dyn crate::row_order::RowOrder>> {
+        None
+    }
 }

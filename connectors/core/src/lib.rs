@@ -46,6 +46,7 @@ pub mod pgbinary;
 pub mod pgtext;
 pub mod plan;
 pub mod remote_sql;
+pub mod row_order;
 pub mod spec;
 pub mod sqlstate;
 pub mod tls;
@@ -62,6 +63,7 @@ pub use plan::{
     leaf_plan_properties, replace_nodes_up,
 };
 pub use remote_sql::RemoteDialect;
+pub use row_order::RowOrder;
 pub use spec::{SourceSpec, redact_url};
 pub use sqlstate::SqlStateError;
 pub use tls::{TlsMode, TlsOptions};

@@ -182,6 +182,24 @@ impl SqlBackend for PgBackend {
         self.block_splits(table, max_partitions).await
     }
 
+    async fn row_positions(&self, table: &RemoteTable<PgCodec>) -> Result<Option<u64>> {
+        self.heap_blocks(table).await
+    }
+
+    fn row_position_range(
+        &self,
+        table: &RemoteTable<PgCodec>,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Option<Expr> {
+        if table.is_view || table.pseudo_columns.is_empty() {
+            return None;
+        }
+        // With neither end, a predicate that holds for every row, so the
+        // range still reads as one query.
+        crate::scan::block_range(from, to).or_else(|| crate::scan::block_range(Some(0), None))
+    }
+
     fn execute(
         &self,
         query: RemoteQuery<PgCodec>,

@@ -43,9 +43,6 @@ impl PgBackend {
         table: &RemoteTable<PgCodec>,
         max_partitions: usize,
     ) -> Result<Vec<Option<Expr>>> {
-        if table.is_view || table.pseudo_columns.is_empty() {
-            return Ok(vec![None]);
-        }
         let wanted = self
             .options
             .sql
@@ -53,8 +50,31 @@ impl PgBackend {
         if wanted <= 1 {
             return Ok(vec![None]);
         }
-        // Block ranges of the heap: disjoint, complete, and cheap for
-        // PostgreSQL 14+ (TID range scans).
+        let Some(blocks) = self.heap_blocks(table).await? else {
+            return Ok(vec![None]);
+        };
+        let wanted = wanted as i64;
+        let blocks = blocks as i64;
+        if blocks < wanted {
+            return Ok(vec![None]);
+        }
+        let step = blocks / wanted;
+        Ok((0..wanted)
+            .map(|i| {
+                // The last open-ended, so rows in blocks added since sizing
+                // are read too.
+                let to = (i + 1 < wanted).then_some((i + 1) * step);
+                block_range(Some(i * step), to)
+            })
+            .collect())
+    }
+
+    /// How many blocks `table`'s heap has now; `None` for a view (no heap
+    /// Koios reads by `ctid`).
+    pub(crate) async fn heap_blocks(&self, table: &RemoteTable<PgCodec>) -> Result<Option<u64>> {
+        if table.is_view || table.pseudo_columns.is_empty() {
+            return Ok(None);
+        }
         let client = self.client().await?;
         let qualified = format!(
             "{}.{}",
@@ -69,22 +89,7 @@ impl PgBackend {
             .await
             .map_err(|e| self.db_error(&format!("sizing {}", table.name), e))?;
         let blocks: i64 = row.get(0);
-        if blocks < wanted as i64 {
-            return Ok(vec![None]);
-        }
-        let step = blocks / wanted as i64;
-        let bound = |block: i64| lit(format!("({block},0)"));
-        Ok((0..wanted as i64)
-            .map(|i| {
-                let low = col_ctid().gt_eq(bound(i * step));
-                Some(if i + 1 == wanted as i64 {
-                    // Open-ended, so rows in blocks added since sizing are read too.
-                    low
-                } else {
-                    low.and(col_ctid().lt(bound((i + 1) * step)))
-                })
-            })
-            .collect())
+        Ok(Some(blocks.max(0) as u64))
     }
 
     pub(crate) fn read_query(
@@ -507,4 +512,17 @@ impl Drop for ActiveRead {
 
 fn col_ctid() -> Expr {
     col("ctid")
+}
+
+/// The rows in heap blocks `from <= block < to` (an open end where
+/// `None`): disjoint, complete, and cheap for PostgreSQL 14+ (TID range
+/// scans).
+pub(crate) fn block_range(from: Option<i64>, to: Option<i64>) -> Option<Expr> {
+    let bound = |block: i64| lit(format!("({block},0)"));
+    let low = from.map(|block| col_ctid().gt_eq(bound(block)));
+    let high = to.map(|block| col_ctid().lt(bound(block)));
+    match (low, high) {
+        (Some(low), Some(high)) => Some(low.and(high)),
+        (low, high) => low.or(high),
+    }
 }

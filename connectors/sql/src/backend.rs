@@ -79,6 +79,25 @@ pub trait SqlBackend: Debug + Send + Sync + 'static {
         max_partitions: usize,
     ) -> Result<Vec<Option<Expr>>>;
 
+    /// How many positions of the server's physical row order `table` spans
+    /// now (PostgreSQL: heap blocks, read by `ctid`), for copying a table
+    /// without a key in chunks; `None` when the server has no such order.
+    async fn row_positions(&self, _table: &RemoteTable<Self::Codec>) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// The predicate reading `table`'s rows at positions `from <= p < to`
+    /// (an open end where `None`); `None` when the server has no physical
+    /// row order.
+    fn row_position_range(
+        &self,
+        _table: &RemoteTable<Self::Codec>,
+        _from: Option<i64>,
+        _to: Option<i64>,
+    ) -> Option<Expr> {
+        None
+    }
+
     /// Runs a query, streaming batches of `query.output_schema()`. `sql` is
     /// `query` rendered in this backend's dialect (the scan renders it once,
     /// when planned, not on every run); `params` are the values of its

@@ -253,5 +253,12 @@ macro_rules! sql_connector_methods {
         > {
             $crate::capabilities::plan_keyed_change::<$backend>(table, input, change)
         }
+
+        fn row_order(
+            &self,
+            table: &dyn datafusion::catalog::TableProvider,
+        ) -> Option<std::sync::Arc<dyn koios_connector::RowOrder>> {
+            $crate::row_order::row_order::<$backend>(table)
+        }
     };
 }

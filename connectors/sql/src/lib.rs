@@ -10,6 +10,7 @@
 //! - [`catalog`]: the catalog with lazy, cached discovery;
 //! - [`table`]: the table provider with filter/projection/limit pushdown
 //!   and split scans; [`pushdown`]: which filters are exact;
+//!   [`row_order`]: a table read in ranges of its physical row order;
 //! - [`query`]: remote SQL written by DataFusion's unparser in the
 //!   backend's dialect; [`scan`]: the scan node that shows its SQL in
 //!   `EXPLAIN`; [`dynamic`]: join filters applied to a running scan;
@@ -38,6 +39,7 @@ pub mod pinned;
 pub mod pushdown;
 pub mod query;
 pub mod remote;
+pub mod row_order;
 pub mod scan;
 pub mod staged;
 pub mod subplan;

@@ -29,6 +29,21 @@ pub struct SqlTable<B: SqlBackend> {
     constraints: Option<Constraints>,
     /// The server's constant column defaults, by column name.
     defaults: std::collections::HashMap<String, datafusion::logical_expr::Expr>,
+    /// A range of the server's physical row order every scan reads alone
+    /// (one chunk of a copy: see [`crate::row_order`]).
+    scope: Option<Expr>,
+}
+
+impl<B: SqlBackend> Clone for SqlTable<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            table: Arc::clone(&self.table),
+            constraints: self.constraints.clone(),
+            defaults: self.defaults.clone(),
+            scope: self.scope.clone(),
+        }
+    }
 }
 
 impl<B: SqlBackend> SqlTable<B> {
@@ -55,6 +70,16 @@ impl<B: SqlBackend> SqlTable<B> {
             table: Arc::new(table),
             constraints,
             defaults,
+            scope: None,
+        }
+    }
+
+    /// The table reading only the rows `scope` (a predicate of
+    /// [`SqlBackend::row_position_range`]) picks, in one query.
+    pub fn scoped(&self, scope: Expr) -> Self {
+        Self {
+            scope: Some(scope),
+            ..self.clone()
         }
     }
 
@@ -178,7 +203,9 @@ impl<B: SqlBackend> TableProvider for SqlTable<B> {
             .collect();
         // A limited scan or an index lookup reads few rows: one query is
         // cheapest.
-        let splits = if limit.is_some()
+        let splits = if let Some(scope) = &self.scope {
+            vec![Some(scope.clone())]
+        } else if limit.is_some()
             || crate::query::pins_leading_key(&self.table.primary_key, &filters)
         {
             vec![None]

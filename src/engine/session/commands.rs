@@ -100,7 +100,7 @@ impl Session {
     fn migration_of(
         &self,
         statement: &crate::engine::migrate::statement::MigrateStatement,
-    ) -> Result<crate::engine::migrate::job::Migration> {
+    ) -> Result<crate::engine::migrate::spec::Migration> {
         self.with_names(|names| {
             let resolve = |name: &datafusion::sql::sqlparser::ast::ObjectName| {
                 let (source, schema, table) =
@@ -111,22 +111,17 @@ impl Session {
                         "{name}: '{source}' is not a source; MIGRATE TABLE moves tables of sources (source.schema.table)"
                     );
                 }
-                Ok(crate::engine::migrate::job::SourceTable {
+                Ok(crate::engine::migrate::spec::SourceTable {
                     source,
                     schema,
                     table,
                 })
             };
-            Ok(crate::engine::migrate::job::Migration {
-                source: resolve(&statement.source)?,
-                destination: resolve(&statement.destination)?,
-                options: statement.options.clone(),
-                prepared: false,
-                key: None,
-                chunks: None,
-                started: Default::default(),
-                done: Default::default(),
-            })
+            Ok(crate::engine::migrate::spec::Migration::new(
+                resolve(&statement.source)?,
+                resolve(&statement.destination)?,
+                statement.options.clone(),
+            ))
         })
     }
 
