@@ -23,8 +23,16 @@
 //! before; a cancelled move drops `b` again. The copy to drop is in the
 //! job's stored spec, so a restart between the two steps finishes it.
 //!
-//! Both run in the table's write turn, so no write is half-way when the
-//! copies change.
+//! On a striped table `WITH (copies = k)` members are grouped by position,
+//! so `MOVE MEMBER a TO b` puts `b` in `a`'s place at once: `a` is no
+//! longer written or read, and `b` is filled from a current copy of the
+//! group (the move needs one) as a `move member` job — the group keeps its
+//! other copies meanwhile, one fewer than usual. A cancelled move puts `a`
+//! back in its place, refilled the same way since it missed the writes
+//! made meanwhile.
+//!
+//! All of these run in the table's write turn, so no write is half-way
+//! when the copies change.
 
 use std::sync::Arc;
 
@@ -48,6 +56,15 @@ pub(super) enum CopyChange {
         replacing: Option<MemberName>,
     },
     Drop,
+    /// The new copy takes `old`'s place in its group of a striped table
+    /// `WITH (copies = k)` at once, filled from a current copy of the group
+    /// (`MOVE MEMBER` there: members are grouped by position). `undo`: it
+    /// puts back the copy a cancelled move replaced, filled again by a
+    /// resync rather than a move job.
+    Replace {
+        old: MemberName,
+        undo: bool,
+    },
 }
 
 impl Engine {
@@ -67,7 +84,9 @@ impl Engine {
             );
         };
         let described = logical.definition.described();
-        if !logical.definition.layout.is_mirrored() {
+        let replaces_in_group =
+            matches!(change, CopyChange::Replace { .. }) && logical.definition.layout.has_copies();
+        if !logical.definition.layout.is_mirrored() && !replaces_in_group {
             return sql_err!(
                 codes::WRONG_OBJECT_TYPE,
                 "{described} is not mirrored: ADD MIRROR and DROP MIRROR change the copies of a mirrored table"
@@ -83,8 +102,10 @@ impl Engine {
         let _turn = Arc::clone(&logical.mirror.turn).lock_owned().await;
         let mut definition = logical.definition.clone();
         let key = definition.key();
-        let add = matches!(change, CopyChange::Add { .. });
-        if let CopyChange::Add { replacing } = &change {
+        let add = !matches!(change, CopyChange::Drop);
+        if let CopyChange::Replace { old, .. } = &change {
+            replace_in_group(self, &logical, &mut definition, old, &copy).await?;
+        } else if let CopyChange::Add { replacing } = &change {
             if definition.members.contains(&copy) {
                 return sql_err!(
                     codes::DUPLICATE_OBJECT,
@@ -133,7 +154,28 @@ impl Engine {
             .await?;
         let copy_name = copy.to_string();
         let mut job = None;
-        if let CopyChange::Add { replacing } = &change {
+        if let CopyChange::Replace { old, undo } = &change {
+            self.store.forget_copy(&key, &old.to_string()).await?;
+            // Every row to copy: the catch-up fills it (a resync job when
+            // undoing a move).
+            self.store
+                .end_writes(
+                    &key,
+                    &[],
+                    &[Missed {
+                        copy: copy_name.clone(),
+                        keys: None,
+                    }],
+                )
+                .await?;
+            if !undo {
+                job = Some(
+                    super::fill::start(self, &logical, &copy_name, Some(old))
+                        .await?
+                        .id(),
+                );
+            }
+        } else if let CopyChange::Add { replacing } = &change {
             // Every row to copy: the catch-up fills it.
             self.store
                 .end_writes(
@@ -146,9 +188,8 @@ impl Engine {
                 )
                 .await?;
             // Shown in koios.system.jobs at once; the catch-up runs it.
-            let replacing = replacing.as_ref().map(ToString::to_string);
             job = Some(
-                super::fill::start(self, &logical, &copy_name, replacing.as_deref())
+                super::fill::start(self, &logical, &copy_name, replacing.as_ref())
                     .await?
                     .id(),
             );
@@ -238,7 +279,9 @@ pub(super) async fn finish_moves(engine: &Engine, table: &LogicalTable) -> Resul
         } else {
             (spec.replaces.as_deref(), Ok(()))
         };
-        if let Some(drop) = drop
+        if job.is_cancelled() && !definition.layout.is_mirrored() {
+            undo_move(engine, table, &spec).await?;
+        } else if let Some(drop) = drop
             && let Some(member) = definition.members.iter().find(|m| m.to_string() == drop)
         {
             engine
@@ -257,6 +300,102 @@ pub(super) async fn finish_moves(engine: &Engine, table: &LogicalTable) -> Resul
     Ok(())
 }
 
+/// Checks a `MOVE MEMBER old TO new` of a striped table with copies and
+/// puts `new` in `old`'s place in `definition`: `old` must be a member
+/// whose group keeps another current copy (to fill `new` from), `new` no
+/// member yet (created, or checked, in its backend).
+async fn replace_in_group(
+    engine: &Engine,
+    logical: &LogicalTable,
+    definition: &mut super::definition::LogicalTableDef,
+    old: &MemberName,
+    new: &MemberName,
+) -> Result<()> {
+    let described = definition.described();
+    if definition.members.contains(new) {
+        return sql_err!(
+            codes::DUPLICATE_OBJECT,
+            "{new} is already a member of {described}"
+        );
+    }
+    let Some(index) = definition.members.iter().position(|m| m == old) else {
+        return sql_err!(
+            codes::UNDEFINED_OBJECT,
+            "{old} is not a member of {described}"
+        );
+    };
+    let peers_current = definition
+        .group_members(definition.group_of(index))
+        .any(|i| i != index && !logical.mirror.copies[i].is_stale());
+    if !peers_current {
+        return sql_err!(
+            codes::FEATURE_NOT_SUPPORTED,
+            "{old} holds the only current copy of its rows in {described}: the other copies of its group are still catching up; move it once they are current"
+        );
+    }
+    engine
+        .check_or_create_member(definition, &logical.declared, new)
+        .await?;
+    definition.members[index] = new.clone();
+    Ok(())
+}
+
+/// A cancelled move of a striped table's copy: the copy it replaced takes
+/// its place again, filled from its group by a resync (it missed the
+/// writes made meanwhile).
+async fn undo_move(engine: &Engine, table: &LogicalTable, spec: &MoveSpec) -> Result<()> {
+    let definition = &table.definition;
+    let find = |name: &str| definition.members.iter().find(|m| m.to_string() == name);
+    let (Some(new), Some(old)) = (find(&spec.copy), spec.replaced.clone()) else {
+        return Ok(());
+    };
+    engine
+        .alter_mirror(
+            &definition.schema,
+            &definition.table,
+            old,
+            CopyChange::Replace {
+                old: new.clone(),
+                undo: true,
+            },
+        )
+        .await
+        .map(drop)
+}
+
+/// Ends a fill that was cancelled: an added copy is dropped again; on a
+/// striped table with copies (a move, in place), the replaced copy is put
+/// back.
+pub(super) async fn cancelled_fill(
+    engine: &Engine,
+    table: &LogicalTable,
+    copy: &MemberName,
+    job: &crate::engine::jobs::Job,
+) -> Result<()> {
+    let definition = &table.definition;
+    if !definition.members.contains(copy) {
+        return Ok(());
+    }
+    if !definition.layout.is_mirrored() {
+        let spec: MoveSpec = serde_json::from_str(&job.spec()).map_err(|e| {
+            datafusion::error::DataFusionError::Internal(format!(
+                "move job {} has an unreadable spec: {e}",
+                job.id()
+            ))
+        })?;
+        return undo_move(engine, table, &spec).await;
+    }
+    engine
+        .alter_mirror(
+            &definition.schema,
+            &definition.table,
+            copy.clone(),
+            CopyChange::Drop,
+        )
+        .await
+        .map(drop)
+}
+
 /// What a fill job stores: its table, the copy it fills and, for a move,
 /// the copy to drop after.
 #[derive(Debug, serde::Deserialize)]
@@ -264,6 +403,10 @@ struct MoveSpec {
     copy: String,
     #[serde(default)]
     replaces: Option<String>,
+    /// The same, as a member (kept by moves since striped tables with
+    /// copies could move members: what a cancelled one puts back).
+    #[serde(default)]
+    replaced: Option<MemberName>,
 }
 
 /// The copies' states of `old` carried over to `new` (by copy name), with

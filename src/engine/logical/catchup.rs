@@ -221,18 +221,7 @@ async fn stopped_fill(
     if !job.state().is_finished() {
         job.finish(&Err(error)).await?;
     }
-    let definition = &table.definition;
-    if definition.members.contains(&member.name) {
-        engine
-            .alter_mirror(
-                &definition.schema,
-                &definition.table,
-                member.name.clone(),
-                super::alter::CopyChange::Drop,
-            )
-            .await?;
-    }
-    Ok(())
+    super::alter::cancelled_fill(engine, table, &member.name, job).await
 }
 
 /// Gives `target` what `current` holds for the keys of `entries` (every

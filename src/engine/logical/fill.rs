@@ -73,12 +73,15 @@ pub(super) async fn start(
     engine: &Engine,
     table: &LogicalTable,
     copy: &str,
-    replaces: Option<&str>,
+    replaces: Option<&super::definition::MemberName>,
 ) -> Result<Arc<Job>> {
     let mut spec = serde_json::json!({ "table": table.definition.key(), "copy": copy });
     let kind = match replaces {
         Some(old) => {
-            spec["replaces"] = old.into();
+            spec["replaces"] = old.to_string().into();
+            spec["replaced"] = serde_json::to_value(old).map_err(|e| {
+                datafusion::error::DataFusionError::Internal(format!("a move's spec: {e}"))
+            })?;
             MOVE_MEMBER_JOB
         }
         None => FILL_JOB,

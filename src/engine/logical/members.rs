@@ -17,6 +17,11 @@
 //!   and drops `a` once `b` is filled and current, as one job.
 //! * A **round-robin** table: `ADD MEMBER` adds a member new rows are
 //!   spread over; no row moves.
+//! * A hash-striped table **with copies** (members grouped by position):
+//!   `MOVE MEMBER a TO b` puts `b` in `a`'s place in its group at once,
+//!   filled from a current copy of the group like a new mirror
+//!   ([`super::alter`]); adding or dropping single members, which would
+//!   break the groups, is refused.
 //!
 //! Installing a rebalance waits for the writes under way (the table's
 //! writers' lock) so that every later write journals the keys it touched
@@ -118,10 +123,22 @@ impl Engine {
                 Layout::StripedHash {
                     copies: Some(_), ..
                 },
+                MemberChange::Move(from, to),
+            ) => {
+                let change = CopyChange::Replace {
+                    old: from,
+                    undo: false,
+                };
+                self.alter_mirror(schema, table, to, change).await
+            }
+            (
+                Layout::StripedHash {
+                    copies: Some(_), ..
+                },
                 _,
             ) => sql_err!(
                 codes::FEATURE_NOT_SUPPORTED,
-                "{described} keeps copies of its rows: changing the members of striped mirrors is not supported yet (create a new table and MIGRATE the rows)"
+                "{described} keeps copies of its rows in groups of members: MOVE MEMBER replaces one copy of a group; ADD MEMBER and DROP MEMBER are not supported there yet (create a new table and MIGRATE the rows)"
             ),
             (Layout::StripedHash { key, .. }, change) => {
                 let key = key.clone();
