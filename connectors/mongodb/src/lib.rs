@@ -95,9 +95,16 @@ impl Connector for MongoConnector {
         table: &dyn datafusion::catalog::TableProvider,
     ) -> Option<koios_connector::TableCapabilities> {
         let table = table.downcast_ref::<table::MongoTable>()?;
+        // `_id` is every collection's key (unique, indexed), when the
+        // collection shows it.
+        let primary_key =
+            match datafusion::catalog::TableProvider::schema(table).field_with_name("_id") {
+                Ok(_) => vec!["_id".to_string()],
+                Err(_) => Vec::new(),
+            };
         Some(koios_connector::TableCapabilities {
             remote: None,
-            primary_key: Vec::new(),
+            primary_key,
             estimated_rows: table.row_estimate,
             server_defaults: Vec::new(),
         })
