@@ -19,7 +19,12 @@
 //! against, and its times are the single-engine reference. When the
 //! `mysql_fdw` extension is installed (`postgresql-15-mysql-fdw`), each query
 //! also runs once on the peer setup: a PostgreSQL database with postgres_fdw,
-//! mysql_fdw and file_fdw (part as a text file) over the same split.
+//! mysql_fdw and file_fdw (part as a text file) over the same split. When
+//! `KOIOS_BENCH_DUCKDB_PYTHON` names the Python of a virtual environment
+//! with DuckDB 1.4 and its scanners (`duckdb==1.4.4 duckdb-ext==0.1.2
+//! duckdb-ext-postgres==1.4.4.20260205 duckdb-ext-mysql==1.4.4.20260205`),
+//! each query also runs on DuckDB over the same split (best of the same
+//! number of runs), its answer compared with the reference.
 //!
 //! Run: `cargo bench --bench tpch_federated` (PostgreSQL and MariaDB running,
 //! `scripts/services.sh`). `KOIOS_BENCH_SF` changes the scale factor
@@ -27,6 +32,8 @@
 
 #[allow(dead_code)] // each benchmark uses part of the shared helpers
 mod common;
+#[path = "tpch-federated/duckdb.rs"]
+mod duckdb;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -457,11 +464,16 @@ async fn main() {
     .await;
 
     let fdw = fdw_peer(sf).await;
+    let duck = duckdb::DuckDb::from_env(parquet.join("part.parquet"), DATABASE);
+    let query_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/tpch-federated/queries");
 
     println!(
         "TPC-H SF {sf}: PostgreSQL (lineitem, orders, partsupp) + MariaDB (customer, nation, region, supplier) + Parquet (part)"
     );
-    println!("query   federated   local Parquet   ratio   rows   answer    postgres_fdw+mysql_fdw");
+    println!(
+        "query   federated   local Parquet   ratio   rows   answer    DuckDB (answer, Koios ÷ DuckDB)   postgres_fdw+mysql_fdw"
+    );
+    let (mut total_duck, mut slower_than_duck, mut duck_equal) = (Duration::ZERO, 0, 0);
     let (mut total_fed, mut total_local, mut correct, mut count) =
         (Duration::ZERO, Duration::ZERO, 0, 0);
     let (mut total_fdw, mut faster_than_fdw) = (Duration::ZERO, 0);
@@ -488,6 +500,24 @@ async fn main() {
         correct += same as usize;
         total_fed += fed;
         total_local += local;
+        let duck_column = match &duck {
+            Some(peer) => match peer.run(&query_dir.join(format!("q{n}.sql")), RUNS) {
+                Ok((t, rows)) => {
+                    total_duck += t;
+                    slower_than_duck += (fed > t) as usize;
+                    let equal = duckdb::same_answer(&local_rows, &rows);
+                    duck_equal += equal as usize;
+                    format!(
+                        "{:>8.2} s {:<9} {:>5.2}x",
+                        t.as_secs_f64(),
+                        if equal { "ok" } else { "DIFFERENT" },
+                        fed.as_secs_f64() / t.as_secs_f64().max(1e-9)
+                    )
+                }
+                Err(e) => format!("failed: {}", e.lines().last().unwrap_or_default()),
+            },
+            None => "-".to_string(),
+        };
         // The peer once: its answers are not compared (PostgreSQL rounds
         // averages to other scales), only timed.
         let peer = match &fdw {
@@ -513,7 +543,7 @@ async fn main() {
             None => "-".to_string(),
         };
         println!(
-            "Q{n:<6} {:>8.2} s   {:>10.2} s   {:>5.2}x   {:>4}   {:<9} {peer}",
+            "Q{n:<6} {:>8.2} s   {:>10.2} s   {:>5.2}x   {:>4}   {:<9} {duck_column:<32} {peer}",
             fed.as_secs_f64(),
             local.as_secs_f64(),
             fed.as_secs_f64() / local.as_secs_f64().max(1e-9),
@@ -534,6 +564,15 @@ async fn main() {
         total_local.as_secs_f64(),
         total_fed.as_secs_f64() / total_local.as_secs_f64().max(1e-9),
     );
+    if duck.is_some() {
+        println!(
+            "DuckDB 1.4 scanners, same split, same run: {:.2} s; Koios ÷ DuckDB {:.2}x (target <= 0.8x); Koios slower on {slower_than_duck}/{count} queries (target 0); DuckDB's answers equal to the reference on {duck_equal}/{count}",
+            total_duck.as_secs_f64(),
+            total_fed.as_secs_f64() / total_duck.as_secs_f64().max(1e-9)
+        );
+    } else {
+        println!("DuckDB: not measured (set KOIOS_BENCH_DUCKDB_PYTHON)");
+    }
     match fdw {
         Some(_) => println!(
             "postgres_fdw + mysql_fdw + file_fdw, same split, same run: at least {:.2} s (queries cancelled after {} s count as {} s); Koios faster on {faster_than_fdw}/{count} queries",
