@@ -465,7 +465,8 @@ async fn main() {
 
     let fdw = fdw_peer(sf).await;
     let duck = duckdb::DuckDb::from_env(parquet.join("part.parquet"), DATABASE);
-    let query_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/tpch-federated/queries");
+    let query_dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/tpch-federated/queries");
 
     println!(
         "TPC-H SF {sf}: PostgreSQL (lineitem, orders, partsupp) + MariaDB (customer, nation, region, supplier) + Parquet (part)"

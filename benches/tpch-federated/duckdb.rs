@@ -27,8 +27,8 @@ impl DuckDb {
 
     /// The best of `runs` of the query in `file`, and its rows as text.
     pub fn run(&self, file: &Path, runs: usize) -> Result<(Duration, Vec<Vec<String>>), String> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("benches/tpch-federated/duckdb_peer.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/tpch-federated/duckdb_peer.py");
         let output = std::process::Command::new(&self.python)
             .arg(script)
             .arg(format!(

@@ -7,7 +7,7 @@
 //! listen = "127.0.0.1:5433"
 //! memory_limit = "2GiB"
 //! batch_size = 8192
-//! dynamic_filter_max_keys = 200000  # join keys sent to the other side's scan as an IN list
+//! dynamic_filter_max_keys = 50000   # join keys sent to the other side's scan as an IN list
 //! max_connections = 100    # one more client gets FATAL 53300 "sorry, too many clients already"
 //! tls_cert = "server.pem"  # PEM certificate chain; with tls_key, clients may use TLS
 //! tls_key = "server.key"   # PEM private key (PKCS#8, PKCS#1 or SEC1)
@@ -147,7 +147,7 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             memory_limit: None,
             batch_size: 8192,
-            dynamic_filter_max_keys: 200_000,
+            dynamic_filter_max_keys: 50_000,
             metadata: MetadataLocation::default_in(&data_dir),
             data_dir,
             max_connections: DEFAULT_MAX_CONNECTIONS,

@@ -6,7 +6,8 @@
 //! its other side. A remote scan translates the parts of it the server
 //! evaluates exactly like DataFusion — comparisons and IN lists of one column
 //! with literals, on columns whose [`Semantics`] allow it — into predicates
-//! for its SQL. Anything else is left out: the join still checks every row,
+//! for its SQL; a partitioned join's filter (one branch of keys per
+//! partition) as the union of its branches. Anything else is left out: the join still checks every row,
 //! so a weaker remote filter is always safe.
 
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
+use datafusion::logical_expr::utils::{conjunction, disjunction};
 use datafusion::logical_expr::{Expr, Operator, binary_expr, in_list, lit};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
+    BinaryExpr, CaseExpr, CastExpr, Column, DynamicFilterPhysicalExpr, InListExpr, Literal,
 };
 use datafusion::physical_plan::filter_pushdown::{ChildPushdownResult, PushedDown};
 
@@ -93,6 +95,29 @@ fn collect(
         {
             out.push(binary_expr(column.expr, op, lit(value)));
         }
+    } else if let Some(case) = expr.as_ref().downcast_ref::<CaseExpr>() {
+        // A partitioned join's filter: each partition's keys in its own
+        // branch (`CASE hash % n WHEN 0 THEN … END`). A row passes only its
+        // own partition's branch, so the union of the branches is weaker
+        // and safe; a branch that cannot be bounded leaves nothing.
+        if case.else_expr().is_some_and(|e| !is_false(e)) {
+            return;
+        }
+        let mut branches = Vec::new();
+        for (_, then) in case.when_then_expr() {
+            if is_false(then) {
+                continue;
+            }
+            let mut found = Vec::new();
+            collect(then, resolve, literal_pushable, &mut found);
+            match conjunction(found) {
+                Some(predicate) => branches.push(predicate),
+                None => return,
+            }
+        }
+        if let Some(predicate) = disjunction(branches) {
+            out.push(predicate);
+        }
     } else if let Some(list) = expr.as_ref().downcast_ref::<InListExpr>()
         && !list.negated()
         && let Some(column) = column_of(list.expr(), resolve)
@@ -111,6 +136,14 @@ fn collect(
             out.push(in_list(column.expr, values, false));
         }
     }
+}
+
+/// Whether `expr` is the literal `false` (a partition whose build side
+/// holds no key).
+fn is_false(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    expr.as_ref()
+        .downcast_ref::<Literal>()
+        .is_some_and(|l| l.value() == &ScalarValue::Boolean(Some(false)))
 }
 
 /// The column `expr` reads, directly or through a cast that keeps values
