@@ -357,7 +357,7 @@ fn jobs_lists_and_watches_a_migration_until_it_ends() {
     let waited = std::process::Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &served.port.to_string(), "-U", "koios", "-d", "koios", "-tA", "-c"])
         .arg(format!(
-            "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 2000, parallel = 1, wait = true)",
+            "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 500, parallel = 1, wait = true)",
             my.name
         ))
         .output()
@@ -384,7 +384,7 @@ fn jobs_lists_and_watches_a_migration_until_it_ends() {
         let ahead = runtime.block_on(async {
             let (client, mut notices) = connect_with_notices(served.port).await;
             let sql = format!(
-                "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 2000, parallel = 1, wait = true)",
+                "MIGRATE TABLE my.{}.moved TO pg.public.moved WITH (mode = 'replace', chunk_rows = 500, parallel = 1, wait = true)",
                 my.name
             );
             if extended {
