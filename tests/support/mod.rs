@@ -397,7 +397,13 @@ pub struct TestServer {
 impl TestServer {
     /// A server with the test configuration and its own PostgreSQL database.
     pub async fn start_test() -> TestServer {
-        let (config, databases) = test_config();
+        TestServer::start_test_with(|_| {}).await
+    }
+
+    /// [`TestServer::start_test`] with the test configuration changed first.
+    pub async fn start_test_with(change: impl FnOnce(&mut Config)) -> TestServer {
+        let (mut config, databases) = test_config();
+        change(&mut config);
         let mut server = TestServer::start(config).await;
         server.pg = Some(databases.pg);
         server.my = Some(databases.my);
