@@ -192,12 +192,7 @@ impl SqlBackend for PgBackend {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Option<Expr> {
-        if table.is_view || table.pseudo_columns.is_empty() {
-            return None;
-        }
-        // With neither end, a predicate that holds for every row, so the
-        // range still reads as one query.
-        crate::scan::block_range(from, to).or_else(|| crate::scan::block_range(Some(0), None))
+        self.heap_range(table, from, to)
     }
 
     fn execute(

@@ -69,6 +69,21 @@ impl PgBackend {
             .collect())
     }
 
+    /// The rows of `table` in heap blocks `from <= block < to`; `None` for
+    /// a view. With neither end, a predicate that holds for every row, so
+    /// the range still reads as one query.
+    pub(crate) fn heap_range(
+        &self,
+        table: &RemoteTable<PgCodec>,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Option<Expr> {
+        if table.is_view || table.pseudo_columns.is_empty() {
+            return None;
+        }
+        block_range(from, to).or_else(|| block_range(Some(0), None))
+    }
+
     /// How many blocks `table`'s heap has now; `None` for a view (no heap
     /// Koios reads by `ctid`).
     pub(crate) async fn heap_blocks(&self, table: &RemoteTable<PgCodec>) -> Result<Option<u64>> {
@@ -517,7 +532,7 @@ fn col_ctid() -> Expr {
 /// The rows in heap blocks `from <= block < to` (an open end where
 /// `None`): disjoint, complete, and cheap for PostgreSQL 14+ (TID range
 /// scans).
-pub(crate) fn block_range(from: Option<i64>, to: Option<i64>) -> Option<Expr> {
+fn block_range(from: Option<i64>, to: Option<i64>) -> Option<Expr> {
     let bound = |block: i64| lit(format!("({block},0)"));
     let low = from.map(|block| col_ctid().gt_eq(bound(block)));
     let high = to.map(|block| col_ctid().lt(bound(block)));
